@@ -1,0 +1,160 @@
+//! The auth provider's JWKS: fetched lazily, cached across invocations, and refetched on an
+//! unknown `kid` at most once per [`MIN_REFETCH_INTERVAL`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::error::ApiError;
+
+/// Shortest time between two fetches of the JWKS (bounds what unknown `kid`s can cost).
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+#[derive(Default)]
+struct Cached {
+    keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
+    last_attempt: Option<Instant>,
+    ever_loaded: bool,
+}
+
+/// A cached JWKS.
+pub struct JwksCache {
+    url: String,
+    client: reqwest::Client,
+    cached: RwLock<Cached>,
+    /// Serialises refetches, so a burst of unknown `kid`s makes one request.
+    refetch: Mutex<()>,
+}
+
+impl JwksCache {
+    /// A cache of the JWKS at `url`; nothing is fetched until a token needs a key.
+    pub fn new(url: String, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .expect("a reqwest client with rustls and timeouts always builds");
+        JwksCache {
+            url,
+            client,
+            cached: RwLock::new(Cached::default()),
+            refetch: Mutex::new(()),
+        }
+    }
+
+    /// The key with `kid`, which must be a key for `alg`.
+    pub async fn key(&self, kid: &str, alg: Algorithm) -> Result<Arc<DecodingKey>, ApiError> {
+        if let Some(found) = self.lookup(kid, alg).await {
+            return found;
+        }
+        let _one_fetch_at_a_time = self.refetch.lock().await;
+        let recently_tried = {
+            let cached = self.cached.read().await;
+            if let Some(found) = lookup_in(&cached, kid, alg) {
+                return found;
+            }
+            match cached.last_attempt {
+                Some(at) if at.elapsed() < MIN_REFETCH_INTERVAL => Some(cached.ever_loaded),
+                _ => None,
+            }
+        };
+        match recently_tried {
+            Some(true) => return Err(ApiError::InvalidToken),
+            Some(false) => return Err(ApiError::AuthUnavailable),
+            None => {}
+        }
+        let fetched = self.fetch().await;
+        let mut cached = self.cached.write().await;
+        cached.last_attempt = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                cached.keys = keys;
+                cached.ever_loaded = true;
+                lookup_in(&cached, kid, alg).unwrap_or(Err(ApiError::InvalidToken))
+            }
+            Err(reason) => {
+                tracing::warn!(reason, "JWKS fetch failed");
+                Err(ApiError::AuthUnavailable)
+            }
+        }
+    }
+
+    async fn lookup(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+    ) -> Option<Result<Arc<DecodingKey>, ApiError>> {
+        lookup_in(&*self.cached.read().await, kid, alg)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, Arc<DecodingKey>)>, &'static str> {
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|_| "request failed")?;
+        if !response.status().is_success() {
+            return Err("non-success status");
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > MAX_JWKS_BYTES)
+        {
+            return Err("document too large");
+        }
+        let body = response.bytes().await.map_err(|_| "body read failed")?;
+        if body.len() > MAX_JWKS_BYTES {
+            return Err("document too large");
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|_| "not a JWKS document")?;
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let alg = match &jwk.algorithm {
+                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                        Algorithm::ES256
+                    }
+                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    _ => return None,
+                };
+                let declared_ok = match jwk.common.key_algorithm {
+                    None => true,
+                    Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
+                    Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
+                    Some(_) => false,
+                };
+                let key = DecodingKey::from_jwk(jwk).ok().filter(|_| declared_ok)?;
+                Some((kid, (alg, Arc::new(key))))
+            })
+            .collect::<HashMap<_, _>>();
+        if keys.is_empty() {
+            return Err("no usable ES256/RS256 key");
+        }
+        Ok(keys)
+    }
+}
+
+/// `Some(Ok(key))` if `kid` is cached for `alg`, `Some(Err)` if cached for another algorithm,
+/// `None` if unknown.
+fn lookup_in(
+    cached: &Cached,
+    kid: &str,
+    alg: Algorithm,
+) -> Option<Result<Arc<DecodingKey>, ApiError>> {
+    cached.keys.get(kid).map(|(key_alg, key)| {
+        if *key_alg == alg {
+            Ok(Arc::clone(key))
+        } else {
+            Err(ApiError::InvalidToken)
+        }
+    })
+}

@@ -1,0 +1,170 @@
+//! The API's error type and its JSON body (see `CONTRACT.md`):
+//! `{"detail": msg, "error": {"code": CODE, "message": msg, "details"?: {...}}}`.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+/// Seconds a client is asked to wait after a 503 from storage.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 1;
+
+/// Every failure the API reports. Each variant fixes its status, code and human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer` credentials were sent (401 `UNAUTHORIZED`).
+    #[error("Authentication required.")]
+    MissingToken,
+    /// The token is malformed, badly signed, or has wrong claims (401 `INVALID_TOKEN`).
+    #[error("Invalid access token.")]
+    InvalidToken,
+    /// The token's `exp` has passed (401 `TOKEN_EXPIRED`).
+    #[error("Access token has expired.")]
+    TokenExpired,
+    /// The signing keys could not be fetched (503 `AUTH_UNAVAILABLE`).
+    #[error("Authentication is temporarily unavailable. Please retry.")]
+    AuthUnavailable,
+    /// Storage failed or throttled (503 `SERVICE_UNAVAILABLE`). Never reported as a zero balance.
+    #[error("The service is temporarily unavailable. Please retry.")]
+    StorageUnavailable,
+    /// The route exists but not for this method (405 `METHOD_NOT_ALLOWED`).
+    #[error("Method not allowed.")]
+    MethodNotAllowed {
+        /// The method the route accepts, for the `Allow` header.
+        allow: http::Method,
+    },
+    /// The request body is over the endpoint's cap (413 `PAYLOAD_TOO_LARGE`).
+    #[error("Request body too large.")]
+    PayloadTooLarge,
+    /// No such route (404 `NOT_FOUND`).
+    #[error("Not found.")]
+    NotFound,
+    /// An unexpected internal failure (500 `INTERNAL_ERROR`); details go to the log only.
+    #[error("Internal error.")]
+    Internal,
+}
+
+impl ApiError {
+    /// HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingToken | ApiError::InvalidToken | ApiError::TokenExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::AuthUnavailable | ApiError::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable UPPER_SNAKE code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingToken => "UNAUTHORIZED",
+            ApiError::InvalidToken => "INVALID_TOKEN",
+            ApiError::TokenExpired => "TOKEN_EXPIRED",
+            ApiError::AuthUnavailable => "AUTH_UNAVAILABLE",
+            ApiError::StorageUnavailable => "SERVICE_UNAVAILABLE",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Seconds the client should wait before retrying, where a retry makes sense.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::AuthUnavailable | ApiError::StorageUnavailable => {
+                Some(STORAGE_RETRY_AFTER_SECS)
+            }
+            _ => None,
+        }
+    }
+
+    /// Extra response headers this error requires (RFC 6750 `WWW-Authenticate`, `Allow`, `Retry-After`).
+    pub fn headers(&self) -> Vec<(http::HeaderName, String)> {
+        let mut headers = Vec::new();
+        let challenge = match self {
+            ApiError::MissingToken => Some(r#"Bearer realm="api""#.to_owned()),
+            ApiError::InvalidToken | ApiError::TokenExpired => Some(format!(
+                r#"Bearer realm="api", error="invalid_token", error_description="{self}""#
+            )),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            headers.push((http::header::WWW_AUTHENTICATE, challenge));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            headers.push((http::header::ALLOW, allow.to_string()));
+        }
+        if let Some(secs) = self.retry_after() {
+            headers.push((http::header::RETRY_AFTER, secs.to_string()));
+        }
+        headers
+    }
+
+    /// The JSON error body of the contract.
+    pub fn body(&self) -> Value {
+        let message = self.to_string();
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let Some(secs) = self.retry_after() {
+            error["details"] = json!({ "retry_after": secs });
+        }
+        json!({ "detail": message, "error": error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_carries_detail_code_and_message() {
+        let body = ApiError::InvalidToken.body();
+        assert_eq!(body["detail"], "Invalid access token.");
+        assert_eq!(body["error"]["code"], "INVALID_TOKEN");
+        assert_eq!(body["error"]["message"], body["detail"]);
+        assert!(body["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn unavailable_errors_ask_for_a_retry() {
+        let err = ApiError::StorageUnavailable;
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.body()["error"]["details"]["retry_after"], 1);
+        assert!(
+            err.headers()
+                .contains(&(http::header::RETRY_AFTER, "1".into()))
+        );
+    }
+
+    #[test]
+    fn auth_errors_carry_a_bearer_challenge() {
+        for err in [
+            ApiError::MissingToken,
+            ApiError::InvalidToken,
+            ApiError::TokenExpired,
+        ] {
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+            let headers = err.headers();
+            let (_, challenge) = headers
+                .iter()
+                .find(|(n, _)| n == http::header::WWW_AUTHENTICATE)
+                .unwrap();
+            assert!(challenge.starts_with("Bearer "));
+        }
+        assert_eq!(ApiError::TokenExpired.code(), "TOKEN_EXPIRED");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_method() {
+        let err = ApiError::MethodNotAllowed {
+            allow: http::Method::GET,
+        };
+        assert_eq!(err.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(err.headers().contains(&(http::header::ALLOW, "GET".into())));
+    }
+}

@@ -1,0 +1,32 @@
+//! Shared mechanics of the user & billing Lambdas.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`config`] | environment configuration, validated at cold start |
+//! | [`auth`] | bearer-token verification (HS256 or JWKS) |
+//! | [`users`] | user ids, the status view, first-sight record creation |
+//! | [`store`] | the storage trait, its DynamoDB and embedded implementations |
+//! | [`error`] | the API error type and its JSON body |
+//! | [`http`] | responses and method checks for handlers |
+//! | [`app`] | what a Lambda builds once at init |
+//! | [`telemetry`] | JSON logs |
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+
+pub use app::App;
+pub use error::ApiError;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}

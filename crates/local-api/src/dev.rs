@@ -1,0 +1,75 @@
+//! Local defaults: the environment wins; what is missing gets a development value. Without JWT
+//! settings a random HS256 secret is generated and a demo token printed. (The Lambdas never do
+//! this: they refuse to start without JWT settings.)
+
+use std::time::Duration;
+
+use common::config::{Config, ConfigError};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+/// The user the printed demo token belongs to.
+pub const DEMO_USER: &str = "00000000-0000-4000-8000-000000000001";
+/// Issuer of development tokens.
+const DEV_ISSUER: &str = "http://127.0.0.1/auth/v1";
+/// Lifetime of the printed demo token.
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The environment plus local defaults.
+pub struct LocalConfig {
+    env: fn(&str) -> Option<String>,
+    dev_secret: Option<String>,
+}
+
+impl LocalConfig {
+    /// Reads the process environment; generates a dev secret if no JWT key is configured.
+    pub fn from_env() -> Self {
+        let env: fn(&str) -> Option<String> = |name| std::env::var(name).ok();
+        let has_jwt = env("JWT_HS256_SECRET").is_some() || env("JWT_JWKS_URL").is_some();
+        let dev_secret = (!has_jwt).then(|| {
+            format!(
+                "dev-{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
+        LocalConfig { env, dev_secret }
+    }
+
+    /// DynamoDB is used when an endpoint or a table is configured.
+    pub fn uses_dynamodb(&self) -> bool {
+        (self.env)("DYNAMODB_ENDPOINT").is_some() || (self.env)("TABLE_NAME").is_some()
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            (self.env)(name).or_else(|| match name {
+                "TABLE_NAME" => Some("local".into()),
+                "AWS_REGION" => Some("us-east-1".into()),
+                "JWT_ISSUER" => Some(DEV_ISSUER.into()),
+                "JWT_HS256_SECRET" => self.dev_secret.clone(),
+                _ => None,
+            })
+        })
+    }
+
+    /// A valid token for [`DEMO_USER`], when the secret was generated here.
+    pub fn demo_token(&self, config: &Config) -> Option<String> {
+        let secret = self.dev_secret.as_ref()?;
+        let now = common::unix_now();
+        let claims = json!({
+            "sub": DEMO_USER,
+            "aud": config.jwt.audience,
+            "iss": config.jwt.issuer,
+            "iat": now,
+            "exp": now + DEMO_TOKEN_TTL.as_secs() as i64,
+        });
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .ok()
+    }
+}

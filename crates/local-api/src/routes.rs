@@ -1,0 +1,13 @@
+//! The API Gateway routes, served locally: each path goes to its Lambda's handler.
+
+use common::App;
+use common::http::error_response;
+use lambda_http::{Body, Request, Response};
+
+/// Dispatches by path, as API Gateway does; each handler checks its own method (405).
+pub async fn route(app: &App, req: Request) -> Response<Body> {
+    match req.uri().path() {
+        "/v1/user/status" => user_status::handle(app, req).await,
+        _ => error_response(&common::ApiError::NotFound),
+    }
+}

@@ -1,0 +1,56 @@
+//! A plain HTTP/1 server that turns each request into a `lambda_http::Request`, as API Gateway
+//! would, and each handler response back.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use common::App;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+
+/// Largest request body read (API Gateway's own payload limit is 10 MB; the handlers cap lower).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Serves `app` on `listener` until the process is stopped.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(Arc::clone(&app), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let body = if bytes.is_empty() {
+                Body::Empty
+            } else {
+                Body::Binary(bytes.to_vec())
+            };
+            super::routes::route(&app, lambda_http::Request::from_parts(parts, body)).await
+        }
+        Err(_) => common::http::error_response(&common::ApiError::PayloadTooLarge),
+    };
+    let (parts, body) = response.into_parts();
+    Ok(http::Response::from_parts(
+        parts,
+        Full::new(Bytes::copy_from_slice(body.as_ref())),
+    ))
+}

@@ -1,0 +1,23 @@
+//! `GET /v1/user/status`: authenticate → load (or create on first sight) → respond with the six
+//! status fields. A storage failure is a 503, never a made-up zero balance.
+
+use common::ApiError;
+use common::App;
+use common::http::{require_method, respond};
+use common::users::{self, UserStatus};
+use lambda_http::{Body, Request, Response};
+
+/// Handles one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(status(app, &req).await)
+}
+
+async fn status(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
+    require_method(req, http::Method::GET)?;
+    let user = app.auth.authenticate(req.headers()).await?;
+    let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
+    Ok(UserStatus::from(&record))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! The real DynamoDB implementation on loopback, started by `./scripts/test`, which exports
+//! `TEST_DYNAMODB_ENDPOINT` and `TEST_TABLE_NAME` (the table is created from `template.yaml`).
+
+use aws_sdk_dynamodb::Client;
+use common::config::StorageConfig;
+use common::store::DynamoStore;
+
+/// Region the emulator is addressed in.
+pub const REGION: &str = "us-east-1";
+
+/// Endpoint and table of the running emulator.
+pub fn storage_config() -> StorageConfig {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the suite through ./scripts/test, which starts the DynamoDB emulator")
+        })
+    };
+    StorageConfig {
+        table_name: var("TEST_TABLE_NAME"),
+        region: REGION.to_owned(),
+        endpoint: Some(var("TEST_DYNAMODB_ENDPOINT")),
+    }
+}
+
+/// Dummy credentials the emulator accepts; set before any client is built.
+pub fn set_dummy_credentials() {
+    // SAFETY: called by tests before they build clients; all threads set the same values.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    }
+}
+
+/// A store on the emulator's table.
+pub async fn store() -> DynamoStore {
+    set_dummy_credentials();
+    DynamoStore::connect(&storage_config()).await
+}
+
+/// A raw client on the emulator, to inspect the table behind the store's back.
+pub async fn client() -> Client {
+    set_dummy_credentials();
+    let config = storage_config();
+    let sdk = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+        .endpoint_url(config.endpoint.unwrap())
+        .build();
+    Client::from_conf(sdk)
+}
+
+/// Every item under `USER#<user>`, straight from the table.
+pub async fn items_of(
+    user: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    client()
+        .await
+        .query()
+        .table_name(storage_config().table_name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query the emulator")
+        .items
+        .unwrap_or_default()
+}

@@ -1,0 +1,15 @@
+//! Helpers of the workspace's end-to-end tests.
+//!
+//! | module | for |
+//! |---|---|
+//! | [`emulator`] | the DynamoDB emulator the test command started (moto server on loopback) |
+//! | [`tokens`] | minting access tokens like the auth provider's |
+//! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
+//! | [`binaries`] | finding and starting the workspace's binaries |
+//! | [`conformance`] | the store conformance suite, run against every `Store` |
+
+pub mod binaries;
+pub mod conformance;
+pub mod emulator;
+pub mod runtime_api;
+pub mod tokens;

@@ -1,0 +1,206 @@
+//! The user-status binary as a Lambda: started with `AWS_LAMBDA_RUNTIME_API` pointing at the
+//! Runtime API emulator, fed the sample events of `events/`, storing in DynamoDB on the emulator.
+
+use std::time::Duration;
+
+use integration_tests::runtime_api::{Outcome, RuntimeApi};
+use integration_tests::tokens::{EVENTS_ISSUER, EVENTS_SECRET, EVENTS_USER};
+use integration_tests::{binaries, emulator};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn env_with_storage(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TABLE_NAME", table.to_owned()),
+        ("AWS_REGION", emulator::REGION.to_owned()),
+        ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("JWT_HS256_SECRET", EVENTS_SECRET.to_owned()),
+        ("JWT_ISSUER", EVENTS_ISSUER.to_owned()),
+    ]
+}
+
+fn emulator_env() -> Vec<(&'static str, String)> {
+    let storage = emulator::storage_config();
+    env_with_storage(&storage.endpoint.unwrap(), &storage.table_name)
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The API Gateway response document's status, headers and parsed body.
+fn response(outcome: Outcome) -> (u16, Value, Value) {
+    let Outcome::Response(doc) = outcome else {
+        panic!("function reported an error: {outcome:?}")
+    };
+    let status = doc["statusCode"].as_u64().expect("statusCode") as u16;
+    let body = serde_json::from_str(doc["body"].as_str().expect("text body")).expect("JSON body");
+    (status, doc["headers"].clone(), body)
+}
+
+async fn stdout_of(mut child: tokio::process::Child) -> String {
+    let _ = child.start_kill();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
+    let api = RuntimeApi::start().await;
+    let env = emulator_env();
+    let child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+        .spawn()
+        .unwrap();
+
+    let (status, headers, body) = response(
+        api.invoke(binaries::event("user-status.json"), TIMEOUT)
+            .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    let fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "credits_remaining",
+            "current_plan",
+            "free_messages_remaining",
+            "free_messages_total",
+            "has_subscription",
+            "subscription_status"
+        ]
+    );
+    assert_eq!(body["has_subscription"], false);
+    assert_eq!(body["current_plan"], "free");
+    assert_eq!(body["subscription_status"], "none");
+    assert_eq!(body["free_messages_total"], 10);
+    assert!(body["credits_remaining"].is_i64() && body["free_messages_remaining"].is_i64());
+
+    // The record was created in DynamoDB, once, under the user's partition.
+    let items = emulator::items_of(EVENTS_USER).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["sk"].as_s().unwrap(), "PROFILE");
+
+    // A warm invocation of the same process answers the same.
+    let (status, _, again) = response(
+        api.invoke(binaries::event("user-status.json"), TIMEOUT)
+            .await,
+    );
+    assert_eq!((status, &again), (200, &body));
+
+    let (status, headers, body) = response(
+        api.invoke(binaries::event("user-status-no-token.json"), TIMEOUT)
+            .await,
+    );
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    assert_eq!(body["detail"], body["error"]["message"]);
+
+    let (status, headers, body) = response(
+        api.invoke(binaries::event("user-status-wrong-method.json"), TIMEOUT)
+            .await,
+    );
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "GET");
+    assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+    assert_eq!(
+        emulator::items_of(EVENTS_USER).await.len(),
+        1,
+        "nothing more was written"
+    );
+
+    let logs = stdout_of(child).await;
+    let token = binaries::event("user-status.json")["headers"]["authorization"]
+        .as_str()
+        .unwrap()["Bearer ".len()..]
+        .to_owned();
+    assert!(!logs.contains(&token), "a token reached the logs:\n{logs}");
+    assert!(!logs.contains(EVENTS_SECRET), "the secret reached the logs");
+    assert!(
+        !logs.contains(EVENTS_USER),
+        "a raw user id reached the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_down_is_503_with_retry_after_never_a_zero_balance() {
+    let api = RuntimeApi::start().await;
+    let closed = format!("http://127.0.0.1:{}", binaries::free_port());
+    let env = env_with_storage(&closed, "users-test");
+    let _child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+        .spawn()
+        .unwrap();
+
+    let (status, headers, body) = response(
+        api.invoke(binaries::event("user-status.json"), TIMEOUT)
+            .await,
+    );
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert!(body.get("credits_remaining").is_none());
+}
+
+#[tokio::test]
+async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
+    let api = RuntimeApi::start().await;
+    let mut env = emulator_env();
+    env.retain(|(k, _)| *k != "TABLE_NAME");
+    let mut child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+        .spawn()
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(!status.success());
+    let logs = stdout_of(child).await;
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("TABLE_NAME")).collect();
+    assert_eq!(lines.len(), 1, "one clear line:\n{logs}");
+    assert!(lines[0].contains("\"level\":\"ERROR\""));
+    assert!(!logs.contains(EVENTS_SECRET));
+
+    let mut env = emulator_env();
+    env.retain(|(k, _)| *k != "JWT_HS256_SECRET");
+    let mut child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+        .spawn()
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(
+        !status.success(),
+        "a Lambda never starts without JWT settings"
+    );
+    assert!(stdout_of(child).await.contains("JWT_HS256_SECRET"));
+}

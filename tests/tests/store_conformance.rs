@@ -1,0 +1,30 @@
+//! One conformance suite, two stores: the embedded one and DynamoDB on the emulator.
+
+use std::sync::Arc;
+
+use common::store::{MemoryStore, Store};
+use integration_tests::{conformance, emulator};
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { conformance::$case(Arc::new(MemoryStore::new()) as Arc<dyn Store>).await } )*
+        }
+        mod dynamodb {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { conformance::$case(Arc::new(emulator::store().await) as Arc<dyn Store>).await } )*
+        }
+    };
+}
+
+suite!(
+    missing_user_reads_as_none,
+    created_user_reads_back_identically,
+    second_create_changes_nothing,
+    concurrent_creates_make_exactly_one_record,
+    concurrent_first_sight_agrees_on_one_record,
+    users_are_independent,
+);
