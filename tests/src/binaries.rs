@@ -26,9 +26,44 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The environment of a function on the emulator's table, with the sample events' JWT settings.
+pub fn lambda_env() -> Vec<(&'static str, String)> {
+    let storage = crate::emulator::storage_config();
+    vec![
+        ("TABLE_NAME", storage.table_name),
+        ("AWS_REGION", crate::emulator::REGION.to_owned()),
+        (
+            "DYNAMODB_ENDPOINT",
+            storage.endpoint.expect("emulator endpoint"),
+        ),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("JWT_HS256_SECRET", crate::tokens::EVENTS_SECRET.to_owned()),
+        ("JWT_ISSUER", crate::tokens::EVENTS_ISSUER.to_owned()),
+    ]
+}
+
+/// The Stripe environment of a billing function talking to the stub at `stub_uri`.
+pub fn stripe_env(stub_uri: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "STRIPE_SECRET_KEY",
+            crate::stripe_stub::SECRET_KEY.to_owned(),
+        ),
+        ("STRIPE_PRICE_ID", crate::stripe_stub::PRICE.to_owned()),
+        ("PLAN_CREDITS", "1000".to_owned()),
+        ("STRIPE_API_BASE", stub_uri.to_owned()),
+    ]
+}
+
 /// A command starting the Lambda binary `name` against the Runtime API at `runtime_api`, with
 /// the environment Lambda provides plus `env`. Its stdout and stderr are piped.
-pub fn lambda(name: &str, runtime_api: &str, env: &[(&str, &str)]) -> tokio::process::Command {
+pub fn lambda<I, K, V>(name: &str, runtime_api: &str, env: I) -> tokio::process::Command
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
     let mut command = tokio::process::Command::new(path(name));
     command
         .env_clear()
@@ -38,7 +73,7 @@ pub fn lambda(name: &str, runtime_api: &str, env: &[(&str, &str)]) -> tokio::pro
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test-stream")
-        .envs(env.iter().copied())
+        .envs(env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -52,4 +87,18 @@ pub fn event(file: &str) -> serde_json::Value {
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("sample events are JSON")
+}
+
+/// Stops `child` and returns everything it printed (stdout, then stderr).
+pub async fn output_of(mut child: tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let _ = child.start_kill();
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out).await;
+    }
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut out).await;
+    }
+    out
 }

@@ -7,9 +7,13 @@
 //! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
+//! | [`stripe_stub`] | a loopback Stripe answering with Stripe's official fixtures |
+//! | [`apps`] | apps and requests for calling the handlers directly |
 
+pub mod apps;
 pub mod binaries;
 pub mod conformance;
 pub mod emulator;
 pub mod runtime_api;
+pub mod stripe_stub;
 pub mod tokens;

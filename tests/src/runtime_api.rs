@@ -25,6 +25,19 @@ pub enum Outcome {
     Error(Value),
 }
 
+impl Outcome {
+    /// Status, headers and JSON body of an API Gateway response document; panics on an error.
+    pub fn http(self) -> (u16, Value, Value) {
+        let Outcome::Response(doc) = self else {
+            panic!("the function reported an error: {self:?}")
+        };
+        let status = doc["statusCode"].as_u64().expect("statusCode") as u16;
+        let body =
+            serde_json::from_str(doc["body"].as_str().expect("text body")).expect("JSON body");
+        (status, doc["headers"].clone(), body)
+    }
+}
+
 #[derive(Default)]
 struct Pending {
     waiting: HashMap<String, oneshot::Sender<Outcome>>,

@@ -4,69 +4,30 @@
 use std::time::Duration;
 
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
-use integration_tests::tokens::{EVENTS_ISSUER, EVENTS_SECRET, EVENTS_USER};
+use integration_tests::tokens::{EVENTS_SECRET, EVENTS_USER};
 use integration_tests::{binaries, emulator};
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn env_with_storage(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("TABLE_NAME", table.to_owned()),
-        ("AWS_REGION", emulator::REGION.to_owned()),
-        ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-        ("JWT_HS256_SECRET", EVENTS_SECRET.to_owned()),
-        ("JWT_ISSUER", EVENTS_ISSUER.to_owned()),
-    ]
-}
-
-fn emulator_env() -> Vec<(&'static str, String)> {
-    let storage = emulator::storage_config();
-    env_with_storage(&storage.endpoint.unwrap(), &storage.table_name)
-}
-
-fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-/// The API Gateway response document's status, headers and parsed body.
 fn response(outcome: Outcome) -> (u16, Value, Value) {
-    let Outcome::Response(doc) = outcome else {
-        panic!("function reported an error: {outcome:?}")
-    };
-    let status = doc["statusCode"].as_u64().expect("statusCode") as u16;
-    let body = serde_json::from_str(doc["body"].as_str().expect("text body")).expect("JSON body");
-    (status, doc["headers"].clone(), body)
+    outcome.http()
 }
 
-async fn stdout_of(mut child: tokio::process::Child) -> String {
-    let _ = child.start_kill();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .await
-        .unwrap();
-    out
+fn with(
+    mut env: Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<String>,
+) -> Vec<(&'static str, String)> {
+    env.retain(|(k, _)| *k != name);
+    env.extend(value.map(|v| (name, v)));
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
     let api = RuntimeApi::start().await;
-    let env = emulator_env();
-    let child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+    let child = binaries::lambda("user-status", api.address(), binaries::lambda_env())
         .spawn()
         .unwrap();
 
@@ -138,7 +99,7 @@ async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
         "nothing more was written"
     );
 
-    let logs = stdout_of(child).await;
+    let logs = binaries::output_of(child).await;
     let token = binaries::event("user-status.json")["headers"]["authorization"]
         .as_str()
         .unwrap()["Bearer ".len()..]
@@ -155,8 +116,8 @@ async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
 async fn storage_down_is_503_with_retry_after_never_a_zero_balance() {
     let api = RuntimeApi::start().await;
     let closed = format!("http://127.0.0.1:{}", binaries::free_port());
-    let env = env_with_storage(&closed, "users-test");
-    let _child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+    let env = with(binaries::lambda_env(), "DYNAMODB_ENDPOINT", Some(closed));
+    let _child = binaries::lambda("user-status", api.address(), env)
         .spawn()
         .unwrap();
 
@@ -173,9 +134,8 @@ async fn storage_down_is_503_with_retry_after_never_a_zero_balance() {
 #[tokio::test]
 async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
     let api = RuntimeApi::start().await;
-    let mut env = emulator_env();
-    env.retain(|(k, _)| *k != "TABLE_NAME");
-    let mut child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+    let env = with(binaries::lambda_env(), "TABLE_NAME", None);
+    let mut child = binaries::lambda("user-status", api.address(), env)
         .spawn()
         .unwrap();
     let status = tokio::time::timeout(TIMEOUT, child.wait())
@@ -183,15 +143,14 @@ async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
         .expect("exits")
         .unwrap();
     assert!(!status.success());
-    let logs = stdout_of(child).await;
+    let logs = binaries::output_of(child).await;
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("TABLE_NAME")).collect();
     assert_eq!(lines.len(), 1, "one clear line:\n{logs}");
     assert!(lines[0].contains("\"level\":\"ERROR\""));
     assert!(!logs.contains(EVENTS_SECRET));
 
-    let mut env = emulator_env();
-    env.retain(|(k, _)| *k != "JWT_HS256_SECRET");
-    let mut child = binaries::lambda("user-status", api.address(), &borrowed(&env))
+    let env = with(binaries::lambda_env(), "JWT_HS256_SECRET", None);
+    let mut child = binaries::lambda("user-status", api.address(), env)
         .spawn()
         .unwrap();
     let status = tokio::time::timeout(TIMEOUT, child.wait())
@@ -202,5 +161,9 @@ async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
         !status.success(),
         "a Lambda never starts without JWT settings"
     );
-    assert!(stdout_of(child).await.contains("JWT_HS256_SECRET"));
+    assert!(
+        binaries::output_of(child)
+            .await
+            .contains("JWT_HS256_SECRET")
+    );
 }

@@ -122,3 +122,53 @@ async fn with_dynamodb_configured_it_stores_there() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(emulator::items_of(&user).await.len(), 1);
 }
+
+#[tokio::test]
+async fn billing_endpoints_are_served_with_stripe_settings_and_explained_without() {
+    let stub = integration_tests::stripe_stub::StripeStub::start().await;
+    let mut env: Vec<(&str, String)> = integration_tests::binaries::stripe_env(&stub.uri());
+    env.push(("STRIPE_TIMEOUT_MS", "1000".into()));
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_child, base, curl) = start(&borrowed).await;
+    let (token, _) = parse_curl(&curl.expect("demo token"));
+    let post = |route: &'static str| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            get(
+                &format!("{base}{route}"),
+                Some(&token),
+                reqwest::Method::POST,
+            )
+            .await
+        }
+    };
+    let (status, body) = post("/v1/stripe/create-portal-session").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NO_SUBSCRIPTION"))
+    );
+    let (status, body) = post("/v1/stripe/create-checkout-session").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["checkout_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://checkout.stripe.com/")
+    );
+    let (status, body) = post("/v1/stripe/create-portal-session").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post("/v1/stripe/sync-subscription").await;
+    assert_eq!(
+        (status, body["subscription_status"].as_str()),
+        (200, Some("none"))
+    );
+
+    let (_child, base, curl) = start(&[]).await;
+    let (token, _) = parse_curl(&curl.expect("demo token"));
+    let url = format!("{base}/v1/stripe/create-checkout-session");
+    let (status, body) = get(&url, Some(&token), reqwest::Method::POST).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("BILLING_NOT_CONFIGURED"))
+    );
+}

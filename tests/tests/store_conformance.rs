@@ -27,4 +27,8 @@ suite!(
     concurrent_creates_make_exactly_one_record,
     concurrent_first_sight_agrees_on_one_record,
     users_are_independent,
+    customer_is_linked_both_ways,
+    first_linked_customer_stays,
+    billing_writes_need_a_record,
+    subscription_views_never_move_backwards,
 );

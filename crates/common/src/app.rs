@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError};
+use crate::billing::Billing;
+use crate::config::{Config, ConfigError, StripeConfig};
+use crate::error::ApiError;
 use crate::store::{DynamoStore, Store};
 
 /// Upper bound of one JWKS fetch.
 pub const JWKS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Config, token verifier and store, shared by all invocations of a function.
+/// Config, token verifier, store and (for billing endpoints) Stripe, shared by all invocations.
 pub struct App {
     /// Validated configuration.
     pub config: Config,
@@ -18,29 +20,50 @@ pub struct App {
     pub auth: Authenticator,
     /// User records.
     pub store: Arc<dyn Store>,
+    billing: Option<Billing>,
+}
+
+/// Whether a function needs the Stripe settings at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Auth and storage only.
+    Storage,
+    /// Auth, storage and Stripe: missing Stripe settings stop the function at init.
+    Billing,
 }
 
 impl App {
     /// Assembles an app from its parts (tests and the local API pick the store).
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, billing: Option<Billing>) -> Self {
         let auth = Authenticator::new(&config.jwt, JWKS_TIMEOUT);
         App {
             config,
             auth,
             store,
+            billing,
         }
     }
 
+    /// The Stripe client, or 503 `BILLING_NOT_CONFIGURED` where Stripe settings are absent
+    /// (only possible in the local API: billing Lambdas refuse to start without them).
+    pub fn billing(&self) -> Result<&Billing, ApiError> {
+        self.billing.as_ref().ok_or(ApiError::BillingNotConfigured)
+    }
+
     /// The app of a Lambda: configuration from the environment, records in DynamoDB.
-    pub async fn from_env() -> Result<Self, ConfigError> {
+    pub async fn from_env(needs: Needs) -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
+        let billing = match needs {
+            Needs::Storage => None,
+            Needs::Billing => Some(Billing::new(StripeConfig::from_env()?)?),
+        };
         let store = DynamoStore::connect(&config.storage).await;
-        Ok(App::new(config, Arc::new(store)))
+        Ok(App::new(config, Arc::new(store), billing))
     }
 
     /// [`App::from_env`], or one log line naming the bad variable and exit code 1.
-    pub async fn from_env_or_exit() -> Self {
-        match App::from_env().await {
+    pub async fn from_env_or_exit(needs: Needs) -> Self {
+        match App::from_env(needs).await {
             Ok(app) => app,
             Err(err) => {
                 tracing::error!(variable = err.variable, "{err}; refusing to start");

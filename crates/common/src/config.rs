@@ -164,6 +164,118 @@ impl Config {
     }
 }
 
+/// Default plan name shown as `current_plan` to subscribers.
+pub const DEFAULT_PLAN_NAME: &str = "pro";
+/// Default page Checkout returns to after a successful payment.
+pub const DEFAULT_CHECKOUT_SUCCESS_URL: &str = "https://chuk.chat/subscription?success=true";
+/// Default page Checkout returns to when the user cancels.
+pub const DEFAULT_CHECKOUT_CANCEL_URL: &str = "https://chuk.chat/subscription?canceled=true";
+/// Default page the customer portal returns to.
+pub const DEFAULT_PORTAL_RETURN_URL: &str = "https://chuk.chat/subscription";
+/// Default per-attempt timeout of a Stripe call.
+pub const DEFAULT_STRIPE_TIMEOUT_MS: u64 = 3000;
+
+/// Stripe settings of the billing endpoints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StripeConfig {
+    /// Secret API key (`STRIPE_SECRET_KEY`, `sk_...` or restricted `rk_...`).
+    pub secret_key: String,
+    /// The subscription's price (`STRIPE_PRICE_ID`).
+    pub price_id: String,
+    /// Credits granted for each paid period (`PLAN_CREDITS`).
+    pub plan_credits: i64,
+    /// Name shown as `current_plan` to subscribers (`PLAN_NAME`).
+    pub plan_name: String,
+    /// Checkout success page (`CHECKOUT_SUCCESS_URL`).
+    pub checkout_success_url: String,
+    /// Checkout cancel page (`CHECKOUT_CANCEL_URL`).
+    pub checkout_cancel_url: String,
+    /// Customer portal return page (`PORTAL_RETURN_URL`).
+    pub portal_return_url: String,
+    /// API base override for local Stripe servers and tests (`STRIPE_API_BASE`).
+    pub api_base: Option<String>,
+    /// Per-attempt timeout of a Stripe call (`STRIPE_TIMEOUT_MS`).
+    pub timeout_ms: u64,
+}
+
+impl fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("secret_key", &"<redacted>")
+            .field("price_id", &self.price_id)
+            .field("plan_credits", &self.plan_credits)
+            .field("plan_name", &self.plan_name)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the Stripe settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str| {
+            var(name).ok_or(ConfigError {
+                variable: name,
+                problem: "is missing or empty",
+            })
+        };
+        let url_or = |name: &'static str, default: &str| match var(name) {
+            Some(url) => http_url(name, url),
+            None => Ok(default.to_owned()),
+        };
+        let secret_key = required("STRIPE_SECRET_KEY")?;
+        if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
+            return Err(ConfigError {
+                variable: "STRIPE_SECRET_KEY",
+                problem: "must be a Stripe secret key (sk_...) or restricted key (rk_...)",
+            });
+        }
+        let plan_credits = required("PLAN_CREDITS")?
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=10_000_000).contains(n))
+            .ok_or(ConfigError {
+                variable: "PLAN_CREDITS",
+                problem: "must be an integer between 1 and 10000000",
+            })?;
+        let timeout_ms = match var("STRIPE_TIMEOUT_MS") {
+            None => DEFAULT_STRIPE_TIMEOUT_MS,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (50..=30_000).contains(n))
+                .ok_or(ConfigError {
+                    variable: "STRIPE_TIMEOUT_MS",
+                    problem: "must be an integer between 50 and 30000",
+                })?,
+        };
+        Ok(StripeConfig {
+            secret_key,
+            price_id: required("STRIPE_PRICE_ID")?,
+            plan_credits,
+            plan_name: var("PLAN_NAME").unwrap_or_else(|| DEFAULT_PLAN_NAME.to_owned()),
+            checkout_success_url: url_or("CHECKOUT_SUCCESS_URL", DEFAULT_CHECKOUT_SUCCESS_URL)?,
+            checkout_cancel_url: url_or("CHECKOUT_CANCEL_URL", DEFAULT_CHECKOUT_CANCEL_URL)?,
+            portal_return_url: url_or("PORTAL_RETURN_URL", DEFAULT_PORTAL_RETURN_URL)?,
+            api_base: match var("STRIPE_API_BASE") {
+                Some(url) => Some(http_url("STRIPE_API_BASE", url)?),
+                None => None,
+            },
+            timeout_ms,
+        })
+    }
+}
+
 fn http_url(variable: &'static str, value: String) -> Result<String, ConfigError> {
     if value.starts_with("https://") || value.starts_with("http://") {
         Ok(value)
@@ -268,6 +380,67 @@ mod tests {
             config.storage.endpoint.as_deref(),
             Some("http://127.0.0.1:5000")
         );
+    }
+
+    fn stripe(vars: &[(&str, &str)]) -> Result<StripeConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        StripeConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const STRIPE_BASE: [(&str, &str); 3] = [
+        ("STRIPE_SECRET_KEY", "sk_test_abc"),
+        ("STRIPE_PRICE_ID", "price_1"),
+        ("PLAN_CREDITS", "1000"),
+    ];
+
+    #[test]
+    fn stripe_settings_have_the_contract_defaults() {
+        let config = stripe(&STRIPE_BASE).unwrap();
+        assert_eq!(config.plan_name, "pro");
+        assert_eq!(
+            config.checkout_success_url,
+            "https://chuk.chat/subscription?success=true"
+        );
+        assert_eq!(
+            config.checkout_cancel_url,
+            "https://chuk.chat/subscription?canceled=true"
+        );
+        assert_eq!(config.portal_return_url, "https://chuk.chat/subscription");
+        assert_eq!(config.api_base, None);
+        assert!(!format!("{config:?}").contains("sk_test_abc"));
+    }
+
+    #[test]
+    fn stripe_settings_are_validated_by_name() {
+        for (name, value) in [
+            ("STRIPE_SECRET_KEY", "pk_test_publishable"),
+            ("PLAN_CREDITS", "-3"),
+            ("PLAN_CREDITS", "many"),
+            ("STRIPE_API_BASE", "127.0.0.1:12111"),
+            ("CHECKOUT_SUCCESS_URL", "chuk.chat/ok"),
+            ("STRIPE_TIMEOUT_MS", "7"),
+        ] {
+            let mut vars: Vec<(&str, &str)> = STRIPE_BASE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != name)
+                .collect();
+            vars.push((name, value));
+            let err = stripe(&vars).unwrap_err();
+            assert_eq!(err.variable, name);
+            assert!(!err.to_string().contains(value));
+        }
+        for name in ["STRIPE_SECRET_KEY", "STRIPE_PRICE_ID", "PLAN_CREDITS"] {
+            let vars: Vec<(&str, &str)> = STRIPE_BASE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != name)
+                .collect();
+            assert_eq!(stripe(&vars).unwrap_err().variable, name);
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
-/// Seconds a client is asked to wait after a 503 from storage.
+/// Seconds a client is asked to wait after a 503 from storage or the JWKS.
 pub const STORAGE_RETRY_AFTER_SECS: u64 = 1;
+/// Seconds a client is asked to wait after Stripe rate-limited us.
+pub const STRIPE_RETRY_AFTER_SECS: u64 = 5;
 
 /// Every failure the API reports. Each variant fixes its status, code and human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +27,21 @@ pub enum ApiError {
     /// Storage failed or throttled (503 `SERVICE_UNAVAILABLE`). Never reported as a zero balance.
     #[error("The service is temporarily unavailable. Please retry.")]
     StorageUnavailable,
+    /// The user already has an active or trialing subscription (409 `ALREADY_SUBSCRIBED`).
+    #[error("You already have an active subscription.")]
+    AlreadySubscribed,
+    /// The user has no Stripe customer (404 `NO_SUBSCRIPTION`).
+    #[error("No subscription found. Please subscribe first.")]
+    NoSubscription,
+    /// Stripe refused or failed the call (502 `STRIPE_ERROR`); Stripe's own message is only logged.
+    #[error("The payment provider could not complete the request. Please try again later.")]
+    StripeFailed,
+    /// Stripe rate-limited us beyond our retries (503 `STRIPE_UNAVAILABLE`).
+    #[error("The payment provider is busy. Please retry shortly.")]
+    StripeUnavailable,
+    /// The deployment has no Stripe settings (503 `BILLING_NOT_CONFIGURED`).
+    #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS.")]
+    BillingNotConfigured,
     /// The route exists but not for this method (405 `METHOD_NOT_ALLOWED`).
     #[error("Method not allowed.")]
     MethodNotAllowed {
@@ -49,9 +66,13 @@ impl ApiError {
             ApiError::MissingToken | ApiError::InvalidToken | ApiError::TokenExpired => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::AuthUnavailable | ApiError::StorageUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::AuthUnavailable
+            | ApiError::StorageUnavailable
+            | ApiError::StripeUnavailable
+            | ApiError::BillingNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AlreadySubscribed => StatusCode::CONFLICT,
+            ApiError::NoSubscription => StatusCode::NOT_FOUND,
+            ApiError::StripeFailed => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -67,6 +88,11 @@ impl ApiError {
             ApiError::TokenExpired => "TOKEN_EXPIRED",
             ApiError::AuthUnavailable => "AUTH_UNAVAILABLE",
             ApiError::StorageUnavailable => "SERVICE_UNAVAILABLE",
+            ApiError::AlreadySubscribed => "ALREADY_SUBSCRIBED",
+            ApiError::NoSubscription => "NO_SUBSCRIPTION",
+            ApiError::StripeFailed => "STRIPE_ERROR",
+            ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",
+            ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ApiError::NotFound => "NOT_FOUND",
@@ -80,6 +106,7 @@ impl ApiError {
             ApiError::AuthUnavailable | ApiError::StorageUnavailable => {
                 Some(STORAGE_RETRY_AFTER_SECS)
             }
+            ApiError::StripeUnavailable => Some(STRIPE_RETRY_AFTER_SECS),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`config`] | environment configuration, validated at cold start |
 //! | [`auth`] | bearer-token verification (HS256 or JWKS) |
+//! | [`billing`] | Stripe: client, customers, the subscription sync |
 //! | [`users`] | user ids, the status view, first-sight record creation |
 //! | [`store`] | the storage trait, its DynamoDB and embedded implementations |
 //! | [`error`] | the API error type and its JSON body |
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -28,5 +30,13 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use common::config::{Config, ConfigError};
+use common::billing::Billing;
+use common::config::{Config, ConfigError, StripeConfig};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
@@ -52,6 +53,15 @@ impl LocalConfig {
                 _ => None,
             })
         })
+    }
+
+    /// Stripe, when `STRIPE_SECRET_KEY` is set; without it the billing endpoints answer 503
+    /// `BILLING_NOT_CONFIGURED`.
+    pub fn billing(&self) -> Result<Option<Billing>, ConfigError> {
+        if (self.env)("STRIPE_SECRET_KEY").is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Billing::new(StripeConfig::from_lookup(self.env)?)?))
     }
 
     /// A valid token for [`DEMO_USER`], when the secret was generated here.

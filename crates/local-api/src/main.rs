@@ -38,6 +38,29 @@ async fn main() {
         println!("storage: embedded in-memory store (data is lost on exit)");
         Arc::new(MemoryStore::new())
     };
+    let billing = match local.billing() {
+        Ok(Some(billing)) => {
+            println!(
+                "billing: Stripe at {}",
+                billing
+                    .config
+                    .api_base
+                    .as_deref()
+                    .unwrap_or("api.stripe.com")
+            );
+            Some(billing)
+        }
+        Ok(None) => {
+            println!(
+                "billing: not configured (set STRIPE_SECRET_KEY, STRIPE_PRICE_ID, PLAN_CREDITS)"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::error!(variable = err.variable, "{err}; refusing to start");
+            std::process::exit(1);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -52,7 +75,7 @@ async fn main() {
             "try it:\ncurl -s -H 'Authorization: Bearer {token}' http://{bound}/v1/user/status"
         );
     }
-    server::serve(listener, Arc::new(App::new(config, store))).await;
+    server::serve(listener, Arc::new(App::new(config, store, billing))).await;
 }
 
 fn parse_addr(mut args: impl Iterator<Item = String>) -> Result<SocketAddr, String> {

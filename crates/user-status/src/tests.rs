@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use common::config::Config;
-use common::store::{MemoryStore, Store, StoreError, UserRecord};
+use common::store::{MemoryStore, Store, StoreError, SubscriptionView, UserRecord};
 use common::users::UserId;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ fn config() -> Config {
 }
 
 fn app(store: Arc<dyn Store>) -> App {
-    App::new(config(), store)
+    App::new(config(), store, None)
 }
 
 fn event_request(edit: impl FnOnce(&mut Value)) -> Request {
@@ -122,6 +122,21 @@ impl Store for DownStore {
     async fn create_user(&self, _: &UserRecord) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         Err(StoreError::Unavailable("PutItem".into()))
+    }
+    async fn link_customer(&self, _: &UserId, _: &str) -> Result<String, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Unavailable("TransactWriteItems".into()))
+    }
+    async fn user_for_customer(&self, _: &str) -> Result<Option<UserId>, StoreError> {
+        Err(StoreError::Throttled)
+    }
+    async fn apply_subscription(
+        &self,
+        _: &UserId,
+        _: &SubscriptionView,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Unavailable("UpdateItem".into()))
     }
 }
 

@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{Store, StoreError, UserRecord};
+use super::{Store, StoreError, SubscriptionView, UserRecord};
 use crate::config::StorageConfig;
 use crate::users::UserId;
 
@@ -21,6 +21,8 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 /// Sort key of the profile and billing record.
 const PROFILE: &str = "PROFILE";
+/// Sort key of the customer→user mapping item.
+const CUSTOMER: &str = "CUSTOMER";
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -97,6 +99,17 @@ pub fn user_pk(user: &UserId) -> String {
     format!("USER#{}", user.as_str())
 }
 
+/// The key of the customer→user mapping item of `customer`.
+fn customer_key(customer: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("CUSTOMER#{customer}")),
+        ),
+        (SK.to_owned(), AttributeValue::S(CUSTOMER.to_owned())),
+    ])
+}
+
 fn to_item(record: &UserRecord) -> Item {
     let mut item = profile_key(&record.user_id);
     let n = |v: i64| AttributeValue::N(v.to_string());
@@ -118,7 +131,29 @@ fn to_item(record: &UserRecord) -> Item {
             n(record.free_messages_remaining),
         ),
         ("created_at".to_owned(), n(record.created_at)),
+        (
+            "cancel_at_period_end".to_owned(),
+            AttributeValue::Bool(record.cancel_at_period_end),
+        ),
+        ("synced_at_ms".to_owned(), n(record.synced_at_ms)),
     ]);
+    let optional = [
+        (
+            "stripe_customer_id",
+            record.stripe_customer_id.clone().map(AttributeValue::S),
+        ),
+        (
+            "subscription_id",
+            record.subscription_id.clone().map(AttributeValue::S),
+        ),
+        ("price_id", record.price_id.clone().map(AttributeValue::S)),
+        ("current_period_end", record.current_period_end.map(n)),
+    ];
+    item.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?))),
+    );
     item
 }
 
@@ -137,6 +172,14 @@ fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             "attribute {name} is not a number"
         ))),
     };
+    let optional_s = |name: &str| match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => s(name).map(Some),
+    };
+    let optional_n = |name: &str| match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => n(name).map(Some),
+    };
     Ok(UserRecord {
         user_id: user.clone(),
         plan: s("plan")?,
@@ -145,6 +188,15 @@ fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         free_messages_total: n("free_messages_total")?,
         free_messages_remaining: n("free_messages_remaining")?,
         created_at: n("created_at")?,
+        stripe_customer_id: optional_s("stripe_customer_id")?,
+        subscription_id: optional_s("subscription_id")?,
+        price_id: optional_s("price_id")?,
+        current_period_end: optional_n("current_period_end")?,
+        cancel_at_period_end: matches!(
+            item.get("cancel_at_period_end"),
+            Some(AttributeValue::Bool(true))
+        ),
+        synced_at_ms: optional_n("synced_at_ms")?.unwrap_or(0),
     })
 }
 
@@ -209,6 +261,153 @@ impl Store for DynamoStore {
                 Ok(false)
             }
             Err(err) => Err(store_error("PutItem", err)),
+        }
+    }
+
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
+        let link_profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET stripe_customer_id = :customer")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(stripe_customer_id) OR stripe_customer_id = :customer)",
+            )
+            .expression_attribute_values(":customer", AttributeValue::S(customer.to_owned()))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+        let mut mapping = customer_key(customer);
+        mapping.extend([
+            (
+                "entity".to_owned(),
+                AttributeValue::S("customer".to_owned()),
+            ),
+            (
+                "user_id".to_owned(),
+                AttributeValue::S(user.as_str().to_owned()),
+            ),
+        ]);
+        let put_mapping = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(mapping))
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.as_str().to_owned()))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Put".into()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(link_profile).build())
+            .transact_items(TransactWriteItem::builder().put(put_mapping).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(customer.to_owned()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                // A condition failed: either another customer is linked (use it), or the
+                // mapping belongs to someone else, or there is no record.
+                let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+                match record.stripe_customer_id {
+                    Some(existing) if existing != customer => Ok(existing),
+                    _ => Err(StoreError::Corrupt(
+                        "customer is linked to another user".into(),
+                    )),
+                }
+            }
+            Err(err) => Err(store_error("TransactWriteItems", err)),
+        }
+    }
+
+    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(customer)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| store_error("GetItem", err))?;
+        match output.item.as_ref().map(|item| item.get("user_id")) {
+            None => Ok(None),
+            Some(Some(AttributeValue::S(id))) => UserId::parse(id)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("mapping holds no user id".into())),
+            Some(_) => Err(StoreError::Corrupt("mapping holds no user id".into())),
+        }
+    }
+
+    async fn apply_subscription(
+        &self,
+        user: &UserId,
+        view: &SubscriptionView,
+    ) -> Result<bool, StoreError> {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let attributes = [
+            ("plan", Some(AttributeValue::S(view.plan.clone()))),
+            (
+                "subscription_status",
+                Some(AttributeValue::S(view.status.clone())),
+            ),
+            (
+                "cancel_at_period_end",
+                Some(AttributeValue::Bool(view.cancel_at_period_end)),
+            ),
+            ("synced_at_ms", Some(n(view.observed_at_ms))),
+            (
+                "subscription_id",
+                view.subscription_id.clone().map(AttributeValue::S),
+            ),
+            ("price_id", view.price_id.clone().map(AttributeValue::S)),
+            ("current_period_end", view.current_period_end.map(n)),
+        ];
+        // Every attribute goes through a `#name` placeholder: some (`plan`) are reserved words.
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        for (attribute, value) in attributes {
+            names.insert(format!("#{attribute}"), attribute.to_owned());
+            match value {
+                Some(value) => {
+                    set.push(format!("#{attribute} = :{attribute}"));
+                    values.insert(format!(":{attribute}"), value);
+                }
+                None => remove.push(format!("#{attribute}")),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression(expression)
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#synced_at_ms) OR #synced_at_ms < :synced_at_ms)",
+            )
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_user(user).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::NoRecord),
+                }
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
         }
     }
 }

@@ -30,6 +30,19 @@ pub struct UserRecord {
     pub free_messages_remaining: i64,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// The user's Stripe customer, once created.
+    pub stripe_customer_id: Option<String>,
+    /// The subscription the status reflects.
+    pub subscription_id: Option<String>,
+    /// Its price.
+    pub price_id: Option<String>,
+    /// End of its current period, Unix seconds.
+    pub current_period_end: Option<i64>,
+    /// Whether it ends at the period end.
+    pub cancel_at_period_end: bool,
+    /// When the Stripe view last written was observed, Unix milliseconds (0: never synced).
+    /// An older view never overwrites a newer one.
+    pub synced_at_ms: i64,
 }
 
 impl UserRecord {
@@ -43,8 +56,45 @@ impl UserRecord {
             free_messages_total: free_messages,
             free_messages_remaining: free_messages,
             created_at: now,
+            stripe_customer_id: None,
+            subscription_id: None,
+            price_id: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            synced_at_ms: 0,
         }
     }
+
+    /// This record with `view` applied (what [`Store::apply_subscription`] writes).
+    pub fn with_subscription(mut self, view: &SubscriptionView) -> Self {
+        self.plan = view.plan.clone();
+        self.subscription_status = view.status.clone();
+        self.subscription_id = view.subscription_id.clone();
+        self.price_id = view.price_id.clone();
+        self.current_period_end = view.current_period_end;
+        self.cancel_at_period_end = view.cancel_at_period_end;
+        self.synced_at_ms = view.observed_at_ms;
+        self
+    }
+}
+
+/// The subscription state of a customer as read from Stripe at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionView {
+    /// `free` or the paid plan's name.
+    pub plan: String,
+    /// Stripe's status, or `none` without any subscription.
+    pub status: String,
+    /// The subscription that matters, if any.
+    pub subscription_id: Option<String>,
+    /// Its price.
+    pub price_id: Option<String>,
+    /// End of its current period, Unix seconds.
+    pub current_period_end: Option<i64>,
+    /// Whether it ends at the period end.
+    pub cancel_at_period_end: bool,
+    /// When Stripe was asked, Unix milliseconds: the view's version.
+    pub observed_at_ms: i64,
 }
 
 /// Why a storage call failed. Every variant means "the state is unknown", never "empty".
@@ -56,16 +106,19 @@ pub enum StoreError {
     /// The store could not be reached, timed out or failed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
-    /// An item exists but cannot be read as a record.
+    /// An item exists but cannot be read as a record, or items contradict each other.
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
+    /// The user's record does not exist (it must be created first).
+    #[error("no such user record")]
+    NoRecord,
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Throttled | StoreError::Unavailable(_) => ApiError::StorageUnavailable,
-            StoreError::Corrupt(_) => ApiError::Internal,
+            StoreError::Corrupt(_) | StoreError::NoRecord => ApiError::Internal,
         }
     }
 }
@@ -79,4 +132,20 @@ pub trait Store: Send + Sync {
     /// Writes `record` only if the user has none yet (one conditional put). `Ok(false)` means a
     /// record already existed and nothing was written.
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError>;
+
+    /// Links `customer` to the existing record of `user`, and writes the customer→user mapping,
+    /// atomically and only if the user has no other customer. Returns the customer now linked:
+    /// `customer`, or the one linked before.
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError>;
+
+    /// The user `customer` is linked to, if any.
+    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError>;
+
+    /// Writes `view` into the existing record of `user` in one conditional update, unless a view
+    /// observed at the same time or later is stored already. `Ok(false)`: nothing written.
+    async fn apply_subscription(
+        &self,
+        user: &UserId,
+        view: &SubscriptionView,
+    ) -> Result<bool, StoreError>;
 }

@@ -1,0 +1,198 @@
+//! The Stripe client: built once at init, with a per-attempt timeout, retries with backoff where
+//! Stripe says a retry is safe, an `Idempotency-Key` on every create, and errors mapped to ours.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
+use stripe::{IdempotencyKey, StripeRequest};
+use stripe_billing::Subscription;
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_core::customer::CreateCustomer;
+
+use crate::config::{ConfigError, StripeConfig};
+use crate::error::ApiError;
+use crate::users::UserId;
+
+/// Attempts per Stripe call, the first included.
+pub const MAX_ATTEMPTS: usize = 3;
+/// Delay before the first retry; it doubles (with jitter) for the next.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The Stripe client and the settings of the billing endpoints.
+pub struct Billing {
+    client: Client,
+    /// Validated Stripe settings.
+    pub config: StripeConfig,
+}
+
+impl Billing {
+    /// Builds the client once (at init).
+    pub fn new(config: StripeConfig) -> Result<Self, ConfigError> {
+        let mut builder = ClientBuilder::new(config.secret_key.clone())
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .request_strategy(RequestStrategy::Once);
+        if let Some(base) = &config.api_base {
+            // async-stripe appends `v1/...` to the base, so it must end with a slash.
+            builder = builder.url(format!("{}/", base.trim_end_matches('/')));
+        }
+        let client = builder.build().map_err(|_| ConfigError {
+            variable: "STRIPE_SECRET_KEY",
+            problem: "cannot be used as an HTTP header",
+        })?;
+        Ok(Billing { client, config })
+    }
+
+    /// Creates the Stripe customer of `user`. The idempotency key is derived from the user id,
+    /// so concurrent or repeated calls for one user create one customer at Stripe.
+    pub async fn create_customer(&self, user: &UserId) -> Result<String, ApiError> {
+        let request = CreateCustomer::new().metadata(HashMap::from([(
+            "user_id".to_owned(),
+            user.as_str().to_owned(),
+        )]));
+        let key = idempotency_key(&format!("customer-{}", user.as_str()));
+        let customer = self.send("create customer", &request, Some(key)).await?;
+        Ok(customer.id.to_string())
+    }
+
+    /// Every subscription of `customer`, whatever its status.
+    pub async fn list_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, ApiError> {
+        let request = ListSubscription::new()
+            .customer(customer)
+            .status(ListSubscriptionStatus::All)
+            .limit(100);
+        Ok(self.send("list subscriptions", &request, None).await?.data)
+    }
+
+    /// A Checkout session for the configured price; returns its URL.
+    pub async fn create_checkout_session(
+        &self,
+        user: &UserId,
+        customer: &str,
+    ) -> Result<String, ApiError> {
+        let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
+        let mut line_item = CreateCheckoutSessionLineItems::new();
+        line_item.price = Some(self.config.price_id.clone());
+        line_item.quantity = Some(1);
+        let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+        subscription_data.metadata = Some(metadata.clone());
+        let request = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Subscription)
+            .customer(customer)
+            .line_items(vec![line_item])
+            .client_reference_id(user.as_str())
+            .metadata(metadata)
+            .subscription_data(subscription_data)
+            .success_url(&self.config.checkout_success_url)
+            .cancel_url(&self.config.checkout_cancel_url);
+        let session = self
+            .send("create checkout session", &request, Some(new_key()))
+            .await?;
+        session.url.ok_or_else(|| {
+            tracing::error!("Stripe returned a checkout session without a URL");
+            ApiError::StripeFailed
+        })
+    }
+
+    /// A customer-portal session of `customer`; returns its URL.
+    pub async fn create_portal_session(&self, customer: &str) -> Result<String, ApiError> {
+        let request = CreateBillingPortalSession::new()
+            .customer(customer)
+            .return_url(&self.config.portal_return_url);
+        Ok(self
+            .send("create portal session", &request, Some(new_key()))
+            .await?
+            .url)
+    }
+
+    /// Sends `request`, retrying what Stripe documents as transient (429, 5xx, connection
+    /// failures, timeouts) with exponential backoff. Every attempt of a create carries the
+    /// same idempotency key, so a retry can never create twice.
+    async fn send<R>(
+        &self,
+        what: &'static str,
+        request: &R,
+        key: Option<IdempotencyKey>,
+    ) -> Result<R::Output, ApiError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize,
+    {
+        let strategy = key.map_or(RequestStrategy::Once, RequestStrategy::Idempotent);
+        retrying(what, || {
+            request
+                .customize()
+                .request_strategy(strategy.clone())
+                .send(&self.client)
+        })
+        .await
+    }
+}
+
+/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails transiently, then maps the error.
+async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StripeError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(FIRST_BACKOFF)
+        .with_max_times(MAX_ATTEMPTS - 1)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .when(is_transient)
+        .notify(|err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying"))
+        .await
+        .map_err(|err| {
+            tracing::error!(call = what, error = %describe(&err), "Stripe call failed");
+            to_api_error(&err)
+        })
+}
+
+fn is_transient(err: &StripeError) -> bool {
+    match err {
+        StripeError::Stripe(_, status) => *status == 429 || (500..=599).contains(status),
+        StripeError::ClientError(_) | StripeError::Timeout => true,
+        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => false,
+    }
+}
+
+/// Our error for a Stripe failure: rate limits are a 503 to retry later, everything else a 502.
+fn to_api_error(err: &StripeError) -> ApiError {
+    match err {
+        StripeError::Stripe(_, 429) => ApiError::StripeUnavailable,
+        _ => ApiError::StripeFailed,
+    }
+}
+
+/// What is safe to log of a Stripe error: its status, type and code, never Stripe's message
+/// (which can quote card details).
+fn describe(err: &StripeError) -> String {
+    match err {
+        StripeError::Stripe(api, status) => format!(
+            "status {status}, type {}, code {}",
+            api.type_.as_str(),
+            api.code.as_ref().map_or("none", |c| c.as_str())
+        ),
+        StripeError::JSONDeserialize(_) => "unexpected response body".to_owned(),
+        StripeError::ClientError(_) => "connection failed".to_owned(),
+        StripeError::ConfigError(_) => "client misconfigured".to_owned(),
+        StripeError::Timeout => "timed out".to_owned(),
+    }
+}
+
+fn idempotency_key(value: &str) -> IdempotencyKey {
+    IdempotencyKey::new(value).expect("keys built here are short and non-empty")
+}
+
+fn new_key() -> IdempotencyKey {
+    idempotency_key(&uuid::Uuid::new_v4().to_string())
+}

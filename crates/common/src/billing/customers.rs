@@ -1,0 +1,29 @@
+//! One Stripe customer per user.
+
+use crate::billing::Billing;
+use crate::error::ApiError;
+use crate::store::{Store, UserRecord};
+
+/// The Stripe customer of the user of `record`, created and linked on first need.
+///
+/// Concurrent first calls all reach Stripe with the same idempotency key (derived from the user
+/// id), so Stripe creates one customer and answers each with it; the conditional link then
+/// stores it once, both ways (user→customer and customer→user).
+pub async fn ensure_customer(
+    billing: &Billing,
+    store: &dyn Store,
+    record: &UserRecord,
+) -> Result<String, ApiError> {
+    if let Some(customer) = &record.stripe_customer_id {
+        return Ok(customer.clone());
+    }
+    let created = billing.create_customer(&record.user_id).await?;
+    let linked = store.link_customer(&record.user_id, &created).await?;
+    if linked != created {
+        tracing::warn!(
+            user = %record.user_id.hash(),
+            "a different Stripe customer was already linked; using it"
+        );
+    }
+    Ok(linked)
+}

@@ -1,0 +1,83 @@
+//! The subscription sync: one function, used by `POST /v1/stripe/sync-subscription` and by
+//! the webhook, that re-reads Stripe and writes what it finds. Because it always writes Stripe's
+//! current state, stamped with when it was observed, the order and repetition of calls cannot
+//! corrupt the record, and an older view never overwrites a newer one.
+
+use stripe_billing::{Subscription, SubscriptionStatus};
+
+use crate::billing::Billing;
+use crate::error::ApiError;
+use crate::store::{Store, SubscriptionView, UserRecord};
+use crate::users::{FREE_PLAN, NO_SUBSCRIPTION, is_subscribed};
+
+/// Pulls the subscriptions of the customer of `record` from Stripe and writes the one that
+/// matters. Returns the record as it now stands. A user without a customer keeps the free status.
+pub async fn sync_subscription(
+    billing: &Billing,
+    store: &dyn Store,
+    record: UserRecord,
+) -> Result<UserRecord, ApiError> {
+    let Some(customer) = record.stripe_customer_id.clone() else {
+        return Ok(record);
+    };
+    let observed_at_ms = crate::unix_now_ms();
+    let subscriptions = billing.list_subscriptions(&customer).await?;
+    let view = decide(&subscriptions, &billing.config.plan_name, observed_at_ms);
+    if store.apply_subscription(&record.user_id, &view).await? {
+        tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
+        return Ok(record.with_subscription(&view));
+    }
+    // A newer view was written meanwhile: that one stands.
+    let user = record.user_id;
+    store.get_user(&user).await?.ok_or(ApiError::Internal)
+}
+
+/// The subscription that matters among `subscriptions`: active or trialing before past_due
+/// before any other status; the newest first within a rank.
+pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
+    subscriptions
+        .iter()
+        .min_by_key(|s| (rank(&s.status), std::cmp::Reverse(s.created)))
+}
+
+fn rank(status: &SubscriptionStatus) -> u8 {
+    match status {
+        SubscriptionStatus::Active | SubscriptionStatus::Trialing => 0,
+        SubscriptionStatus::PastDue => 1,
+        _ => 2,
+    }
+}
+
+/// The state to store for `subscriptions`, observed at `observed_at_ms`.
+pub fn decide(
+    subscriptions: &[Subscription],
+    plan_name: &str,
+    observed_at_ms: i64,
+) -> SubscriptionView {
+    let Some(subscription) = pick(subscriptions) else {
+        return SubscriptionView {
+            plan: FREE_PLAN.to_owned(),
+            status: NO_SUBSCRIPTION.to_owned(),
+            subscription_id: None,
+            price_id: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            observed_at_ms,
+        };
+    };
+    let status = subscription.status.as_str().to_owned();
+    let items = &subscription.items.data;
+    SubscriptionView {
+        plan: if is_subscribed(&status) {
+            plan_name.to_owned()
+        } else {
+            FREE_PLAN.to_owned()
+        },
+        subscription_id: Some(subscription.id.to_string()),
+        price_id: items.first().map(|item| item.price.id.to_string()),
+        current_period_end: items.iter().map(|item| item.current_period_end).max(),
+        cancel_at_period_end: subscription.cancel_at_period_end,
+        status,
+        observed_at_ms,
+    }
+}

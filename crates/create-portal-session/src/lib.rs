@@ -1,0 +1,31 @@
+//! `POST /v1/stripe/create-portal-session`: authenticate → load the record → 404 without a
+//! Stripe customer → create the portal session → respond with its URL.
+
+use common::ApiError;
+use common::app::App;
+use common::http::{require_method, respond};
+use common::users;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+/// The response body.
+#[derive(Debug, Serialize)]
+pub struct PortalSession {
+    /// Where the client sends the user to manage the subscription.
+    pub portal_url: String,
+}
+
+/// Handles one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(create_portal_session(app, &req).await)
+}
+
+async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession, ApiError> {
+    require_method(req, http::Method::POST)?;
+    let user = app.auth.authenticate(req.headers()).await?;
+    let billing = app.billing()?;
+    let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
+    let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;
+    let portal_url = billing.create_portal_session(&customer).await?;
+    Ok(PortalSession { portal_url })
+}

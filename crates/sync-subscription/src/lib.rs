@@ -1,0 +1,24 @@
+//! `POST /v1/stripe/sync-subscription`: authenticate → load the record → pull the subscription
+//! state from Stripe with the shared sync (the webhook's too) → respond with the status body.
+
+use common::ApiError;
+use common::app::App;
+use common::billing::sync::sync_subscription;
+use common::http::{require_method, respond};
+use common::users::{self, UserStatus};
+use lambda_http::{Body, Request, Response};
+
+/// Handles one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(sync(app, &req).await)
+}
+
+async fn sync(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
+    require_method(req, http::Method::POST)?;
+    let user = app.auth.authenticate(req.headers()).await?;
+    let billing = app.billing()?;
+    let store = app.store.as_ref();
+    let record = users::load_or_create(store, &user, &app.config.rules).await?;
+    let record = sync_subscription(billing, store, record).await?;
+    Ok(UserStatus::from(&record))
+}

@@ -1,0 +1,67 @@
+//! Apps wired like a Lambda's (DynamoDB on the emulator, Stripe on a stub) and requests shaped
+//! like API Gateway's, for calling handlers directly.
+
+use std::sync::Arc;
+
+use common::App;
+use common::billing::Billing;
+use common::config::{Config, StripeConfig};
+use common::store::Store;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+use crate::tokens::{EVENTS_ISSUER, EVENTS_SECRET};
+use crate::{binaries, emulator, stripe_stub, tokens};
+
+/// Configuration of the test apps.
+pub fn config() -> Config {
+    let storage = emulator::storage_config();
+    let mut config = Config::from_lookup(|name| {
+        match name {
+            "TABLE_NAME" => Some("set below"),
+            "AWS_REGION" => Some(emulator::REGION),
+            "JWT_HS256_SECRET" => Some(EVENTS_SECRET),
+            "JWT_ISSUER" => Some(EVENTS_ISSUER),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .expect("test configuration is valid");
+    config.storage = storage;
+    config
+}
+
+/// Stripe settings pointing at `stub_uri`, with a short per-attempt timeout.
+pub fn stripe_config(stub_uri: &str) -> StripeConfig {
+    StripeConfig::from_lookup(|name| match name {
+        "STRIPE_SECRET_KEY" => Some(stripe_stub::SECRET_KEY.to_owned()),
+        "STRIPE_PRICE_ID" => Some(stripe_stub::PRICE.to_owned()),
+        "PLAN_CREDITS" => Some("1000".to_owned()),
+        "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
+        "STRIPE_TIMEOUT_MS" => Some("300".to_owned()),
+        _ => None,
+    })
+    .expect("test Stripe configuration is valid")
+}
+
+/// An app on `store`, with Stripe at `stub_uri` (or without billing).
+pub fn app(store: Arc<dyn Store>, stub_uri: Option<&str>) -> App {
+    let billing = stub_uri.map(|uri| Billing::new(stripe_config(uri)).expect("billing builds"));
+    App::new(config(), store, billing)
+}
+
+/// The sample event `file` of `events/`, sent by `user` (a fresh valid token).
+pub fn request(file: &str, user: &str) -> Request {
+    let mut event = binaries::event(file);
+    let token = tokens::hs256(&tokens::claims(user, EVENTS_ISSUER), EVENTS_SECRET);
+    event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+}
+
+/// Status and JSON body of a handler response.
+pub fn parts(response: Response<Body>) -> (u16, http::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+    (status, headers, body)
+}

@@ -1,0 +1,219 @@
+//! A loopback Stripe for tests: `wiremock` answering with Stripe's official API object fixtures
+//! (`../shared/stripe/fixtures3.json`), adjusted per test, and recording what was sent.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// The price the tests configure.
+pub const PRICE: &str = "price_1PgafmB7WZ01zgkW6dKueIc5";
+/// The secret key the tests configure.
+pub const SECRET_KEY: &str = "sk_test_stub_0123456789";
+
+fn fixtures() -> &'static Value {
+    static FIXTURES: OnceLock<Value> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/stripe/fixtures3.json");
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        serde_json::from_str(&text).expect("fixtures are JSON")
+    })
+}
+
+/// Stripe's fixture of `resource` (e.g. `customer`, `checkout.session`).
+pub fn fixture(resource: &str) -> Value {
+    fixtures()["resources"][resource].clone()
+}
+
+/// A subscription fixture of `customer` with the given status, creation time and period end.
+pub fn subscription(
+    id: &str,
+    customer: &str,
+    status: &str,
+    created: i64,
+    period_end: i64,
+) -> Value {
+    let mut sub = fixture("subscription");
+    sub["id"] = json!(id);
+    sub["customer"] = json!(customer);
+    sub["status"] = json!(status);
+    sub["created"] = json!(created);
+    sub["cancel_at_period_end"] = json!(false);
+    sub["items"]["data"][0]["current_period_end"] = json!(period_end);
+    sub["items"]["data"][0]["price"]["id"] = json!(PRICE);
+    sub
+}
+
+/// The customer id the stub creates for an idempotency key: one key, one customer (as Stripe).
+pub fn customer_for_key(key: &str) -> String {
+    let digest: u32 = key
+        .bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    format!("cus_stub{digest:08x}")
+}
+
+/// One request the stub received.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// `METHOD /path`.
+    pub route: String,
+    /// The form body (or query) as pairs.
+    pub form: Vec<(String, String)>,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+}
+
+impl Sent {
+    /// The value of form field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running stub.
+pub struct StripeStub {
+    server: MockServer,
+}
+
+impl StripeStub {
+    /// Starts a stub answering customers, checkout sessions, portal sessions, and an empty
+    /// subscription list until [`StripeStub::subscriptions`] says otherwise.
+    pub async fn start() -> StripeStub {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/customers"))
+            .respond_with(|req: &Request| {
+                let key = header(req, "idempotency-key").unwrap_or_default();
+                let mut customer = fixture("customer");
+                customer["id"] = json!(customer_for_key(&key));
+                ResponseTemplate::new(200).set_body_json(customer)
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/checkout/sessions"))
+            .respond_with(|req: &Request| {
+                let mut session = fixture("checkout.session");
+                session["url"] = json!("https://checkout.stripe.com/c/pay/cs_test_stub");
+                session["mode"] = json!("subscription");
+                if let Some(customer) = form(req).iter().find(|(k, _)| k == "customer") {
+                    session["customer"] = json!(customer.1);
+                }
+                ResponseTemplate::new(200).set_body_json(session)
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/billing_portal/sessions"))
+            .respond_with(|req: &Request| {
+                let mut session = fixture("billing_portal.session");
+                session["url"] = json!("https://billing.stripe.com/p/session/test_stub");
+                if let Some(customer) = form(req).iter().find(|(k, _)| k == "customer") {
+                    session["customer"] = json!(customer.1);
+                }
+                ResponseTemplate::new(200).set_body_json(session)
+            })
+            .mount(&server)
+            .await;
+        let empty =
+            json!({"object": "list", "data": [], "has_more": false, "url": "/v1/subscriptions"});
+        Mock::given(method("GET"))
+            .and(path("/v1/subscriptions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+            .with_priority(10)
+            .mount(&server)
+            .await;
+        StripeStub { server }
+    }
+
+    /// Base URL to configure as `STRIPE_API_BASE`.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Answers `GET /v1/subscriptions` with `subscriptions` from now on (once per stub).
+    pub async fn subscriptions(&self, subscriptions: Vec<Value>) {
+        let list = json!({"object": "list", "data": subscriptions, "has_more": false, "url": "/v1/subscriptions"});
+        Mock::given(method("GET"))
+            .and(path("/v1/subscriptions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list))
+            .with_priority(2)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The next `times` calls of `verb path` fail with `status` and a Stripe error body
+    /// (`times = None`: every call).
+    pub async fn fail(&self, verb: &str, route: &str, status: u16, times: Option<u64>) {
+        let body = json!({"error": {"type": if status == 429 { "rate_limit_error" } else { "api_error" },
+                                   "message": "Your card number 4242424242424242 was declined."}});
+        let mock = Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .with_priority(1);
+        match times {
+            Some(n) => mock.up_to_n_times(n).mount(&self.server).await,
+            None => mock.mount(&self.server).await,
+        }
+    }
+
+    /// Every call of `verb path` takes `delay` to answer from now on.
+    pub async fn delay(&self, verb: &str, route: &str, delay: Duration) {
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(500).set_delay(delay))
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// What was sent, in order.
+    pub async fn sent(&self) -> Vec<Sent> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .map(|req| Sent {
+                route: format!("{} {}", req.method, req.url.path()),
+                form: form(req),
+                idempotency_key: header(req, "idempotency-key"),
+                authorization: header(req, "authorization"),
+            })
+            .collect()
+    }
+
+    /// What was sent to `verb path`, in order.
+    pub async fn sent_to(&self, route: &str) -> Vec<Sent> {
+        self.sent()
+            .await
+            .into_iter()
+            .filter(|s| s.route == route)
+            .collect()
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn form(req: &Request) -> Vec<(String, String)> {
+    let source = if req.body.is_empty() {
+        req.url.query().unwrap_or("").as_bytes()
+    } else {
+        &req.body[..]
+    };
+    form_urlencoded::parse(source)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

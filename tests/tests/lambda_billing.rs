@@ -1,0 +1,101 @@
+//! The three billing binaries as Lambdas: started against the Runtime API emulator, storing in
+//! DynamoDB on the emulator, calling the Stripe stub, fed the sample events of `events/`.
+
+use std::time::Duration;
+
+use integration_tests::binaries;
+use integration_tests::runtime_api::RuntimeApi;
+use integration_tests::stripe_stub::{StripeStub, customer_for_key};
+use integration_tests::tokens::{EVENTS_SECRET, EVENTS_USER};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts `binary`, feeds it `event`, returns status and body, and checks its logs are clean.
+async fn invoke(binary: &str, event: &str, stub: &StripeStub) -> (u16, serde_json::Value) {
+    let api = RuntimeApi::start().await;
+    let env = binaries::lambda_env()
+        .into_iter()
+        .chain(binaries::stripe_env(&stub.uri()));
+    let child = binaries::lambda(binary, api.address(), env)
+        .spawn()
+        .unwrap();
+    let (status, _, body) = api.invoke(binaries::event(event), TIMEOUT).await.http();
+    let logs = binaries::output_of(child).await;
+    for secret in [
+        EVENTS_SECRET,
+        integration_tests::stripe_stub::SECRET_KEY,
+        EVENTS_USER,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{binary} logged a secret or raw id:\n{logs}"
+        );
+    }
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_then_portal_then_sync_through_the_runtime_api() {
+    let stub = StripeStub::start().await;
+
+    let (status, body) = invoke(
+        "create-checkout-session",
+        "create-checkout-session.json",
+        &stub,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["checkout_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://checkout.stripe.com/")
+    );
+
+    let (status, body) = invoke("create-portal-session", "create-portal-session.json", &stub).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["portal_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://billing.stripe.com/")
+    );
+    let portal = stub.sent_to("POST /v1/billing_portal/sessions").await;
+    let customer = customer_for_key(&format!("customer-{EVENTS_USER}"));
+    assert_eq!(portal[0].field("customer"), Some(customer.as_str()));
+
+    let (status, body) = invoke("sync-subscription", "sync-subscription.json", &stub).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 6);
+    assert_eq!(body["subscription_status"], "none");
+    let listed = stub.sent_to("GET /v1/subscriptions").await;
+    assert!(
+        listed
+            .iter()
+            .all(|s| s.field("customer") == Some(customer.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn billing_functions_refuse_to_start_without_stripe_settings() {
+    for binary in [
+        "create-checkout-session",
+        "create-portal-session",
+        "sync-subscription",
+    ] {
+        let api = RuntimeApi::start().await;
+        let mut child = binaries::lambda(binary, api.address(), binaries::lambda_env())
+            .spawn()
+            .unwrap();
+        let status = tokio::time::timeout(TIMEOUT, child.wait())
+            .await
+            .expect("exits")
+            .unwrap();
+        assert!(
+            !status.success(),
+            "{binary} started without Stripe settings"
+        );
+        let logs = binaries::output_of(child).await;
+        assert!(logs.contains("STRIPE_SECRET_KEY"), "{binary}: {logs}");
+    }
+}
