@@ -39,6 +39,7 @@ pub fn stripe_config(stub_uri: &str) -> StripeConfig {
         "PLAN_CREDITS" => Some("1000".to_owned()),
         "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
         "STRIPE_TIMEOUT_MS" => Some("300".to_owned()),
+        "STRIPE_WEBHOOK_SECRET" => Some(stripe_stub::WEBHOOK_SECRET.to_owned()),
         _ => None,
     })
     .expect("test Stripe configuration is valid")
@@ -64,4 +65,27 @@ pub fn parts(response: Response<Body>) -> (u16, http::HeaderMap, Value) {
     let headers = response.headers().clone();
     let body = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
     (status, headers, body)
+}
+
+/// A webhook delivery of `event` signed with `secret` at `timestamp` (raw body, as API Gateway
+/// passes a JSON body).
+pub fn webhook(event: &Value, secret: &str, timestamp: i64) -> Request {
+    let body = event.to_string();
+    let signature = common::webhook::signature::sign(body.as_bytes(), secret, timestamp);
+    http::Request::builder()
+        .method(http::Method::POST)
+        .uri("/webhooks/stripe")
+        .header("content-type", "application/json; charset=utf-8")
+        .header("stripe-signature", signature)
+        .body(Body::Text(body))
+        .expect("valid request")
+}
+
+/// A Stripe event of `kind` about `object`, built on Stripe's event fixture.
+pub fn event(id: &str, kind: &str, object: Value) -> Value {
+    let mut event = stripe_stub::fixture("event");
+    event["id"] = json!(id);
+    event["type"] = json!(kind);
+    event["data"] = json!({ "object": object });
+    event
 }

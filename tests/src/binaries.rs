@@ -53,6 +53,10 @@ pub fn stripe_env(stub_uri: &str) -> Vec<(&'static str, String)> {
         ("STRIPE_PRICE_ID", crate::stripe_stub::PRICE.to_owned()),
         ("PLAN_CREDITS", "1000".to_owned()),
         ("STRIPE_API_BASE", stub_uri.to_owned()),
+        (
+            "STRIPE_WEBHOOK_SECRET",
+            crate::stripe_stub::WEBHOOK_SECRET.to_owned(),
+        ),
     ]
 }
 

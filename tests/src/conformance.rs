@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use common::config::Rules;
-use common::store::{Store, StoreError, SubscriptionView, UserRecord};
+use common::store::{
+    Balance, CreditGrant, EVENT_LEASE_SECS, EventClaim, Store, StoreError, SubscriptionView,
+    UserRecord,
+};
 use common::users::{self, UserId};
 
 fn new_user() -> UserId {
@@ -217,7 +220,7 @@ pub async fn subscription_views_never_move_backwards(store: Arc<dyn Store>) {
     );
     assert_eq!(store.get_user(&user).await.unwrap(), Some(expected.clone()));
 
-    let mut gone = view("none", 3_000);
+    let mut gone = view("incomplete", 3_000);
     gone.subscription_id = None;
     gone.price_id = None;
     gone.current_period_end = None;
@@ -227,5 +230,261 @@ pub async fn subscription_views_never_move_backwards(store: Arc<dyn Store>) {
     assert_eq!(
         stored.credits_remaining, 42,
         "the sync leaves balances alone"
+    );
+}
+
+async fn subscribed_user(store: &Arc<dyn Store>, status: &str, credits: i64) -> UserId {
+    let user = new_user();
+    let mut created = record(&user);
+    created.subscription_status = status.into();
+    created.credits_remaining = credits;
+    assert!(store.create_user(&created).await.unwrap());
+    user
+}
+
+fn grant(invoice: &str, created: i64) -> CreditGrant {
+    CreditGrant {
+        invoice_id: invoice.into(),
+        invoice_created: created,
+        credits: 1000,
+    }
+}
+
+/// A paid invoice starts the period once; older invoices and non-subscribers get nothing.
+pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 3).await;
+    assert!(
+        store
+            .grant_credits(&user, &grant("in_2", 200))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        1000
+    );
+    store
+        .debit(&user, Balance::Credits, "active")
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .grant_credits(&user, &grant("in_2", 200))
+            .await
+            .unwrap(),
+        "same invoice"
+    );
+    assert!(
+        !store
+            .grant_credits(&user, &grant("in_1", 100))
+            .await
+            .unwrap(),
+        "older invoice"
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        999
+    );
+    assert!(
+        store
+            .grant_credits(&user, &grant("in_3", 300))
+            .await
+            .unwrap(),
+        "next period"
+    );
+    let stored = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(stored.credits_remaining, 1000);
+    assert_eq!(stored.granted_invoices.len(), 2);
+
+    let lapsed = subscribed_user(&store, "canceled", 0).await;
+    assert!(
+        !store
+            .grant_credits(&lapsed, &grant("in_9", 900))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_user(&lapsed)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        0
+    );
+    assert_eq!(
+        store.grant_credits(&new_user(), &grant("in_9", 900)).await,
+        Err(StoreError::NoRecord)
+    );
+}
+
+/// A debit takes exactly one, never below zero, and only under the status it was decided on.
+pub async fn debits_are_conditional(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 1).await;
+    assert_eq!(
+        store
+            .debit(&user, Balance::Credits, "past_due")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .debit(&user, Balance::Credits, "active")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .debit(&user, Balance::Credits, "active")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .debit(&user, Balance::FreeMessages, "active")
+            .await
+            .unwrap(),
+        Some(9)
+    );
+    let stored = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.credits_remaining, stored.free_messages_remaining),
+        (0, 9)
+    );
+    assert_eq!(
+        store
+            .debit(&new_user(), Balance::FreeMessages, "none")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// 100 concurrent debits against 10: exactly 10 succeed, for credits and for free messages.
+pub async fn concurrent_debits_never_overspend(store: Arc<dyn Store>) {
+    for (balance, status) in [
+        (Balance::Credits, "active"),
+        (Balance::FreeMessages, "none"),
+    ] {
+        let user = subscribed_user(&store, status, 10).await;
+        let debits = (0..100).map(|_| {
+            let (store, user) = (Arc::clone(&store), user.clone());
+            tokio::spawn(async move { store.debit(&user, balance, status).await.unwrap() })
+        });
+        let mut successes = 0;
+        for debit in debits {
+            successes += usize::from(debit.await.unwrap().is_some());
+        }
+        assert_eq!(successes, 10, "{balance:?}");
+        let stored = store.get_user(&user).await.unwrap().unwrap();
+        let left = match balance {
+            Balance::Credits => stored.credits_remaining,
+            Balance::FreeMessages => stored.free_messages_remaining,
+        };
+        assert_eq!(left, 0, "{balance:?}");
+    }
+}
+
+/// An event is claimed once; done stays done; failed or abandoned can be claimed again.
+pub async fn events_are_claimed_exactly_once(store: Arc<dyn Store>) {
+    let event = format!("evt_{}", crate::tokens::new_user());
+    let now = 1_800_000_000;
+    assert_eq!(
+        store.begin_event(&event, now).await.unwrap(),
+        EventClaim::Claimed
+    );
+    assert_eq!(
+        store.begin_event(&event, now + 1).await.unwrap(),
+        EventClaim::InProgress
+    );
+    store.finish_event(&event, false, now + 2).await.unwrap();
+    assert_eq!(
+        store.begin_event(&event, now + 3).await.unwrap(),
+        EventClaim::Claimed,
+        "failed"
+    );
+    assert_eq!(
+        store
+            .begin_event(&event, now + 3 + EVENT_LEASE_SECS + 1)
+            .await
+            .unwrap(),
+        EventClaim::Claimed,
+        "abandoned past its lease"
+    );
+    store.finish_event(&event, true, now + 100).await.unwrap();
+    assert_eq!(
+        store.begin_event(&event, now + 101).await.unwrap(),
+        EventClaim::AlreadyDone
+    );
+    assert_eq!(
+        store.begin_event(&event, now + 10_000).await.unwrap(),
+        EventClaim::AlreadyDone
+    );
+}
+
+/// Concurrent deliveries of one event: exactly one claims it.
+pub async fn concurrent_deliveries_claim_once(store: Arc<dyn Store>) {
+    let event = format!("evt_{}", crate::tokens::new_user());
+    let claims = (0..10).map(|_| {
+        let (store, event) = (Arc::clone(&store), event.clone());
+        tokio::spawn(async move { store.begin_event(&event, 1_800_000_000).await.unwrap() })
+    });
+    let mut claimed = 0;
+    for claim in claims {
+        claimed += usize::from(claim.await.unwrap() == EventClaim::Claimed);
+    }
+    assert_eq!(claimed, 1);
+}
+
+/// A subscription that ended drops the paid credits; free messages stay.
+pub async fn ended_subscriptions_drop_credits_not_free_messages(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 500).await;
+    store
+        .debit(&user, Balance::FreeMessages, "active")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .apply_subscription(&user, &view("past_due", 10))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        500,
+        "past_due keeps them"
+    );
+    assert!(
+        store
+            .apply_subscription(&user, &view("canceled", 20))
+            .await
+            .unwrap()
+    );
+    let stored = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.credits_remaining,
+            stored.free_messages_remaining,
+            stored.plan.as_str()
+        ),
+        (0, 9, "free")
     );
 }

@@ -10,6 +10,8 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// The price the tests configure.
 pub const PRICE: &str = "price_1PgafmB7WZ01zgkW6dKueIc5";
+/// The webhook signing secret the tests and the sample events in `events/` use.
+pub const WEBHOOK_SECRET: &str = "whsec_local_development_do_not_deploy";
 /// The secret key the tests configure.
 pub const SECRET_KEY: &str = "sk_test_stub_0123456789";
 

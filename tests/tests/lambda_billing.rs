@@ -99,3 +99,66 @@ async fn billing_functions_refuse_to_start_without_stripe_settings() {
         assert!(logs.contains("STRIPE_SECRET_KEY"), "{binary}: {logs}");
     }
 }
+
+/// The sample webhook event `file`, re-signed for now (its signature is only valid for 300 s).
+fn signed_sample(file: &str) -> serde_json::Value {
+    use base64::Engine;
+    let mut sample = binaries::event(file);
+    let body = sample["body"].as_str().unwrap();
+    let raw = if sample["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let secret = integration_tests::stripe_stub::WEBHOOK_SECRET;
+    let signature = common::webhook::signature::sign(&raw, secret, common::unix_now());
+    sample["headers"]["stripe-signature"] = signature.into();
+    sample
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_binary_answers_its_sample_events() {
+    let stub = StripeStub::start().await;
+    let api = RuntimeApi::start().await;
+    let env = binaries::lambda_env()
+        .into_iter()
+        .chain(binaries::stripe_env(&stub.uri()));
+    let child = binaries::lambda("stripe-webhook", api.address(), env)
+        .spawn()
+        .unwrap();
+
+    for file in ["stripe-webhook.json", "stripe-webhook-base64.json"] {
+        let (status, _, body) = api.invoke(signed_sample(file), TIMEOUT).await.http();
+        assert_eq!(
+            (status, &body),
+            (200, &serde_json::json!({"received": true})),
+            "{file}"
+        );
+    }
+    let (status, _, body) = api
+        .invoke(
+            binaries::event("stripe-webhook-bad-signature.json"),
+            TIMEOUT,
+        )
+        .await
+        .http();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_SIGNATURE"))
+    );
+    // As shipped, the signed sample is stale: refused too.
+    let (status, _, _) = api
+        .invoke(binaries::event("stripe-webhook.json"), TIMEOUT)
+        .await
+        .http();
+    assert_eq!(status, 400);
+
+    let logs = binaries::output_of(child).await;
+    assert!(!logs.contains(integration_tests::stripe_stub::WEBHOOK_SECRET));
+    assert!(
+        stub.sent().await.is_empty(),
+        "the sample's customer is unknown: no Stripe call"
+    );
+}

@@ -31,4 +31,10 @@ suite!(
     first_linked_customer_stays,
     billing_writes_need_a_record,
     subscription_views_never_move_backwards,
+    credits_are_granted_once_per_invoice_and_never_backwards,
+    debits_are_conditional,
+    concurrent_debits_never_overspend,
+    events_are_claimed_exactly_once,
+    concurrent_deliveries_claim_once,
+    ended_subscriptions_drop_credits_not_free_messages,
 );

@@ -30,6 +30,8 @@ pub enum Needs {
     Storage,
     /// Auth, storage and Stripe: missing Stripe settings stop the function at init.
     Billing,
+    /// Storage, Stripe and the webhook signing secret (the webhook takes no bearer token).
+    Webhook,
 }
 
 impl App {
@@ -56,6 +58,16 @@ impl App {
         let billing = match needs {
             Needs::Storage => None,
             Needs::Billing => Some(Billing::new(StripeConfig::from_env()?)?),
+            Needs::Webhook => {
+                let stripe = StripeConfig::from_env()?;
+                if stripe.webhook_secret.is_none() {
+                    return Err(ConfigError {
+                        variable: "STRIPE_WEBHOOK_SECRET",
+                        problem: "is missing or empty",
+                    });
+                }
+                Some(Billing::new(stripe)?)
+            }
         };
         let store = DynamoStore::connect(&config.storage).await;
         Ok(App::new(config, Arc::new(store), billing))

@@ -196,6 +196,8 @@ pub struct StripeConfig {
     pub api_base: Option<String>,
     /// Per-attempt timeout of a Stripe call (`STRIPE_TIMEOUT_MS`).
     pub timeout_ms: u64,
+    /// Webhook signing secret (`STRIPE_WEBHOOK_SECRET`, `whsec_...`); required by the webhook only.
+    pub webhook_secret: Option<String>,
 }
 
 impl fmt::Debug for StripeConfig {
@@ -206,6 +208,10 @@ impl fmt::Debug for StripeConfig {
             .field("plan_credits", &self.plan_credits)
             .field("plan_name", &self.plan_name)
             .field("api_base", &self.api_base)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -272,6 +278,7 @@ impl StripeConfig {
                 None => None,
             },
             timeout_ms,
+            webhook_secret: var("STRIPE_WEBHOOK_SECRET"),
         })
     }
 }

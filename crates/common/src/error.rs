@@ -42,6 +42,20 @@ pub enum ApiError {
     /// The deployment has no Stripe settings (503 `BILLING_NOT_CONFIGURED`).
     #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS.")]
     BillingNotConfigured,
+    /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
+    #[error(
+        "No credits or free messages left. Please subscribe or wait for your next billing period."
+    )]
+    InsufficientCredits,
+    /// A webhook whose `Stripe-Signature` is missing, malformed, stale or wrong (400 `INVALID_SIGNATURE`).
+    #[error("Invalid webhook signature.")]
+    InvalidSignature,
+    /// A signed webhook whose body is not a Stripe event (400 `INVALID_PAYLOAD`).
+    #[error("Invalid webhook payload.")]
+    InvalidPayload,
+    /// Another delivery of this event is being processed (409 `EVENT_IN_PROGRESS`); Stripe retries.
+    #[error("This event is being processed. Please retry later.")]
+    EventInProgress,
     /// The route exists but not for this method (405 `METHOD_NOT_ALLOWED`).
     #[error("Method not allowed.")]
     MethodNotAllowed {
@@ -70,7 +84,9 @@ impl ApiError {
             | ApiError::StorageUnavailable
             | ApiError::StripeUnavailable
             | ApiError::BillingNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::AlreadySubscribed => StatusCode::CONFLICT,
+            ApiError::AlreadySubscribed | ApiError::EventInProgress => StatusCode::CONFLICT,
+            ApiError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
+            ApiError::InvalidSignature | ApiError::InvalidPayload => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::StripeFailed => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,6 +105,10 @@ impl ApiError {
             ApiError::AuthUnavailable => "AUTH_UNAVAILABLE",
             ApiError::StorageUnavailable => "SERVICE_UNAVAILABLE",
             ApiError::AlreadySubscribed => "ALREADY_SUBSCRIBED",
+            ApiError::InsufficientCredits => "INSUFFICIENT_CREDITS",
+            ApiError::InvalidSignature => "INVALID_SIGNATURE",
+            ApiError::InvalidPayload => "INVALID_PAYLOAD",
+            ApiError::EventInProgress => "EVENT_IN_PROGRESS",
             ApiError::NoSubscription => "NO_SUBSCRIPTION",
             ApiError::StripeFailed => "STRIPE_ERROR",
             ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",

@@ -5,6 +5,8 @@
 //! | [`config`] | environment configuration, validated at cold start |
 //! | [`auth`] | bearer-token verification (HS256 or JWKS) |
 //! | [`billing`] | Stripe: client, customers, the subscription sync |
+//! | [`credits`] | the credit rules: grants per paid invoice, the atomic debit |
+//! | [`webhook`] | Stripe webhook signature and event envelope |
 //! | [`users`] | user ids, the status view, first-sight record creation |
 //! | [`store`] | the storage trait, its DynamoDB and embedded implementations |
 //! | [`error`] | the API error type and its JSON body |
@@ -16,11 +18,13 @@ pub mod app;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod credits;
 pub mod error;
 pub mod http;
 pub mod store;
 pub mod telemetry;
 pub mod users;
+pub mod webhook;
 
 pub use app::App;
 pub use error::ApiError;

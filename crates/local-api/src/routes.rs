@@ -11,6 +11,7 @@ pub async fn route(app: &App, req: Request) -> Response<Body> {
         "/v1/stripe/create-checkout-session" => create_checkout_session::handle(app, req).await,
         "/v1/stripe/create-portal-session" => create_portal_session::handle(app, req).await,
         "/v1/stripe/sync-subscription" => sync_subscription::handle(app, req).await,
+        "/webhooks/stripe" => stripe_webhook::handle(app, req).await,
         _ => error_response(&common::ApiError::NotFound),
     }
 }

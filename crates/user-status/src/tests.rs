@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use common::config::Config;
-use common::store::{MemoryStore, Store, StoreError, SubscriptionView, UserRecord};
+use common::store::{
+    Balance, CreditGrant, EventClaim, MemoryStore, Store, StoreError, SubscriptionView, UserRecord,
+};
 use common::users::UserId;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -137,6 +139,22 @@ impl Store for DownStore {
     ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         Err(StoreError::Unavailable("UpdateItem".into()))
+    }
+    async fn grant_credits(&self, _: &UserId, _: &CreditGrant) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Throttled)
+    }
+    async fn debit(&self, _: &UserId, _: Balance, _: &str) -> Result<Option<i64>, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Throttled)
+    }
+    async fn begin_event(&self, _: &str, _: i64) -> Result<EventClaim, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Throttled)
+    }
+    async fn finish_event(&self, _: &str, _: bool, _: i64) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::Throttled)
     }
 }
 

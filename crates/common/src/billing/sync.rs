@@ -32,6 +32,24 @@ pub async fn sync_subscription(
     store.get_user(&user).await?.ok_or(ApiError::Internal)
 }
 
+/// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,
+/// or whose user is gone (erased), changes nothing: `Ok(None)`. Never creates a record.
+pub async fn sync_customer(
+    billing: &Billing,
+    store: &dyn Store,
+    customer: &str,
+) -> Result<Option<UserRecord>, ApiError> {
+    let Some(user) = store.user_for_customer(customer).await? else {
+        tracing::info!("event for an unknown customer; ignored");
+        return Ok(None);
+    };
+    let Some(record) = store.get_user(&user).await? else {
+        tracing::info!(user = %user.hash(), "event for a user without a record; ignored");
+        return Ok(None);
+    };
+    sync_subscription(billing, store, record).await.map(Some)
+}
+
 /// The subscription that matters among `subscriptions`: active or trialing before past_due
 /// before any other status; the newest first within a rank.
 pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {

@@ -8,10 +8,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{Store, StoreError, SubscriptionView, UserRecord};
+use super::{
+    Balance, CreditGrant, EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, Store, StoreError,
+    SubscriptionView, UserRecord,
+};
 use crate::config::StorageConfig;
 use crate::users::UserId;
 
@@ -23,6 +26,10 @@ pub const SK: &str = "sk";
 const PROFILE: &str = "PROFILE";
 /// Sort key of the customer→user mapping item.
 const CUSTOMER: &str = "CUSTOMER";
+/// Sort key of a webhook event record.
+const EVENT: &str = "EVENT";
+/// The TTL attribute (see `template.yaml`).
+pub const TTL: &str = "ttl";
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -110,6 +117,25 @@ fn customer_key(customer: &str) -> Item {
     ])
 }
 
+/// The key of the record of webhook event `event_id`.
+fn event_key(event_id: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("EVENT#{event_id}")),
+        ),
+        (SK.to_owned(), AttributeValue::S(EVENT.to_owned())),
+    ])
+}
+
+/// The claim an event record in `state` leaves to a newcomer.
+fn claim_of(item: Option<&Item>) -> EventClaim {
+    match item.and_then(|item| item.get("state")) {
+        Some(AttributeValue::S(state)) if state == "done" => EventClaim::AlreadyDone,
+        _ => EventClaim::InProgress,
+    }
+}
+
 fn to_item(record: &UserRecord) -> Item {
     let mut item = profile_key(&record.user_id);
     let n = |v: i64| AttributeValue::N(v.to_string());
@@ -136,7 +162,15 @@ fn to_item(record: &UserRecord) -> Item {
             AttributeValue::Bool(record.cancel_at_period_end),
         ),
         ("synced_at_ms".to_owned(), n(record.synced_at_ms)),
+        (
+            "last_grant_created".to_owned(),
+            n(record.last_grant_created),
+        ),
     ]);
+    if !record.granted_invoices.is_empty() {
+        let invoices = record.granted_invoices.iter().cloned().collect();
+        item.insert("granted_invoices".to_owned(), AttributeValue::Ss(invoices));
+    }
     let optional = [
         (
             "stripe_customer_id",
@@ -197,14 +231,19 @@ fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             Some(AttributeValue::Bool(true))
         ),
         synced_at_ms: optional_n("synced_at_ms")?.unwrap_or(0),
+        granted_invoices: match item.get("granted_invoices") {
+            Some(AttributeValue::Ss(invoices)) => invoices.iter().cloned().collect(),
+            _ => Default::default(),
+        },
+        last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
     })
 }
 
-/// Classifies an SDK failure; logs it with its context (no item data is in these messages).
-fn store_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+/// Classifies a DynamoDB failure (an `SdkError` or a service error taken out of one) and logs
+/// it with its context; these messages carry no item data.
+fn store_error<E>(operation: &'static str, err: E) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error,
 {
     let throttled = matches!(
         err.code(),
@@ -378,6 +417,14 @@ impl Store for DynamoStore {
                 None => remove.push(format!("#{attribute}")),
             }
         }
+        if view.ends_paid_credits() {
+            set.push("#credits_remaining = :no_credits".to_owned());
+            names.insert(
+                "#credits_remaining".to_owned(),
+                "credits_remaining".to_owned(),
+            );
+            values.insert(":no_credits".to_owned(), n(0));
+        }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -409,5 +456,155 @@ impl Store for DynamoStore {
             }
             Err(err) => Err(store_error("UpdateItem", err)),
         }
+    }
+
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET #credits = :credits, #last = :created ADD #granted :invoices")
+            .condition_expression(
+                "attribute_exists(pk) AND #status IN (:active, :trialing) \
+                 AND NOT contains(#granted, :invoice) \
+                 AND (attribute_not_exists(#last) OR #last <= :created)",
+            )
+            .expression_attribute_names("#credits", "credits_remaining")
+            .expression_attribute_names("#last", "last_grant_created")
+            .expression_attribute_names("#granted", "granted_invoices")
+            .expression_attribute_names("#status", "subscription_status")
+            .expression_attribute_values(":credits", n(grant.credits))
+            .expression_attribute_values(":created", n(grant.invoice_created))
+            .expression_attribute_values(":invoice", AttributeValue::S(grant.invoice_id.clone()))
+            .expression_attribute_values(
+                ":invoices",
+                AttributeValue::Ss(vec![grant.invoice_id.clone()]),
+            )
+            .expression_attribute_values(":active", AttributeValue::S("active".to_owned()))
+            .expression_attribute_values(":trialing", AttributeValue::S("trialing".to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_user(user).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::NoRecord),
+                }
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
+        }
+    }
+
+    async fn debit(
+        &self,
+        user: &UserId,
+        balance: Balance,
+        status_seen: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let attribute = match balance {
+            Balance::Credits => "credits_remaining",
+            Balance::FreeMessages => "free_messages_remaining",
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET #balance = #balance - :one")
+            .condition_expression("attribute_exists(pk) AND #balance > :zero AND #status = :seen")
+            .expression_attribute_names("#balance", attribute)
+            .expression_attribute_names("#status", "subscription_status")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":seen", AttributeValue::S(status_seen.to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes.as_ref().and_then(|a| a.get(attribute)) {
+                Some(AttributeValue::N(left)) => left
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt(format!("{attribute} is not an integer"))),
+                _ => Err(StoreError::Corrupt(format!(
+                    "{attribute} missing after a debit"
+                ))),
+            },
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
+        }
+    }
+
+    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let mut item = event_key(event_id);
+        item.extend([
+            ("entity".to_owned(), AttributeValue::S("event".to_owned())),
+            (
+                "state".to_owned(),
+                AttributeValue::S("processing".to_owned()),
+            ),
+            ("lease_until".to_owned(), n(now + EVENT_LEASE_SECS)),
+            (TTL.to_owned(), n(now + EVENT_RETENTION_SECS)),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #state = :failed \
+                 OR (#state = :processing AND lease_until < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", AttributeValue::S("failed".to_owned()))
+            .expression_attribute_values(":processing", AttributeValue::S("processing".to_owned()))
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EventClaim::Claimed),
+            Err(err) => match err.into_service_error() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => {
+                    Ok(claim_of(e.item.as_ref()))
+                }
+                other => Err(store_error("PutItem", other)),
+            },
+        }
+    }
+
+    async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(event_key(event_id)))
+            .update_expression("SET #state = :state, finished_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(
+                ":state",
+                AttributeValue::S(if done { "done" } else { "failed" }.to_owned()),
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await
+            .map_err(|err| store_error("UpdateItem", err))?;
+        Ok(())
     }
 }

@@ -5,13 +5,18 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError, SubscriptionView, UserRecord};
+use super::{
+    Balance, CreditGrant, EVENT_LEASE_SECS, EventClaim, Store, StoreError, SubscriptionView,
+    UserRecord,
+};
 use crate::users::UserId;
 
 #[derive(Default)]
 struct Tables {
     users: HashMap<UserId, UserRecord>,
     customers: HashMap<String, UserId>,
+    /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
+    events: HashMap<String, (bool, i64)>,
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -93,5 +98,69 @@ impl Store for MemoryStore {
         }
         *record = record.clone().with_subscription(view);
         Ok(true)
+    }
+
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        let entitled = crate::users::is_subscribed(&record.subscription_status);
+        if !entitled
+            || record.granted_invoices.contains(&grant.invoice_id)
+            || record.last_grant_created > grant.invoice_created
+        {
+            return Ok(false);
+        }
+        record.credits_remaining = grant.credits;
+        record.last_grant_created = grant.invoice_created;
+        record.granted_invoices.insert(grant.invoice_id.clone());
+        Ok(true)
+    }
+
+    async fn debit(
+        &self,
+        user: &UserId,
+        balance: Balance,
+        status_seen: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tables = self.tables();
+        let Some(record) = tables.users.get_mut(user) else {
+            return Ok(None);
+        };
+        if record.subscription_status != status_seen {
+            return Ok(None);
+        }
+        let left = match balance {
+            Balance::Credits => &mut record.credits_remaining,
+            Balance::FreeMessages => &mut record.free_messages_remaining,
+        };
+        if *left <= 0 {
+            return Ok(None);
+        }
+        *left -= 1;
+        Ok(Some(*left))
+    }
+
+    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
+        let mut tables = self.tables();
+        match tables.events.get(event_id) {
+            Some((true, _)) => Ok(EventClaim::AlreadyDone),
+            Some((false, lease_until)) if *lease_until >= now => Ok(EventClaim::InProgress),
+            _ => {
+                tables
+                    .events
+                    .insert(event_id.to_owned(), (false, now + EVENT_LEASE_SECS));
+                Ok(EventClaim::Claimed)
+            }
+        }
+    }
+
+    async fn finish_event(&self, event_id: &str, done: bool, _now: i64) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        if done {
+            tables.events.insert(event_id.to_owned(), (true, 0));
+        } else {
+            tables.events.remove(event_id);
+        }
+        Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! [`DynamoStore`] (the Lambdas, always) and [`MemoryStore`] (local runs, fast handler tests).
 //! The key design is in `docs/data-model.md`.
 
+use std::collections::BTreeSet;
+
 mod dynamo;
 mod memory;
 
@@ -43,6 +45,10 @@ pub struct UserRecord {
     /// When the Stripe view last written was observed, Unix milliseconds (0: never synced).
     /// An older view never overwrites a newer one.
     pub synced_at_ms: i64,
+    /// Invoices whose credits were granted (each at most once).
+    pub granted_invoices: BTreeSet<String>,
+    /// Creation time of the newest granted invoice, Unix seconds (0: none).
+    pub last_grant_created: i64,
 }
 
 impl UserRecord {
@@ -62,11 +68,17 @@ impl UserRecord {
             current_period_end: None,
             cancel_at_period_end: false,
             synced_at_ms: 0,
+            granted_invoices: BTreeSet::new(),
+            last_grant_created: 0,
         }
     }
 
-    /// This record with `view` applied (what [`Store::apply_subscription`] writes).
+    /// This record with `view` applied (what [`Store::apply_subscription`] writes). A view whose
+    /// subscription has ended also drops the paid credits to 0; free messages stay.
     pub fn with_subscription(mut self, view: &SubscriptionView) -> Self {
+        if view.ends_paid_credits() {
+            self.credits_remaining = 0;
+        }
         self.plan = view.plan.clone();
         self.subscription_status = view.status.clone();
         self.subscription_id = view.subscription_id.clone();
@@ -95,6 +107,48 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     /// When Stripe was asked, Unix milliseconds: the view's version.
     pub observed_at_ms: i64,
+}
+
+impl SubscriptionView {
+    /// Whether this view means the paid period is over for good (canceled, expired, or no
+    /// subscription at all), so unused credits lapse.
+    pub fn ends_paid_credits(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "canceled" | "incomplete_expired" | NO_SUBSCRIPTION
+        )
+    }
+}
+
+/// The credits of one paid invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditGrant {
+    /// The invoice (`in_...`): each is granted at most once.
+    pub invoice_id: String,
+    /// Its creation time, Unix seconds: an older invoice never resets a newer period.
+    pub invoice_created: i64,
+    /// The balance the period starts with (`PLAN_CREDITS`).
+    pub credits: i64,
+}
+
+/// Which balance a message is paid from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Paid credits (`credits_remaining`), for subscribers.
+    Credits,
+    /// Lifetime free messages (`free_messages_remaining`), for everyone else.
+    FreeMessages,
+}
+
+/// What [`Store::begin_event`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClaim {
+    /// New, failed before, or abandoned past its lease: this caller processes it now.
+    Claimed,
+    /// Processed already: nothing to do.
+    AlreadyDone,
+    /// Another delivery is processing it within its lease.
+    InProgress,
 }
 
 /// Why a storage call failed. Every variant means "the state is unknown", never "empty".
@@ -148,4 +202,32 @@ pub trait Store: Send + Sync {
         user: &UserId,
         view: &SubscriptionView,
     ) -> Result<bool, StoreError>;
+
+    /// Starts the paid period of `grant` in one conditional update: sets `credits_remaining`
+    /// and records the invoice, only if the user is subscribed (active or trialing), the invoice
+    /// was never granted, and no newer invoice was. `Ok(false)`: nothing written.
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError>;
+
+    /// Takes one from `balance` in one conditional write, only if it is above 0 and the
+    /// subscription status is still `status_seen` (so the payer cannot change under us).
+    /// Returns the new balance, or `None` if the condition failed (nothing written).
+    async fn debit(
+        &self,
+        user: &UserId,
+        balance: Balance,
+        status_seen: &str,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Claims webhook event `event_id` for processing until `now + lease` (Unix seconds), in one
+    /// conditional write. The record expires by TTL after the retention period.
+    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError>;
+
+    /// Records how processing of a claimed event ended: done for good, or failed (redelivery
+    /// may claim it again).
+    async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError>;
 }
+
+/// How long a claim on a webhook event holds before a redelivery may take it over.
+pub const EVENT_LEASE_SECS: i64 = 60;
+/// How long event records are kept (Stripe retries for up to 3 days).
+pub const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;

@@ -1,0 +1,105 @@
+//! The debit primitive the chat service calls, on DynamoDB (emulator).
+
+use std::sync::Arc;
+
+use common::ApiError;
+use common::config::Rules;
+use common::credits::debit_message;
+use common::store::{Balance, Store, UserRecord};
+use common::users::UserId;
+use integration_tests::{emulator, tokens};
+
+async fn user_with(store: &Arc<dyn Store>, status: &str, credits: i64, free: i64) -> UserId {
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let mut record = UserRecord::new_free(user.clone(), free, 1);
+    record.subscription_status = status.into();
+    record.credits_remaining = credits;
+    store.create_user(&record).await.unwrap();
+    user
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    for (status, balance) in [
+        ("active", Balance::Credits),
+        ("none", Balance::FreeMessages),
+    ] {
+        let user = user_with(&store, status, 10, 10).await;
+        let debits: Vec<_> = (0..100)
+            .map(|_| {
+                let (store, user) = (Arc::clone(&store), user.clone());
+                tokio::spawn(async move {
+                    debit_message(store.as_ref(), &user, &Rules { free_messages: 10 }).await
+                })
+            })
+            .collect();
+        let (mut paid, mut refused) = (0, 0);
+        for debit in debits {
+            match debit.await.unwrap() {
+                Ok(debit) => {
+                    assert_eq!(debit.paid_with, balance);
+                    paid += 1;
+                }
+                Err(ApiError::InsufficientCredits) => refused += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((paid, refused), (10, 90), "{status}");
+        let record = store.get_user(&user).await.unwrap().unwrap();
+        let (credits, free) = (record.credits_remaining, record.free_messages_remaining);
+        assert_eq!(
+            if balance == Balance::Credits {
+                (credits, free)
+            } else {
+                (free, credits)
+            },
+            (0, 10)
+        );
+    }
+}
+
+#[tokio::test]
+async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() {
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let rules = Rules { free_messages: 10 };
+    let trialing = user_with(&store, "trialing", 2, 5).await;
+    let debit = debit_message(store.as_ref(), &trialing, &rules)
+        .await
+        .unwrap();
+    assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 1));
+
+    let past_due = user_with(&store, "past_due", 50, 1).await;
+    let debit = debit_message(store.as_ref(), &past_due, &rules)
+        .await
+        .unwrap();
+    assert_eq!(
+        (debit.paid_with, debit.remaining),
+        (Balance::FreeMessages, 0)
+    );
+    let err = debit_message(store.as_ref(), &past_due, &rules)
+        .await
+        .unwrap_err();
+    assert_eq!(err, ApiError::InsufficientCredits);
+    assert_eq!(err.status().as_u16(), 402);
+    assert_eq!(err.code(), "INSUFFICIENT_CREDITS");
+    assert_eq!(
+        store
+            .get_user(&past_due)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        50,
+        "untouched"
+    );
+
+    let newcomer = UserId::parse(&tokens::new_user()).unwrap();
+    let debit = debit_message(store.as_ref(), &newcomer, &rules)
+        .await
+        .unwrap();
+    assert_eq!(
+        (debit.paid_with, debit.remaining),
+        (Balance::FreeMessages, 9)
+    );
+}
