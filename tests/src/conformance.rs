@@ -75,7 +75,7 @@ pub async fn concurrent_creates_make_exactly_one_record(store: Arc<dyn Store>) {
 /// Twenty racing first requests all see the one record that was created.
 pub async fn concurrent_first_sight_agrees_on_one_record(store: Arc<dyn Store>) {
     let user = new_user();
-    let rules = Rules { free_messages: 10 };
+    let rules = Rules::default();
     let calls = (0..20).map(|_| {
         let (store, user, rules) = (Arc::clone(&store), user.clone(), rules.clone());
         tokio::spawn(async move {
@@ -487,4 +487,49 @@ pub async fn ended_subscriptions_drop_credits_not_free_messages(store: Arc<dyn S
         ),
         (0, 9, "free")
     );
+}
+
+/// Erasure primitives: tombstone, owned items, mapping, profile; other users untouched.
+pub async fn erasure_removes_the_user_and_leaves_a_tombstone(store: Arc<dyn Store>) {
+    let (user, neighbour) = (new_user(), new_user());
+    let customer = format!("cus_{}", crate::tokens::new_user().replace('-', ""));
+    assert!(store.create_user(&record(&user)).await.unwrap());
+    assert!(store.create_user(&record(&neighbour)).await.unwrap());
+    store.link_customer(&user, &customer).await.unwrap();
+    assert!(!store.is_tombstoned(&user).await.unwrap());
+
+    store
+        .write_tombstone(&user, 1_800_000_000, 1_800_000_000 + 90 * 86_400)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delete_owned_items(&user).await.unwrap(),
+        0,
+        "only the profile is here"
+    );
+    assert!(
+        store.get_user(&user).await.unwrap().is_some(),
+        "the profile goes last"
+    );
+    store.delete_customer_link(&customer).await.unwrap();
+    store.delete_profile(&user).await.unwrap();
+
+    assert!(store.is_tombstoned(&user).await.unwrap());
+    assert_eq!(store.get_user(&user).await.unwrap(), None);
+    assert_eq!(store.user_for_customer(&customer).await.unwrap(), None);
+    assert!(!store.is_tombstoned(&neighbour).await.unwrap());
+    assert!(store.get_user(&neighbour).await.unwrap().is_some());
+    // Repeating every step is harmless.
+    store.delete_customer_link(&customer).await.unwrap();
+    store.delete_profile(&user).await.unwrap();
+    assert_eq!(store.delete_owned_items(&user).await.unwrap(), 0);
+}
+
+/// A tombstoned user is not recreated on first sight: 410.
+pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
+    let user = new_user();
+    store.write_tombstone(&user, 1, 2).await.unwrap();
+    let result = users::load_or_create(store.as_ref(), &user, &Rules::default()).await;
+    assert_eq!(result, Err(common::ApiError::AccountDeleted));
+    assert_eq!(store.get_user(&user).await.unwrap(), None);
 }

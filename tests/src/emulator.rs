@@ -68,3 +68,75 @@ pub async fn items_of(
         .items
         .unwrap_or_default()
 }
+
+/// Writes `count` items `<prefix>#<n>` under `USER#<user>`, as other services would.
+pub async fn seed_items(user: &str, prefix: &str, count: usize) {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let client = client().await;
+    let table = storage_config().table_name;
+    let items: Vec<WriteRequest> = (0..count)
+        .map(|n| {
+            let item = std::collections::HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(format!("USER#{user}"))),
+                (
+                    "sk".to_owned(),
+                    AttributeValue::S(format!("{prefix}#{n:05}")),
+                ),
+                ("user_id".to_owned(), AttributeValue::S(user.to_owned())),
+                (
+                    "payload".to_owned(),
+                    AttributeValue::S("ciphertext".repeat(20)),
+                ),
+            ]);
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    for chunk in items.chunks(25) {
+        let mut pending = chunk.to_vec();
+        while !pending.is_empty() {
+            let output = client
+                .batch_write_item()
+                .request_items(&table, pending)
+                .send()
+                .await
+                .expect("seed the emulator");
+            pending = output
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&table))
+                .unwrap_or_default();
+        }
+    }
+}
+
+/// How many items anywhere in the table mention `needle` in their key or any string attribute
+/// (a full scan: the erasure check).
+pub async fn items_mentioning(needle: &str) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = client().await;
+    let mut found = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(storage_config().table_name)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the emulator");
+        found += page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter(|item| {
+                item.values()
+                    .any(|v| matches!(v, AttributeValue::S(s) if s.contains(needle)))
+            })
+            .count();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return found;
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
+//! | [`faulty_store`] | a store wrapper that injects failures and logs calls |
 //! | [`stripe_stub`] | a loopback Stripe answering with Stripe's official fixtures |
 //! | [`apps`] | apps and requests for calling the handlers directly |
 
@@ -14,6 +15,7 @@ pub mod apps;
 pub mod binaries;
 pub mod conformance;
 pub mod emulator;
+pub mod faulty_store;
 pub mod runtime_api;
 pub mod stripe_stub;
 pub mod tokens;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// The price the tests configure.
@@ -87,8 +87,9 @@ pub struct StripeStub {
 }
 
 impl StripeStub {
-    /// Starts a stub answering customers, checkout sessions, portal sessions, and an empty
-    /// subscription list until [`StripeStub::subscriptions`] says otherwise.
+    /// Starts a stub answering customer creation and deletion, checkout and portal sessions,
+    /// subscription cancellation, and an empty subscription list until
+    /// [`StripeStub::subscriptions`] says otherwise.
     pub async fn start() -> StripeStub {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -123,6 +124,32 @@ impl StripeStub {
                     session["customer"] = json!(customer.1);
                 }
                 ResponseTemplate::new(200).set_body_json(session)
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
+            .respond_with(|req: &Request| {
+                let id = req
+                    .url
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut canceled = fixture("subscription");
+                canceled["id"] = json!(id);
+                canceled["status"] = json!("canceled");
+                ResponseTemplate::new(200).set_body_json(canceled)
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path_regex(r"^/v1/customers/[^/]+$"))
+            .respond_with(|req: &Request| {
+                let mut deleted = fixture("deleted_customer");
+                deleted["id"] = json!(req.url.path().rsplit('/').next().unwrap_or_default());
+                ResponseTemplate::new(200).set_body_json(deleted)
             })
             .mount(&server)
             .await;

@@ -30,7 +30,7 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
             .map(|_| {
                 let (store, user) = (Arc::clone(&store), user.clone());
                 tokio::spawn(async move {
-                    debit_message(store.as_ref(), &user, &Rules { free_messages: 10 }).await
+                    debit_message(store.as_ref(), &user, &Rules::default()).await
                 })
             })
             .collect();
@@ -62,7 +62,7 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
 #[tokio::test]
 async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() {
     let store: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let rules = Rules { free_messages: 10 };
+    let rules = Rules::default();
     let trialing = user_with(&store, "trialing", 2, 5).await;
     let debit = debit_message(store.as_ref(), &trialing, &rules)
         .await

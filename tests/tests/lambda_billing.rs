@@ -162,3 +162,40 @@ async fn the_webhook_binary_answers_its_sample_events() {
         "the sample's customer is unknown: no Stripe call"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delete_account_binary_erases_and_then_answers_410() {
+    let stub = StripeStub::start().await;
+    let api = RuntimeApi::start().await;
+    let env = binaries::lambda_env()
+        .into_iter()
+        .chain(binaries::stripe_env(&stub.uri()));
+    let child = binaries::lambda("delete-account", api.address(), env)
+        .spawn()
+        .unwrap();
+    // The sample event, with a fresh user's token (the sample's user is shared by other tests).
+    let user = integration_tests::tokens::new_user();
+    let mut sample = binaries::event("delete-account.json");
+    let token = integration_tests::tokens::hs256(
+        &integration_tests::tokens::claims(&user, integration_tests::tokens::EVENTS_ISSUER),
+        EVENTS_SECRET,
+    );
+    sample["headers"]["authorization"] = format!("Bearer {token}").into();
+    integration_tests::emulator::seed_items(&user, "CONV", 30).await;
+
+    let (status, _, body) = api.invoke(sample.clone(), TIMEOUT).await.http();
+    assert_eq!((status, body), (200, serde_json::json!({"deleted": true})));
+    assert_eq!(integration_tests::emulator::items_of(&user).await.len(), 0);
+    let (status, _, _) = api.invoke(sample, TIMEOUT).await.http();
+    assert_eq!(status, 200, "replay");
+
+    let logs = binaries::output_of(child).await;
+    assert!(
+        logs.contains("\"audit\":\"erasure\""),
+        "an audit line:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&user),
+        "the audit line holds a hash, not the id"
+    );
+}

@@ -37,4 +37,6 @@ suite!(
     events_are_claimed_exactly_once,
     concurrent_deliveries_claim_once,
     ended_subscriptions_drop_credits_not_free_messages,
+    erasure_removes_the_user_and_leaves_a_tombstone,
+    tombstoned_users_are_not_recreated,
 );

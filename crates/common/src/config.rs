@@ -9,6 +9,8 @@ use std::fmt;
 pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
 /// Default lifetime allowance of free messages per account.
 pub const DEFAULT_FREE_MESSAGES: i64 = 10;
+/// Default retention of an erased account's tombstone.
+pub const DEFAULT_TOMBSTONE_TTL_DAYS: i64 = 90;
 
 /// A configuration variable that is missing or invalid. Displays the variable's name and
 /// what is wrong with it, never its value.
@@ -77,6 +79,17 @@ pub struct StorageConfig {
 pub struct Rules {
     /// Lifetime free messages of a new account (`FREE_MESSAGES`).
     pub free_messages: i64,
+    /// Days an erased account's tombstone is kept before TTL removes it (`TOMBSTONE_TTL_DAYS`).
+    pub tombstone_days: i64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            free_messages: DEFAULT_FREE_MESSAGES,
+            tombstone_days: DEFAULT_TOMBSTONE_TTL_DAYS,
+        }
+    }
 }
 
 /// Everything a Lambda of this service needs, validated.
@@ -156,10 +169,24 @@ impl Config {
                     problem: "must be an integer between 0 and 1000000",
                 })?,
         };
+        let tombstone_days = match var("TOMBSTONE_TTL_DAYS") {
+            None => DEFAULT_TOMBSTONE_TTL_DAYS,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=3650).contains(n))
+                .ok_or(ConfigError {
+                    variable: "TOMBSTONE_TTL_DAYS",
+                    problem: "must be an integer between 1 and 3650",
+                })?,
+        };
         Ok(Config {
             storage,
             jwt,
-            rules: Rules { free_messages },
+            rules: Rules {
+                free_messages,
+                tombstone_days,
+            },
         })
     }
 }
@@ -326,7 +353,8 @@ mod tests {
     fn minimal_environment_gets_documented_defaults() {
         let config = load(&base()).unwrap();
         assert_eq!(config.jwt.audience, "authenticated");
-        assert_eq!(config.rules.free_messages, 10);
+        assert_eq!(config.rules, Rules::default());
+        assert_eq!(config.rules.tombstone_days, 90);
         assert_eq!(config.storage.endpoint, None);
         assert_eq!(config.jwt.keys, JwtKeys::Hs256Secret(SECRET.into()));
     }

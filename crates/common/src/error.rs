@@ -56,6 +56,9 @@ pub enum ApiError {
     /// Another delivery of this event is being processed (409 `EVENT_IN_PROGRESS`); Stripe retries.
     #[error("This event is being processed. Please retry later.")]
     EventInProgress,
+    /// The account was erased; its still-valid token gets nothing (410 `ACCOUNT_DELETED`).
+    #[error("This account has been deleted.")]
+    AccountDeleted,
     /// The route exists but not for this method (405 `METHOD_NOT_ALLOWED`).
     #[error("Method not allowed.")]
     MethodNotAllowed {
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
             ApiError::InvalidSignature | ApiError::InvalidPayload => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
+            ApiError::AccountDeleted => StatusCode::GONE,
             ApiError::StripeFailed => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",
             ApiError::NoSubscription => "NO_SUBSCRIPTION",
+            ApiError::AccountDeleted => "ACCOUNT_DELETED",
             ApiError::StripeFailed => "STRIPE_ERROR",
             ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",
             ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",

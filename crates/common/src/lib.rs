@@ -5,6 +5,7 @@
 //! | [`config`] | environment configuration, validated at cold start |
 //! | [`auth`] | bearer-token verification (HS256 or JWKS) |
 //! | [`billing`] | Stripe: client, customers, the subscription sync |
+//! | [`erasure`] | GDPR erasure: Stripe first, then every stored item, tombstone |
 //! | [`credits`] | the credit rules: grants per paid invoice, the atomic debit |
 //! | [`webhook`] | Stripe webhook signature and event envelope |
 //! | [`users`] | user ids, the status view, first-sight record creation |
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod billing;
 pub mod config;
 pub mod credits;
+pub mod erasure;
 pub mod error;
 pub mod http;
 pub mod store;

@@ -35,6 +35,11 @@ impl UserId {
     pub fn hash(&self) -> String {
         hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
     }
+
+    /// The full SHA-256 of the id, hex: the key of the user's tombstone after erasure.
+    pub fn full_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
 }
 
 /// Debug shows the pseudonym only, so a stray `{:?}` cannot leak the id into logs.
@@ -80,7 +85,8 @@ pub fn is_subscribed(status: &str) -> bool {
 }
 
 /// The user's record, created on first sight as a free account. Concurrent first calls create
-/// exactly one record: the losers of the conditional put read the winner's.
+/// exactly one record: the losers of the conditional put read the winner's. An erased account
+/// (tombstoned) gets 410 and nothing is created; the tombstone is only read when no record exists.
 pub async fn load_or_create(
     store: &dyn Store,
     user: &UserId,
@@ -88,6 +94,9 @@ pub async fn load_or_create(
 ) -> Result<UserRecord, ApiError> {
     if let Some(record) = store.get_user(user).await? {
         return Ok(record);
+    }
+    if store.is_tombstoned(user).await? {
+        return Err(ApiError::AccountDeleted);
     }
     let fresh = UserRecord::new_free(user.clone(), rules.free_messages, crate::unix_now());
     if store.create_user(&fresh).await? {

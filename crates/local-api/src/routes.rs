@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 pub async fn route(app: &App, req: Request) -> Response<Body> {
     match req.uri().path() {
         "/v1/user/status" => user_status::handle(app, req).await,
+        "/v1/user/delete-account" => delete_account::handle(app, req).await,
         "/v1/stripe/create-checkout-session" => create_checkout_session::handle(app, req).await,
         "/v1/stripe/create-portal-session" => create_portal_session::handle(app, req).await,
         "/v1/stripe/sync-subscription" => sync_subscription::handle(app, req).await,

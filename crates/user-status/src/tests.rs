@@ -1,13 +1,9 @@
 //! The handler called directly with the sample events, on the embedded store.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use common::config::Config;
-use common::store::{
-    Balance, CreditGrant, EventClaim, MemoryStore, Store, StoreError, SubscriptionView, UserRecord,
-};
+use common::store::{MemoryStore, Store, UserRecord};
 use common::users::UserId;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -108,73 +104,6 @@ async fn stored_subscription_and_balances_are_shown_as_stored() {
     let (_, _, body) = call(&app(store), req).await;
     assert_eq!(body["has_subscription"], false);
     assert_eq!(body["subscription_status"], "past_due");
-}
-
-/// A store that is down: every call fails; writes are counted.
-#[derive(Default)]
-struct DownStore {
-    writes: AtomicUsize,
-}
-
-#[async_trait]
-impl Store for DownStore {
-    async fn get_user(&self, _: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        Err(StoreError::Throttled)
-    }
-    async fn create_user(&self, _: &UserRecord) -> Result<bool, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Unavailable("PutItem".into()))
-    }
-    async fn link_customer(&self, _: &UserId, _: &str) -> Result<String, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Unavailable("TransactWriteItems".into()))
-    }
-    async fn user_for_customer(&self, _: &str) -> Result<Option<UserId>, StoreError> {
-        Err(StoreError::Throttled)
-    }
-    async fn apply_subscription(
-        &self,
-        _: &UserId,
-        _: &SubscriptionView,
-    ) -> Result<bool, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Unavailable("UpdateItem".into()))
-    }
-    async fn grant_credits(&self, _: &UserId, _: &CreditGrant) -> Result<bool, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Throttled)
-    }
-    async fn debit(&self, _: &UserId, _: Balance, _: &str) -> Result<Option<i64>, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Throttled)
-    }
-    async fn begin_event(&self, _: &str, _: i64) -> Result<EventClaim, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Throttled)
-    }
-    async fn finish_event(&self, _: &str, _: bool, _: i64) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::Throttled)
-    }
-}
-
-#[tokio::test]
-async fn storage_failure_is_503_with_retry_after_and_writes_nothing() {
-    let store = Arc::new(DownStore::default());
-    let (status, headers, body) = call(&app(store.clone()), event_request(|_| {})).await;
-    assert_eq!(status, 503);
-    assert_eq!(headers["retry-after"], "1");
-    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
-    assert_eq!(body["error"]["details"]["retry_after"], 1);
-    assert!(
-        body.get("credits_remaining").is_none(),
-        "never a made-up balance"
-    );
-    assert_eq!(
-        store.writes.load(Ordering::SeqCst),
-        0,
-        "a failed read never leads to a write"
-    );
 }
 
 #[tokio::test]

@@ -10,12 +10,12 @@ use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
 use stripe_billing::Subscription;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
-use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+use stripe_billing::subscription::{CancelSubscription, ListSubscription, ListSubscriptionStatus};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
-use stripe_core::customer::CreateCustomer;
+use stripe_core::customer::{CreateCustomer, DeleteCustomer};
 
 use crate::config::{ConfigError, StripeConfig};
 use crate::error::ApiError;
@@ -112,6 +112,44 @@ impl Billing {
             .url)
     }
 
+    /// Cancels subscription `id` immediately, without proration or a final invoice. One that is
+    /// already gone at Stripe (404) counts as canceled.
+    pub async fn cancel_subscription(&self, id: &str) -> Result<(), ApiError> {
+        let request = CancelSubscription::new(id)
+            .prorate(false)
+            .invoice_now(false);
+        self.send_unless_gone("cancel subscription", &request)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes customer `id`. One that is already gone at Stripe (404) counts as deleted.
+    pub async fn delete_customer(&self, id: &str) -> Result<(), ApiError> {
+        self.send_unless_gone("delete customer", &DeleteCustomer::new(id))
+            .await
+            .map(drop)
+    }
+
+    /// [`Billing::send`] for deletions: `Ok(None)` when the object does not exist (any more).
+    async fn send_unless_gone<R>(
+        &self,
+        what: &'static str,
+        request: &R,
+    ) -> Result<Option<R::Output>, ApiError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize,
+    {
+        match retrying(what, || request.customize().send(&self.client)).await {
+            Ok(output) => Ok(Some(output)),
+            Err(StripeError::Stripe(_, 404)) => {
+                tracing::info!(call = what, "already gone at Stripe");
+                Ok(None)
+            }
+            Err(err) => Err(failed(what, &err)),
+        }
+    }
+
     /// Sends `request`, retrying what Stripe documents as transient (429, 5xx, connection
     /// failures, timeouts) with exponential backoff. Every attempt of a create carries the
     /// same idempotency key, so a retry can never create twice.
@@ -133,11 +171,12 @@ impl Billing {
                 .send(&self.client)
         })
         .await
+        .map_err(|err| failed(what, &err))
     }
 }
 
-/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails transiently, then maps the error.
-async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, ApiError>
+/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails transiently.
+async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, StripeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StripeError>>,
@@ -151,10 +190,12 @@ where
         .when(is_transient)
         .notify(|err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying"))
         .await
-        .map_err(|err| {
-            tracing::error!(call = what, error = %describe(&err), "Stripe call failed");
-            to_api_error(&err)
-        })
+}
+
+/// Logs a final Stripe failure and maps it to ours.
+fn failed(what: &'static str, err: &StripeError) -> ApiError {
+    tracing::error!(call = what, error = %describe(err), "Stripe call failed");
+    to_api_error(err)
 }
 
 fn is_transient(err: &StripeError) -> bool {

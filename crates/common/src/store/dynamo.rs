@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+};
 
 use super::{
     Balance, CreditGrant, EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, Store, StoreError,
@@ -30,6 +32,12 @@ const CUSTOMER: &str = "CUSTOMER";
 const EVENT: &str = "EVENT";
 /// The TTL attribute (see `template.yaml`).
 pub const TTL: &str = "ttl";
+/// Sort key of a tombstone.
+const TOMBSTONE: &str = "TOMBSTONE";
+/// Items per `BatchWriteItem` (DynamoDB's limit).
+const BATCH_SIZE: usize = 25;
+/// Rounds of retrying a batch's unprocessed items before giving up with a 503.
+const BATCH_ROUNDS: u32 = 8;
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -125,6 +133,17 @@ fn event_key(event_id: &str) -> Item {
             AttributeValue::S(format!("EVENT#{event_id}")),
         ),
         (SK.to_owned(), AttributeValue::S(EVENT.to_owned())),
+    ])
+}
+
+/// The key of the tombstone of `user`: a hash, never the id.
+fn tombstone_key(user: &UserId) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("TOMBSTONE#{}", user.full_hash())),
+        ),
+        (SK.to_owned(), AttributeValue::S(TOMBSTONE.to_owned())),
     ])
 }
 
@@ -258,6 +277,49 @@ where
         StoreError::Throttled
     } else {
         StoreError::Unavailable(operation.to_owned())
+    }
+}
+
+impl DynamoStore {
+    /// Deletes `keys` (at most 25) in one batch, retrying unprocessed items with backoff.
+    async fn delete_batch(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let mut requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|_| StoreError::Unavailable("build DeleteRequest".into()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for round in 0..BATCH_ROUNDS {
+            if round > 0 {
+                let backoff =
+                    Duration::from_millis(50 * 2u64.pow(round - 1)).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|err| store_error("BatchWriteItem", err))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tracing::warn!(
+                left = requests.len(),
+                round,
+                "BatchWriteItem left unprocessed items; retrying"
+            );
+        }
+        Err(StoreError::Throttled)
     }
 }
 
@@ -605,6 +667,103 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|err| store_error("UpdateItem", err))?;
+        Ok(())
+    }
+
+    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(tombstone_key(user)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| store_error("GetItem", err))?;
+        Ok(output.item.is_some())
+    }
+
+    async fn write_tombstone(
+        &self,
+        user: &UserId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut item = tombstone_key(user);
+        item.extend([
+            (
+                "entity".to_owned(),
+                AttributeValue::S("tombstone".to_owned()),
+            ),
+            ("deleted_at".to_owned(), AttributeValue::N(now.to_string())),
+            (TTL.to_owned(), AttributeValue::N(expires_at.to_string())),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| store_error("PutItem", err))?;
+        Ok(())
+    }
+
+    async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#pk, #sk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", AttributeValue::S(user_pk(user)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| store_error("Query", err))?;
+            let keys: Vec<Item> = page
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter(
+                    |item| !matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == PROFILE),
+                )
+                .collect();
+            for batch in keys.chunks(BATCH_SIZE) {
+                self.delete_batch(batch.to_vec()).await?;
+                deleted += batch.len();
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(customer)))
+            .send()
+            .await
+            .map_err(|err| store_error("DeleteItem", err))?;
+        Ok(())
+    }
+
+    async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .send()
+            .await
+            .map_err(|err| store_error("DeleteItem", err))?;
         Ok(())
     }
 }

@@ -17,6 +17,8 @@ struct Tables {
     customers: HashMap<String, UserId>,
     /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
     events: HashMap<String, (bool, i64)>,
+    /// Tombstones of erased users, by the hash of their id.
+    tombstones: std::collections::HashSet<String>,
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -161,6 +163,35 @@ impl Store for MemoryStore {
         } else {
             tables.events.remove(event_id);
         }
+        Ok(())
+    }
+
+    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
+        Ok(self.tables().tombstones.contains(&user.full_hash()))
+    }
+
+    async fn write_tombstone(
+        &self,
+        user: &UserId,
+        _now: i64,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.tables().tombstones.insert(user.full_hash());
+        Ok(())
+    }
+
+    async fn delete_owned_items(&self, _user: &UserId) -> Result<usize, StoreError> {
+        // The embedded store holds no items of other services: only the profile, kept here.
+        Ok(0)
+    }
+
+    async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
+        self.tables().customers.remove(customer);
+        Ok(())
+    }
+
+    async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
+        self.tables().users.remove(user);
         Ok(())
     }
 }

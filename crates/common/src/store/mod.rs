@@ -225,6 +225,27 @@ pub trait Store: Send + Sync {
     /// Records how processing of a claimed event ended: done for good, or failed (redelivery
     /// may claim it again).
     async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError>;
+
+    /// Whether `user` was erased (a tombstone exists).
+    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError>;
+
+    /// Writes the tombstone of `user`: a hash of the id, the time, an expiry; no personal data.
+    async fn write_tombstone(
+        &self,
+        user: &UserId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes every item under the user's partition except the profile, page by page, 25 per
+    /// batch, retrying unprocessed items. Returns how many were deleted. Safe to repeat.
+    async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError>;
+
+    /// Deletes the customer→user mapping of `customer` (if any).
+    async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError>;
+
+    /// Deletes the profile record of `user` (if any): the last step of an erasure.
+    async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError>;
 }
 
 /// How long a claim on a webhook event holds before a redelivery may take it over.

@@ -1,0 +1,156 @@
+//! A store wrapper for fault injection and call tracing: every call is recorded in a shared log,
+//! and chosen operations fail (as a storage outage) a chosen number of times — after, or instead
+//! of, reaching the real store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use common::store::{
+    Balance, CreditGrant, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
+};
+use common::users::UserId;
+
+/// A shared, ordered log of calls (`store:<operation>`), which other fakes can write to too.
+pub type CallLog = Arc<Mutex<Vec<String>>>;
+
+/// When an injected failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strike {
+    /// Fail without touching the store.
+    Before,
+    /// Let the store do the work, then report a failure (the reply was lost).
+    After,
+}
+
+/// Wraps a store; see the module docs.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    failures: Mutex<HashMap<&'static str, (usize, Strike)>>,
+    /// Every call, in order.
+    pub log: CallLog,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, logging into `log`.
+    pub fn new(inner: Arc<dyn Store>, log: CallLog) -> Self {
+        FaultyStore {
+            inner,
+            failures: Mutex::new(HashMap::new()),
+            log,
+        }
+    }
+
+    /// Makes the next `times` calls of `operation` fail.
+    pub fn fail(&self, operation: &'static str, times: usize, strike: Strike) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(operation, (times, strike));
+    }
+
+    fn strike(&self, operation: &'static str) -> Option<Strike> {
+        self.log.lock().unwrap().push(format!("store:{operation}"));
+        let mut failures = self.failures.lock().unwrap();
+        let (left, strike) = failures.get_mut(operation)?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        Some(*strike)
+    }
+
+    async fn run<T, F>(&self, operation: &'static str, call: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let outage = || StoreError::Unavailable(format!("injected {operation} failure"));
+        match self.strike(operation) {
+            Some(Strike::Before) => Err(outage()),
+            Some(Strike::After) => call.await.and(Err(outage())),
+            None => call.await,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.run("get_user", self.inner.get_user(user)).await
+    }
+    async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
+        self.run("create_user", self.inner.create_user(record))
+            .await
+    }
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
+        self.run("link_customer", self.inner.link_customer(user, customer))
+            .await
+    }
+    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        self.run("user_for_customer", self.inner.user_for_customer(customer))
+            .await
+    }
+    async fn apply_subscription(
+        &self,
+        user: &UserId,
+        view: &SubscriptionView,
+    ) -> Result<bool, StoreError> {
+        self.run(
+            "apply_subscription",
+            self.inner.apply_subscription(user, view),
+        )
+        .await
+    }
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
+        self.run("grant_credits", self.inner.grant_credits(user, grant))
+            .await
+    }
+    async fn debit(
+        &self,
+        user: &UserId,
+        balance: Balance,
+        status: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.run("debit", self.inner.debit(user, balance, status))
+            .await
+    }
+    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
+        self.run("begin_event", self.inner.begin_event(event_id, now))
+            .await
+    }
+    async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError> {
+        self.run("finish_event", self.inner.finish_event(event_id, done, now))
+            .await
+    }
+    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
+        self.run("is_tombstoned", self.inner.is_tombstoned(user))
+            .await
+    }
+    async fn write_tombstone(
+        &self,
+        user: &UserId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "write_tombstone",
+            self.inner.write_tombstone(user, now, expires_at),
+        )
+        .await
+    }
+    async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError> {
+        self.run("delete_owned_items", self.inner.delete_owned_items(user))
+            .await
+    }
+    async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
+        self.run(
+            "delete_customer_link",
+            self.inner.delete_customer_link(customer),
+        )
+        .await
+    }
+    async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
+        self.run("delete_profile", self.inner.delete_profile(user))
+            .await
+    }
+}
