@@ -106,3 +106,39 @@ pub async fn output_of(mut child: tokio::process::Child) -> String {
     }
     out
 }
+
+/// Starts the local API (`local-api --addr 127.0.0.1:<free port>`) with exactly `env`; returns
+/// the process (killed on drop), its base URL and the curl line it printed, if any.
+pub async fn start_local_api(
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, Option<String>) {
+    let port = free_port();
+    let mut child = tokio::process::Command::new(path("local-api"))
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start local-api");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut curl = None;
+    let read_banner = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("curl ") {
+                curl = Some(line);
+                break;
+            }
+            if line.starts_with("listening on") && env.iter().any(|(k, _)| k.starts_with("JWT_")) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read_banner)
+        .await
+        .expect("local-api started");
+    // Keep draining its output, so its logs never hit a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://127.0.0.1:{port}"), curl)
+}

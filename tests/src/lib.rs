@@ -8,6 +8,7 @@
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
 //! | [`faulty_store`] | a store wrapper that injects failures and logs calls |
+//! | [`openapi`] | checking actual responses against `openapi.yaml` |
 //! | [`stripe_stub`] | a loopback Stripe answering with Stripe's official fixtures |
 //! | [`apps`] | apps and requests for calling the handlers directly |
 
@@ -16,6 +17,7 @@ pub mod binaries;
 pub mod conformance;
 pub mod emulator;
 pub mod faulty_store;
+pub mod openapi;
 pub mod runtime_api;
 pub mod stripe_stub;
 pub mod tokens;

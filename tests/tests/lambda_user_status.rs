@@ -110,6 +110,26 @@ async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
         !logs.contains(EVENTS_USER),
         "a raw user id reached the logs"
     );
+
+    // One access line per request: route, request id, status, latency, user hash.
+    let access: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "request")
+        .collect();
+    assert_eq!(access.len(), 4, "one line per invocation:\n{logs}");
+    let first = &access[0];
+    assert_eq!(first["status"], 200);
+    assert!(first["latency_us"].is_u64());
+    assert_eq!(first["span"]["route"], "GET /v1/user/status");
+    assert_eq!(first["span"]["request_id"], "JKJaXmPLvHcESHA=");
+    let hash = common::users::UserId::parse(EVENTS_USER).unwrap().hash();
+    assert_eq!(first["span"]["user"], hash.as_str());
+    assert_eq!(access[2]["status"], 401);
+    assert!(
+        access[2]["span"].get("user").is_none(),
+        "no user before authentication"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

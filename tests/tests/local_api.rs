@@ -1,42 +1,9 @@
 //! `cargo run -p local-api`: serves the endpoints through the Lambdas' handlers and prints a
 //! ready-to-paste curl line that works.
 
-use std::time::Duration;
-
-use integration_tests::{binaries, emulator, tokens};
+use integration_tests::binaries::start_local_api as start;
+use integration_tests::{emulator, tokens};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts the local API with `env` and returns it with its base URL and the printed curl line.
-async fn start(env: &[(&str, &str)]) -> (Child, String, Option<String>) {
-    let port = binaries::free_port();
-    let mut child = Command::new(binaries::path("local-api"))
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start local-api");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut curl = None;
-    let read_banner = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("curl ") {
-                curl = Some(line);
-                break;
-            }
-            if line.starts_with("listening on") && env.iter().any(|(k, _)| k.starts_with("JWT_")) {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read_banner)
-        .await
-        .expect("local-api started");
-    (child, format!("http://127.0.0.1:{port}"), curl)
-}
 
 /// The bearer token and URL of the printed `curl -s -H 'Authorization: Bearer T' URL` line.
 fn parse_curl(line: &str) -> (String, String) {

@@ -1,7 +1,12 @@
 //! Turning handler results into API Gateway responses.
 
-use lambda_http::{Body, Request, Response};
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -41,5 +46,43 @@ pub fn require_method(req: &Request, allowed: ::http::Method) -> Result<(), ApiE
         Ok(())
     } else {
         Err(ApiError::MethodNotAllowed { allow: allowed })
+    }
+}
+
+/// Runs `handler` inside a `request` span carrying the route, the request id and, once
+/// authenticated, the user-id hash (see [`crate::auth`]), so every log line of the request has
+/// them; then writes the one access line of the request: status and latency.
+pub async fn access_logged(
+    route: &'static str,
+    req: &Request,
+    handler: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    let span = tracing::info_span!(
+        "request",
+        route,
+        request_id = %request_id(req),
+        user = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let response = handler.instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        )
+    });
+    response
+}
+
+/// API Gateway's request id, else the Lambda invocation's, else `-` (local runs).
+fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.request_id.is_some() => {
+            ctx.request_id.clone().unwrap_or_default()
+        }
+        _ => req
+            .lambda_context_ref()
+            .map_or_else(|| "-".to_owned(), |ctx| ctx.request_id.clone()),
     }
 }

@@ -1,5 +1,6 @@
 //! Logs: one JSON object per line on stdout (CloudWatch-friendly), level from `RUST_LOG`
-//! (default `info`). Never log tokens, secrets or raw user ids: log [`crate::users::UserId::hash`].
+//! (default `info`). Lines written while serving a request carry its `span` (route, request id,
+//! user-id hash); each request ends with one access line (status, latency). Never log tokens, secrets or raw user ids: log [`crate::users::UserId::hash`].
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,7 +11,8 @@ pub fn init() {
         .json()
         .with_env_filter(filter)
         .with_target(false)
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .flatten_event(true)
         .init();
 }

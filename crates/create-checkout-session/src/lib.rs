@@ -6,7 +6,7 @@ use common::ApiError;
 use common::app::App;
 use common::billing::customers::ensure_customer;
 use common::billing::sync::sync_subscription;
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use common::users::{self, is_subscribed};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -18,9 +18,15 @@ pub struct CheckoutSession {
     pub checkout_url: String,
 }
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "POST /v1/stripe/create-checkout-session";
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(create_checkout_session(app, &req).await)
+    access_logged(ROUTE, &req, async {
+        respond(create_checkout_session(app, &req).await)
+    })
+    .await
 }
 
 async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSession, ApiError> {

@@ -3,7 +3,7 @@
 
 use common::ApiError;
 use common::app::App;
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -15,9 +15,15 @@ pub struct PortalSession {
     pub portal_url: String,
 }
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "POST /v1/stripe/create-portal-session";
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(create_portal_session(app, &req).await)
+    access_logged(ROUTE, &req, async {
+        respond(create_portal_session(app, &req).await)
+    })
+    .await
 }
 
 async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession, ApiError> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use common::ApiError;
 use common::app::App;
 use common::erasure::{close_stripe_customer, erase_stored};
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -19,9 +19,15 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "DELETE /v1/user/delete-account";
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(delete_account(app, &req).await)
+    access_logged(ROUTE, &req, async {
+        respond(delete_account(app, &req).await)
+    })
+    .await
 }
 
 async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {

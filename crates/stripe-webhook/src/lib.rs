@@ -10,7 +10,7 @@ use common::app::App;
 use common::billing::Billing;
 use common::billing::sync::sync_customer;
 use common::credits;
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use common::store::EventClaim;
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
@@ -24,9 +24,12 @@ pub struct Received {
     pub received: bool,
 }
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "POST /webhooks/stripe";
+
 /// Handles one delivery.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(receive(app, &req).await)
+    access_logged(ROUTE, &req, async { respond(receive(app, &req).await) }).await
 }
 
 async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {

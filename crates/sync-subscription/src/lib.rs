@@ -4,13 +4,16 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::sync::sync_subscription;
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "POST /v1/stripe/sync-subscription";
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(sync(app, &req).await)
+    access_logged(ROUTE, &req, async { respond(sync(app, &req).await) }).await
 }
 
 async fn sync(app: &App, req: &Request) -> Result<UserStatus, ApiError> {

@@ -3,13 +3,16 @@
 
 use common::ApiError;
 use common::App;
-use common::http::{require_method, respond};
+use common::http::{access_logged, require_method, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "GET /v1/user/status";
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(status(app, &req).await)
+    access_logged(ROUTE, &req, async { respond(status(app, &req).await) }).await
 }
 
 async fn status(app: &App, req: &Request) -> Result<UserStatus, ApiError> {

@@ -96,7 +96,9 @@ impl Authenticator {
             _ => ApiError::InvalidToken,
         })?
         .claims;
-        UserId::parse(&claims.sub).ok_or(ApiError::InvalidToken)
+        let user = UserId::parse(&claims.sub).ok_or(ApiError::InvalidToken)?;
+        tracing::Span::current().record("user", user.hash());
+        Ok(user)
     }
 }
 

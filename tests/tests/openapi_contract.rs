@@ -1,0 +1,263 @@
+//! The OpenAPI contract: the local API, on the DynamoDB emulator and the Stripe stub, exercised on
+//! every route and every documented error; each actual response must match `openapi.yaml`, and
+//! every documented response must have been produced. Any drift fails.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::store::{Store, UserRecord};
+use common::users::UserId;
+use integration_tests::binaries::{free_port, start_local_api};
+use integration_tests::openapi::{Operation, Spec};
+use integration_tests::stripe_stub::{self, StripeStub, subscription};
+use integration_tests::{apps, emulator, tokens};
+use serde_json::{Value, json};
+
+const SECRET: &str = "contract-test-secret-0123456789abcdef";
+const ISSUER: &str = "https://contract.test/auth/v1";
+
+struct Api {
+    base: String,
+    spec: Arc<Spec>,
+    seen: BTreeSet<Operation>,
+    client: reqwest::Client,
+}
+
+impl Api {
+    /// Calls `method path` as `user` (or anonymously), checks the response against the spec and
+    /// returns its status and body.
+    async fn call(&mut self, method: &str, path: &str, user: Option<&str>, expected: u16) -> Value {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(user) = user {
+            request = request.bearer_auth(tokens::hs256(&tokens::claims(user, ISSUER), SECRET));
+        }
+        let request = request.header("content-type", "application/json");
+        self.check(method, path, request, expected).await
+    }
+
+    async fn webhook(&mut self, body: String, signature: Option<String>, expected: u16) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/stripe", self.base))
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("stripe-signature", signature);
+        }
+        self.check("post", "/webhooks/stripe", request, expected)
+            .await
+    }
+
+    async fn check(
+        &mut self,
+        method: &str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        expected: u16,
+    ) -> Value {
+        let response = request.send().await.expect("local API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        let operation = (path.to_owned(), method.to_lowercase(), status);
+        self.spec.check(&operation, &headers, &body);
+        self.seen.insert(operation);
+        body
+    }
+}
+
+fn env(stub: &StripeStub, endpoint: &str) -> Vec<(&'static str, String)> {
+    let mut env = integration_tests::binaries::stripe_env(&stub.uri());
+    env.extend([
+        ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("TABLE_NAME", emulator::storage_config().table_name),
+        ("AWS_REGION", emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("JWT_HS256_SECRET", SECRET.to_owned()),
+        ("JWT_ISSUER", ISSUER.to_owned()),
+        ("STRIPE_TIMEOUT_MS", "300".to_owned()),
+    ]);
+    env
+}
+
+async fn local_api(env: &[(&'static str, String)]) -> (tokio::process::Child, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (child, base, _) = start_local_api(&env).await;
+    (child, base)
+}
+
+fn signed(event: &Value) -> (String, Option<String>) {
+    let body = event.to_string();
+    let signature = common::webhook::signature::sign(
+        body.as_bytes(),
+        stripe_stub::WEBHOOK_SECRET,
+        common::unix_now(),
+    );
+    (body, Some(signature))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_and_documented_error_matches_openapi_yaml() {
+    let spec = Arc::new(Spec::load());
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let storage = emulator::storage_config().endpoint.unwrap();
+    let (_api, base) = local_api(&env(&stub, &storage)).await;
+    let mut api = Api {
+        base,
+        spec: spec.clone(),
+        seen: BTreeSet::new(),
+        client: reqwest::Client::new(),
+    };
+
+    // Happy paths.
+    let user = tokens::new_user();
+    api.call("GET", "/v1/user/status", Some(&user), 200).await;
+    api.call("POST", "/v1/stripe/create-portal-session", Some(&user), 404)
+        .await;
+    api.call(
+        "POST",
+        "/v1/stripe/create-checkout-session",
+        Some(&user),
+        200,
+    )
+    .await;
+    api.call("POST", "/v1/stripe/create-portal-session", Some(&user), 200)
+        .await;
+    api.call("POST", "/v1/stripe/sync-subscription", Some(&user), 200)
+        .await;
+
+    // Unauthenticated, everywhere.
+    for (method, path) in [
+        ("GET", "/v1/user/status"),
+        ("DELETE", "/v1/user/delete-account"),
+        ("POST", "/v1/stripe/create-checkout-session"),
+        ("POST", "/v1/stripe/create-portal-session"),
+        ("POST", "/v1/stripe/sync-subscription"),
+    ] {
+        api.call(method, path, None, 401).await;
+    }
+
+    // Already subscribed.
+    let subscriber = tokens::new_user();
+    let mut record = UserRecord::new_free(UserId::parse(&subscriber).unwrap(), 10, 1);
+    record.subscription_status = "active".into();
+    store.create_user(&record).await.unwrap();
+    api.call(
+        "POST",
+        "/v1/stripe/create-checkout-session",
+        Some(&subscriber),
+        409,
+    )
+    .await;
+
+    // Stripe failing (3 attempts each) for each Stripe-backed route.
+    let customer = format!("cus_stub{}", "0".repeat(8));
+    stub.fail("POST", "/v1/billing_portal/sessions", 500, Some(3))
+        .await;
+    api.call("POST", "/v1/stripe/create-portal-session", Some(&user), 502)
+        .await;
+    stub.fail("POST", "/v1/customers", 500, Some(3)).await;
+    api.call(
+        "POST",
+        "/v1/stripe/create-checkout-session",
+        Some(&tokens::new_user()),
+        502,
+    )
+    .await;
+    stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
+    api.call("POST", "/v1/stripe/sync-subscription", Some(&user), 502)
+        .await;
+    stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
+    api.call("DELETE", "/v1/user/delete-account", Some(&user), 502)
+        .await;
+    let known = store
+        .get_user(&UserId::parse(&user).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
+    let failing = apps::event(
+        &format!("evt_{}", tokens::new_user()),
+        "customer.subscription.updated",
+        subscription("sub_1", &known, "active", 1, 2),
+    );
+    let (body, signature) = signed(&failing);
+    api.webhook(body, signature, 502).await;
+    assert_ne!(customer, known);
+
+    // Webhooks: received, refused signature, in progress, too large.
+    let ok = apps::event(
+        &format!("evt_{}", tokens::new_user()),
+        "customer.subscription.updated",
+        subscription("sub_1", &known, "active", 1, 2),
+    );
+    let (body, signature) = signed(&ok);
+    api.webhook(body.clone(), signature, 200).await;
+    api.webhook(body, Some("t=1,v1=00".into()), 400).await;
+    let busy = apps::event(
+        &format!("evt_{}", tokens::new_user()),
+        "invoice.paid",
+        json!({"customer": known}),
+    );
+    store
+        .begin_event(busy["id"].as_str().unwrap(), common::unix_now())
+        .await
+        .unwrap();
+    let (body, signature) = signed(&busy);
+    api.webhook(body, signature, 409).await;
+    let mut huge = ok.clone();
+    huge["data"]["object"]["padding"] = json!("x".repeat(300 * 1024));
+    let (body, signature) = signed(&huge);
+    api.webhook(body, signature, 413).await;
+
+    // Erasure, then the erased user's token everywhere.
+    api.call("DELETE", "/v1/user/delete-account", Some(&user), 200)
+        .await;
+    api.call("DELETE", "/v1/user/delete-account", Some(&user), 200)
+        .await;
+    for (method, path) in [
+        ("GET", "/v1/user/status"),
+        ("POST", "/v1/stripe/create-checkout-session"),
+        ("POST", "/v1/stripe/create-portal-session"),
+        ("POST", "/v1/stripe/sync-subscription"),
+    ] {
+        api.call(method, path, Some(&user), 410).await;
+    }
+
+    // Storage down: a second local API on a closed port.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (_down, down_base) = local_api(&env(&stub, &closed)).await;
+    let mut down = Api {
+        base: down_base,
+        spec: spec.clone(),
+        seen: BTreeSet::new(),
+        client: reqwest::Client::new(),
+    };
+    for (method, path) in [
+        ("GET", "/v1/user/status"),
+        ("DELETE", "/v1/user/delete-account"),
+        ("POST", "/v1/stripe/create-checkout-session"),
+        ("POST", "/v1/stripe/create-portal-session"),
+        ("POST", "/v1/stripe/sync-subscription"),
+    ] {
+        let body = down
+            .call(method, path, Some(&tokens::new_user()), 503)
+            .await;
+        assert_eq!(body["error"]["details"]["retry_after"], 1);
+    }
+    let (body, signature) = signed(&ok);
+    down.webhook(body, signature, 503).await;
+
+    let seen: BTreeSet<Operation> = api.seen.union(&down.seen).cloned().collect();
+    let missing: Vec<_> = spec.operations().difference(&seen).cloned().collect();
+    assert!(
+        missing.is_empty(),
+        "documented but never produced: {missing:?}"
+    );
+}
