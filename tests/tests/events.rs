@@ -1,0 +1,141 @@
+//! Every sample event in `events/` through the real binary it is for, as operators will run
+//! them (`cargo lambda invoke --data-file events/<x>.json`), with the status it must produce.
+//! A new file in `events/` without a row here fails the test.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use integration_tests::binaries;
+use integration_tests::runtime_api::RuntimeApi;
+use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
+use integration_tests::tokens::{self, EVENTS_ISSUER, EVENTS_SECRET};
+use serde_json::{Value, json};
+
+/// How a sample is prepared before it is sent.
+#[derive(Clone, Copy)]
+enum Prepare {
+    /// As shipped.
+    AsIs,
+    /// Re-signed for now (webhook signatures are valid for 300 s).
+    Resign,
+    /// With a fresh user's token (the sample's user is shared by other tests).
+    FreshUser,
+}
+
+const SAMPLES: &[(&str, &str, Prepare, u16)] = &[
+    ("user-status.json", "user-status", Prepare::AsIs, 200),
+    (
+        "user-status-no-token.json",
+        "user-status",
+        Prepare::AsIs,
+        401,
+    ),
+    (
+        "user-status-wrong-method.json",
+        "user-status",
+        Prepare::AsIs,
+        405,
+    ),
+    (
+        "delete-account.json",
+        "delete-account",
+        Prepare::FreshUser,
+        200,
+    ),
+    (
+        "create-checkout-session.json",
+        "create-checkout-session",
+        Prepare::FreshUser,
+        200,
+    ),
+    (
+        "create-portal-session.json",
+        "create-portal-session",
+        Prepare::FreshUser,
+        404,
+    ),
+    (
+        "sync-subscription.json",
+        "sync-subscription",
+        Prepare::AsIs,
+        200,
+    ),
+    (
+        "stripe-webhook.json",
+        "stripe-webhook",
+        Prepare::Resign,
+        200,
+    ),
+    (
+        "stripe-webhook-base64.json",
+        "stripe-webhook",
+        Prepare::Resign,
+        200,
+    ),
+    (
+        "stripe-webhook-bad-signature.json",
+        "stripe-webhook",
+        Prepare::AsIs,
+        400,
+    ),
+];
+
+fn prepare(file: &str, how: Prepare) -> Value {
+    use base64::Engine;
+    let mut sample = binaries::event(file);
+    match how {
+        Prepare::AsIs => {}
+        Prepare::FreshUser => {
+            let token = tokens::hs256(
+                &tokens::claims(&tokens::new_user(), EVENTS_ISSUER),
+                EVENTS_SECRET,
+            );
+            sample["headers"]["authorization"] = json!(format!("Bearer {token}"));
+        }
+        Prepare::Resign => {
+            let body = sample["body"].as_str().unwrap();
+            let raw = if sample["isBase64Encoded"] == true {
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap()
+            } else {
+                body.as_bytes().to_vec()
+            };
+            let signature =
+                common::webhook::signature::sign(&raw, WEBHOOK_SECRET, common::unix_now());
+            sample["headers"]["stripe-signature"] = json!(signature);
+        }
+    }
+    sample
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_gets_its_expected_status_from_the_real_binary() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    let listed: BTreeSet<String> = SAMPLES.iter().map(|(file, ..)| file.to_string()).collect();
+    assert_eq!(
+        on_disk, listed,
+        "every file in events/ needs a row in SAMPLES"
+    );
+
+    let stub = StripeStub::start().await;
+    for (file, binary, how, expected) in SAMPLES {
+        let api = RuntimeApi::start().await;
+        let env = binaries::lambda_env()
+            .into_iter()
+            .chain(binaries::stripe_env(&stub.uri()));
+        let _child = binaries::lambda(binary, api.address(), env)
+            .spawn()
+            .unwrap();
+        let (status, _, body) = api
+            .invoke(prepare(file, *how), Duration::from_secs(20))
+            .await
+            .http();
+        assert_eq!(status, *expected, "{file} through {binary}: {body}");
+    }
+}
