@@ -68,7 +68,25 @@ where
     K: AsRef<std::ffi::OsStr>,
     V: AsRef<std::ffi::OsStr>,
 {
-    let mut command = tokio::process::Command::new(path(name));
+    lambda_at(&path(name), runtime_api, env)
+}
+
+/// [`lambda`] for the binary at `binary` (e.g. a release build).
+pub fn lambda_at<I, K, V>(
+    binary: &std::path::Path,
+    runtime_api: &str,
+    env: I,
+) -> tokio::process::Command
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function");
+    let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)

@@ -1,6 +1,7 @@
 //! A loopback emulator of the Lambda Runtime API (the part a function binary talks to):
 //! `GET /invocation/next` long-polls for the next event, `POST /invocation/{id}/response` and
-//! `/error` return its outcome, `POST /init/error` reports a failed init.
+//! `/error` return its outcome, `POST /init/error` is acknowledged. It also notes when the
+//! function first asked for work: the end of its init.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,9 +45,9 @@ struct Pending {
 }
 
 struct Shared {
+    first_poll: std::sync::OnceLock<std::time::Instant>,
     events: Mutex<mpsc::UnboundedReceiver<(String, Value)>>,
     pending: Mutex<Pending>,
-    init_errors: Mutex<Vec<Value>>,
 }
 
 /// A running emulator.
@@ -61,9 +62,9 @@ impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let (events, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            first_poll: std::sync::OnceLock::new(),
             events: Mutex::new(receiver),
             pending: Mutex::new(Pending::default()),
-            init_errors: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
@@ -108,13 +109,24 @@ impl RuntimeApi {
             .expect("outcome delivered")
     }
 
-    /// Init errors the function reported.
-    pub async fn init_errors(&self) -> Vec<Value> {
-        self.shared.init_errors.lock().await.clone()
+    /// When a function first asked for work (`GET /invocation/next`): the end of its init.
+    /// Waits up to `timeout` for it.
+    pub async fn first_poll(&self, timeout: Duration) -> Option<std::time::Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.shared.first_poll.get() {
+                return Some(*at);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
     }
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Bytes) {
+    shared.first_poll.get_or_init(std::time::Instant::now);
     let Some((id, event)) = shared.events.lock().await.recv().await else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
@@ -165,11 +177,7 @@ async fn error(
     deliver(&shared, &id, Outcome::Error(value)).await
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
-    shared
-        .init_errors
-        .lock()
-        .await
-        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+async fn init_error() -> StatusCode {
+    // The binaries log the cause and exit; the emulator only acknowledges.
     StatusCode::ACCEPTED
 }

@@ -1,0 +1,26 @@
+# Sourced by scripts/test and scripts/bench: starts the DynamoDB emulator on a free loopback
+# port, creates the table from template.yaml, exports TEST_DYNAMODB_ENDPOINT and TEST_TABLE_NAME,
+# and stops the emulator when the calling script exits (failure included).
+start_dynamodb_emulator() {
+  local venv_bin="$PWD/.venv/bin" port
+  echo "==> starting the DynamoDB emulator (moto, one request at a time: scripts/dynamodb_emulator.py)"
+  port=$("$venv_bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p target
+  "$venv_bin/python" scripts/dynamodb_emulator.py "$port" > target/moto.log 2>&1 &
+  EMULATOR_PID=$!
+  trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true' EXIT
+  "$venv_bin/python" - "$port" <<'PY'
+import socket, sys, time
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("the DynamoDB emulator did not start; see target/moto.log")
+PY
+  export TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+  export TEST_TABLE_NAME="users-test"
+  "$venv_bin/python" scripts/create_table.py template.yaml "$TEST_DYNAMODB_ENDPOINT" "$TEST_TABLE_NAME"
+}

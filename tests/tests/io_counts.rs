@@ -1,0 +1,129 @@
+//! I/O per request is part of the contract (docs/data-model.md, "I/O per request"): counted here
+//! with the call-logging store wrapper and the Stripe stub's request log.
+
+use std::sync::Arc;
+
+use common::store::{Store, UserRecord};
+use common::users::UserId;
+use integration_tests::apps::{app, event, parts, request, webhook};
+use integration_tests::faulty_store::FaultyStore;
+use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, subscription};
+use integration_tests::{emulator, tokens};
+
+async fn counted() -> (Arc<dyn Store>, Arc<FaultyStore>) {
+    let dynamo: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let counting = Arc::new(FaultyStore::new(dynamo.clone(), Default::default()));
+    (dynamo, counting)
+}
+
+fn calls(store: &FaultyStore) -> Vec<String> {
+    std::mem::take(&mut *store.log.lock().unwrap())
+}
+
+#[tokio::test]
+async fn a_duplicate_webhook_costs_one_conditional_write_and_nothing_else() {
+    let (dynamo, counting) = counted().await;
+    let stub = StripeStub::start().await;
+    let app = app(counting.clone(), Some(&stub.uri()));
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    dynamo
+        .create_user(&UserRecord::new_free(user.clone(), 10, 1))
+        .await
+        .unwrap();
+    let customer = format!("cus_{}", tokens::new_user().replace('-', ""));
+    dynamo.link_customer(&user, &customer).await.unwrap();
+    stub.subscriptions(vec![subscription("sub_io", &customer, "active", 1, 2)])
+        .await;
+    let evt = event(
+        &format!("evt_{}", tokens::new_user()),
+        "customer.subscription.updated",
+        subscription("sub_io", &customer, "active", 1, 2),
+    );
+
+    let first = parts(
+        stripe_webhook::handle(&app, webhook(&evt, WEBHOOK_SECRET, common::unix_now())).await,
+    );
+    assert_eq!(first.0, 200);
+    assert_eq!(
+        calls(&counting),
+        [
+            "store:begin_event",
+            "store:user_for_customer",
+            "store:get_user",
+            "store:apply_subscription",
+            "store:finish_event"
+        ]
+    );
+    let stripe_calls = stub.sent().await.len();
+    assert_eq!(stripe_calls, 1, "one subscription list");
+
+    let again = parts(
+        stripe_webhook::handle(&app, webhook(&evt, WEBHOOK_SECRET, common::unix_now())).await,
+    );
+    assert_eq!(again.0, 200);
+    assert_eq!(
+        calls(&counting),
+        ["store:begin_event"],
+        "one conditional write"
+    );
+    assert_eq!(stub.sent().await.len(), stripe_calls, "no Stripe call");
+}
+
+#[tokio::test]
+async fn checkout_io_for_new_returning_and_subscribed_users() {
+    let (dynamo, counting) = counted().await;
+    let stub = StripeStub::start().await;
+    let app = app(counting.clone(), Some(&stub.uri()));
+
+    // A user seen for the first time: read, create, customer, link, session.
+    let newcomer = tokens::new_user();
+    let (status, _, _) = parts(
+        create_checkout_session::handle(&app, request("create-checkout-session.json", &newcomer))
+            .await,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        calls(&counting),
+        [
+            "store:get_user",
+            "store:is_tombstoned",
+            "store:create_user",
+            "store:link_customer"
+        ]
+    );
+    assert_eq!(
+        stub.sent().await.len(),
+        2,
+        "create customer, create session"
+    );
+
+    // A returning user with a customer and no active subscription stored: Stripe is asked
+    // whether one exists (a double subscription is a double charge), then the session.
+    let (status, _, _) = parts(
+        create_checkout_session::handle(&app, request("create-checkout-session.json", &newcomer))
+            .await,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        calls(&counting),
+        ["store:get_user", "store:apply_subscription"]
+    );
+    assert_eq!(
+        stub.sent().await.len(),
+        4,
+        "+ list subscriptions, create session"
+    );
+
+    // A subscriber: one read, no Stripe call.
+    let subscriber = tokens::new_user();
+    let mut record = UserRecord::new_free(UserId::parse(&subscriber).unwrap(), 10, 1);
+    record.subscription_status = "active".into();
+    dynamo.create_user(&record).await.unwrap();
+    let (status, _, _) = parts(
+        create_checkout_session::handle(&app, request("create-checkout-session.json", &subscriber))
+            .await,
+    );
+    assert_eq!(status, 409);
+    assert_eq!(calls(&counting), ["store:get_user"]);
+    assert_eq!(stub.sent().await.len(), 4);
+}
