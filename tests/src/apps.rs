@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::tokens::{EVENTS_ISSUER, EVENTS_SECRET};
-use crate::{binaries, emulator, stripe_stub, tokens};
+use crate::{binaries, emulator, stripe_stub};
 
 /// Configuration of the test apps.
 pub fn config() -> Config {
@@ -51,11 +51,9 @@ pub fn app(store: Arc<dyn Store>, stub_uri: Option<&str>) -> App {
     App::new(config(), store, billing)
 }
 
-/// The sample event `file` of `events/`, sent by `user` (a fresh valid token).
+/// The sample event `file` of `events/`, sent by `user` (a fresh valid token), as a request.
 pub fn request(file: &str, user: &str) -> Request {
-    let mut event = binaries::event(file);
-    let token = tokens::hs256(&tokens::claims(user, EVENTS_ISSUER), EVENTS_SECRET);
-    event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let event = binaries::event_as(file, user);
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 

@@ -160,3 +160,33 @@ pub async fn start_local_api(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://127.0.0.1:{port}"), curl)
 }
+
+/// The sample webhook event `file` of `events/`, re-signed for now with the test signing secret
+/// (a signature is only valid for 300 s), on its raw body (base64-decoded if so encoded).
+pub fn resigned_webhook_event(file: &str) -> serde_json::Value {
+    use base64::Engine;
+    let mut sample = event(file);
+    let body = sample["body"]
+        .as_str()
+        .expect("a webhook sample has a body");
+    let raw = if sample["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64 body")
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let secret = crate::stripe_stub::WEBHOOK_SECRET;
+    let signature = common::webhook::signature::sign(&raw, secret, common::unix_now());
+    sample["headers"]["stripe-signature"] = signature.into();
+    sample
+}
+
+/// The sample event `file` of `events/`, sent by `user` with a fresh valid token.
+pub fn event_as(file: &str, user: &str) -> serde_json::Value {
+    use crate::tokens::{EVENTS_ISSUER, EVENTS_SECRET, claims, hs256};
+    let mut sample = event(file);
+    let token = hs256(&claims(user, EVENTS_ISSUER), EVENTS_SECRET);
+    sample["headers"]["authorization"] = format!("Bearer {token}").into();
+    sample
+}

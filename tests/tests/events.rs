@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use integration_tests::binaries;
 use integration_tests::runtime_api::RuntimeApi;
-use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
-use integration_tests::tokens::{self, EVENTS_ISSUER, EVENTS_SECRET};
-use serde_json::{Value, json};
+use integration_tests::stripe_stub::StripeStub;
+use integration_tests::tokens;
+use serde_json::Value;
 
 /// How a sample is prepared before it is sent.
 #[derive(Clone, Copy)]
@@ -81,32 +81,11 @@ const SAMPLES: &[(&str, &str, Prepare, u16)] = &[
 ];
 
 fn prepare(file: &str, how: Prepare) -> Value {
-    use base64::Engine;
-    let mut sample = binaries::event(file);
     match how {
-        Prepare::AsIs => {}
-        Prepare::FreshUser => {
-            let token = tokens::hs256(
-                &tokens::claims(&tokens::new_user(), EVENTS_ISSUER),
-                EVENTS_SECRET,
-            );
-            sample["headers"]["authorization"] = json!(format!("Bearer {token}"));
-        }
-        Prepare::Resign => {
-            let body = sample["body"].as_str().unwrap();
-            let raw = if sample["isBase64Encoded"] == true {
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .unwrap()
-            } else {
-                body.as_bytes().to_vec()
-            };
-            let signature =
-                common::webhook::signature::sign(&raw, WEBHOOK_SECRET, common::unix_now());
-            sample["headers"]["stripe-signature"] = json!(signature);
-        }
+        Prepare::AsIs => binaries::event(file),
+        Prepare::FreshUser => binaries::event_as(file, &tokens::new_user()),
+        Prepare::Resign => binaries::resigned_webhook_event(file),
     }
-    sample
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,24 +100,6 @@ async fn billing_functions_refuse_to_start_without_stripe_settings() {
     }
 }
 
-/// The sample webhook event `file`, re-signed for now (its signature is only valid for 300 s).
-fn signed_sample(file: &str) -> serde_json::Value {
-    use base64::Engine;
-    let mut sample = binaries::event(file);
-    let body = sample["body"].as_str().unwrap();
-    let raw = if sample["isBase64Encoded"] == true {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap()
-    } else {
-        body.as_bytes().to_vec()
-    };
-    let secret = integration_tests::stripe_stub::WEBHOOK_SECRET;
-    let signature = common::webhook::signature::sign(&raw, secret, common::unix_now());
-    sample["headers"]["stripe-signature"] = signature.into();
-    sample
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_binary_answers_its_sample_events() {
     let stub = StripeStub::start().await;
@@ -130,7 +112,10 @@ async fn the_webhook_binary_answers_its_sample_events() {
         .unwrap();
 
     for file in ["stripe-webhook.json", "stripe-webhook-base64.json"] {
-        let (status, _, body) = api.invoke(signed_sample(file), TIMEOUT).await.http();
+        let (status, _, body) = api
+            .invoke(binaries::resigned_webhook_event(file), TIMEOUT)
+            .await
+            .http();
         assert_eq!(
             (status, &body),
             (200, &serde_json::json!({"received": true})),
@@ -175,12 +160,7 @@ async fn the_delete_account_binary_erases_and_then_answers_410() {
         .unwrap();
     // The sample event, with a fresh user's token (the sample's user is shared by other tests).
     let user = integration_tests::tokens::new_user();
-    let mut sample = binaries::event("delete-account.json");
-    let token = integration_tests::tokens::hs256(
-        &integration_tests::tokens::claims(&user, integration_tests::tokens::EVENTS_ISSUER),
-        EVENTS_SECRET,
-    );
-    sample["headers"]["authorization"] = format!("Bearer {token}").into();
+    let sample = binaries::event_as("delete-account.json", &user);
     integration_tests::emulator::seed_items(&user, "CONV", 30).await;
 
     let (status, _, body) = api.invoke(sample.clone(), TIMEOUT).await.http();

@@ -158,28 +158,20 @@ impl Config {
             issuer: required("JWT_ISSUER")?,
             audience: var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_owned()),
         };
-        let free_messages = match var("FREE_MESSAGES") {
-            None => DEFAULT_FREE_MESSAGES,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (0..=1_000_000).contains(n))
-                .ok_or(ConfigError {
-                    variable: "FREE_MESSAGES",
-                    problem: "must be an integer between 0 and 1000000",
-                })?,
-        };
-        let tombstone_days = match var("TOMBSTONE_TTL_DAYS") {
-            None => DEFAULT_TOMBSTONE_TTL_DAYS,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=3650).contains(n))
-                .ok_or(ConfigError {
-                    variable: "TOMBSTONE_TTL_DAYS",
-                    problem: "must be an integer between 1 and 3650",
-                })?,
-        };
+        let free_messages = integer(
+            "FREE_MESSAGES",
+            var("FREE_MESSAGES"),
+            DEFAULT_FREE_MESSAGES,
+            0..=1_000_000,
+            "must be an integer between 0 and 1000000",
+        )?;
+        let tombstone_days = integer(
+            "TOMBSTONE_TTL_DAYS",
+            var("TOMBSTONE_TTL_DAYS"),
+            DEFAULT_TOMBSTONE_TTL_DAYS,
+            1..=3650,
+            "must be an integer between 1 and 3650",
+        )?;
         Ok(Config {
             storage,
             jwt,
@@ -273,25 +265,20 @@ impl StripeConfig {
                 problem: "must be a Stripe secret key (sk_...) or restricted key (rk_...)",
             });
         }
-        let plan_credits = required("PLAN_CREDITS")?
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=10_000_000).contains(n))
-            .ok_or(ConfigError {
-                variable: "PLAN_CREDITS",
-                problem: "must be an integer between 1 and 10000000",
-            })?;
-        let timeout_ms = match var("STRIPE_TIMEOUT_MS") {
-            None => DEFAULT_STRIPE_TIMEOUT_MS,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (50..=30_000).contains(n))
-                .ok_or(ConfigError {
-                    variable: "STRIPE_TIMEOUT_MS",
-                    problem: "must be an integer between 50 and 30000",
-                })?,
-        };
+        let plan_credits = integer(
+            "PLAN_CREDITS",
+            Some(required("PLAN_CREDITS")?),
+            0,
+            1..=10_000_000,
+            "must be an integer between 1 and 10000000",
+        )?;
+        let timeout_ms = integer(
+            "STRIPE_TIMEOUT_MS",
+            var("STRIPE_TIMEOUT_MS"),
+            DEFAULT_STRIPE_TIMEOUT_MS as i64,
+            50..=30_000,
+            "must be an integer between 50 and 30000",
+        )? as u64;
         Ok(StripeConfig {
             secret_key,
             price_id: required("STRIPE_PRICE_ID")?,
@@ -307,6 +294,24 @@ impl StripeConfig {
             timeout_ms,
             webhook_secret: var("STRIPE_WEBHOOK_SECRET"),
         })
+    }
+}
+
+/// `value` as an integer within `range`, or `default` when unset.
+fn integer(
+    variable: &'static str,
+    value: Option<String>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    problem: &'static str,
+) -> Result<i64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(ConfigError { variable, problem }),
     }
 }
 

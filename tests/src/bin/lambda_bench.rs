@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::runtime_api::RuntimeApi;
-use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
-use integration_tests::tokens::{self, EVENTS_ISSUER, EVENTS_SECRET};
+use integration_tests::stripe_stub::StripeStub;
+use integration_tests::tokens;
 use integration_tests::{binaries, emulator};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// One function and the event it is measured with.
 const FUNCTIONS: &[(&str, &str)] = &[
@@ -33,20 +33,11 @@ struct Run {
 }
 
 fn event_for(file: &str) -> Value {
-    let mut event = binaries::event(file);
     if file.starts_with("stripe-webhook") {
-        let body = event["body"].as_str().unwrap().to_owned();
-        let signature =
-            common::webhook::signature::sign(body.as_bytes(), WEBHOOK_SECRET, common::unix_now());
-        event["headers"]["stripe-signature"] = json!(signature);
+        binaries::resigned_webhook_event(file)
     } else {
-        let token = tokens::hs256(
-            &tokens::claims(&tokens::new_user(), EVENTS_ISSUER),
-            EVENTS_SECRET,
-        );
-        event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+        binaries::event_as(file, &tokens::new_user())
     }
-    event
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

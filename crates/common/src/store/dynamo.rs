@@ -281,6 +281,15 @@ where
 }
 
 impl DynamoStore {
+    /// After a failed condition on the profile of `user`: `Ok(false)` (nothing written) if the
+    /// record exists, `NoRecord` if it does not.
+    async fn nothing_written(&self, user: &UserId) -> Result<bool, StoreError> {
+        match self.get_user(user).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
+    }
+
     /// Deletes `keys` (at most 25) in one batch, retrying unprocessed items with backoff.
     async fn delete_batch(&self, keys: Vec<Item>) -> Result<(), StoreError> {
         let mut requests = keys
@@ -511,10 +520,7 @@ impl Store for DynamoStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                match self.get_user(user).await? {
-                    Some(_) => Ok(false),
-                    None => Err(StoreError::NoRecord),
-                }
+                self.nothing_written(user).await
             }
             Err(err) => Err(store_error("UpdateItem", err)),
         }
@@ -555,10 +561,7 @@ impl Store for DynamoStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                match self.get_user(user).await? {
-                    Some(_) => Ok(false),
-                    None => Err(StoreError::NoRecord),
-                }
+                self.nothing_written(user).await
             }
             Err(err) => Err(store_error("UpdateItem", err)),
         }
