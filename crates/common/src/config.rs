@@ -111,17 +111,10 @@ impl Config {
 
     /// Reads configuration through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| {
-            var(name).ok_or(ConfigError {
-                variable: name,
-                problem: "is missing or empty",
-            })
-        };
+        let (var, required) = (
+            |name: &str| value(&lookup, name),
+            |name| required(&lookup, name),
+        );
 
         let storage = StorageConfig {
             table_name: required("TABLE_NAME")?,
@@ -243,17 +236,10 @@ impl StripeConfig {
 
     /// Reads the Stripe settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| {
-            var(name).ok_or(ConfigError {
-                variable: name,
-                problem: "is missing or empty",
-            })
-        };
+        let (var, required) = (
+            |name: &str| value(&lookup, name),
+            |name| required(&lookup, name),
+        );
         let url_or = |name: &'static str, default: &str| match var(name) {
             Some(url) => http_url(name, url),
             None => Ok(default.to_owned()),
@@ -295,6 +281,24 @@ impl StripeConfig {
             webhook_secret: var("STRIPE_WEBHOOK_SECRET"),
         })
     }
+}
+
+/// The trimmed value of `name`; empty counts as unset.
+fn value(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The value of `name`, which must be set.
+fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    value(lookup, name).ok_or(ConfigError {
+        variable: name,
+        problem: "is missing or empty",
+    })
 }
 
 /// `value` as an integer within `range`, or `default` when unset.
