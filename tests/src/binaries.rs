@@ -190,3 +190,29 @@ pub fn event_as(file: &str, user: &str) -> serde_json::Value {
     sample["headers"]["authorization"] = format!("Bearer {token}").into();
     sample
 }
+
+/// The environment of a billing function: [`lambda_env`] plus [`stripe_env`] for the stub.
+pub fn billing_lambda_env(stub_uri: &str) -> Vec<(&'static str, String)> {
+    lambda_env()
+        .into_iter()
+        .chain(stripe_env(stub_uri))
+        .collect()
+}
+
+/// Starts the Lambda binary `name` with `env` against a fresh Runtime API, waits (up to 20 s)
+/// for it to exit, asserts that it failed, and returns everything it printed.
+pub async fn failed_init_output(name: &str, env: Vec<(&'static str, String)>) -> String {
+    let api = crate::runtime_api::RuntimeApi::start().await;
+    let mut child = lambda(name, api.address(), env)
+        .spawn()
+        .expect("start the function");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the function exits")
+        .expect("exit status");
+    assert!(
+        !status.success(),
+        "{name} started with a broken configuration"
+    );
+    output_of(child).await
+}

@@ -105,9 +105,7 @@ async fn every_sample_event_gets_its_expected_status_from_the_real_binary() {
     let stub = StripeStub::start().await;
     for (file, binary, how, expected) in SAMPLES {
         let api = RuntimeApi::start().await;
-        let env = binaries::lambda_env()
-            .into_iter()
-            .chain(binaries::stripe_env(&stub.uri()));
+        let env = binaries::billing_lambda_env(&stub.uri());
         let _child = binaries::lambda(binary, api.address(), env)
             .spawn()
             .unwrap();

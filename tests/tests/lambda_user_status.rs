@@ -153,36 +153,17 @@ async fn storage_down_is_503_with_retry_after_never_a_zero_balance() {
 
 #[tokio::test]
 async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
-    let api = RuntimeApi::start().await;
     let env = with(binaries::lambda_env(), "TABLE_NAME", None);
-    let mut child = binaries::lambda("user-status", api.address(), env)
-        .spawn()
-        .unwrap();
-    let status = tokio::time::timeout(TIMEOUT, child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
-    assert!(!status.success());
-    let logs = binaries::output_of(child).await;
+    let logs = binaries::failed_init_output("user-status", env).await;
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("TABLE_NAME")).collect();
     assert_eq!(lines.len(), 1, "one clear line:\n{logs}");
     assert!(lines[0].contains("\"level\":\"ERROR\""));
     assert!(!logs.contains(EVENTS_SECRET));
 
+    // A Lambda never starts without JWT settings.
     let env = with(binaries::lambda_env(), "JWT_HS256_SECRET", None);
-    let mut child = binaries::lambda("user-status", api.address(), env)
-        .spawn()
-        .unwrap();
-    let status = tokio::time::timeout(TIMEOUT, child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
     assert!(
-        !status.success(),
-        "a Lambda never starts without JWT settings"
-    );
-    assert!(
-        binaries::output_of(child)
+        binaries::failed_init_output("user-status", env)
             .await
             .contains("JWT_HS256_SECRET")
     );

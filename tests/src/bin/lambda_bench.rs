@@ -57,9 +57,7 @@ async fn run_once(
     warm: usize,
 ) -> Run {
     let api = RuntimeApi::start().await;
-    let env = binaries::lambda_env()
-        .into_iter()
-        .chain(binaries::stripe_env(&stub.uri()));
+    let env = binaries::billing_lambda_env(&stub.uri());
     let mut command = binaries::lambda_at(&bin_dir.join(name), api.address(), env);
     // Logs go where Lambda would send them, but are not read here.
     command

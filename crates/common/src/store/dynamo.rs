@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
 };
@@ -281,12 +283,27 @@ where
 }
 
 impl DynamoStore {
-    /// After a failed condition on the profile of `user`: `Ok(false)` (nothing written) if the
-    /// record exists, `NoRecord` if it does not.
-    async fn nothing_written(&self, user: &UserId) -> Result<bool, StoreError> {
-        match self.get_user(user).await? {
-            Some(_) => Ok(false),
-            None => Err(StoreError::NoRecord),
+    /// The outcome of a conditional `UpdateItem` on the profile of `user`: `Ok(true)` when it was
+    /// written; after a failed condition `Ok(false)` (nothing written) if the record exists,
+    /// `NoRecord` if it does not.
+    async fn conditional_update_outcome(
+        &self,
+        user: &UserId,
+        result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    ) -> Result<bool, StoreError> {
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_user(user).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::NoRecord),
+                }
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
         }
     }
 
@@ -513,17 +530,7 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.nothing_written(user).await
-            }
-            Err(err) => Err(store_error("UpdateItem", err)),
-        }
+        self.conditional_update_outcome(user, result).await
     }
 
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
@@ -554,17 +561,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":trialing", AttributeValue::S("trialing".to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.nothing_written(user).await
-            }
-            Err(err) => Err(store_error("UpdateItem", err)),
-        }
+        self.conditional_update_outcome(user, result).await
     }
 
     async fn debit(
