@@ -36,6 +36,7 @@ const SAMPLES: &[(&str, &str, Prepare, u16)] = &[
         Prepare::AsIs,
         405,
     ),
+    ("unknown-route.json", "user-status", Prepare::AsIs, 404),
     (
         "delete-account.json",
         "delete-account",

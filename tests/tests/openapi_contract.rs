@@ -35,13 +35,28 @@ impl Api {
     /// Calls `method path` as `user` (or anonymously), checks the response against the spec and
     /// returns its status and body.
     async fn call(&mut self, method: &str, path: &str, user: Option<&str>, expected: u16) -> Value {
+        self.call_with_body(method, path, user, String::new(), expected)
+            .await
+    }
+
+    /// [`Api::call`] with a request body.
+    async fn call_with_body(
+        &mut self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: String,
+        expected: u16,
+    ) -> Value {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(user) = user {
             request = request.bearer_auth(tokens::hs256(&tokens::claims(user, ISSUER), SECRET));
         }
-        let request = request.header("content-type", "application/json");
+        let request = request
+            .header("content-type", "application/json")
+            .body(body);
         self.check(method, path, request, expected).await
     }
 
@@ -229,6 +244,13 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         .filter(|(method, _)| *method != "DELETE")
     {
         api.call(method, path, Some(&user), 410).await;
+    }
+
+    // A body over the cap, on every bearer route (they take none).
+    let oversized = "x".repeat(common::http::MAX_BEARER_BODY_BYTES + 1);
+    for (method, path) in BEARER_ROUTES {
+        api.call_with_body(method, path, Some(&user), oversized.clone(), 413)
+            .await;
     }
 
     // Storage down: a second local API on a closed port.

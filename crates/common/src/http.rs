@@ -8,7 +8,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::App;
 use crate::error::ApiError;
+use crate::users::UserId;
 
 /// A JSON response with `status`. Responses are never cacheable: they describe one user's money.
 pub fn json_response(status: ::http::StatusCode, body: &impl Serialize) -> Response<Body> {
@@ -40,12 +42,44 @@ pub fn respond(result: Result<impl Serialize, ApiError>) -> Response<Body> {
     }
 }
 
-/// Rejects any method but `allowed` with 405 and an `Allow` header.
-pub fn require_method(req: &Request, allowed: ::http::Method) -> Result<(), ApiError> {
+/// Largest body a bearer endpoint accepts. They take no body (the client sends none); a small one
+/// such as `{}` is tolerated and ignored, anything larger is 413 before the token is looked at.
+pub const MAX_BEARER_BODY_BYTES: usize = 1024;
+
+/// API Gateway's route key of the catch-all route, which only unknown paths reach.
+const CATCH_ALL_ROUTE: &str = "$default";
+
+/// Checks that `req` reached its own route: a request the API routed through its catch-all
+/// (`$default`: no such path) is 404, any method but `allowed` is 405 with an `Allow` header.
+pub fn require_route(req: &Request, allowed: ::http::Method) -> Result<(), ApiError> {
+    if route_key(req) == Some(CATCH_ALL_ROUTE) {
+        return Err(ApiError::NotFound);
+    }
     if req.method() == allowed {
         Ok(())
     } else {
         Err(ApiError::MethodNotAllowed { allow: allowed })
+    }
+}
+
+/// The first steps of every bearer endpoint: its route and method ([`require_route`]), the body
+/// cap ([`MAX_BEARER_BODY_BYTES`], 413), then the token (401). Returns the caller.
+pub async fn bearer_request(
+    app: &App,
+    req: &Request,
+    allowed: ::http::Method,
+) -> Result<UserId, ApiError> {
+    require_route(req, allowed)?;
+    if req.body().len() > MAX_BEARER_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    app.auth.authenticate(req.headers()).await
+}
+
+fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@ use common::ApiError;
 use common::app::App;
 use common::billing::customers::ensure_customer;
 use common::billing::sync::sync_subscription;
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, bearer_request, respond};
 use common::users::{self, is_subscribed};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -30,8 +30,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSession, ApiError> {
-    require_method(req, http::Method::POST)?;
-    let user = app.auth.authenticate(req.headers()).await?;
+    let user = bearer_request(app, req, http::Method::POST).await?;
     let billing = app.billing()?;
     let store = app.store.as_ref();
     let mut record = users::load_or_create(store, &user, &app.config.rules).await?;

@@ -3,7 +3,7 @@
 
 use common::ApiError;
 use common::app::App;
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, bearer_request, respond};
 use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -27,8 +27,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession, ApiError> {
-    require_method(req, http::Method::POST)?;
-    let user = app.auth.authenticate(req.headers()).await?;
+    let user = bearer_request(app, req, http::Method::POST).await?;
     let billing = app.billing()?;
     let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
     let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use common::ApiError;
 use common::app::App;
 use common::erasure::{close_stripe_customer, erase_stored};
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, bearer_request, respond};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -31,8 +31,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
-    require_method(req, http::Method::DELETE)?;
-    let user = app.auth.authenticate(req.headers()).await?;
+    let user = bearer_request(app, req, http::Method::DELETE).await?;
     let started = Instant::now();
     let store = app.store.as_ref();
     let customer = store

@@ -10,7 +10,7 @@ use common::app::App;
 use common::billing::Billing;
 use common::billing::sync::sync_customer;
 use common::credits;
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, require_route, respond};
 use common::store::EventClaim;
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
@@ -33,7 +33,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
-    require_method(req, http::Method::POST)?;
+    require_route(req, http::Method::POST)?;
     let billing = app.billing()?;
     let secret = billing
         .config

@@ -4,7 +4,7 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::sync::sync_subscription;
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, bearer_request, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 
@@ -17,8 +17,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn sync(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
-    require_method(req, http::Method::POST)?;
-    let user = app.auth.authenticate(req.headers()).await?;
+    let user = bearer_request(app, req, http::Method::POST).await?;
     let billing = app.billing()?;
     let store = app.store.as_ref();
     let record = users::load_or_create(store, &user, &app.config.rules).await?;

@@ -3,7 +3,7 @@
 
 use common::ApiError;
 use common::App;
-use common::http::{access_logged, require_method, respond};
+use common::http::{access_logged, bearer_request, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 
@@ -16,8 +16,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn status(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
-    require_method(req, http::Method::GET)?;
-    let user = app.auth.authenticate(req.headers()).await?;
+    let user = bearer_request(app, req, http::Method::GET).await?;
     let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
     Ok(UserStatus::from(&record))
 }
