@@ -87,3 +87,31 @@ pub fn event(id: &str, kind: &str, object: Value) -> Value {
     event["data"] = json!({ "object": object });
     event
 }
+
+/// A user with a free record, linked to a fresh Stripe customer id.
+pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::users::UserId, String) {
+    let user = common::users::UserId::parse(&crate::tokens::new_user()).unwrap();
+    store
+        .create_user(&common::store::UserRecord::new_free(
+            user.clone(),
+            10,
+            1_700_000_000,
+        ))
+        .await
+        .unwrap();
+    let customer = format!("cus_{}", uuid::Uuid::new_v4().simple());
+    store.link_customer(&user, &customer).await.unwrap();
+    (user, customer)
+}
+
+/// The `invoice.paid` event `id` of the subscription `sub_paid`'s invoice `invoice`.
+pub fn invoice_paid(id: &str, invoice: &str, customer: &str, created: i64) -> Value {
+    let mut object = stripe_stub::fixture("invoice");
+    object["id"] = json!(invoice);
+    object["customer"] = json!(customer);
+    object["status"] = json!("paid");
+    object["created"] = json!(created);
+    object["parent"] = json!({"type": "subscription_details", "quote_details": null,
+        "subscription_details": {"metadata": null, "subscription": "sub_paid"}});
+    event(id, "invoice.paid", object)
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use common::config::Rules;
 use common::store::{
-    Balance, CreditGrant, EVENT_LEASE_SECS, EventClaim, Store, StoreError, SubscriptionView,
-    UserRecord,
+    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, Store, StoreError,
+    SubscriptionView, UserRecord,
 };
 use common::users::{self, UserId};
 
@@ -269,7 +269,7 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
         1000
     );
     store
-        .debit(&user, Balance::Credits, "active")
+        .debit(&user, Balance::Credits, "active", &debit_id(), 1)
         .await
         .unwrap();
     assert!(
@@ -333,31 +333,31 @@ pub async fn debits_are_conditional(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 1).await;
     assert_eq!(
         store
-            .debit(&user, Balance::Credits, "past_due")
+            .debit(&user, Balance::Credits, "past_due", &debit_id(), 1)
             .await
             .unwrap(),
-        None
+        DebitOutcome::Refused
     );
     assert_eq!(
         store
-            .debit(&user, Balance::Credits, "active")
+            .debit(&user, Balance::Credits, "active", &debit_id(), 1)
             .await
             .unwrap(),
-        Some(0)
+        DebitOutcome::Charged
     );
     assert_eq!(
         store
-            .debit(&user, Balance::Credits, "active")
+            .debit(&user, Balance::Credits, "active", &debit_id(), 1)
             .await
             .unwrap(),
-        None
+        DebitOutcome::Refused
     );
     assert_eq!(
         store
-            .debit(&user, Balance::FreeMessages, "active")
+            .debit(&user, Balance::FreeMessages, "active", &debit_id(), 1)
             .await
             .unwrap(),
-        Some(9)
+        DebitOutcome::Charged
     );
     let stored = store.get_user(&user).await.unwrap().unwrap();
     assert_eq!(
@@ -366,10 +366,60 @@ pub async fn debits_are_conditional(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .debit(&new_user(), Balance::FreeMessages, "none")
+            .debit(&new_user(), Balance::FreeMessages, "none", &debit_id(), 1)
             .await
             .unwrap(),
-        None
+        DebitOutcome::Refused
+    );
+}
+
+/// A debit id is charged once however often it is retried, also concurrently; an erasure takes
+/// the ledger with the user.
+pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 5).await;
+    let id = debit_id();
+    let retries = (0..10).map(|_| {
+        let (store, user, id) = (Arc::clone(&store), user.clone(), id.clone());
+        tokio::spawn(async move {
+            store
+                .debit(&user, Balance::Credits, "active", &id, 1_000)
+                .await
+                .unwrap()
+        })
+    });
+    let mut outcomes = Vec::new();
+    for retry in retries {
+        outcomes.push(retry.await.unwrap());
+    }
+    let charged = outcomes
+        .iter()
+        .filter(|o| **o == DebitOutcome::Charged)
+        .count();
+    assert_eq!(charged, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| *o != DebitOutcome::Refused),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        4
+    );
+    assert_eq!(
+        store
+            .debit(&user, Balance::Credits, "active", &debit_id(), 1_000)
+            .await
+            .unwrap(),
+        DebitOutcome::Charged,
+        "another id is another message"
+    );
+    assert!(
+        store.delete_owned_items(&user).await.unwrap() >= 2,
+        "ledger items are the user's"
     );
 }
 
@@ -382,11 +432,16 @@ pub async fn concurrent_debits_never_overspend(store: Arc<dyn Store>) {
         let user = subscribed_user(&store, status, 10).await;
         let debits = (0..100).map(|_| {
             let (store, user) = (Arc::clone(&store), user.clone());
-            tokio::spawn(async move { store.debit(&user, balance, status).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .debit(&user, balance, status, &debit_id(), 1)
+                    .await
+                    .unwrap()
+            })
         });
         let mut successes = 0;
         for debit in debits {
-            successes += usize::from(debit.await.unwrap().is_some());
+            successes += usize::from(debit.await.unwrap() == DebitOutcome::Charged);
         }
         assert_eq!(successes, 10, "{balance:?}");
         let stored = store.get_user(&user).await.unwrap().unwrap();
@@ -453,7 +508,7 @@ pub async fn concurrent_deliveries_claim_once(store: Arc<dyn Store>) {
 pub async fn ended_subscriptions_drop_credits_not_free_messages(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 500).await;
     store
-        .debit(&user, Balance::FreeMessages, "active")
+        .debit(&user, Balance::FreeMessages, "active", &debit_id(), 1)
         .await
         .unwrap();
     assert!(
@@ -532,4 +587,9 @@ pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
     let result = users::load_or_create(store.as_ref(), &user, &Rules::default()).await;
     assert_eq!(result, Err(common::ApiError::AccountDeleted));
     assert_eq!(store.get_user(&user).await.unwrap(), None);
+}
+
+/// A fresh debit id, as the chat service's message id would be.
+fn debit_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
 }

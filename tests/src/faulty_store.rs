@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::store::{
-    Balance, CreditGrant, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
+    Balance, CreditGrant, DebitOutcome, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
 };
 use common::users::UserId;
 
@@ -110,9 +110,11 @@ impl Store for FaultyStore {
         user: &UserId,
         balance: Balance,
         status: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        self.run("debit", self.inner.debit(user, balance, status))
-            .await
+        debit_id: &str,
+        now: i64,
+    ) -> Result<DebitOutcome, StoreError> {
+        let call = self.inner.debit(user, balance, status, debit_id, now);
+        self.run("debit", call).await
     }
     async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
         self.run("begin_event", self.inner.begin_event(event_id, now))

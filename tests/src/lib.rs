@@ -8,6 +8,7 @@
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
 //! | [`faulty_store`] | a store wrapper that injects failures and logs calls |
+//! | [`storage_faults`] | a proxy before the DynamoDB emulator injecting throttling, 5xx, hangs, drops, lost replies |
 //! | [`openapi`] | checking actual responses against `openapi.yaml` |
 //! | [`stripe_stub`] | a loopback Stripe answering with Stripe's official fixtures |
 //! | [`apps`] | apps and requests for calling the handlers directly |
@@ -19,5 +20,6 @@ pub mod emulator;
 pub mod faulty_store;
 pub mod openapi;
 pub mod runtime_api;
+pub mod storage_faults;
 pub mod stripe_stub;
 pub mod tokens;

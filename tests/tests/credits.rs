@@ -18,6 +18,11 @@ async fn user_with(store: &Arc<dyn Store>, status: &str, credits: i64, free: i64
     user
 }
 
+/// A fresh chat message id.
+fn message_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
     let store: Arc<dyn Store> = Arc::new(emulator::store().await);
@@ -30,7 +35,7 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
             .map(|_| {
                 let (store, user) = (Arc::clone(&store), user.clone());
                 tokio::spawn(async move {
-                    debit_message(store.as_ref(), &user, &Rules::default()).await
+                    debit_message(store.as_ref(), &user, &Rules::default(), &message_id()).await
                 })
             })
             .collect();
@@ -64,20 +69,20 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
     let store: Arc<dyn Store> = Arc::new(emulator::store().await);
     let rules = Rules::default();
     let trialing = user_with(&store, "trialing", 2, 5).await;
-    let debit = debit_message(store.as_ref(), &trialing, &rules)
+    let debit = debit_message(store.as_ref(), &trialing, &rules, &message_id())
         .await
         .unwrap();
     assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 1));
 
     let past_due = user_with(&store, "past_due", 50, 1).await;
-    let debit = debit_message(store.as_ref(), &past_due, &rules)
+    let debit = debit_message(store.as_ref(), &past_due, &rules, &message_id())
         .await
         .unwrap();
     assert_eq!(
         (debit.paid_with, debit.remaining),
         (Balance::FreeMessages, 0)
     );
-    let err = debit_message(store.as_ref(), &past_due, &rules)
+    let err = debit_message(store.as_ref(), &past_due, &rules, &message_id())
         .await
         .unwrap_err();
     assert_eq!(err, ApiError::InsufficientCredits);
@@ -95,11 +100,29 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
     );
 
     let newcomer = UserId::parse(&tokens::new_user()).unwrap();
-    let debit = debit_message(store.as_ref(), &newcomer, &rules)
+    let debit = debit_message(store.as_ref(), &newcomer, &rules, &message_id())
         .await
         .unwrap();
     assert_eq!(
         (debit.paid_with, debit.remaining),
         (Balance::FreeMessages, 9)
     );
+}
+
+#[tokio::test]
+async fn a_retried_message_is_charged_once() {
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let rules = Rules::default();
+    let user = user_with(&store, "active", 3, 10).await;
+    let message = message_id();
+    for _ in 0..3 {
+        let debit = debit_message(store.as_ref(), &user, &rules, &message)
+            .await
+            .unwrap();
+        assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 2));
+    }
+    let debit = debit_message(store.as_ref(), &user, &rules, &message_id())
+        .await
+        .unwrap();
+    assert_eq!(debit.remaining, 1, "another message is charged");
 }

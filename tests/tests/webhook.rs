@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use common::store::{Store, UserRecord};
 use common::users::UserId;
-use integration_tests::apps::{app, event, parts, webhook};
+use integration_tests::apps::{app, customer_of_new_user, event, invoice_paid, parts, webhook};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, fixture, subscription};
 use integration_tests::{binaries, emulator, tokens};
 use serde_json::{Value, json};
@@ -16,29 +16,6 @@ async fn store() -> Arc<dyn Store> {
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", tokens::new_user().replace('-', ""))
-}
-
-/// A user with a record linked to a fresh customer.
-async fn customer_of_new_user(store: &Arc<dyn Store>) -> (UserId, String) {
-    let user = UserId::parse(&tokens::new_user()).unwrap();
-    store
-        .create_user(&UserRecord::new_free(user.clone(), 10, 1_700_000_000))
-        .await
-        .unwrap();
-    let customer = unique("cus");
-    store.link_customer(&user, &customer).await.unwrap();
-    (user, customer)
-}
-
-fn invoice_paid(id: &str, invoice: &str, customer: &str, created: i64) -> Value {
-    let mut object = fixture("invoice");
-    object["id"] = json!(invoice);
-    object["customer"] = json!(customer);
-    object["status"] = json!("paid");
-    object["created"] = json!(created);
-    object["parent"] = json!({"type": "subscription_details", "quote_details": null,
-        "subscription_details": {"metadata": null, "subscription": "sub_paid"}});
-    event(id, "invoice.paid", object)
 }
 
 fn subscription_event(id: &str, kind: &str, customer: &str, status: &str) -> Value {
@@ -186,7 +163,13 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
         (1000, "pro")
     );
     store
-        .debit(&user, common::store::Balance::Credits, "active")
+        .debit(
+            &user,
+            common::store::Balance::Credits,
+            "active",
+            &unique("msg"),
+            1,
+        )
         .await
         .unwrap();
 
@@ -209,7 +192,13 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
     }
     assert_eq!(deliver(&app, &second).await.0, 200);
     store
-        .debit(&user, common::store::Balance::Credits, "active")
+        .debit(
+            &user,
+            common::store::Balance::Credits,
+            "active",
+            &unique("msg"),
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(deliver(&app, &again).await.0, 200);

@@ -7,7 +7,7 @@
 
 use crate::config::Rules;
 use crate::error::ApiError;
-use crate::store::{Balance, CreditGrant, Store};
+use crate::store::{Balance, CreditGrant, DebitOutcome, Store};
 use crate::users::{self, UserId, is_subscribed};
 use crate::webhook::event::PaidInvoice;
 
@@ -24,12 +24,15 @@ pub struct Debit {
 }
 
 /// Takes one message's price from `user`: a credit if subscribed (active or trialing), else a
-/// free message. One conditional write; `ApiError::InsufficientCredits` (402) when nothing is
+/// free message. `debit_id` names the message (e.g. the chat service's message id): however often
+/// a debit with the same id is retried within a day, it is charged once, so a caller may retry a
+/// 503 safely. One conditional transaction; `ApiError::InsufficientCredits` (402) when nothing is
 /// left. A user seen for the first time gets the free allowance first.
 pub async fn debit_message(
     store: &dyn Store,
     user: &UserId,
     rules: &Rules,
+    debit_id: &str,
 ) -> Result<Debit, ApiError> {
     for _ in 0..DEBIT_TRIES {
         let record = users::load_or_create(store, user, rules).await?;
@@ -38,19 +41,32 @@ pub async fn debit_message(
         } else {
             (Balance::FreeMessages, record.free_messages_remaining)
         };
-        if available <= 0 {
-            return Err(ApiError::InsufficientCredits);
+        let outcome = if available > 0 {
+            let status = &record.subscription_status;
+            let now = crate::unix_now();
+            store.debit(user, balance, status, debit_id, now).await?
+        } else {
+            DebitOutcome::Refused
+        };
+        match outcome {
+            DebitOutcome::Charged | DebitOutcome::AlreadyCharged => {
+                let record = store
+                    .get_user(user)
+                    .await?
+                    .ok_or(ApiError::StorageUnavailable)?;
+                let remaining = match balance {
+                    Balance::Credits => record.credits_remaining,
+                    Balance::FreeMessages => record.free_messages_remaining,
+                };
+                return Ok(Debit {
+                    paid_with: balance,
+                    remaining,
+                });
+            }
+            DebitOutcome::Refused if available <= 0 => return Err(ApiError::InsufficientCredits),
+            // The balance reached 0 or the subscription status changed meanwhile: look again.
+            DebitOutcome::Refused => {}
         }
-        if let Some(remaining) = store
-            .debit(user, balance, &record.subscription_status)
-            .await?
-        {
-            return Ok(Debit {
-                paid_with: balance,
-                remaining,
-            });
-        }
-        // The balance reached 0 or the subscription status changed meanwhile: look again.
     }
     tracing::warn!(user = %user.hash(), "debit kept racing a status change");
     Err(ApiError::StorageUnavailable)

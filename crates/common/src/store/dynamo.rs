@@ -10,14 +10,15 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
 };
 
 use super::{
-    Balance, CreditGrant, EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, Store, StoreError,
-    SubscriptionView, UserRecord,
+    Balance, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, EVENT_LEASE_SECS,
+    EVENT_RETENTION_SECS, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
 };
 use crate::config::StorageConfig;
 use crate::users::UserId;
@@ -32,6 +33,8 @@ const PROFILE: &str = "PROFILE";
 const CUSTOMER: &str = "CUSTOMER";
 /// Sort key of a webhook event record.
 const EVENT: &str = "EVENT";
+/// Sort-key prefix of a debit's ledger item (`DEBIT#<debit id>`), kept for the retention period.
+const DEBIT: &str = "DEBIT#";
 /// The TTL attribute (see `template.yaml`).
 pub const TTL: &str = "ttl";
 /// Sort key of a tombstone.
@@ -569,14 +572,33 @@ impl Store for DynamoStore {
         user: &UserId,
         balance: Balance,
         status_seen: &str,
-    ) -> Result<Option<i64>, StoreError> {
+        debit_id: &str,
+        now: i64,
+    ) -> Result<DebitOutcome, StoreError> {
         let attribute = match balance {
             Balance::Credits => "credits_remaining",
             Balance::FreeMessages => "free_messages_remaining",
         };
-        let result = self
-            .client
-            .update_item()
+        // One transaction: the ledger item of this debit id (new, or the transaction fails),
+        // and the conditional decrement. A retry of a charged debit fails on the ledger item.
+        let ledger = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                (PK.to_owned(), AttributeValue::S(user_pk(user))),
+                (
+                    SK.to_owned(),
+                    AttributeValue::S(format!("{DEBIT}{debit_id}")),
+                ),
+                ("entity".to_owned(), AttributeValue::S("debit".to_owned())),
+                (
+                    TTL.to_owned(),
+                    AttributeValue::N((now + DEBIT_RETENTION_SECS).to_string()),
+                ),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Put".into()))?;
+        let decrement = Update::builder()
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
             .update_expression("SET #balance = #balance - :one")
@@ -586,27 +608,37 @@ impl Store for DynamoStore {
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
             .expression_attribute_values(":seen", AttributeValue::S(status_seen.to_owned()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(ledger).build())
+            .transact_items(TransactWriteItem::builder().update(decrement).build())
             .send()
             .await;
         match result {
-            Ok(output) => match output.attributes.as_ref().and_then(|a| a.get(attribute)) {
-                Some(AttributeValue::N(left)) => left
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| StoreError::Corrupt(format!("{attribute} is not an integer"))),
-                _ => Err(StoreError::Corrupt(format!(
-                    "{attribute} missing after a debit"
-                ))),
+            Ok(_) => Ok(DebitOutcome::Charged),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+                    let failed = |index: usize| {
+                        canceled
+                            .cancellation_reasons()
+                            .get(index)
+                            .and_then(|reason| reason.code())
+                            == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        Ok(DebitOutcome::AlreadyCharged)
+                    } else if failed(1) {
+                        Ok(DebitOutcome::Refused)
+                    } else {
+                        // A conflicting transaction: nothing was written; retrying is safe.
+                        Err(store_error("TransactWriteItems", err))
+                    }
+                }
+                _ => Err(store_error("TransactWriteItems", err)),
             },
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(store_error("UpdateItem", err)),
         }
     }
 

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Balance, CreditGrant, EVENT_LEASE_SECS, EventClaim, Store, StoreError, SubscriptionView,
-    UserRecord,
+    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, Store, StoreError,
+    SubscriptionView, UserRecord,
 };
 use crate::users::UserId;
 
@@ -17,6 +17,8 @@ struct Tables {
     customers: HashMap<String, UserId>,
     /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
     events: HashMap<String, (bool, i64)>,
+    /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
+    debits: std::collections::HashSet<(UserId, String)>,
     /// Tombstones of erased users, by the hash of their id.
     tombstones: std::collections::HashSet<String>,
 }
@@ -123,23 +125,30 @@ impl Store for MemoryStore {
         user: &UserId,
         balance: Balance,
         status_seen: &str,
-    ) -> Result<Option<i64>, StoreError> {
+        debit_id: &str,
+        _now: i64,
+    ) -> Result<DebitOutcome, StoreError> {
         let mut tables = self.tables();
+        let ledger_key = (user.clone(), debit_id.to_owned());
+        if tables.debits.contains(&ledger_key) {
+            return Ok(DebitOutcome::AlreadyCharged);
+        }
         let Some(record) = tables.users.get_mut(user) else {
-            return Ok(None);
+            return Ok(DebitOutcome::Refused);
         };
         if record.subscription_status != status_seen {
-            return Ok(None);
+            return Ok(DebitOutcome::Refused);
         }
         let left = match balance {
             Balance::Credits => &mut record.credits_remaining,
             Balance::FreeMessages => &mut record.free_messages_remaining,
         };
         if *left <= 0 {
-            return Ok(None);
+            return Ok(DebitOutcome::Refused);
         }
         *left -= 1;
-        Ok(Some(*left))
+        tables.debits.insert(ledger_key);
+        Ok(DebitOutcome::Charged)
     }
 
     async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
@@ -180,9 +189,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete_owned_items(&self, _user: &UserId) -> Result<usize, StoreError> {
-        // The embedded store holds no items of other services: only the profile, kept here.
-        Ok(0)
+    async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError> {
+        // Of the user's items, the embedded store holds the profile (deleted last, elsewhere)
+        // and the debit ledger; no other service writes here.
+        let mut tables = self.tables();
+        let before = tables.debits.len();
+        tables.debits.retain(|(owner, _)| owner != user);
+        Ok(before - tables.debits.len())
     }
 
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {

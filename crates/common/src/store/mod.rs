@@ -140,6 +140,20 @@ pub enum Balance {
     FreeMessages,
 }
 
+/// How long a debit id is remembered (its ledger item's TTL): a retry within it is charged once.
+pub const DEBIT_RETENTION_SECS: i64 = 24 * 3600;
+
+/// What [`Store::debit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebitOutcome {
+    /// Charged now.
+    Charged,
+    /// This debit id was charged before; nothing was charged now.
+    AlreadyCharged,
+    /// The balance is 0, the status changed, or there is no record: nothing was written.
+    Refused,
+}
+
 /// What [`Store::begin_event`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventClaim {
@@ -208,15 +222,19 @@ pub trait Store: Send + Sync {
     /// was never granted, and no newer invoice was. `Ok(false)`: nothing written.
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError>;
 
-    /// Takes one from `balance` in one conditional write, only if it is above 0 and the
-    /// subscription status is still `status_seen` (so the payer cannot change under us).
-    /// Returns the new balance, or `None` if the condition failed (nothing written).
+    /// Takes one from `balance` for the message `debit_id`, atomically and at most once per id:
+    /// only if the balance is above 0, the subscription status is still `status_seen` (so the
+    /// payer cannot change under us), and no debit with that id was charged in the last
+    /// [`DEBIT_RETENTION_SECS`] (a retry, by the SDK after a lost reply or by the caller, is
+    /// never charged twice). `now` is Unix seconds.
     async fn debit(
         &self,
         user: &UserId,
         balance: Balance,
         status_seen: &str,
-    ) -> Result<Option<i64>, StoreError>;
+        debit_id: &str,
+        now: i64,
+    ) -> Result<DebitOutcome, StoreError>;
 
     /// Claims webhook event `event_id` for processing until `now + lease` (Unix seconds), in one
     /// conditional write. The record expires by TTL after the retention period.

@@ -1,0 +1,271 @@
+//! Faults below the AWS SDK (throttling, 5xx, a hung or dropped connection, a lost reply),
+//! injected by a proxy in front of the DynamoDB emulator, and the JWKS down. For each: the
+//! documented 503 with `Retry-After`, a bounded wait, and the table checked afterwards: nothing
+//! half-written, no credit made up or lost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::store::{Store, UserRecord};
+use common::users::UserId;
+use integration_tests::apps::{self, customer_of_new_user, invoice_paid, parts, request};
+use integration_tests::storage_faults::{Fault, FaultProxy};
+use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, subscription};
+use integration_tests::{emulator, tokens};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Attempts per DynamoDB call (the store's retry policy).
+const ATTEMPTS: usize = 3;
+
+/// A paying user with 850 credits left, written straight to the emulator.
+async fn paying_user(table: &Arc<dyn Store>) -> (String, UserRecord) {
+    let user = tokens::new_user();
+    let mut record = UserRecord::new_free(UserId::parse(&user).unwrap(), 10, 1);
+    (record.subscription_status, record.credits_remaining) = ("active".into(), 850);
+    record.plan = "pro".into();
+    table.create_user(&record).await.unwrap();
+    (user, record)
+}
+
+async fn status(app: &common::App, user: &str) -> (u16, http::HeaderMap, serde_json::Value) {
+    parts(user_status::handle(app, request("user-status.json", user)).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_read_that_keeps_failing_is_503_and_the_balance_survives() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let app = apps::app(Arc::new(proxy.store().await), None);
+    let (user, record) = paying_user(&table).await;
+
+    for (fault, bound) in [
+        (Fault::Throttle, Duration::from_secs(3)),
+        (Fault::ServerError, Duration::from_secs(3)),
+        (Fault::Drop, Duration::from_secs(3)),
+        (Fault::Hang, Duration::from_secs(7)),
+    ] {
+        proxy.inject("GetItem", fault, usize::MAX);
+        proxy.take_calls();
+        let started = Instant::now();
+        let (code, headers, body) = status(&app, &user).await;
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (503, Some("SERVICE_UNAVAILABLE")),
+            "{fault:?}"
+        );
+        assert_eq!(headers["retry-after"], "1", "{fault:?}");
+        assert!(body.get("credits_remaining").is_none(), "never a made-up 0");
+        assert!(
+            started.elapsed() < bound,
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
+        let calls = proxy.take_calls();
+        assert!(
+            calls.iter().all(|c| c == "GetItem"),
+            "{fault:?}: a failed read leads to no write: {calls:?}"
+        );
+        if fault != Fault::Hang {
+            assert_eq!(calls.len(), ATTEMPTS, "{fault:?}: retried, then gave up");
+        }
+        proxy.heal();
+    }
+    let (code, _, body) = status(&app, &user).await;
+    assert_eq!((code, body["credits_remaining"].as_i64()), (200, Some(850)));
+    assert_eq!(table.get_user(&record.user_id).await.unwrap(), Some(record));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_throttle_or_hang_is_absorbed_by_a_retry() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let app = apps::app(Arc::new(proxy.store().await), None);
+    let (user, _) = paying_user(&table).await;
+    for fault in [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Drop,
+        Fault::Hang,
+    ] {
+        proxy.inject("GetItem", fault, 1);
+        let (code, _, body) = status(&app, &user).await;
+        assert_eq!(
+            (code, body["credits_remaining"].as_i64()),
+            (200, Some(850)),
+            "{fault:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
+    let stub = StripeStub::start().await;
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let app = apps::app(Arc::new(proxy.store().await), Some(&stub.uri()));
+    let (user, customer) = customer_of_new_user(&table).await;
+    let now = common::unix_now();
+    stub.subscriptions(vec![subscription(
+        "sub_paid",
+        &customer,
+        "active",
+        now,
+        now + 86_400,
+    )])
+    .await;
+    let before = table.get_user(&user).await.unwrap();
+
+    proxy.inject("UpdateItem", Fault::ServerError, usize::MAX);
+    let req = request("sync-subscription.json", user.as_str());
+    let (code, headers, _) = parts(sync_subscription::handle(&app, req).await);
+    assert_eq!(
+        (code, &headers["retry-after"]),
+        (503, &"1".parse().unwrap())
+    );
+    assert_eq!(
+        table.get_user(&user).await.unwrap(),
+        before,
+        "nothing written"
+    );
+
+    proxy.heal();
+    let req = request("sync-subscription.json", user.as_str());
+    let (code, _, body) = parts(sync_subscription::handle(&app, req).await);
+    assert_eq!(
+        (code, body["subscription_status"].as_str()),
+        (200, Some("active"))
+    );
+    let after = table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(after.credits_remaining, 0, "a sync alone grants nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_paid_grants_exactly_once_through_lost_replies_and_outages() {
+    let stub = StripeStub::start().await;
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let app = apps::app(Arc::new(proxy.store().await), Some(&stub.uri()));
+    let (user, customer) = customer_of_new_user(&table).await;
+    stub.subscriptions(vec![subscription("sub_paid", &customer, "active", 1, 2)])
+        .await;
+    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let event = invoice_paid(&event_id, "in_faults", &customer, 1_700_000_000);
+    let deliver = || async {
+        let req = apps::webhook(&event, WEBHOOK_SECRET, common::unix_now());
+        parts(stripe_webhook::handle(&app, req).await).0
+    };
+
+    // Every write's reply is lost once (the writes land, the SDK retries them), then the table
+    // is unreachable for good: Stripe gets a 503 and redelivers later.
+    for operation in ["PutItem", "UpdateItem"] {
+        proxy.inject(operation, Fault::LoseReply, 1);
+    }
+    let first = deliver().await;
+    proxy.inject("UpdateItem", Fault::Drop, usize::MAX);
+    let second = deliver().await;
+    assert!(
+        [200, 409, 503].contains(&second),
+        "after {first}: {second} is a documented answer"
+    );
+    proxy.heal();
+    // Redeliveries until Stripe would see a 200 (an abandoned claim is taken over after its lease).
+    let mut redelivered = deliver().await;
+    for _ in 0..3 {
+        if redelivered == 200 {
+            break;
+        }
+        table
+            .finish_event(&event_id, false, common::unix_now())
+            .await
+            .unwrap();
+        redelivered = deliver().await;
+    }
+    assert_eq!(redelivered, 200);
+    let record = table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.granted_invoices.len()),
+        (1000, 1),
+        "granted exactly once"
+    );
+    assert_eq!(deliver().await, 200);
+    let record = table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.credits_remaining, 1000, "a duplicate grants nothing");
+}
+
+#[tokio::test]
+async fn the_jwks_down_is_503_with_retry_after_and_creates_nothing() {
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&jwks)
+        .await;
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let mut config = apps::config();
+    config.jwt.keys = common::config::JwtKeys::JwksUrl(format!("{}/jwks.json", jwks.uri()));
+    let app = common::App::new(config, table.clone(), None);
+    let user = tokens::new_user();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
+        "../../crates/common/testdata/es256-private.pem"
+    ))
+    .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("es256-test-key".into());
+    let claims = tokens::claims(&user, tokens::EVENTS_ISSUER);
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let mut event = integration_tests::binaries::event("user-status.json");
+    event["headers"]["authorization"] = format!("Bearer {token}").into();
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+
+    let started = Instant::now();
+    let (code, headers, body) = parts(user_status::handle(&app, req).await);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (503, Some("AUTH_UNAVAILABLE"))
+    );
+    assert_eq!(headers["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let id = UserId::parse(&user).unwrap();
+    assert_eq!(table.get_user(&id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debit_whose_reply_is_lost_is_charged_once() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let store = proxy.store().await;
+    let (_, record) = paying_user(&table).await;
+    let rules = apps::config().rules;
+    let message = format!("msg_{}", uuid::Uuid::new_v4().simple());
+
+    // The debit lands, its reply is lost, and the SDK retries it.
+    proxy.inject("TransactWriteItems", Fault::LoseReply, 1);
+    let debit = common::credits::debit_message(&store, &record.user_id, &rules, &message)
+        .await
+        .unwrap();
+    assert_eq!(debit.remaining, 849, "charged once");
+    assert_eq!(
+        proxy
+            .take_calls()
+            .iter()
+            .filter(|c| *c == "TransactWriteItems")
+            .count(),
+        2,
+        "the write was retried"
+    );
+
+    // Every attempt's reply is lost: the caller gets a 503, and its own retry is not charged.
+    proxy.inject("TransactWriteItems", Fault::LoseReply, usize::MAX);
+    let second = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let err = common::credits::debit_message(&store, &record.user_id, &rules, &second)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().as_u16(), 503);
+    proxy.heal();
+    let debit = common::credits::debit_message(&store, &record.user_id, &rules, &second)
+        .await
+        .unwrap();
+    assert_eq!(debit.remaining, 848, "two messages, two credits");
+    let stored = table.get_user(&record.user_id).await.unwrap().unwrap();
+    assert_eq!(stored.credits_remaining, 848);
+}
