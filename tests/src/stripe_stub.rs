@@ -180,6 +180,26 @@ impl StripeStub {
             .await;
     }
 
+    /// Answers `GET /v1/subscriptions?customer=X` with one active subscription of X from now
+    /// on (`sub_<X>`), for tests with many customers at once.
+    pub async fn active_for_every_customer(&self) {
+        Mock::given(method("GET"))
+            .and(path("/v1/subscriptions"))
+            .respond_with(|req: &Request| {
+                let customer = form(req)
+                    .into_iter()
+                    .find(|(k, _)| k == "customer")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let now = common::unix_now();
+                let sub = subscription(&format!("sub_{customer}"), &customer, "active", now - 60, now + 86_400);
+                ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": [sub], "has_more": false, "url": "/v1/subscriptions"}))
+            })
+            .with_priority(2)
+            .mount(&self.server)
+            .await;
+    }
+
     /// The next `times` calls of `verb path` fail with `status` and a Stripe error body
     /// (`times = None`: every call).
     pub async fn fail(&self, verb: &str, route: &str, status: u16, times: Option<u64>) {

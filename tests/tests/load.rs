@@ -1,0 +1,283 @@
+//! Load with invariants: 50 concurrent users, 10,000 mixed requests against the local API on
+//! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, and
+//! message debits through the library on the same table. Zero unexpected answers, and every
+//! user ends with exactly the credits granted minus the debits that succeeded. Throughput and
+//! latency percentiles go to `target/reports/load.md`, which `./scripts/test` prints.
+//!
+//! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_REQUESTS=50000 ./scripts/test --test load`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::config::Rules;
+use common::credits::debit_message;
+use common::store::Store;
+use common::users::UserId;
+use integration_tests::apps::{customer_of_new_user, invoice_paid};
+use integration_tests::binaries::{start_local_api, stripe_env};
+use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
+use integration_tests::{emulator, tokens};
+use serde_json::Value;
+
+/// Credits each paid invoice grants in this test: fewer than the heaviest users' debits, so
+/// refusals (402) are part of the load.
+const PLAN_CREDITS: i64 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Status,
+    Sync,
+    Debit,
+    DuplicateWebhook,
+}
+
+/// One user's share of the traffic, deterministic per user: a third debit 40 times, a third 60,
+/// a third 80 (20 more than they have); a tenth each of syncs and duplicate webhooks; the rest
+/// status reads; interleaved.
+fn schedule(user_index: usize, requests: usize) -> Vec<Op> {
+    let debits = requests * (2 + user_index % 3) / 10;
+    let (syncs, webhooks) = (requests / 10, requests / 10);
+    let mut ops: Vec<Op> = std::iter::repeat_n(Op::Debit, debits)
+        .chain(std::iter::repeat_n(Op::Sync, syncs))
+        .chain(std::iter::repeat_n(Op::DuplicateWebhook, webhooks))
+        .chain(std::iter::repeat(Op::Status))
+        .take(requests)
+        .collect();
+    let stride = 7919 + user_index;
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|i| (i * stride) % ops.len());
+    ops = order.into_iter().map(|i| ops[i]).collect();
+    ops
+}
+
+struct User {
+    id: UserId,
+    token: String,
+    /// The `invoice.paid` event that granted the credits, redelivered as duplicates.
+    paid_event: Value,
+}
+
+/// What one user's run produced.
+#[derive(Default)]
+struct Tally {
+    debits_paid: i64,
+    debits_refused: i64,
+    latencies: Vec<(Op, Duration)>,
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn run_user(
+    client: reqwest::Client,
+    base: String,
+    store: Arc<dyn Store>,
+    user: Arc<User>,
+    ops: Vec<Op>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let rules = Rules::default();
+    for (n, op) in ops.into_iter().enumerate() {
+        let started = Instant::now();
+        match op {
+            Op::Status | Op::Sync => {
+                let request = if op == Op::Status {
+                    client.get(format!("{base}/v1/user/status"))
+                } else {
+                    client.post(format!("{base}/v1/stripe/sync-subscription"))
+                };
+                let response = request.bearer_auth(&user.token).send().await.unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(status, 200, "{op:?}: {body}");
+                assert_eq!(body["subscription_status"], "active", "{op:?}: {body}");
+            }
+            Op::DuplicateWebhook => {
+                let body = user.paid_event.to_string();
+                let signature = common::webhook::signature::sign(
+                    body.as_bytes(),
+                    WEBHOOK_SECRET,
+                    common::unix_now(),
+                );
+                let response = client
+                    .post(format!("{base}/webhooks/stripe"))
+                    .header("stripe-signature", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 200, "duplicate webhook");
+            }
+            Op::Debit => {
+                let message = format!("msg_{}_{n}", user.id.as_str());
+                match debit_message(store.as_ref(), &user.id, &rules, &message).await {
+                    Ok(_) => tally.debits_paid += 1,
+                    Err(common::ApiError::InsufficientCredits) => tally.debits_refused += 1,
+                    Err(other) => panic!("unexpected debit failure: {other:?}"),
+                }
+            }
+        }
+        tally.latencies.push((op, started.elapsed()));
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
+    let users_count = env_number("LOAD_USERS", 50);
+    let total_requests = env_number("LOAD_REQUESTS", 10_000);
+    let per_user = total_requests / users_count;
+
+    let stub = StripeStub::start().await;
+    stub.active_for_every_customer().await;
+    let storage = emulator::storage_config();
+    let credits = PLAN_CREDITS.to_string();
+    let mut env: Vec<(&str, String)> = stripe_env(&stub.uri())
+        .into_iter()
+        .filter(|(k, _)| *k != "PLAN_CREDITS")
+        .collect();
+    env.extend([
+        ("PLAN_CREDITS", credits),
+        ("DYNAMODB_ENDPOINT", storage.endpoint.clone().unwrap()),
+        ("TABLE_NAME", storage.table_name.clone()),
+        ("AWS_REGION", emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("JWT_HS256_SECRET", tokens::EVENTS_SECRET.to_owned()),
+        ("JWT_ISSUER", tokens::EVENTS_ISSUER.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_api, base, _) = start_local_api(&env).await;
+    let client = reqwest::Client::new();
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+
+    // Each user: a record linked to a customer, then the paid invoice through the webhook.
+    let mut users = Vec::new();
+    for _ in 0..users_count {
+        let (id, customer) = customer_of_new_user(&store).await;
+        let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+        let invoice = format!("in_{}", uuid::Uuid::new_v4().simple());
+        let paid_event = invoice_paid(&event_id, &invoice, &customer, common::unix_now());
+        let body = paid_event.to_string();
+        let signature =
+            common::webhook::signature::sign(body.as_bytes(), WEBHOOK_SECRET, common::unix_now());
+        let response = client
+            .post(format!("{base}/webhooks/stripe"))
+            .header("stripe-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let record = store.get_user(&id).await.unwrap().unwrap();
+        assert_eq!(record.credits_remaining, PLAN_CREDITS);
+        let token = tokens::hs256(
+            &tokens::claims(id.as_str(), tokens::EVENTS_ISSUER),
+            tokens::EVENTS_SECRET,
+        );
+        users.push(Arc::new(User {
+            id,
+            token,
+            paid_event,
+        }));
+    }
+
+    let started = Instant::now();
+    let runs: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| {
+            let ops = schedule(index, per_user);
+            tokio::spawn(run_user(
+                client.clone(),
+                base.clone(),
+                store.clone(),
+                user.clone(),
+                ops,
+            ))
+        })
+        .collect();
+    let mut tallies = Vec::new();
+    for run in runs {
+        tallies.push(run.await.expect("no unexpected answer"));
+    }
+    let elapsed = started.elapsed();
+
+    for ((index, user), tally) in users.iter().enumerate().zip(&tallies) {
+        let attempted = schedule(index, per_user)
+            .iter()
+            .filter(|op| **op == Op::Debit)
+            .count() as i64;
+        let record = store.get_user(&user.id).await.unwrap().unwrap();
+        assert_eq!(
+            record.credits_remaining,
+            PLAN_CREDITS - tally.debits_paid,
+            "granted minus successful debits"
+        );
+        assert_eq!(tally.debits_paid, attempted.min(PLAN_CREDITS));
+        assert_eq!(tally.debits_refused, attempted - tally.debits_paid);
+        assert_eq!(record.granted_invoices.len(), 1, "granted once");
+        assert_eq!(
+            record.free_messages_remaining, 10,
+            "subscribers pay credits"
+        );
+    }
+
+    write_report(&tallies, elapsed, users_count);
+}
+
+fn write_report(tallies: &[Tally], elapsed: Duration, users: usize) {
+    let mut all: Vec<(Op, Duration)> = tallies
+        .iter()
+        .flat_map(|t| t.latencies.iter().copied())
+        .collect();
+    let total = all.len();
+    let paid: i64 = tallies.iter().map(|t| t.debits_paid).sum();
+    let refused: i64 = tallies.iter().map(|t| t.debits_refused).sum();
+    let mut report = format!(
+        "# Load: {total} requests, {users} concurrent users, local API on the DynamoDB emulator\n\n\
+         {:.0} requests/s over {:.1} s; debits: {paid} paid, {refused} refused (402); 0 unexpected answers.\n\n\
+         | kind | count | p50 | p99 | max |\n|---|---|---|---|---|\n",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+    );
+    all.sort_by_key(|(_, d)| *d);
+    let kinds = [
+        ("all", None),
+        ("GET /v1/user/status", Some(Op::Status)),
+        ("POST /v1/stripe/sync-subscription", Some(Op::Sync)),
+        (
+            "POST /webhooks/stripe (duplicate)",
+            Some(Op::DuplicateWebhook),
+        ),
+        ("debit_message (library)", Some(Op::Debit)),
+    ];
+    for (name, kind) in kinds {
+        let sorted: Vec<Duration> = all
+            .iter()
+            .filter(|(op, _)| kind.is_none_or(|k| k == *op))
+            .map(|(_, d)| *d)
+            .collect();
+        report.push_str(&format!(
+            "| {name} | {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+            sorted.len(),
+            percentile(&sorted, 0.50).as_secs_f64() * 1e3,
+            percentile(&sorted, 0.99).as_secs_f64() * 1e3,
+            sorted.last().unwrap().as_secs_f64() * 1e3,
+        ));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("load.md"), &report).unwrap();
+    println!("{report}");
+}
