@@ -2,7 +2,7 @@
 //! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, and
 //! message debits through the library on the same table. Zero unexpected answers, and every
 //! user ends with exactly the credits granted minus the debits that succeeded. Throughput and
-//! latency percentiles go to `target/reports/load.md`, which `./scripts/test` prints.
+//! latency percentiles go to `target/reports/load.md`.
 //!
 //! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_REQUESTS=50000 ./scripts/test --test load`).
 
