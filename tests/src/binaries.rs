@@ -60,6 +60,24 @@ pub fn stripe_env(stub_uri: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The environment of a local API on the emulator's table, with the sample events' JWT settings
+/// and Stripe at the stub `stub_uri`.
+pub fn local_api_env(stub_uri: &str) -> Vec<(&'static str, String)> {
+    let storage = crate::emulator::storage_config();
+    let mut env = stripe_env(stub_uri);
+    env.extend([
+        ("DYNAMODB_ENDPOINT", storage.endpoint.unwrap_or_default()),
+        ("TABLE_NAME", storage.table_name),
+        ("AWS_REGION", crate::emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("JWT_HS256_SECRET", crate::tokens::EVENTS_SECRET.to_owned()),
+        ("JWT_ISSUER", crate::tokens::EVENTS_ISSUER.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    env
+}
+
 /// A command starting the Lambda binary `name` against the Runtime API at `runtime_api`, with
 /// the environment Lambda provides plus `env`. Its stdout and stderr are piped.
 pub fn lambda<I, K, V>(name: &str, runtime_api: &str, env: I) -> tokio::process::Command

@@ -14,7 +14,7 @@ use common::credits::debit_message;
 use common::store::Store;
 use common::users::UserId;
 use integration_tests::apps::{customer_of_new_user, invoice_paid};
-use integration_tests::binaries::{start_local_api, stripe_env};
+use integration_tests::binaries::{local_api_env, start_local_api};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
 use integration_tests::{emulator, tokens};
 use serde_json::Value;
@@ -139,23 +139,12 @@ async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
 
     let stub = StripeStub::start().await;
     stub.active_for_every_customer().await;
-    let storage = emulator::storage_config();
     let credits = PLAN_CREDITS.to_string();
-    let mut env: Vec<(&str, String)> = stripe_env(&stub.uri())
+    let mut env: Vec<(&str, String)> = local_api_env(&stub.uri())
         .into_iter()
         .filter(|(k, _)| *k != "PLAN_CREDITS")
         .collect();
-    env.extend([
-        ("PLAN_CREDITS", credits),
-        ("DYNAMODB_ENDPOINT", storage.endpoint.clone().unwrap()),
-        ("TABLE_NAME", storage.table_name.clone()),
-        ("AWS_REGION", emulator::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-        ("JWT_HS256_SECRET", tokens::EVENTS_SECRET.to_owned()),
-        ("JWT_ISSUER", tokens::EVENTS_ISSUER.to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]);
+    env.push(("PLAN_CREDITS", credits));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (_api, base, _) = start_local_api(&env).await;
     let client = reqwest::Client::new();
