@@ -51,9 +51,23 @@ pub fn app(store: Arc<dyn Store>, stub_uri: Option<&str>) -> App {
     App::new(config(), store, billing)
 }
 
+/// An app on `store` verifying tokens with the JWKS at `jwks_url` (ES256/RS256), without billing.
+pub fn jwks_app(store: Arc<dyn Store>, jwks_url: String) -> App {
+    let mut config = config();
+    config.jwt.keys = common::config::JwtKeys::JwksUrl(jwks_url);
+    App::new(config, store, None)
+}
+
 /// The sample event `file` of `events/`, sent by `user` (a fresh valid token), as a request.
 pub fn request(file: &str, user: &str) -> Request {
     let event = binaries::event_as(file, user);
+    lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+}
+
+/// The sample event `file` of `events/` carrying `Authorization: Bearer <token>`, as a request.
+pub fn request_bearing(file: &str, token: &str) -> Request {
+    let mut event = binaries::event(file);
+    event["headers"]["authorization"] = format!("Bearer {token}").into();
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 

@@ -30,3 +30,17 @@ pub fn hs256(claims: &Value, secret: &str) -> String {
 pub fn new_user() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The test ES256 key's id in `crates/common/testdata/jwks.json`.
+pub const ES256_KID: &str = "es256-test-key";
+
+/// An ES256 token over `claims`, signed with the test key and naming `kid`.
+pub fn es256(claims: &Value, kid: Option<&str>) -> String {
+    let key = EncodingKey::from_ec_pem(include_bytes!(
+        "../../crates/common/testdata/es256-private.pem"
+    ))
+    .expect("the test key is a PEM EC key");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, claims, &key).expect("ES256 signing cannot fail")
+}

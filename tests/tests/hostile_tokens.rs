@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::App;
-use common::config::JwtKeys;
 use common::store::Store;
 use common::users::UserId;
 use integration_tests::apps::{self, parts};
 use integration_tests::tokens::{EVENTS_ISSUER, EVENTS_SECRET, claims, hs256};
-use integration_tests::{binaries, emulator, tokens};
+use integration_tests::{emulator, tokens};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -280,9 +279,7 @@ async fn jwks_server(body: &str) -> MockServer {
 }
 
 async fn status_with_token(app: &App, token: &str) -> (u16, http::HeaderMap, Value) {
-    let mut event = binaries::event("user-status.json");
-    event["headers"]["authorization"] = format!("Bearer {token}").into();
-    let req = lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
+    let req = apps::request_bearing("user-status.json", token);
     parts(user_status::handle(app, req).await)
 }
 
@@ -336,9 +333,7 @@ async fn thirty_plus_crafted_tokens_are_401_unlogged_and_create_nothing() {
 
     let jwks = jwks_server(JWKS).await;
     let attacker = jwks_server(&JWKS.replace(RS_KID, "attacker-key")).await;
-    let mut config = apps::config();
-    config.jwt.keys = JwtKeys::JwksUrl(format!("{}/jwks.json", jwks.uri()));
-    let jwks_app = App::new(config, store.clone(), None);
+    let jwks_app = apps::jwks_app(store.clone(), format!("{}/jwks.json", jwks.uri()));
     let jwks_attacks = jwks_attacks(&victim, &attacker.uri());
     assert_all_refused(&jwks_app, &jwks_attacks).await;
 
@@ -355,11 +350,10 @@ async fn thirty_plus_crafted_tokens_are_401_unlogged_and_create_nothing() {
     assert_never_logged(&text, &attacks);
 
     // The same setups accept the real thing, so every refusal above was for its attack.
-    let es_key = EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap();
     let good = claims(&victim, EVENTS_ISSUER);
     let (status, _, _) = status_with_token(&hs_app, &hs256(&good, EVENTS_SECRET)).await;
     assert_eq!(status, 200);
-    let es = signed(Algorithm::ES256, Some(ES_KID), &good, &es_key);
+    let es = tokens::es256(&good, Some(ES_KID));
     let (status, _, body) = status_with_token(&jwks_app, &es).await;
     assert_eq!((status, body["credits_remaining"].as_i64()), (200, Some(0)));
     assert!(store.get_user(&victim_id).await.unwrap().is_some());

@@ -97,20 +97,8 @@ async fn run_user(
                 assert_eq!(body["subscription_status"], "active", "{op:?}: {body}");
             }
             Op::DuplicateWebhook => {
-                let body = user.paid_event.to_string();
-                let signature = common::webhook::signature::sign(
-                    body.as_bytes(),
-                    WEBHOOK_SECRET,
-                    common::unix_now(),
-                );
-                let response = client
-                    .post(format!("{base}/webhooks/stripe"))
-                    .header("stripe-signature", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status().as_u16(), 200, "duplicate webhook");
+                let status = deliver(&client, &base, &user.paid_event).await;
+                assert_eq!(status, 200, "duplicate webhook");
             }
             Op::Debit => {
                 let message = format!("msg_{}_{n}", user.id.as_str());
@@ -124,6 +112,21 @@ async fn run_user(
         tally.latencies.push((op, started.elapsed()));
     }
     tally
+}
+
+/// Delivers `event` to the local API's webhook, signed now; returns the status.
+async fn deliver(client: &reqwest::Client, base: &str, event: &Value) -> u16 {
+    let body = event.to_string();
+    let signature =
+        common::webhook::signature::sign(body.as_bytes(), WEBHOOK_SECRET, common::unix_now());
+    let response = client
+        .post(format!("{base}/webhooks/stripe"))
+        .header("stripe-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -157,17 +160,7 @@ async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
         let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
         let invoice = format!("in_{}", uuid::Uuid::new_v4().simple());
         let paid_event = invoice_paid(&event_id, &invoice, &customer, common::unix_now());
-        let body = paid_event.to_string();
-        let signature =
-            common::webhook::signature::sign(body.as_bytes(), WEBHOOK_SECRET, common::unix_now());
-        let response = client
-            .post(format!("{base}/webhooks/stripe"))
-            .header("stripe-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(deliver(&client, &base, &paid_event).await, 200);
         let record = store.get_user(&id).await.unwrap().unwrap();
         assert_eq!(record.credits_remaining, PLAN_CREDITS);
         let token = tokens::hs256(

@@ -201,21 +201,11 @@ async fn the_jwks_down_is_503_with_retry_after_and_creates_nothing() {
         .mount(&jwks)
         .await;
     let table: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let mut config = apps::config();
-    config.jwt.keys = common::config::JwtKeys::JwksUrl(format!("{}/jwks.json", jwks.uri()));
-    let app = common::App::new(config, table.clone(), None);
+    let app = apps::jwks_app(table.clone(), format!("{}/jwks.json", jwks.uri()));
     let user = tokens::new_user();
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
-        "../../crates/common/testdata/es256-private.pem"
-    ))
-    .unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some("es256-test-key".into());
     let claims = tokens::claims(&user, tokens::EVENTS_ISSUER);
-    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    let mut event = integration_tests::binaries::event("user-status.json");
-    event["headers"]["authorization"] = format!("Bearer {token}").into();
-    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let token = tokens::es256(&claims, Some(tokens::ES256_KID));
+    let req = apps::request_bearing("user-status.json", &token);
 
     let started = Instant::now();
     let (code, headers, body) = parts(user_status::handle(&app, req).await);

@@ -1,8 +1,10 @@
-//! `lambda-bench`: cold start, latency and memory of every function binary, each run as a Lambda
-//! against the Runtime API emulator, storing in the DynamoDB emulator (`TEST_DYNAMODB_ENDPOINT`),
-//! with Stripe as the loopback stub. Prints a markdown table. Run it through `./scripts/bench`.
+//! `lambda-bench`: cold start, latency and memory of every function, each run as a Lambda against
+//! the Runtime API emulator with Stripe as the loopback stub, storing either in the DynamoDB
+//! emulator (`TEST_DYNAMODB_ENDPOINT`; the function binaries themselves, the end-to-end view) or
+//! on the embedded store (`embedded-lambda FUNCTION`; the handler's and the runtime's own cost).
+//! Prints a markdown table. Run it through `./scripts/bench`.
 //!
-//! Usage: lambda-bench BIN_DIR [RUNS] [WARM_INVOCATIONS]
+//! Usage: lambda-bench BIN_DIR [RUNS] [WARM_INVOCATIONS] [dynamodb|embedded]
 
 use std::time::{Duration, Instant};
 
@@ -49,16 +51,34 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where the measured functions keep their records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// The function binaries, on the DynamoDB emulator.
+    DynamoDb,
+    /// `embedded-lambda FUNCTION`, on the embedded store.
+    Embedded,
+}
+
 async fn run_once(
     bin_dir: &std::path::Path,
     name: &str,
     file: &str,
     stub: &StripeStub,
     warm: usize,
+    storage: Storage,
 ) -> Run {
     let api = RuntimeApi::start().await;
     let env = binaries::billing_lambda_env(&stub.uri());
-    let mut command = binaries::lambda_at(&bin_dir.join(name), api.address(), env);
+    let mut command = match storage {
+        Storage::DynamoDb => binaries::lambda_at(&bin_dir.join(name), api.address(), env),
+        Storage::Embedded => {
+            let mut command =
+                binaries::lambda_at(&bin_dir.join("embedded-lambda"), api.address(), env);
+            command.arg(name);
+            command
+        }
+    };
     // Logs go where Lambda would send them, but are not read here.
     command
         .stdout(std::process::Stdio::null())
@@ -113,6 +133,11 @@ async fn main() {
     );
     let runs: usize = args.get(2).map_or(5, |v| v.parse().expect("RUNS"));
     let warm: usize = args.get(3).map_or(1000, |v| v.parse().expect("WARM"));
+    let storage = match args.get(4).map_or("dynamodb", String::as_str) {
+        "dynamodb" => Storage::DynamoDb,
+        "embedded" => Storage::Embedded,
+        other => panic!("storage is dynamodb or embedded, not {other}"),
+    };
     emulator::set_dummy_credentials();
     let stub = StripeStub::start().await;
 
@@ -121,12 +146,14 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (name, file) in FUNCTIONS {
-        let size = std::fs::metadata(bin_dir.join(name))
-            .map(|m| m.len() / 1024)
-            .unwrap_or(0);
+        let size = match storage {
+            Storage::DynamoDb => std::fs::metadata(bin_dir.join(name))
+                .map_or_else(|_| "?".to_owned(), |m| (m.len() / 1024).to_string()),
+            Storage::Embedded => "(bench binary)".to_owned(),
+        };
         let mut results = Vec::new();
         for _ in 0..runs {
-            results.push(run_once(&bin_dir, name, file, &stub, warm).await);
+            results.push(run_once(&bin_dir, name, file, &stub, warm, storage).await);
         }
         let mut inits: Vec<Duration> = results.iter().map(|r| r.init).collect();
         let mut firsts: Vec<Duration> = results.iter().map(|r| r.first).collect();
