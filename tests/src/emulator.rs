@@ -34,7 +34,9 @@ pub fn set_dummy_credentials() {
 /// A store on the emulator's table.
 pub async fn store() -> DynamoStore {
     set_dummy_credentials();
-    DynamoStore::connect(&storage_config()).await
+    DynamoStore::connect(&storage_config())
+        .await
+        .expect("dummy credentials are set")
 }
 
 /// A raw client on the emulator, to inspect the table behind the store's back.
@@ -44,7 +46,9 @@ pub async fn client() -> Client {
     let sdk = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new(REGION))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
         .endpoint_url(config.endpoint.unwrap())
         .build();
     Client::from_conf(sdk)

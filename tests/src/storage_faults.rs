@@ -84,6 +84,7 @@ impl FaultProxy {
             ..emulator::storage_config()
         })
         .await
+        .expect("dummy credentials are set")
     }
 
     /// The next `times` requests of `operation` (`GetItem`, `UpdateItem`, ...) meet `fault`.

@@ -160,11 +160,15 @@ async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
     assert!(lines[0].contains("\"level\":\"ERROR\""));
     assert!(!logs.contains(EVENTS_SECRET));
 
-    // A Lambda never starts without JWT settings.
-    let env = with(binaries::lambda_env(), "JWT_HS256_SECRET", None);
-    assert!(
-        binaries::failed_init_output("user-status", env)
-            .await
-            .contains("JWT_HS256_SECRET")
-    );
+    // A Lambda never starts without JWT settings, nor without its role's credentials (which
+    // Lambda always sets: no other credential source is ever probed).
+    for variable in [
+        "JWT_HS256_SECRET",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        let env = with(binaries::lambda_env(), variable, None);
+        let logs = binaries::failed_init_output("user-status", env).await;
+        assert!(logs.contains(variable), "{variable}:\n{logs}");
+    }
 }

@@ -69,7 +69,7 @@ impl App {
                 Some(Billing::new(stripe)?)
             }
         };
-        let store = DynamoStore::connect(&config.storage).await;
+        let store = DynamoStore::connect(&config.storage).await?;
         Ok(App::new(config, Arc::new(store), billing))
     }
 

@@ -33,7 +33,13 @@ async fn main() {
     };
     let store: Arc<dyn Store> = if local.uses_dynamodb() {
         println!("storage: DynamoDB table {}", config.storage.table_name);
-        Arc::new(DynamoStore::connect(&config.storage).await)
+        match DynamoStore::connect(&config.storage).await {
+            Ok(store) => Arc::new(store),
+            Err(err) => {
+                tracing::error!(variable = err.variable, "{err}; refusing to start");
+                std::process::exit(1);
+            }
+        }
     } else {
         println!("storage: embedded in-memory store (data is lost on exit)");
         Arc::new(MemoryStore::new())
