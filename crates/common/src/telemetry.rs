@@ -1,18 +1,44 @@
-//! Logs: one JSON object per line on stdout (CloudWatch-friendly), level from `RUST_LOG`
-//! (default `info`). Lines written while serving a request carry its `span` (route, request id,
-//! user-id hash); each request ends with one access line (status, latency). Never log tokens, secrets or raw user ids: log [`crate::users::UserId::hash`].
+//! Logs: one JSON object per line on stdout (CloudWatch-friendly), at the level `RUST_LOG` names
+//! (`error`, `warn`, `info`, `debug` or `trace`; default `info`). Lines written while serving a
+//! request carry its `span` (route, request id, user-id hash); each request ends with one access
+//! line (status, latency). Never log tokens, secrets or raw user ids: log
+//! [`crate::users::UserId::hash`].
+//!
+//! A plain level, not `EnvFilter`'s per-module directives: the directive parser links the regex
+//! engine into every binary (~230 KiB, `docs/performance-decisions.md`) for a feature the
+//! functions do not need.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Installs the JSON log subscriber. Call once, first thing in `main`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_max_level(level(std::env::var("RUST_LOG").ok().as_deref()))
         .with_target(false)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .init();
+}
+
+/// The level `RUST_LOG` names; `info` when it is unset or names none.
+fn level(rust_log: Option<&str>) -> LevelFilter {
+    rust_log
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(LevelFilter::INFO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_names_the_level_and_anything_else_is_info() {
+        assert_eq!(level(Some("debug")), LevelFilter::DEBUG);
+        assert_eq!(level(Some(" WARN ")), LevelFilter::WARN);
+        assert_eq!(level(Some("off")), LevelFilter::OFF);
+        assert_eq!(level(None), LevelFilter::INFO);
+        assert_eq!(level(Some("common=debug")), LevelFilter::INFO);
+    }
 }
