@@ -71,6 +71,19 @@ pub fn request_bearing(file: &str, token: &str) -> Request {
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 
+/// The handler of `function` (a crate name: `user-status`, `stripe-webhook`, ...).
+pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
+    match function {
+        "user-status" => user_status::handle(app, req).await,
+        "delete-account" => delete_account::handle(app, req).await,
+        "create-checkout-session" => create_checkout_session::handle(app, req).await,
+        "create-portal-session" => create_portal_session::handle(app, req).await,
+        "sync-subscription" => sync_subscription::handle(app, req).await,
+        "stripe-webhook" => stripe_webhook::handle(app, req).await,
+        other => panic!("no function {other}"),
+    }
+}
+
 /// Status and JSON body of a handler response.
 pub fn parts(response: Response<Body>) -> (u16, http::HeaderMap, Value) {
     let status = response.status().as_u16();

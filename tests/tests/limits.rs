@@ -27,15 +27,7 @@ const ROUTES: &[(&str, &str)] = &[
 
 /// The handler serving the sample event `file`, as API Gateway routes it.
 async fn handle(app: &App, file: &str, req: Request) -> Response<Body> {
-    match file {
-        "user-status.json" => user_status::handle(app, req).await,
-        "delete-account.json" => delete_account::handle(app, req).await,
-        "create-checkout-session.json" => create_checkout_session::handle(app, req).await,
-        "create-portal-session.json" => create_portal_session::handle(app, req).await,
-        "sync-subscription.json" => sync_subscription::handle(app, req).await,
-        "stripe-webhook.json" => stripe_webhook::handle(app, req).await,
-        other => panic!("no handler for {other}"),
-    }
+    apps::handle(file.trim_end_matches(".json"), app, req).await
 }
 
 /// The sample event `file` sent by `user` with a fresh token, changed by `edit`, as a request.

@@ -8,19 +8,8 @@ use common::App;
 use common::billing::Billing;
 use common::config::{Config, StripeConfig};
 use common::store::MemoryStore;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
-
-async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
-    match function {
-        "user-status" => user_status::handle(app, req).await,
-        "sync-subscription" => sync_subscription::handle(app, req).await,
-        "create-checkout-session" => create_checkout_session::handle(app, req).await,
-        "create-portal-session" => create_portal_session::handle(app, req).await,
-        "delete-account" => delete_account::handle(app, req).await,
-        "stripe-webhook" => stripe_webhook::handle(app, req).await,
-        other => panic!("no function {other}"),
-    }
-}
+use integration_tests::apps;
+use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -34,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let app = App::new(config, Arc::new(MemoryStore::new()), billing);
     let (app, function) = (&app, function.as_str());
     run(service_fn(move |req| async move {
-        Ok::<_, Error>(handle(function, app, req).await)
+        Ok::<_, Error>(apps::handle(function, app, req).await)
     }))
     .await
 }
