@@ -28,6 +28,15 @@ async fn paying_user(table: &Arc<dyn Store>) -> (String, UserRecord) {
     (user, record)
 }
 
+/// The Stripe stub, the table read directly, the fault proxy, and a billing app storing through it.
+async fn billing_behind_proxy() -> (StripeStub, Arc<dyn Store>, FaultProxy, common::App) {
+    let stub = StripeStub::start().await;
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let app = apps::app(Arc::new(proxy.store().await), Some(&stub.uri()));
+    (stub, table, proxy, app)
+}
+
 async fn status(app: &common::App, user: &str) -> (u16, http::HeaderMap, serde_json::Value) {
     parts(user_status::handle(app, request("user-status.json", user)).await)
 }
@@ -100,10 +109,7 @@ async fn one_throttle_or_hang_is_absorbed_by_a_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
-    let stub = StripeStub::start().await;
-    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let proxy = FaultProxy::start().await;
-    let app = apps::app(Arc::new(proxy.store().await), Some(&stub.uri()));
+    let (stub, table, proxy, app) = billing_behind_proxy().await;
     let (user, customer) = customer_of_new_user(&table).await;
     let now = common::unix_now();
     stub.subscriptions(vec![subscription(
@@ -142,10 +148,7 @@ async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoice_paid_grants_exactly_once_through_lost_replies_and_outages() {
-    let stub = StripeStub::start().await;
-    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let proxy = FaultProxy::start().await;
-    let app = apps::app(Arc::new(proxy.store().await), Some(&stub.uri()));
+    let (stub, table, proxy, app) = billing_behind_proxy().await;
     let (user, customer) = customer_of_new_user(&table).await;
     stub.subscriptions(vec![subscription("sub_paid", &customer, "active", 1, 2)])
         .await;
