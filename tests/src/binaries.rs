@@ -1,9 +1,17 @@
-//! The workspace's binaries, built by `cargo build --workspace --bins` (the test command does).
+//! The workspace's binaries, built by `cargo build --workspace --bins` (the test command does),
+//! or the artifacts `sam build` made (`LAMBDA_BINARIES_DIR`, set by `./scripts/package`).
 
 use std::path::PathBuf;
 
-/// Path of the workspace binary `name`, next to the test executable's profile directory.
+/// Path of the workspace binary `name`: in `LAMBDA_BINARIES_DIR` when it is set (where
+/// `./scripts/package` links each function's built `bootstrap` under its binary's name), else
+/// next to the test executable's profile directory.
 pub fn path(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("LAMBDA_BINARIES_DIR") {
+        let bin = PathBuf::from(dir).join(name);
+        assert!(bin.exists(), "{} is missing", bin.display());
+        return bin;
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()

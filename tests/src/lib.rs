@@ -23,3 +23,9 @@ pub mod runtime_api;
 pub mod storage_faults;
 pub mod stripe_stub;
 pub mod tokens;
+
+/// The shortest `Timeout` of a function in `template.yaml` (user-status's 10 s). A test of a
+/// fault (a hang, a service that keeps failing) checks that the answer comes before it: that is
+/// the contract (the function answers with its own JSON error before Lambda stops it), and it
+/// holds on any machine, since what fills the time is the timeouts and back-offs, not the CPU.
+pub const FUNCTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

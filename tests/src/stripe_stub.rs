@@ -1,5 +1,6 @@
 //! A loopback Stripe for tests: `wiremock` answering with Stripe's official API object fixtures
-//! (`../shared/stripe/fixtures3.json`), adjusted per test, and recording what was sent.
+//! (vendored in `tests/fixtures/stripe/`, with their licence and upstream commit), adjusted per
+//! test, and recording what was sent.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,8 +19,8 @@ pub const SECRET_KEY: &str = "sk_test_stub_0123456789";
 fn fixtures() -> &'static Value {
     static FIXTURES: OnceLock<Value> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/stripe/fixtures3.json");
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stripe/fixtures3.json");
         let text =
             std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         serde_json::from_str(&text).expect("fixtures are JSON")

@@ -4,14 +4,14 @@
 //! half-written, no credit made up or lost.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::store::{Store, UserRecord};
 use common::users::UserId;
 use integration_tests::apps::{self, customer_of_new_user, invoice_paid, parts, request};
 use integration_tests::storage_faults::{Fault, FaultProxy};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, subscription};
-use integration_tests::{emulator, tokens};
+use integration_tests::{FUNCTION_DEADLINE, emulator, tokens};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -48,12 +48,7 @@ async fn a_status_read_that_keeps_failing_is_503_and_the_balance_survives() {
     let app = apps::app(Arc::new(proxy.store().await), None);
     let (user, record) = paying_user(&table).await;
 
-    for (fault, bound) in [
-        (Fault::Throttle, Duration::from_secs(3)),
-        (Fault::ServerError, Duration::from_secs(3)),
-        (Fault::Drop, Duration::from_secs(3)),
-        (Fault::Hang, Duration::from_secs(7)),
-    ] {
+    for fault in [Fault::Throttle, Fault::ServerError, Fault::Drop, Fault::Hang] {
         proxy.inject("GetItem", fault, usize::MAX);
         proxy.take_calls();
         let started = Instant::now();
@@ -66,8 +61,8 @@ async fn a_status_read_that_keeps_failing_is_503_and_the_balance_survives() {
         assert_eq!(headers["retry-after"], "1", "{fault:?}");
         assert!(body.get("credits_remaining").is_none(), "never a made-up 0");
         assert!(
-            started.elapsed() < bound,
-            "{fault:?}: {:?}",
+            started.elapsed() < FUNCTION_DEADLINE,
+            "{fault:?}: answered after {:?}, past the function's deadline",
             started.elapsed()
         );
         let calls = proxy.take_calls();
@@ -217,7 +212,7 @@ async fn the_jwks_down_is_503_with_retry_after_and_creates_nothing() {
         (503, Some("AUTH_UNAVAILABLE"))
     );
     assert_eq!(headers["retry-after"], "1");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < FUNCTION_DEADLINE);
     let id = UserId::parse(&user).unwrap();
     assert_eq!(table.get_user(&id).await.unwrap(), None);
 }

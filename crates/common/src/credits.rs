@@ -1,4 +1,4 @@
-//! The credit rules (see `CONTRACT.md`, "Credits"): paid periods grant `PLAN_CREDITS` once per
+//! The credit rules (see `docs/api.md`, "Credits"): paid periods grant `PLAN_CREDITS` once per
 //! invoice; subscribers pay a message with a credit, everyone else with a free message; nothing
 //! goes below zero and nothing is spent twice.
 //!

@@ -1,4 +1,4 @@
-//! GDPR erasure (see `CONTRACT.md`, "DELETE /v1/user/delete-account"), in two halves:
+//! GDPR erasure (see `docs/api.md`, "Erasure"), in two halves:
 //!
 //! 1. [`close_stripe_customer`]: cancel every subscription that has not ended, immediately and
 //!    without proration, then delete the customer. If Stripe fails, nothing of ours was touched

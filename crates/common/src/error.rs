@@ -1,4 +1,4 @@
-//! The API's error type and its JSON body (see `CONTRACT.md`):
+//! The API's error type and its JSON body (see `docs/api.md`):
 //! `{"detail": msg, "error": {"code": CODE, "message": msg, "details"?: {...}}}`.
 
 use http::StatusCode;

@@ -1,4 +1,4 @@
-//! Bearer-token authentication (see `CONTRACT.md`, "Identity").
+//! Bearer-token authentication (see `docs/api.md`, "Identity").
 //!
 //! Tokens are JWTs from the hosted auth provider, signed either with a shared HS256
 //! secret or with ES256/RS256 keys published as a JWKS. Only the algorithms of the
