@@ -37,7 +37,11 @@ async fn generated_requests_get_no_5xx_and_only_documented_answers() {
             vec!["--exclude-operation-id", "deleteAccount"],
             examples,
         ),
-        ("erasure, then the erased caller", vec![], (examples / 10).max(1)),
+        (
+            "erasure, then the erased caller",
+            vec![],
+            (examples / 10).max(1),
+        ),
     ];
     let mut report = format!("# Schemathesis ({examples} cases per operation)\n");
     for (name, filter, cases) in runs {
@@ -72,7 +76,12 @@ async fn generated_requests_get_no_5xx_and_only_documented_answers() {
         let generated = stdout
             .lines()
             .filter_map(|line| line.trim().split_once(" generated,"))
-            .filter_map(|(n, _)| n.trim_start_matches("Test cases:").trim().parse::<usize>().ok())
+            .filter_map(|(n, _)| {
+                n.trim_start_matches("Test cases:")
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
             .next_back()
             .unwrap_or(0);
         assert!(generated > 0, "{name}: no test case generated:\n{stdout}");

@@ -48,7 +48,12 @@ async fn a_status_read_that_keeps_failing_is_503_and_the_balance_survives() {
     let app = apps::app(Arc::new(proxy.store().await), None);
     let (user, record) = paying_user(&table).await;
 
-    for fault in [Fault::Throttle, Fault::ServerError, Fault::Drop, Fault::Hang] {
+    for fault in [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Drop,
+        Fault::Hang,
+    ] {
         proxy.inject("GetItem", fault, usize::MAX);
         proxy.take_calls();
         let started = Instant::now();
