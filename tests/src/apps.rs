@@ -38,7 +38,7 @@ pub fn stripe_config(stub_uri: &str) -> StripeConfig {
         "STRIPE_PRICE_ID" => Some(stripe_stub::PRICE.to_owned()),
         "PLAN_CREDITS" => Some("1000".to_owned()),
         "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
-        "STRIPE_TIMEOUT_MS" => Some("300".to_owned()),
+        "STRIPE_TIMEOUT_MS" => Some("2000".to_owned()),
         "STRIPE_WEBHOOK_SECRET" => Some(stripe_stub::WEBHOOK_SECRET.to_owned()),
         _ => None,
     })
@@ -49,6 +49,28 @@ pub fn stripe_config(stub_uri: &str) -> StripeConfig {
 pub fn app(store: Arc<dyn Store>, stub_uri: Option<&str>) -> App {
     let billing = stub_uri.map(|uri| Billing::new(stripe_config(uri)).expect("billing builds"));
     App::new(config(), store, billing)
+}
+
+/// The login-deletion settings of an app whose auth service is the stand-in at `auth_uri`,
+/// with the service-role key `key`.
+pub fn login_config(auth_uri: &str, key: &str) -> common::login::LoginConfig {
+    common::login::LoginConfig::from_lookup(|name| match name {
+        "SUPABASE_URL" => Some(auth_uri.to_owned()),
+        "SUPABASE_SERVICE_ROLE_KEY" => Some(key.to_owned()),
+        _ => None,
+    })
+    .expect("test login configuration is valid")
+    .expect("login deletion is on")
+}
+
+/// An app on `store`, with Stripe at `stub_uri` and logins deleted at the auth stand-in at
+/// `auth_uri` (as the delete-account Lambda is built).
+pub fn erasure_app(store: Arc<dyn Store>, stub_uri: &str, auth_uri: &str) -> App {
+    let login = common::login::LoginAdmin::new(login_config(
+        auth_uri,
+        crate::auth_admin_stub::SERVICE_ROLE_KEY,
+    ));
+    app(store, Some(stub_uri)).with_login(login)
 }
 
 /// An app on `store` verifying tokens with the JWKS at `jwks_url` (ES256/RS256), without billing.

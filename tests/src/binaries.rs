@@ -48,6 +48,10 @@ pub fn lambda_env() -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("JWT_HS256_SECRET", crate::tokens::EVENTS_SECRET.to_owned()),
         ("JWT_ISSUER", crate::tokens::EVENTS_ISSUER.to_owned()),
+        (
+            "DYNAMODB_TIMEOUT_MS",
+            crate::emulator::EMULATOR_TIMEOUT_MS.to_string(),
+        ),
     ]
 }
 
@@ -68,6 +72,18 @@ pub fn stripe_env(stub_uri: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The login-deletion environment of the delete-account function, with the auth service's
+/// admin API at the stand-in `auth_uri`.
+pub fn login_env(auth_uri: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SUPABASE_URL", auth_uri.to_owned()),
+        (
+            "SUPABASE_SERVICE_ROLE_KEY",
+            crate::auth_admin_stub::SERVICE_ROLE_KEY.to_owned(),
+        ),
+    ]
+}
+
 /// The environment of a local API on the emulator's table, with the sample events' JWT settings
 /// and Stripe at the stub `stub_uri`.
 pub fn local_api_env(stub_uri: &str) -> Vec<(&'static str, String)> {
@@ -81,6 +97,10 @@ pub fn local_api_env(stub_uri: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("JWT_HS256_SECRET", crate::tokens::EVENTS_SECRET.to_owned()),
         ("JWT_ISSUER", crate::tokens::EVENTS_ISSUER.to_owned()),
+        (
+            "DYNAMODB_TIMEOUT_MS",
+            crate::emulator::EMULATOR_TIMEOUT_MS.to_string(),
+        ),
         ("RUST_LOG", "warn".to_owned()),
     ]);
     env

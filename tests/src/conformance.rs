@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use common::config::Rules;
 use common::store::{
-    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, Store, StoreError,
-    SubscriptionView, UserRecord,
+    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim, Store,
+    StoreError, SubscriptionView, Tombstone, UserRecord,
 };
 use common::users::{self, UserId};
 
@@ -551,12 +551,15 @@ pub async fn erasure_removes_the_user_and_leaves_a_tombstone(store: Arc<dyn Stor
     assert!(store.create_user(&record(&user)).await.unwrap());
     assert!(store.create_user(&record(&neighbour)).await.unwrap());
     store.link_customer(&user, &customer).await.unwrap();
-    assert!(!store.is_tombstoned(&user).await.unwrap());
+    assert_eq!(store.tombstone(&user).await.unwrap(), None);
 
-    store
-        .write_tombstone(&user, 1_800_000_000, 1_800_000_000 + 90 * 86_400)
-        .await
-        .unwrap();
+    let mut tombstone = Tombstone {
+        erased_at: 1_800_000_000,
+        expires_at: 1_800_000_000 + 90 * 86_400,
+        stage: ErasureStage::StripeClosed,
+    };
+    store.write_tombstone(&user, &tombstone).await.unwrap();
+    assert_eq!(store.tombstone(&user).await.unwrap(), Some(tombstone));
     assert_eq!(
         store.delete_owned_items(&user).await.unwrap(),
         0,
@@ -569,10 +572,13 @@ pub async fn erasure_removes_the_user_and_leaves_a_tombstone(store: Arc<dyn Stor
     store.delete_customer_link(&customer).await.unwrap();
     store.delete_profile(&user).await.unwrap();
 
-    assert!(store.is_tombstoned(&user).await.unwrap());
+    // The stage moves on by overwriting the tombstone.
+    tombstone.stage = ErasureStage::StoredErased;
+    store.write_tombstone(&user, &tombstone).await.unwrap();
+    assert_eq!(store.tombstone(&user).await.unwrap(), Some(tombstone));
     assert_eq!(store.get_user(&user).await.unwrap(), None);
     assert_eq!(store.user_for_customer(&customer).await.unwrap(), None);
-    assert!(!store.is_tombstoned(&neighbour).await.unwrap());
+    assert_eq!(store.tombstone(&neighbour).await.unwrap(), None);
     assert!(store.get_user(&neighbour).await.unwrap().is_some());
     // Repeating every step is harmless.
     store.delete_customer_link(&customer).await.unwrap();
@@ -583,7 +589,12 @@ pub async fn erasure_removes_the_user_and_leaves_a_tombstone(store: Arc<dyn Stor
 /// A tombstoned user is not recreated on first sight: 410.
 pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
     let user = new_user();
-    store.write_tombstone(&user, 1, 2).await.unwrap();
+    let tombstone = Tombstone {
+        erased_at: 1,
+        expires_at: 2,
+        stage: ErasureStage::LoginDeleted,
+    };
+    store.write_tombstone(&user, &tombstone).await.unwrap();
     let result = users::load_or_create(store.as_ref(), &user, &Rules::default()).await;
     assert_eq!(result, Err(common::ApiError::AccountDeleted));
     assert_eq!(store.get_user(&user).await.unwrap(), None);

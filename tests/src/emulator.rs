@@ -19,8 +19,15 @@ pub fn storage_config() -> StorageConfig {
         table_name: var("TEST_TABLE_NAME"),
         region: REGION.to_owned(),
         endpoint: Some(var("TEST_DYNAMODB_ENDPOINT")),
+        timeout_ms: EMULATOR_TIMEOUT_MS,
     }
 }
+
+/// Per-attempt timeout of calls to the emulator, as `DYNAMODB_TIMEOUT_MS`. The emulator answers
+/// one request at a time for every test running at once, on a machine that may be busy: a
+/// request can wait seconds in its queue, which says nothing about the code under test. Tests of
+/// timeouts themselves (`storage_faults`) use the production default instead.
+pub const EMULATOR_TIMEOUT_MS: u64 = 15_000;
 
 /// Dummy credentials the emulator accepts; set before any client is built.
 pub fn set_dummy_credentials() {

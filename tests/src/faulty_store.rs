@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::store::{
-    Balance, CreditGrant, DebitOutcome, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
+    Balance, CreditGrant, DebitOutcome, EventClaim, Store, StoreError, SubscriptionView, Tombstone,
+    UserRecord,
 };
 use common::users::UserId;
 
@@ -124,19 +125,17 @@ impl Store for FaultyStore {
         self.run("finish_event", self.inner.finish_event(event_id, done, now))
             .await
     }
-    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
-        self.run("is_tombstoned", self.inner.is_tombstoned(user))
-            .await
+    async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
+        self.run("tombstone", self.inner.tombstone(user)).await
     }
     async fn write_tombstone(
         &self,
         user: &UserId,
-        now: i64,
-        expires_at: i64,
+        tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         self.run(
             "write_tombstone",
-            self.inner.write_tombstone(user, now, expires_at),
+            self.inner.write_tombstone(user, tombstone),
         )
         .await
     }

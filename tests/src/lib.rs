@@ -12,8 +12,10 @@
 //! | [`openapi`] | checking actual responses against `openapi.yaml` |
 //! | [`stripe_stub`] | a loopback Stripe answering with Stripe's official fixtures |
 //! | [`apps`] | apps and requests for calling the handlers directly |
+//! | [`auth_admin_stub`] | a loopback stand-in of the auth service's admin API (deleting logins) |
 
 pub mod apps;
+pub mod auth_admin_stub;
 pub mod binaries;
 pub mod conformance;
 pub mod emulator;

@@ -81,6 +81,8 @@ impl FaultProxy {
         emulator::set_dummy_credentials();
         DynamoStore::connect(&StorageConfig {
             endpoint: Some(self.endpoint.clone()),
+            // What production uses: these tests are about timeouts and retries.
+            timeout_ms: common::config::DEFAULT_DYNAMODB_TIMEOUT_MS,
             ..emulator::storage_config()
         })
         .await

@@ -2,7 +2,8 @@
 //! (vendored in `tests/fixtures/stripe/`, with their licence and upstream commit), adjusted per
 //! test, and recording what was sent.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -59,6 +60,14 @@ pub fn customer_for_key(key: &str) -> String {
     format!("cus_stub{digest:08x}")
 }
 
+/// Stripe's customer fixture as customer `id` of `user`.
+fn new_customer(id: &str, user: &str) -> Value {
+    let mut customer = fixture("customer");
+    customer["id"] = json!(id);
+    customer["metadata"] = json!({"user_id": user});
+    customer
+}
+
 /// One request the stub received.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -82,9 +91,14 @@ impl Sent {
     }
 }
 
+/// The customers the stub holds, by id: what it created, what a test added, and whether each
+/// was deleted (Stripe keeps deleted customers as `{"id": ..., "deleted": true}`).
+type Customers = Arc<Mutex<BTreeMap<String, Value>>>;
+
 /// A running stub.
 pub struct StripeStub {
     server: MockServer,
+    customers: Customers,
 }
 
 impl StripeStub {
@@ -93,13 +107,53 @@ impl StripeStub {
     /// [`StripeStub::subscriptions`] says otherwise.
     pub async fn start() -> StripeStub {
         let server = MockServer::start().await;
+        let customers: Customers = Arc::default();
+        let held = customers.clone();
         Mock::given(method("POST"))
             .and(path("/v1/customers"))
-            .respond_with(|req: &Request| {
+            .respond_with(move |req: &Request| {
                 let key = header(req, "idempotency-key").unwrap_or_default();
-                let mut customer = fixture("customer");
-                customer["id"] = json!(customer_for_key(&key));
-                ResponseTemplate::new(200).set_body_json(customer)
+                let id = customer_for_key(&key);
+                let user = form(req)
+                    .into_iter()
+                    .find(|(k, _)| k == "metadata[user_id]")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let mut held = held.lock().unwrap();
+                let customer = held
+                    .entry(id.clone())
+                    .or_insert_with(|| new_customer(&id, &user));
+                ResponseTemplate::new(200).set_body_json(customer.clone())
+            })
+            .mount(&server)
+            .await;
+        let held = customers.clone();
+        Mock::given(method("GET"))
+            .and(path("/v1/customers/search"))
+            .respond_with(move |req: &Request| {
+                let query = form(req)
+                    .into_iter()
+                    .find(|(k, _)| k == "query")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let found: Vec<Value> = held
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .filter(|c| c["deleted"] != json!(true))
+                    .filter(|c| {
+                        query
+                            == format!(
+                                "metadata['user_id']:'{}'",
+                                c["metadata"]["user_id"].as_str().unwrap_or_default()
+                            )
+                    })
+                    .cloned()
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "object": "search_result", "url": "/v1/customers/search",
+                    "has_more": false, "next_page": null, "data": found
+                }))
             })
             .mount(&server)
             .await;
@@ -145,11 +199,14 @@ impl StripeStub {
             })
             .mount(&server)
             .await;
+        let held = customers.clone();
         Mock::given(method("DELETE"))
             .and(path_regex(r"^/v1/customers/[^/]+$"))
-            .respond_with(|req: &Request| {
+            .respond_with(move |req: &Request| {
+                let id = req.url.path().rsplit('/').next().unwrap_or_default();
                 let mut deleted = fixture("deleted_customer");
-                deleted["id"] = json!(req.url.path().rsplit('/').next().unwrap_or_default());
+                deleted["id"] = json!(id);
+                held.lock().unwrap().insert(id.to_owned(), deleted.clone());
                 ResponseTemplate::new(200).set_body_json(deleted)
             })
             .mount(&server)
@@ -162,7 +219,26 @@ impl StripeStub {
             .with_priority(10)
             .mount(&server)
             .await;
-        StripeStub { server }
+        StripeStub { server, customers }
+    }
+
+    /// Adds a customer of `user` (with `metadata.user_id`), as if created earlier: for example
+    /// one made for a user whose link was never stored.
+    pub fn add_customer(&self, id: &str, user: &str) {
+        let customer = new_customer(id, user);
+        self.customers
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), customer);
+    }
+
+    /// Whether customer `id` was deleted at the stub.
+    pub fn customer_deleted(&self, id: &str) -> bool {
+        self.customers
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|c| c["deleted"] == json!(true))
     }
 
     /// Base URL to configure as `STRIPE_API_BASE`.

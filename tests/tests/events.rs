@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use integration_tests::auth_admin_stub::AuthAdminStub;
 use integration_tests::binaries;
 use integration_tests::runtime_api::RuntimeApi;
 use integration_tests::stripe_stub::StripeStub;
@@ -103,10 +104,11 @@ async fn every_sample_event_gets_its_expected_status_from_the_real_binary() {
         "every file in events/ needs a row in SAMPLES"
     );
 
-    let stub = StripeStub::start().await;
+    let (stub, auth) = (StripeStub::start().await, AuthAdminStub::start().await);
     for (file, binary, how, expected) in SAMPLES {
         let api = RuntimeApi::start().await;
-        let env = binaries::billing_lambda_env(&stub.uri());
+        let mut env = binaries::billing_lambda_env(&stub.uri());
+        env.extend(binaries::login_env(&auth.uri()));
         let _child = binaries::lambda(binary, api.address(), env)
             .spawn()
             .unwrap();

@@ -86,7 +86,7 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
         calls(&counting),
         [
             "store:get_user",
-            "store:is_tombstoned",
+            "store:tombstone",
             "store:create_user",
             "store:link_customer"
         ]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use integration_tests::auth_admin_stub::AuthAdminStub;
 use integration_tests::binaries;
 use integration_tests::runtime_api::RuntimeApi;
 use integration_tests::stripe_stub::{StripeStub, customer_for_key};
@@ -75,6 +76,35 @@ async fn checkout_then_portal_then_sync_through_the_runtime_api() {
 }
 
 #[tokio::test]
+async fn delete_account_refuses_to_start_without_a_safe_auth_service_setting() {
+    let auth_env = |url: &str, key: Option<&str>| {
+        let mut env = binaries::billing_lambda_env("http://127.0.0.1:9");
+        env.push(("SUPABASE_URL", url.to_owned()));
+        env.extend(key.map(|k| ("SUPABASE_SERVICE_ROLE_KEY", k.to_owned())));
+        env
+    };
+    let key = integration_tests::auth_admin_stub::SERVICE_ROLE_KEY;
+    for (env, variable) in [
+        (
+            binaries::billing_lambda_env("http://127.0.0.1:9"),
+            "SUPABASE_URL",
+        ),
+        (
+            auth_env("https://proj.supabase.co", None),
+            "SUPABASE_SERVICE_ROLE_KEY",
+        ),
+        (
+            auth_env("http://proj.supabase.co", Some(key)),
+            "SUPABASE_URL",
+        ),
+    ] {
+        let logs = binaries::failed_init_output("delete-account", env).await;
+        assert!(logs.contains(variable), "{variable}: {logs}");
+        assert!(!logs.contains(key), "the key is never logged: {logs}");
+    }
+}
+
+#[tokio::test]
 async fn billing_functions_refuse_to_start_without_stripe_settings() {
     for binary in [
         "create-checkout-session",
@@ -135,10 +165,11 @@ async fn the_webhook_binary_answers_its_sample_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_delete_account_binary_erases_and_then_answers_410() {
-    let stub = StripeStub::start().await;
+async fn the_delete_account_binary_erases_the_items_and_the_login() {
+    let (stub, auth) = (StripeStub::start().await, AuthAdminStub::start().await);
     let api = RuntimeApi::start().await;
-    let env = binaries::billing_lambda_env(&stub.uri());
+    let mut env = binaries::billing_lambda_env(&stub.uri());
+    env.extend(binaries::login_env(&auth.uri()));
     let child = binaries::lambda("delete-account", api.address(), env)
         .spawn()
         .unwrap();
@@ -146,12 +177,15 @@ async fn the_delete_account_binary_erases_and_then_answers_410() {
     let user = integration_tests::tokens::new_user();
     let sample = binaries::event_as("delete-account.json", &user);
     integration_tests::emulator::seed_items(&user, "CONV", 30).await;
+    auth.add_user(&user);
 
     let (status, _, body) = api.invoke(sample.clone(), TIMEOUT).await.http();
     assert_eq!((status, body), (200, serde_json::json!({"deleted": true})));
     assert_eq!(integration_tests::emulator::items_of(&user).await.len(), 0);
+    assert!(!auth.has_user(&user), "the login is gone");
     let (status, _, _) = api.invoke(sample, TIMEOUT).await.http();
     assert_eq!(status, 200, "replay");
+    assert_eq!(auth.calls().await.len(), 1, "the replay calls nothing");
 
     let logs = binaries::output_of(child).await;
     assert!(

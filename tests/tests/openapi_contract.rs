@@ -101,7 +101,11 @@ fn env(stub: &StripeStub, endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("JWT_HS256_SECRET", SECRET.to_owned()),
         ("JWT_ISSUER", ISSUER.to_owned()),
-        ("STRIPE_TIMEOUT_MS", "300".to_owned()),
+        ("STRIPE_TIMEOUT_MS", "2000".to_owned()),
+        (
+            "DYNAMODB_TIMEOUT_MS",
+            emulator::EMULATOR_TIMEOUT_MS.to_string(),
+        ),
     ]);
     env
 }

@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::billing::Billing;
 use crate::config::{Config, ConfigError, StripeConfig};
 use crate::error::ApiError;
+use crate::login::{LoginAdmin, LoginConfig};
 use crate::store::{DynamoStore, Store};
 
 /// Upper bound of one JWKS fetch.
@@ -21,6 +22,7 @@ pub struct App {
     /// User records.
     pub store: Arc<dyn Store>,
     billing: Option<Billing>,
+    login: Option<LoginAdmin>,
 }
 
 /// Whether a function needs the Stripe settings at init.
@@ -32,6 +34,9 @@ pub enum Needs {
     Billing,
     /// Storage, Stripe and the webhook signing secret (the webhook takes no bearer token).
     Webhook,
+    /// Auth, storage, Stripe and the auth service's admin API (erasure deletes the login): its
+    /// settings are required unless `AUTH_USER_DELETION=off` says otherwise.
+    Erasure,
 }
 
 impl App {
@@ -43,7 +48,20 @@ impl App {
             auth,
             store,
             billing,
+            login: None,
         }
+    }
+
+    /// This app, deleting logins at the auth service on erasure.
+    pub fn with_login(mut self, login: LoginAdmin) -> Self {
+        self.login = Some(login);
+        self
+    }
+
+    /// The auth service's admin API, where erasure deletes the login; `None` where
+    /// `AUTH_USER_DELETION=off` (or, in the local API, where it is not configured).
+    pub fn login(&self) -> Option<&LoginAdmin> {
+        self.login.as_ref()
     }
 
     /// The Stripe client, or 503 `BILLING_NOT_CONFIGURED` where Stripe settings are absent
@@ -57,7 +75,7 @@ impl App {
         let config = Config::from_env()?;
         let billing = match needs {
             Needs::Storage => None,
-            Needs::Billing => Some(Billing::new(StripeConfig::from_env()?)?),
+            Needs::Billing | Needs::Erasure => Some(Billing::new(StripeConfig::from_env()?)?),
             Needs::Webhook => {
                 let stripe = StripeConfig::from_env()?;
                 if stripe.webhook_secret.is_none() {
@@ -69,8 +87,16 @@ impl App {
                 Some(Billing::new(stripe)?)
             }
         };
+        let login = match needs {
+            Needs::Erasure => LoginConfig::from_env()?.map(LoginAdmin::new),
+            _ => None,
+        };
         let store = DynamoStore::connect(&config.storage).await?;
-        Ok(App::new(config, Arc::new(store), billing))
+        let app = App::new(config, Arc::new(store), billing);
+        Ok(match login {
+            Some(login) => app.with_login(login),
+            None => app,
+        })
     }
 
     /// [`App::from_env`], or one log line naming the bad variable and exit code 1.

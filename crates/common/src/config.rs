@@ -11,6 +11,8 @@ pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
 pub const DEFAULT_FREE_MESSAGES: i64 = 10;
 /// Default retention of an erased account's tombstone.
 pub const DEFAULT_TOMBSTONE_TTL_DAYS: i64 = 90;
+/// Default per-attempt timeout of a DynamoDB call (`DYNAMODB_TIMEOUT_MS`).
+pub const DEFAULT_DYNAMODB_TIMEOUT_MS: u64 = 2000;
 
 /// A configuration variable that is missing or invalid. Displays the variable's name and
 /// what is wrong with it, never its value.
@@ -72,6 +74,8 @@ pub struct StorageConfig {
     pub region: String,
     /// Endpoint override for a local DynamoDB (`DYNAMODB_ENDPOINT`), if any.
     pub endpoint: Option<String>,
+    /// Per-attempt timeout of a call (`DYNAMODB_TIMEOUT_MS`); a call gives up after 2.5 times it.
+    pub timeout_ms: u64,
 }
 
 /// Business rules shared by every endpoint.
@@ -123,6 +127,13 @@ impl Config {
                 Some(url) => Some(http_url("DYNAMODB_ENDPOINT", url)?),
                 None => None,
             },
+            timeout_ms: integer(
+                "DYNAMODB_TIMEOUT_MS",
+                var("DYNAMODB_TIMEOUT_MS"),
+                DEFAULT_DYNAMODB_TIMEOUT_MS as i64,
+                100..=20_000,
+                "must be an integer between 100 and 20000",
+            )? as u64,
         };
         let keys = match (var("JWT_HS256_SECRET"), var("JWT_JWKS_URL")) {
             (Some(_), Some(_)) => {
@@ -284,14 +295,14 @@ impl StripeConfig {
 }
 
 /// The trimmed value of `name`; empty counts as unset.
-fn value(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+pub(crate) fn value(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     lookup(name)
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
 
 /// The value of `name`, which must be set.
-fn required(
+pub(crate) fn required(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
 ) -> Result<String, ConfigError> {

@@ -39,6 +39,10 @@ pub enum ApiError {
     /// Stripe rate-limited us beyond our retries (503 `STRIPE_UNAVAILABLE`).
     #[error("The payment provider is busy. Please retry shortly.")]
     StripeUnavailable,
+    /// The auth service did not delete the login (502 `AUTH_SERVICE_ERROR`): it failed, timed
+    /// out, or refused our key; the erasure resumes on the next call.
+    #[error("The sign-in service could not delete the login. Please try again later.")]
+    AuthServiceFailed,
     /// The deployment has no Stripe settings (503 `BILLING_NOT_CONFIGURED`).
     #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS.")]
     BillingNotConfigured,
@@ -92,7 +96,7 @@ impl ApiError {
             ApiError::InvalidSignature | ApiError::InvalidPayload => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::AccountDeleted => StatusCode::GONE,
-            ApiError::StripeFailed => StatusCode::BAD_GATEWAY,
+            ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::AccountDeleted => "ACCOUNT_DELETED",
             ApiError::StripeFailed => "STRIPE_ERROR",
             ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",
+            ApiError::AuthServiceFailed => "AUTH_SERVICE_ERROR",
             ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",

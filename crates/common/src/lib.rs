@@ -5,7 +5,8 @@
 //! | [`config`] | environment configuration, validated at cold start |
 //! | [`auth`] | bearer-token verification (HS256 or JWKS) |
 //! | [`billing`] | Stripe: client, customers, the subscription sync |
-//! | [`erasure`] | GDPR erasure: Stripe first, then every stored item, tombstone |
+//! | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
+//! | [`login`] | the login at the hosted auth service: its deletion through the admin API |
 //! | [`credits`] | the credit rules: grants per paid invoice, the atomic debit |
 //! | [`webhook`] | Stripe webhook signature and event envelope |
 //! | [`users`] | user ids, the status view, first-sight record creation |
@@ -23,6 +24,7 @@ pub mod credits;
 pub mod erasure;
 pub mod error;
 pub mod http;
+pub mod login;
 pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -95,7 +95,7 @@ pub async fn load_or_create(
     if let Some(record) = store.get_user(user).await? {
         return Ok(record);
     }
-    if store.is_tombstoned(user).await? {
+    if store.tombstone(user).await?.is_some() {
         return Err(ApiError::AccountDeleted);
     }
     let fresh = UserRecord::new_free(user.clone(), rules.free_messages, crate::unix_now());

@@ -1,14 +1,18 @@
-//! `DELETE /v1/user/delete-account`: authenticate → load the record → close the Stripe customer
-//! (cancel subscriptions, delete customer; a failure is a 502 with nothing of ours touched) →
-//! erase every stored item behind a tombstone (a failure midway is a 503; a retry finishes) →
-//! audit log line → `{"deleted": true}`. Repeating it after success answers 200 again.
+//! `DELETE /v1/user/delete-account`: authenticate → read how far an earlier attempt got (the
+//! tombstone) → close every Stripe customer of the user (a failure is a 502 with nothing of ours
+//! touched) → tombstone → erase every stored item (a failure midway is a 503) → delete the login
+//! at the auth service (a failure is a 502) → audit line → `{"deleted": true}`. Each step is
+//! recorded as done, so the next call with the same token resumes after the last step that
+//! succeeded; after a complete erasure it answers 200 and calls nothing. The order and why:
+//! `common::erasure`.
 
 use std::time::Instant;
 
 use common::ApiError;
 use common::app::App;
-use common::erasure::{close_stripe_customer, erase_stored};
+use common::erasure::{advance, close_stripe, erase_stored};
 use common::http::{access_logged, bearer_request, respond};
+use common::store::ErasureStage;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -33,20 +37,45 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
     let user = bearer_request(app, req, http::Method::DELETE).await?;
     let started = Instant::now();
-    let store = app.store.as_ref();
-    let customer = store
-        .get_user(&user)
-        .await?
-        .and_then(|record| record.stripe_customer_id);
-    if let Some(customer) = &customer {
-        close_stripe_customer(app.billing()?, customer).await?;
+    let (store, rules) = (app.store.as_ref(), &app.config.rules);
+    let tombstone = store.tombstone(&user).await?;
+    let erased_at = tombstone.map_or_else(common::unix_now, |t| t.erased_at);
+    let resumed_from = tombstone.map(|t| t.stage);
+    let mut stage = resumed_from;
+    let (mut stripe_customers, mut items, mut login) = (0, 0, "not needed");
+
+    if stage.is_none() {
+        let linked = store
+            .get_user(&user)
+            .await?
+            .and_then(|r| r.stripe_customer_id);
+        stripe_customers = close_stripe(app.billing(), &user, linked.as_deref()).await?;
+        stage = Some(advance(store, &user, ErasureStage::StripeClosed, erased_at, rules).await?);
     }
-    let items = erase_stored(store, &user, customer.as_deref(), &app.config.rules).await?;
+    if stage < Some(ErasureStage::StoredErased) {
+        items = erase_stored(store, &user).await?;
+        stage = Some(advance(store, &user, ErasureStage::StoredErased, erased_at, rules).await?);
+    }
+    if stage < Some(ErasureStage::LoginDeleted) {
+        login = "kept: AUTH_USER_DELETION is off";
+        if let Some(admin) = app.login() {
+            login = match admin.delete_user(&user).await? {
+                common::login::LoginDeleted::Now => "deleted",
+                common::login::LoginDeleted::AlreadyGone => "already gone",
+            };
+            stage =
+                Some(advance(store, &user, ErasureStage::LoginDeleted, erased_at, rules).await?);
+        }
+    }
+
     tracing::info!(
         audit = "erasure",
         user = %user.hash(),
+        resumed_from = resumed_from.map_or("start", ErasureStage::as_str),
+        stage = stage.map_or("none", ErasureStage::as_str),
+        stripe_customers,
         items,
-        stripe_customer = customer.is_some(),
+        login,
         duration_ms = started.elapsed().as_millis() as u64,
         "account erased"
     );

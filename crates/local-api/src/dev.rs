@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::billing::Billing;
 use common::config::{Config, ConfigError, StripeConfig};
+use common::login::{LoginAdmin, LoginConfig};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
@@ -62,6 +63,16 @@ impl LocalConfig {
             return Ok(None);
         }
         Ok(Some(Billing::new(StripeConfig::from_lookup(self.env)?)?))
+    }
+
+    /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the
+    /// Lambda's rules: the key is required, `AUTH_USER_DELETION=off` still turns it off).
+    /// Without it, erasure leaves the login at the auth service.
+    pub fn login(&self) -> Result<Option<LoginAdmin>, ConfigError> {
+        if (self.env)("SUPABASE_URL").is_none() {
+            return Ok(None);
+        }
+        Ok(LoginConfig::from_lookup(self.env)?.map(LoginAdmin::new))
     }
 
     /// A valid token for [`DEMO_USER`], when the secret was generated here.

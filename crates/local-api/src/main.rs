@@ -67,6 +67,22 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let login = match local.login() {
+        Ok(Some(login)) => {
+            println!("erasure: deletes the login at the auth service (SUPABASE_URL)");
+            Some(login)
+        }
+        Ok(None) => {
+            println!(
+                "erasure: leaves the login at the auth service (set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY to delete it)"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::error!(variable = err.variable, "{err}; refusing to start");
+            std::process::exit(1);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -81,7 +97,11 @@ async fn main() {
             "try it:\ncurl -s -H 'Authorization: Bearer {token}' http://{bound}/v1/user/status"
         );
     }
-    server::serve(listener, Arc::new(App::new(config, store, billing))).await;
+    let mut app = App::new(config, store, billing);
+    if let Some(login) = login {
+        app = app.with_login(login);
+    }
+    server::serve(listener, Arc::new(app)).await;
 }
 
 fn parse_addr(mut args: impl Iterator<Item = String>) -> Result<SocketAddr, String> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use common::App;
 use common::billing::Billing;
 use common::config::{Config, StripeConfig};
+use common::login::{LoginAdmin, LoginConfig};
 use common::store::MemoryStore;
 use integration_tests::apps;
 use lambda_http::{Error, run, service_fn};
@@ -20,7 +21,10 @@ async fn main() -> Result<(), Error> {
     let billing = StripeConfig::from_env()
         .ok()
         .map(|stripe| Billing::new(stripe).expect("valid Stripe configuration"));
-    let app = App::new(config, Arc::new(MemoryStore::new()), billing);
+    let mut app = App::new(config, Arc::new(MemoryStore::new()), billing);
+    if let Ok(Some(login)) = LoginConfig::from_env() {
+        app = app.with_login(LoginAdmin::new(login));
+    }
     let (app, function) = (&app, function.as_str());
     run(service_fn(move |req| async move {
         Ok::<_, Error>(apps::handle(function, app, req).await)

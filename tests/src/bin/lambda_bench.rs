@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use integration_tests::auth_admin_stub::AuthAdminStub;
 use integration_tests::runtime_api::RuntimeApi;
 use integration_tests::stripe_stub::StripeStub;
 use integration_tests::tokens;
@@ -64,12 +65,12 @@ async fn run_once(
     bin_dir: &std::path::Path,
     name: &str,
     file: &str,
-    stub: &StripeStub,
+    env: &[(&'static str, String)],
     warm: usize,
     storage: Storage,
 ) -> Run {
     let api = RuntimeApi::start().await;
-    let env = binaries::billing_lambda_env(&stub.uri());
+    let env = env.to_vec();
     let mut command = match storage {
         Storage::DynamoDb => binaries::lambda_at(&bin_dir.join(name), api.address(), env),
         Storage::Embedded => {
@@ -139,7 +140,9 @@ async fn main() {
         other => panic!("storage is dynamodb or embedded, not {other}"),
     };
     emulator::set_dummy_credentials();
-    let stub = StripeStub::start().await;
+    let (stub, auth) = (StripeStub::start().await, AuthAdminStub::start().await);
+    let mut env = binaries::billing_lambda_env(&stub.uri());
+    env.extend(binaries::login_env(&auth.uri()));
 
     println!(
         "| function | stripped size (KiB) | init ms, median (min–max) | first invocation ms, median (min–max) | warm p50 µs | warm p99 µs | peak RSS MiB, max | RSS after 1st vs last run |"
@@ -153,7 +156,7 @@ async fn main() {
         };
         let mut results = Vec::new();
         for _ in 0..runs {
-            results.push(run_once(&bin_dir, name, file, &stub, warm, storage).await);
+            results.push(run_once(&bin_dir, name, file, &env, warm, storage).await);
         }
         let mut inits: Vec<Duration> = results.iter().map(|r| r.init).collect();
         let mut firsts: Vec<Duration> = results.iter().map(|r| r.first).collect();

@@ -15,7 +15,7 @@ use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
-use stripe_core::customer::{CreateCustomer, DeleteCustomer};
+use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer};
 
 use crate::config::{ConfigError, StripeConfig};
 use crate::error::ApiError;
@@ -25,6 +25,8 @@ use crate::users::UserId;
 pub const MAX_ATTEMPTS: usize = 3;
 /// Delay before the first retry; it doubles (with jitter) for the next.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Pages of a customer search read at most (100 customers each).
+const MAX_SEARCH_PAGES: usize = 10;
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
@@ -60,6 +62,33 @@ impl Billing {
         let key = idempotency_key(&format!("customer-{}", user.as_str()));
         let customer = self.send("create customer", &request, Some(key)).await?;
         Ok(customer.id.to_string())
+    }
+
+    /// The customers Stripe finds with `metadata.user_id` = `user` (every customer this service
+    /// creates carries it), following pages. Stripe's search is eventually consistent: a customer
+    /// created a moment ago may be missing. Deleted customers are never found.
+    pub async fn customers_of(&self, user: &UserId) -> Result<Vec<String>, ApiError> {
+        let query = format!("metadata['user_id']:'{}'", user.as_str());
+        let mut found = Vec::new();
+        let mut page = None;
+        for _ in 0..MAX_SEARCH_PAGES {
+            let mut request = SearchCustomer::new(query.as_str()).limit(100);
+            if let Some(next) = page.take() {
+                request = request.page(next);
+            }
+            let result = self.send("search customers", &request, None).await?;
+            found.extend(
+                result
+                    .data
+                    .into_iter()
+                    .map(|customer| customer.id.to_string()),
+            );
+            match result.next_page {
+                Some(next) if result.has_more => page = Some(next),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     /// Every subscription of `customer`, whatever its status.

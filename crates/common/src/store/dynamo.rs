@@ -18,7 +18,8 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     Balance, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, EVENT_LEASE_SECS,
-    EVENT_RETENTION_SECS, EventClaim, Store, StoreError, SubscriptionView, UserRecord,
+    EVENT_RETENTION_SECS, ErasureStage, EventClaim, Store, StoreError, SubscriptionView, Tombstone,
+    UserRecord,
 };
 use crate::config::{ConfigError, StorageConfig};
 use crate::users::UserId;
@@ -41,6 +42,9 @@ pub const TTL: &str = "ttl";
 const TOMBSTONE: &str = "TOMBSTONE";
 /// Items per `BatchWriteItem` (DynamoDB's limit).
 const BATCH_SIZE: usize = 25;
+/// Keys per `Query` page of an erasure: each page is deleted before the next is read, and a
+/// small page keeps every call short, well inside the per-attempt timeout, whatever the user owns.
+const ERASURE_PAGE_ITEMS: i32 = 250;
 /// Rounds of retrying a batch's unprocessed items before giving up with a 503.
 const BATCH_ROUNDS: u32 = 8;
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
@@ -91,8 +95,8 @@ impl DynamoStore {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
-                    .operation_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_millis(config.timeout_ms))
+                    .operation_timeout(Duration::from_millis(config.timeout_ms * 5 / 2))
                     .build(),
             );
         if let Some(endpoint) = &config.endpoint {
@@ -706,7 +710,7 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
+    async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -716,14 +720,26 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|err| store_error("GetItem", err))?;
-        Ok(output.item.is_some())
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let number = |name: &str| {
+            let n = item.get(name).and_then(|v| v.as_n().ok());
+            n.and_then(|n| n.parse::<i64>().ok())
+        };
+        let stage = item.get("stage").and_then(|v| v.as_s().ok());
+        let corrupt = || StoreError::Corrupt("tombstone".to_owned());
+        Ok(Some(Tombstone {
+            erased_at: number("deleted_at").ok_or_else(corrupt)?,
+            expires_at: number(TTL).ok_or_else(corrupt)?,
+            stage: ErasureStage::parse(stage.map(String::as_str)).ok_or_else(corrupt)?,
+        }))
     }
 
     async fn write_tombstone(
         &self,
         user: &UserId,
-        now: i64,
-        expires_at: i64,
+        tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         let mut item = tombstone_key(user);
         item.extend([
@@ -731,8 +747,18 @@ impl Store for DynamoStore {
                 "entity".to_owned(),
                 AttributeValue::S("tombstone".to_owned()),
             ),
-            ("deleted_at".to_owned(), AttributeValue::N(now.to_string())),
-            (TTL.to_owned(), AttributeValue::N(expires_at.to_string())),
+            (
+                "deleted_at".to_owned(),
+                AttributeValue::N(tombstone.erased_at.to_string()),
+            ),
+            (
+                TTL.to_owned(),
+                AttributeValue::N(tombstone.expires_at.to_string()),
+            ),
+            (
+                "stage".to_owned(),
+                AttributeValue::S(tombstone.stage.as_str().to_owned()),
+            ),
         ]);
         self.client
             .put_item()
@@ -758,6 +784,7 @@ impl Store for DynamoStore {
                 .expression_attribute_names("#sk", SK)
                 .expression_attribute_values(":pk", AttributeValue::S(user_pk(user)))
                 .consistent_read(true)
+                .limit(ERASURE_PAGE_ITEMS)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{
     Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, Store, StoreError,
-    SubscriptionView, UserRecord,
+    SubscriptionView, Tombstone, UserRecord,
 };
 use crate::users::UserId;
 
@@ -20,7 +20,7 @@ struct Tables {
     /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
     debits: std::collections::HashSet<(UserId, String)>,
     /// Tombstones of erased users, by the hash of their id.
-    tombstones: std::collections::HashSet<String>,
+    tombstones: HashMap<String, Tombstone>,
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -175,17 +175,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn is_tombstoned(&self, user: &UserId) -> Result<bool, StoreError> {
-        Ok(self.tables().tombstones.contains(&user.full_hash()))
+    async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
+        Ok(self.tables().tombstones.get(&user.full_hash()).copied())
     }
 
     async fn write_tombstone(
         &self,
         user: &UserId,
-        _now: i64,
-        _expires_at: i64,
+        tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
-        self.tables().tombstones.insert(user.full_hash());
+        self.tables()
+            .tombstones
+            .insert(user.full_hash(), *tombstone);
         Ok(())
     }
 

@@ -1,0 +1,281 @@
+//! The user's login at the hosted auth service (Supabase Auth), deleted on erasure through its
+//! admin API: `DELETE {SUPABASE_URL}/auth/v1/admin/users/{id}` with the service-role key in the
+//! `apikey` and `Authorization: Bearer` headers and `{"should_soft_delete": ...}` as the body.
+//! The server answers 200 `{}` when it deleted the user and 404 (`user_not_found`) when there is
+//! no such user, which counts as done; anything else is a failure (502 `AUTH_SERVICE_ERROR`).
+//! 429, 5xx, timeouts and connection failures are retried, with backoff, a bounded number of times.
+
+use std::fmt;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::config::{ConfigError, required, value};
+use crate::error::ApiError;
+use crate::users::UserId;
+
+/// Attempts of one deletion, the first included.
+pub const MAX_ATTEMPTS: usize = 3;
+/// Per-attempt timeout of the admin API call.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Delay before the first retry; it doubles (with jitter) for the next.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How erasure reaches the auth service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// The auth project's URL (`SUPABASE_URL`), e.g. `https://<project>.supabase.co`.
+    pub url: String,
+    /// The service-role key (`SUPABASE_SERVICE_ROLE_KEY`): never logged or shown.
+    pub service_role_key: String,
+    /// Soft-delete instead of deleting (`AUTH_SOFT_DELETE`, default false).
+    pub soft_delete: bool,
+}
+
+impl fmt::Debug for LoginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginConfig")
+            .field("url", &self.url)
+            .field("service_role_key", &"<redacted>")
+            .field("soft_delete", &self.soft_delete)
+            .finish()
+    }
+}
+
+impl LoginConfig {
+    /// Reads the process environment (see [`LoginConfig::from_lookup`]).
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The login-deletion settings: `None` only when `AUTH_USER_DELETION=off` says so
+    /// explicitly; otherwise `SUPABASE_URL` (https, or http to a loopback address) and
+    /// `SUPABASE_SERVICE_ROLE_KEY` are required.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        match value(&lookup, "AUTH_USER_DELETION").as_deref() {
+            None | Some("on") => {}
+            Some("off") => return Ok(None),
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "AUTH_USER_DELETION",
+                    problem: "must be on or off",
+                });
+            }
+        }
+        let url = required(&lookup, "SUPABASE_URL")?;
+        if !(url.starts_with("https://") || is_loopback_http(&url)) {
+            return Err(ConfigError {
+                variable: "SUPABASE_URL",
+                problem: "must be an https URL (http only to a loopback address)",
+            });
+        }
+        let soft_delete = match value(&lookup, "AUTH_SOFT_DELETE").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "AUTH_SOFT_DELETE",
+                    problem: "must be true or false",
+                });
+            }
+        };
+        Ok(Some(LoginConfig {
+            url: url.trim_end_matches('/').to_owned(),
+            service_role_key: required(&lookup, "SUPABASE_SERVICE_ROLE_KEY")?,
+            soft_delete,
+        }))
+    }
+}
+
+/// Whether `url` is plain http to 127.0.0.0/8, `localhost` or `[::1]` (tests, local stacks).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What the auth service said about the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginDeleted {
+    /// Deleted now.
+    Now,
+    /// There was no such user (deleted before, e.g. by an earlier attempt whose reply was lost).
+    AlreadyGone,
+}
+
+/// The admin API client, built once at init.
+pub struct LoginAdmin {
+    client: reqwest::Client,
+    config: LoginConfig,
+}
+
+impl LoginAdmin {
+    /// Builds the client (rustls, per-attempt timeout).
+    pub fn new(config: LoginConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(ATTEMPT_TIMEOUT)
+            .connect_timeout(ATTEMPT_TIMEOUT)
+            .build()
+            .expect("a reqwest client with rustls and timeouts always builds");
+        LoginAdmin { client, config }
+    }
+
+    /// Deletes the login of `user`, retrying what is transient.
+    pub async fn delete_user(&self, user: &UserId) -> Result<LoginDeleted, ApiError> {
+        let url = format!("{}/auth/v1/admin/users/{}", self.config.url, user.as_str());
+        let body = serde_json::json!({"should_soft_delete": self.config.soft_delete});
+        let attempt = || async {
+            let response = self
+                .client
+                .delete(&url)
+                .header("apikey", &self.config.service_role_key)
+                .bearer_auth(&self.config.service_role_key)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|err| Failure::Transport {
+                    timed_out: err.is_timeout(),
+                })?;
+            match response.status().as_u16() {
+                200..=299 => Ok(LoginDeleted::Now),
+                404 => Ok(LoginDeleted::AlreadyGone),
+                status => Err(Failure::Status(status)),
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_BACKOFF)
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(Failure::is_transient)
+            .notify(|failure, delay| {
+                tracing::warn!(call = "delete login", error = %failure, ?delay, "auth service call failed; retrying")
+            })
+            .await
+            .map_err(|failure| {
+                tracing::error!(call = "delete login", error = %failure, "auth service call failed");
+                ApiError::AuthServiceFailed
+            })
+    }
+}
+
+/// Why one attempt failed: what is safe to log (never a body, a URL or a header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Transport { timed_out: bool },
+    Status(u16),
+}
+
+impl Failure {
+    fn is_transient(&self) -> bool {
+        match self {
+            Failure::Transport { .. } => true,
+            Failure::Status(status) => *status == 429 || (500..=599).contains(status),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Transport { timed_out: true } => f.write_str("timed out"),
+            Failure::Transport { timed_out: false } => f.write_str("connection failed"),
+            // 401/403: a wrong or revoked service-role key.
+            Failure::Status(status) => write!(f, "status {status}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Option<LoginConfig>, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LoginConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const KEY: &str = "service-role-key-0123456789";
+
+    #[test]
+    fn on_by_default_and_needs_both_settings() {
+        assert_eq!(load(&[]).unwrap_err().variable, "SUPABASE_URL");
+        let err = load(&[("SUPABASE_URL", "https://proj.supabase.co")]).unwrap_err();
+        assert_eq!(err.variable, "SUPABASE_SERVICE_ROLE_KEY");
+        let config = load(&[
+            ("SUPABASE_URL", "https://proj.supabase.co/"),
+            ("SUPABASE_SERVICE_ROLE_KEY", KEY),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.url, "https://proj.supabase.co");
+        assert!(!config.soft_delete);
+    }
+
+    #[test]
+    fn off_only_when_said_explicitly() {
+        assert_eq!(load(&[("AUTH_USER_DELETION", "off")]).unwrap(), None);
+        let err = load(&[("AUTH_USER_DELETION", "no")]).unwrap_err();
+        assert_eq!(err.variable, "AUTH_USER_DELETION");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for url in [
+            "http://127.0.0.1:54321",
+            "http://localhost:9999",
+            "http://[::1]:80",
+        ] {
+            let vars = [("SUPABASE_URL", url), ("SUPABASE_SERVICE_ROLE_KEY", KEY)];
+            assert!(load(&vars).unwrap().is_some(), "{url}");
+        }
+        for url in [
+            "http://proj.supabase.co",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "proj.supabase.co",
+            "ftp://127.0.0.1",
+        ] {
+            let vars = [("SUPABASE_URL", url), ("SUPABASE_SERVICE_ROLE_KEY", KEY)];
+            let err = load(&vars).unwrap_err();
+            assert_eq!(err.variable, "SUPABASE_URL", "{url}");
+            assert!(!err.to_string().contains(url));
+        }
+    }
+
+    #[test]
+    fn soft_delete_is_configurable_and_the_key_never_shows() {
+        let config = load(&[
+            ("SUPABASE_URL", "https://proj.supabase.co"),
+            ("SUPABASE_SERVICE_ROLE_KEY", KEY),
+            ("AUTH_SOFT_DELETE", "true"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(config.soft_delete);
+        assert!(!format!("{config:?}").contains(KEY));
+        let err = load(&[
+            ("SUPABASE_URL", "https://proj.supabase.co"),
+            ("SUPABASE_SERVICE_ROLE_KEY", KEY),
+            ("AUTH_SOFT_DELETE", "yes"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "AUTH_SOFT_DELETE");
+    }
+}
