@@ -155,12 +155,18 @@ pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::users::Use
 
 /// The `invoice.paid` event `id` of the subscription `sub_paid`'s invoice `invoice`.
 pub fn invoice_paid(id: &str, invoice: &str, customer: &str, created: i64) -> Value {
-    let mut object = stripe_stub::fixture("invoice");
-    object["id"] = json!(invoice);
+    invoice_paid_for(id, invoice, customer, created, "subscription_cycle")
+}
+
+/// [`invoice_paid`] for an invoice issued for `billing_reason`.
+pub fn invoice_paid_for(
+    id: &str,
+    invoice: &str,
+    customer: &str,
+    created: i64,
+    billing_reason: &str,
+) -> Value {
+    let mut object = stripe_stub::paid_invoice(invoice, "sub_paid", created, billing_reason);
     object["customer"] = json!(customer);
-    object["status"] = json!("paid");
-    object["created"] = json!(created);
-    object["parent"] = json!({"type": "subscription_details", "quote_details": null,
-        "subscription_details": {"metadata": null, "subscription": "sub_paid"}});
     event(id, "invoice.paid", object)
 }

@@ -3,6 +3,7 @@
 //! test, and recording what was sent.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -52,12 +53,70 @@ pub fn subscription(
     sub
 }
 
+/// A paid invoice of subscription `sub` (Stripe's invoice fixture), created at `created`, with
+/// `billing_reason` (`subscription_create`, `subscription_cycle`, `subscription_update`, ...).
+/// In API version 2026-09-30 its subscription sits under `parent.subscription_details`.
+pub fn paid_invoice(id: &str, sub: &str, created: i64, billing_reason: &str) -> Value {
+    let mut invoice = fixture("invoice");
+    invoice["id"] = json!(id);
+    invoice["status"] = json!("paid");
+    invoice["created"] = json!(created);
+    invoice["billing_reason"] = json!(billing_reason);
+    invoice["parent"] = json!({"type": "subscription_details", "quote_details": null,
+        "subscription_details": {"metadata": {}, "subscription": sub}});
+    invoice
+}
+
 /// The customer id the stub creates for an idempotency key: one key, one customer (as Stripe).
 pub fn customer_for_key(key: &str) -> String {
     let digest: u32 = key
         .bytes()
         .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
     format!("cus_stub{digest:08x}")
+}
+
+/// One page of `objects` as a Stripe list answers it, for the request's `limit` and
+/// `starting_after`, capped at `page_size`.
+fn page_of(objects: &[Value], params: &[(String, String)], page_size: usize) -> Value {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let limit = param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .min(page_size);
+    let start = match param("starting_after") {
+        Some(after) => objects
+            .iter()
+            .position(|o| o["id"] == after)
+            .map_or(objects.len(), |i| i + 1),
+        None => 0,
+    };
+    let data: Vec<Value> = objects.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + data.len() < objects.len();
+    json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/subscriptions"})
+}
+
+/// `list` with each subscription's `latest_invoice` as Stripe sends it: the object only where
+/// the request asked for `expand[]=data.latest_invoice`, else its id.
+fn expanded(mut list: Value, params: &[(String, String)]) -> Value {
+    let expand = params
+        .iter()
+        .any(|(k, v)| k.starts_with("expand[") && v == "data.latest_invoice");
+    if let Some(data) = list["data"].as_array_mut() {
+        for sub in data
+            .iter_mut()
+            .filter(|sub| sub["latest_invoice"].is_object())
+        {
+            if !expand {
+                sub["latest_invoice"] = sub["latest_invoice"]["id"].clone();
+            }
+        }
+    }
+    list
 }
 
 /// Stripe's customer fixture as customer `id` of `user`.
@@ -95,10 +154,28 @@ impl Sent {
 /// was deleted (Stripe keeps deleted customers as `{"id": ..., "deleted": true}`).
 type Customers = Arc<Mutex<BTreeMap<String, Value>>>;
 
+/// What `GET /v1/subscriptions` answers.
+enum Subscriptions {
+    /// These subscriptions, whatever the customer (none at first).
+    These(Vec<Value>),
+    /// One active subscription `sub_<customer>` of the customer asked about.
+    ActiveForEveryCustomer,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Subscriptions::These(Vec::new())
+    }
+}
+
+type Listed = Arc<Mutex<Subscriptions>>;
+
 /// A running stub.
 pub struct StripeStub {
     server: MockServer,
     customers: Customers,
+    listed: Listed,
+    page_size: Arc<AtomicUsize>,
 }
 
 impl StripeStub {
@@ -211,15 +288,40 @@ impl StripeStub {
             })
             .mount(&server)
             .await;
-        let empty =
-            json!({"object": "list", "data": [], "has_more": false, "url": "/v1/subscriptions"});
+        let (listed, page_size): (Listed, _) = (Arc::default(), Arc::new(AtomicUsize::new(100)));
+        let (held, size) = (listed.clone(), page_size.clone());
         Mock::given(method("GET"))
             .and(path("/v1/subscriptions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+            .respond_with(move |req: &Request| {
+                let params = form(req);
+                let subscriptions = match &*held.lock().unwrap() {
+                    Subscriptions::These(list) => list.clone(),
+                    Subscriptions::ActiveForEveryCustomer => {
+                        let param = params.iter().find(|(k, _)| k == "customer");
+                        let customer = param.map_or("", |(_, v)| v.as_str());
+                        let now = common::unix_now();
+                        let id = format!("sub_{customer}");
+                        vec![subscription(
+                            &id,
+                            customer,
+                            "active",
+                            now - 60,
+                            now + 86_400,
+                        )]
+                    }
+                };
+                let page = page_of(&subscriptions, &params, size.load(Ordering::Relaxed));
+                ResponseTemplate::new(200).set_body_json(expanded(page, &params))
+            })
             .with_priority(10)
             .mount(&server)
             .await;
-        StripeStub { server, customers }
+        StripeStub {
+            server,
+            customers,
+            listed,
+            page_size,
+        }
     }
 
     /// Adds a customer of `user` (with `metadata.user_id`), as if created earlier: for example
@@ -246,35 +348,24 @@ impl StripeStub {
         self.server.uri()
     }
 
-    /// Answers `GET /v1/subscriptions` with `subscriptions` from now on (once per stub).
+    /// Answers `GET /v1/subscriptions` with `subscriptions` from now on, in pages as Stripe
+    /// does: at most `limit` (and at most [`StripeStub::page_size`]) per page, `has_more` when
+    /// more follow, continued with `starting_after`; each `latest_invoice` expanded only when
+    /// asked (`expand[]=data.latest_invoice`).
     pub async fn subscriptions(&self, subscriptions: Vec<Value>) {
-        let list = json!({"object": "list", "data": subscriptions, "has_more": false, "url": "/v1/subscriptions"});
-        Mock::given(method("GET"))
-            .and(path("/v1/subscriptions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(list))
-            .with_priority(2)
-            .mount(&self.server)
-            .await;
+        *self.listed.lock().unwrap() = Subscriptions::These(subscriptions);
+    }
+
+    /// Caps every list page at `size` objects, whatever `limit` asks (100 by default, Stripe's
+    /// maximum): to test that pages are followed.
+    pub fn page_size(&self, size: usize) {
+        self.page_size.store(size, Ordering::Relaxed);
     }
 
     /// Answers `GET /v1/subscriptions?customer=X` with one active subscription of X from now
     /// on (`sub_<X>`), for tests with many customers at once.
     pub async fn active_for_every_customer(&self) {
-        Mock::given(method("GET"))
-            .and(path("/v1/subscriptions"))
-            .respond_with(|req: &Request| {
-                let customer = form(req)
-                    .into_iter()
-                    .find(|(k, _)| k == "customer")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                let now = common::unix_now();
-                let sub = subscription(&format!("sub_{customer}"), &customer, "active", now - 60, now + 86_400);
-                ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": [sub], "has_more": false, "url": "/v1/subscriptions"}))
-            })
-            .with_priority(2)
-            .mount(&self.server)
-            .await;
+        *self.listed.lock().unwrap() = Subscriptions::ActiveForEveryCustomer;
     }
 
     /// The next `times` calls of `verb path` fail with `status` and a Stripe error body

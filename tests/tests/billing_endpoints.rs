@@ -359,6 +359,46 @@ async fn sync_picks_the_subscription_that_matters() {
 }
 
 #[tokio::test]
+async fn pages_sync_follows_every_page_of_subscriptions() {
+    let (stub, store) = (StripeStub::start().await, store().await);
+    let app = app(store.clone(), Some(&stub.uri()));
+    let customer = format!("cus_{}", tokens::new_user().replace('-', ""));
+    let (user, id) = seeded(&store, Some(&customer), "none").await;
+    // Four ended subscriptions, then the live one on the third page of two.
+    let mut subs: Vec<Value> = (0..4)
+        .map(|i| {
+            subscription(
+                &format!("sub_old{i}"),
+                &customer,
+                "canceled",
+                100 + i,
+                200 + i,
+            )
+        })
+        .collect();
+    subs.push(subscription(
+        "sub_live",
+        &customer,
+        "active",
+        50,
+        1_900_000_000,
+    ));
+    stub.subscriptions(subs).await;
+    stub.page_size(2);
+
+    let (status, body) = sync(&app, &user).await;
+    assert_eq!(
+        (status, body["subscription_status"].as_str()),
+        (200, Some("active"))
+    );
+    let record = store.get_user(&id).await.unwrap().unwrap();
+    assert_eq!(record.subscription_id.as_deref(), Some("sub_live"));
+    let pages = stub.sent_to("GET /v1/subscriptions").await;
+    let after: Vec<Option<&str>> = pages.iter().map(|p| p.field("starting_after")).collect();
+    assert_eq!(after, [None, Some("sub_old1"), Some("sub_old3")]);
+}
+
+#[tokio::test]
 async fn transient_stripe_failures_are_retried_with_the_same_idempotency_key() {
     for status in [500, 429, 503] {
         let (stub, store) = (StripeStub::start().await, store().await);

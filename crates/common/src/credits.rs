@@ -72,20 +72,61 @@ pub async fn debit_message(
     Err(ApiError::StorageUnavailable)
 }
 
+/// Whether a paid invoice with this `billing_reason` starts a billing period, and so grants the
+/// plan's credits: the first invoice of a subscription (`subscription_create`) and each renewal
+/// (`subscription_cycle`). The others do not reset the balance mid-period: `subscription_update`
+/// (a prorated plan or quantity change), `subscription_threshold` (a usage threshold), `manual`
+/// (a one-off invoice), `quote_accept`, `upcoming`, and an invoice without a reason.
+pub fn starts_a_period(billing_reason: Option<&str>) -> bool {
+    matches!(
+        billing_reason,
+        Some("subscription_create" | "subscription_cycle")
+    )
+}
+
+/// What [`grant_for_invoice`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOutcome {
+    /// The period's credits were granted now.
+    Granted,
+    /// Nothing to do: this invoice was granted before, a newer one was, or it starts no period.
+    NothingOwed,
+}
+
 /// Starts the period paid by `invoice`: credits set to `credits`, once per invoice, only while
-/// subscribed. Returns whether credits were granted.
+/// subscribed, and only for an invoice that starts a period ([`starts_a_period`]). A grant the
+/// store refuses although it is owed (the record is not active or trialing yet, e.g. Stripe's
+/// `invoice.paid` overtook the subscription's activation) is an error,
+/// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries it:
+/// a paid period is never dropped silently.
 pub async fn grant_for_invoice(
     store: &dyn Store,
     user: &UserId,
     invoice: &PaidInvoice,
     credits: i64,
-) -> Result<bool, ApiError> {
+) -> Result<GrantOutcome, ApiError> {
+    let reason = invoice.billing_reason.as_deref();
+    if !starts_a_period(reason) {
+        tracing::info!(user = %user.hash(), invoice = %invoice.id, reason = reason.unwrap_or("none"), "paid invoice starts no period; no grant");
+        return Ok(GrantOutcome::NothingOwed);
+    }
     let grant = CreditGrant {
         invoice_id: invoice.id.clone(),
         invoice_created: invoice.created,
         credits,
     };
-    let granted = store.grant_credits(user, &grant).await?;
-    tracing::info!(user = %user.hash(), invoice = %invoice.id, granted, "paid period credits");
-    Ok(granted)
+    if store.grant_credits(user, &grant).await? {
+        tracing::info!(user = %user.hash(), invoice = %invoice.id, "paid period credits granted");
+        return Ok(GrantOutcome::Granted);
+    }
+    let record = store
+        .get_user(user)
+        .await?
+        .ok_or(ApiError::StorageUnavailable)?;
+    if record.granted_invoices.contains(&invoice.id) || record.last_grant_created > invoice.created
+    {
+        return Ok(GrantOutcome::NothingOwed);
+    }
+    tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid period owed but the subscription is not active yet");
+    Err(ApiError::SubscriptionNotActive)
 }

@@ -57,6 +57,10 @@ pub enum ApiError {
     /// A signed webhook whose body is not a Stripe event (400 `INVALID_PAYLOAD`).
     #[error("Invalid webhook payload.")]
     InvalidPayload,
+    /// A paid invoice's credits are owed but the subscription is not active or trialing yet
+    /// (409 `SUBSCRIPTION_NOT_ACTIVE`): the webhook event fails and Stripe redelivers it.
+    #[error("The subscription is not active yet. Please retry later.")]
+    SubscriptionNotActive,
     /// Another delivery of this event is being processed (409 `EVENT_IN_PROGRESS`); Stripe retries.
     #[error("This event is being processed. Please retry later.")]
     EventInProgress,
@@ -91,7 +95,9 @@ impl ApiError {
             | ApiError::StorageUnavailable
             | ApiError::StripeUnavailable
             | ApiError::BillingNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::AlreadySubscribed | ApiError::EventInProgress => StatusCode::CONFLICT,
+            ApiError::AlreadySubscribed
+            | ApiError::EventInProgress
+            | ApiError::SubscriptionNotActive => StatusCode::CONFLICT,
             ApiError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
             ApiError::InvalidSignature | ApiError::InvalidPayload => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::InvalidSignature => "INVALID_SIGNATURE",
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",
+            ApiError::SubscriptionNotActive => "SUBSCRIPTION_NOT_ACTIVE",
             ApiError::NoSubscription => "NO_SUBSCRIPTION",
             ApiError::AccountDeleted => "ACCOUNT_DELETED",
             ApiError::StripeFailed => "STRIPE_ERROR",

@@ -27,6 +27,8 @@ pub const MAX_ATTEMPTS: usize = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Pages of a customer search read at most (100 customers each).
 const MAX_SEARCH_PAGES: usize = 10;
+/// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
+const MAX_LIST_PAGES: usize = 10;
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
@@ -91,13 +93,34 @@ impl Billing {
         Ok(found)
     }
 
-    /// Every subscription of `customer`, whatever its status.
+    /// Every subscription of `customer`, whatever its status, with its latest invoice expanded,
+    /// following Stripe's pages (`has_more`, continued with `starting_after` the last id; at most
+    /// 100 per page).
     pub async fn list_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, ApiError> {
-        let request = ListSubscription::new()
-            .customer(customer)
-            .status(ListSubscriptionStatus::All)
-            .limit(100);
-        Ok(self.send("list subscriptions", &request, None).await?.data)
+        let mut all: Vec<Subscription> = Vec::new();
+        for _ in 0..MAX_LIST_PAGES {
+            // Each with its latest invoice inline: the sync grants a paid period from it
+            // without another call.
+            let mut request = ListSubscription::new()
+                .customer(customer)
+                .status(ListSubscriptionStatus::All)
+                .expand(vec!["data.latest_invoice".to_owned()])
+                .limit(100);
+            if let Some(last) = all.last() {
+                request = request.starting_after(last.id.as_str());
+            }
+            let page = self.send("list subscriptions", &request, None).await?;
+            let more = page.has_more && !page.data.is_empty();
+            all.extend(page.data);
+            if !more {
+                return Ok(all);
+            }
+        }
+        tracing::error!(
+            pages = MAX_LIST_PAGES,
+            "Stripe kept answering has_more; giving up"
+        );
+        Err(ApiError::StripeFailed)
     }
 
     /// A Checkout session for the configured price; returns its URL.

@@ -1,17 +1,24 @@
 //! The subscription sync: one function, used by `POST /v1/stripe/sync-subscription` and by
 //! the webhook, that re-reads Stripe and writes what it finds. Because it always writes Stripe's
 //! current state, stamped with when it was observed, the order and repetition of calls cannot
-//! corrupt the record, and an older view never overwrites a newer one.
+//! corrupt the record, and an older view never overwrites a newer one. It also grants the
+//! credits of a paid period the record has not had yet (the subscription's latest invoice, once
+//! per invoice id, by the same conditional grant as the webhook's), so a payer whose
+//! `invoice.paid` never arrived is repaired by the next sync.
 
-use stripe_billing::{Subscription, SubscriptionStatus};
+use stripe_billing::{InvoiceStatus, Subscription, SubscriptionStatus};
+use stripe_types::Expandable;
 
 use crate::billing::Billing;
+use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::error::ApiError;
 use crate::store::{Store, SubscriptionView, UserRecord};
 use crate::users::{FREE_PLAN, NO_SUBSCRIPTION, is_subscribed};
+use crate::webhook::event::PaidInvoice;
 
-/// Pulls the subscriptions of the customer of `record` from Stripe and writes the one that
-/// matters. Returns the record as it now stands. A user without a customer keeps the free status.
+/// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
+/// and grants its latest paid period if owed. Returns the record as it now stands. A user
+/// without a customer keeps the free status.
 pub async fn sync_subscription(
     billing: &Billing,
     store: &dyn Store,
@@ -23,13 +30,49 @@ pub async fn sync_subscription(
     let observed_at_ms = crate::unix_now_ms();
     let subscriptions = billing.list_subscriptions(&customer).await?;
     let view = decide(&subscriptions, &billing.config.plan_name, observed_at_ms);
-    if store.apply_subscription(&record.user_id, &view).await? {
+    let applied = store.apply_subscription(&record.user_id, &view).await?;
+    if applied {
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
+    }
+    let paid = pick(&subscriptions)
+        .filter(|_| is_subscribed(&view.status))
+        .and_then(latest_paid_invoice);
+    let granted = match paid {
+        Some(invoice) => {
+            let credits = billing.config.plan_credits;
+            match grant_for_invoice(store, &record.user_id, &invoice, credits).await {
+                Ok(outcome) => outcome == GrantOutcome::Granted,
+                // A newer view (not active) was stored meanwhile: nothing is owed now.
+                Err(ApiError::SubscriptionNotActive) => false,
+                Err(err) => return Err(err),
+            }
+        }
+        None => false,
+    };
+    if applied && !granted {
         return Ok(record.with_subscription(&view));
     }
-    // A newer view was written meanwhile: that one stands.
+    // A grant, or a newer view written meanwhile: read what stands.
     let user = record.user_id;
     store.get_user(&user).await?.ok_or(ApiError::Internal)
+}
+
+/// The subscription's latest invoice, if it is expanded and paid.
+fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
+    let Some(Expandable::Object(invoice)) = &subscription.latest_invoice else {
+        return None;
+    };
+    if invoice.status != Some(InvoiceStatus::Paid) {
+        return None;
+    }
+    Some(PaidInvoice {
+        id: invoice.id.as_ref()?.to_string(),
+        created: invoice.created,
+        billing_reason: invoice
+            .billing_reason
+            .as_ref()
+            .map(|reason| reason.as_str().to_owned()),
+    })
 }
 
 /// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,

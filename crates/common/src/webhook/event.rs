@@ -33,6 +33,9 @@ pub struct PaidInvoice {
     pub id: String,
     /// Creation time, Unix seconds.
     pub created: i64,
+    /// Why Stripe issued it (`subscription_create`, `subscription_cycle`, `subscription_update`,
+    /// `manual`, ...); see [`crate::credits::starts_a_period`].
+    pub billing_reason: Option<String>,
 }
 
 impl Event {
@@ -79,6 +82,10 @@ impl Event {
         Some(PaidInvoice {
             id: invoice.get("id")?.as_str()?.to_owned(),
             created: invoice.get("created")?.as_i64()?,
+            billing_reason: invoice
+                .get("billing_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -141,13 +148,15 @@ mod tests {
     #[test]
     fn only_subscription_invoices_count() {
         let new_style = event(
-            json!({"id": "in_1", "created": 5, "parent": {"subscription_details": {"subscription": "sub_1"}}}),
+            json!({"id": "in_1", "created": 5, "billing_reason": "subscription_cycle",
+                   "parent": {"subscription_details": {"subscription": "sub_1"}}}),
         );
         assert_eq!(
             new_style.subscription_invoice(),
             Some(PaidInvoice {
                 id: "in_1".into(),
-                created: 5
+                created: 5,
+                billing_reason: Some("subscription_cycle".into()),
             })
         );
         let legacy = event(json!({"id": "in_2", "created": 6, "subscription": "sub_1"}));

@@ -74,7 +74,9 @@ pub fn verify(
     let header = header.ok_or(SignatureError::Missing)?;
     let header = std::str::from_utf8(header).map_err(|_| SignatureError::Malformed)?;
     let parsed = parse_header(header)?;
-    if (now - parsed.timestamp).abs() > TOLERANCE_SECS {
+    // Checked: a hostile `t` (e.g. i64::MIN) must be refused, never overflow.
+    let skew = now.checked_sub(parsed.timestamp).and_then(i64::checked_abs);
+    if skew.is_none_or(|skew| skew > TOLERANCE_SECS) {
         return Err(SignatureError::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
@@ -142,6 +144,19 @@ mod tests {
             check(&sign(BODY, SECRET, NOW), &tampered),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        let body = br#"{"id":"evt_1"}"#;
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let header = format!("t={t},v1={}", "0".repeat(64));
+            assert_eq!(
+                verify(Some(header.as_bytes()), body, SECRET, NOW),
+                Err(SignatureError::Stale),
+                "t={t}"
+            );
+        }
     }
 
     #[test]
