@@ -1,4 +1,4 @@
-//! Load with invariants: 50 concurrent users, 10,000 mixed requests against the local API on
+//! Load with invariants: 50 concurrent users, 5,000 mixed requests against the local API on
 //! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, and
 //! message debits through the library on the same table. Zero unexpected answers, and every
 //! user ends with exactly the credits granted minus the debits that succeeded. Throughput and
@@ -19,9 +19,12 @@ use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
 use integration_tests::{emulator, tokens};
 use serde_json::Value;
 
-/// Credits each paid invoice grants in this test: fewer than the heaviest users' debits, so
-/// refusals (402) are part of the load.
-const PLAN_CREDITS: i64 = 60;
+/// Credits each paid invoice grants in this test, for `per_user` requests each: 30% of them, so
+/// that the heaviest third of the users (who debit 40%) runs out and refusals (402) are part of
+/// the load.
+fn plan_credits(per_user: usize) -> i64 {
+    (per_user * 3 / 10) as i64
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -31,9 +34,9 @@ enum Op {
     DuplicateWebhook,
 }
 
-/// One user's share of the traffic, deterministic per user: a third debit 40 times, a third 60,
-/// a third 80 (20 more than they have); a tenth each of syncs and duplicate webhooks; the rest
-/// status reads; interleaved.
+/// One user's share of the traffic, deterministic per user: a third debit on 20% of their
+/// requests, a third on 30%, a third on 40% (more than the 30% they have credits for); a tenth
+/// each of syncs and duplicate webhooks; the rest status reads; interleaved.
 fn schedule(user_index: usize, requests: usize) -> Vec<Op> {
     let debits = requests * (2 + user_index % 3) / 10;
     let (syncs, webhooks) = (requests / 10, requests / 10);
@@ -135,14 +138,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
+async fn fifty_users_five_thousand_requests_and_every_credit_accounted_for() {
     let users_count = env_number("LOAD_USERS", 50);
-    let total_requests = env_number("LOAD_REQUESTS", 10_000);
+    let total_requests = env_number("LOAD_REQUESTS", 5_000);
     let per_user = total_requests / users_count;
+    let plan_credits = plan_credits(per_user);
 
     let stub = StripeStub::start().await;
     stub.active_for_every_customer().await;
-    let credits = PLAN_CREDITS.to_string();
+    let credits = plan_credits.to_string();
     let mut env: Vec<(&str, String)> = local_api_env(&stub.uri())
         .into_iter()
         .filter(|(k, _)| *k != "PLAN_CREDITS")
@@ -162,7 +166,7 @@ async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
         let paid_event = invoice_paid(&event_id, &invoice, &customer, common::unix_now());
         assert_eq!(deliver(&client, &base, &paid_event).await, 200);
         let record = store.get_user(&id).await.unwrap().unwrap();
-        assert_eq!(record.credits_remaining, PLAN_CREDITS);
+        assert_eq!(record.credits_remaining, plan_credits);
         let token = tokens::hs256(
             &tokens::claims(id.as_str(), tokens::EVENTS_ISSUER),
             tokens::EVENTS_SECRET,
@@ -203,10 +207,10 @@ async fn fifty_users_ten_thousand_requests_and_every_credit_accounted_for() {
         let record = store.get_user(&user.id).await.unwrap().unwrap();
         assert_eq!(
             record.credits_remaining,
-            PLAN_CREDITS - tally.debits_paid,
+            plan_credits - tally.debits_paid,
             "granted minus successful debits"
         );
-        assert_eq!(tally.debits_paid, attempted.min(PLAN_CREDITS));
+        assert_eq!(tally.debits_paid, attempted.min(plan_credits));
         assert_eq!(tally.debits_refused, attempted - tally.debits_paid);
         assert_eq!(record.granted_invoices.len(), 1, "granted once");
         assert_eq!(
