@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use common::config::Rules;
 use common::store::{
-    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim, Store,
-    StoreError, SubscriptionView, Tombstone, UserRecord,
+    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim, RefundOutcome,
+    Store, StoreError, SubscriptionView, Tombstone, UserRecord,
 };
 use common::users::{self, UserId};
 
@@ -420,6 +420,74 @@ pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
     assert!(
         store.delete_owned_items(&user).await.unwrap() >= 2,
         "ledger items are the user's"
+    );
+}
+
+/// A refund gives back exactly what its debit took, once, even when ten arrive at once; an id
+/// never charged gives nothing; a refunded id stays spent.
+pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 5).await;
+    let credit = debit_id();
+    store
+        .debit(&user, Balance::Credits, "active", &credit, 1_000)
+        .await
+        .unwrap();
+    let refunds = (0..10).map(|_| {
+        let (store, user, id) = (Arc::clone(&store), user.clone(), credit.clone());
+        tokio::spawn(async move { store.refund(&user, &id).await.unwrap() })
+    });
+    let mut outcomes = Vec::new();
+    for refund in refunds {
+        outcomes.push(refund.await.unwrap());
+    }
+    let refunded = outcomes
+        .iter()
+        .filter(|o| **o == RefundOutcome::Refunded(Balance::Credits))
+        .count();
+    assert_eq!(refunded, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            RefundOutcome::Refunded(_) | RefundOutcome::AlreadyRefunded
+        )),
+        "{outcomes:?}"
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.free_messages_remaining),
+        (5, 10),
+        "the credit is back, nothing else moved"
+    );
+    assert_eq!(
+        store.refund(&user, &debit_id()).await.unwrap(),
+        RefundOutcome::NotCharged
+    );
+    assert_eq!(
+        store
+            .debit(&user, Balance::Credits, "active", &credit, 1_000)
+            .await
+            .unwrap(),
+        DebitOutcome::AlreadyCharged,
+        "a refunded id stays spent"
+    );
+
+    // A free message comes back as a free message.
+    let free_user = new_user();
+    let free = UserRecord::new_free(free_user.clone(), 3, 1_700_000_000);
+    assert!(store.create_user(&free).await.unwrap());
+    let message = debit_id();
+    store
+        .debit(&free_user, Balance::FreeMessages, "none", &message, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.refund(&free_user, &message).await.unwrap(),
+        RefundOutcome::Refunded(Balance::FreeMessages)
+    );
+    let record = store.get_user(&free_user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.free_messages_remaining, record.credits_remaining),
+        (3, 0)
     );
 }
 

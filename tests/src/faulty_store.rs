@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::store::{
-    Balance, CreditGrant, DebitOutcome, EventClaim, Store, StoreError, SubscriptionView, Tombstone,
-    UserRecord,
+    Balance, CreditGrant, DebitOutcome, EventClaim, RefundOutcome, Store, StoreError,
+    SubscriptionView, Tombstone, UserRecord,
 };
 use common::users::UserId;
 
@@ -124,6 +124,16 @@ impl Store for FaultyStore {
     async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError> {
         self.run("finish_event", self.inner.finish_event(event_id, done, now))
             .await
+    }
+    async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
+        self.run(
+            "unlink_customer",
+            self.inner.unlink_customer(user, customer),
+        )
+        .await
+    }
+    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
+        self.run("refund", self.inner.refund(user, debit_id)).await
     }
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         self.run("tombstone", self.inner.tombstone(user)).await

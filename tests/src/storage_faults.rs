@@ -31,6 +31,10 @@ pub enum Fault {
     Drop,
     /// The table applies the request, then the reply is lost (500 instead of the real answer).
     LoseReply,
+    /// For `TransactWriteItems`: 400 `TransactionCanceledException` whose first cancellation
+    /// reason is `TransactionConflict` (another transaction held an item), one reason per item in
+    /// request order, without reaching the table. The SDK does not retry it.
+    TransactionConflict,
 }
 
 type Rules = HashMap<&'static str, (Fault, usize)>;
@@ -83,6 +87,18 @@ impl FaultProxy {
             endpoint: Some(self.endpoint.clone()),
             // What production uses: these tests are about timeouts and retries.
             timeout_ms: common::config::DEFAULT_DYNAMODB_TIMEOUT_MS,
+            ..emulator::storage_config()
+        })
+        .await
+        .expect("dummy credentials are set")
+    }
+
+    /// A store through the proxy with the emulator's generous per-attempt timeout: for tests of
+    /// faults that are not about time (conflicts), where many calls queue at the emulator.
+    pub async fn patient_store(&self) -> DynamoStore {
+        emulator::set_dummy_credentials();
+        DynamoStore::connect(&StorageConfig {
+            endpoint: Some(self.endpoint.clone()),
             ..emulator::storage_config()
         })
         .await
@@ -171,8 +187,43 @@ impl FaultProxy {
                 forward().await?;
                 Ok(aws_error(500, "InternalServerError", "reply lost"))
             }
+            Some(Fault::TransactionConflict) => Ok(transaction_conflict(&body)),
         }
     }
+}
+
+/// DynamoDB's answer to a `TransactWriteItems` (`request`) that met another transaction on its
+/// first item: 400 `TransactionCanceledException` with one reason per item, in request order.
+fn transaction_conflict(request: &[u8]) -> http::Response<Full<Bytes>> {
+    let items = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|r| r["TransactItems"].as_array().map(Vec::len))
+        .unwrap_or(1);
+    let reasons: Vec<serde_json::Value> = (0..items)
+        .map(|i| match i {
+            0 => serde_json::json!({"Code": "TransactionConflict",
+                                    "Message": "Transaction is ongoing for the item"}),
+            _ => serde_json::json!({"Code": "None"}),
+        })
+        .collect();
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|r| r["Code"].as_str().unwrap_or("None"))
+        .collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    });
+    http::Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-errortype", "TransactionCanceledException")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
 }
 
 fn aws_error(status: u16, kind: &str, message: &str) -> http::Response<Full<Bytes>> {

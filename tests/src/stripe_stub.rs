@@ -2,10 +2,10 @@
 //! (vendored in `tests/fixtures/stripe/`, with their licence and upstream commit), adjusted per
 //! test, and recording what was sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
@@ -150,6 +150,37 @@ impl Sent {
     }
 }
 
+/// How long a customer creation executes at the stub: a twin request with the same
+/// idempotency key within it gets Stripe's 409 `idempotency_error`.
+const CREATE_LATENCY: Duration = Duration::from_millis(150);
+
+/// Stripe's answer to a request whose idempotency key is held by one still executing.
+fn idempotency_conflict(key: &str) -> ResponseTemplate {
+    ResponseTemplate::new(409).set_body_json(json!({"error": {
+        "type": "idempotency_error",
+        "message": format!("There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later."),
+    }}))
+}
+
+/// The request's `customer` parameter, if it names a customer deleted at the stub.
+fn deleted_customer_in(req: &Request, customers: &Customers) -> Option<String> {
+    let customer = form(req).into_iter().find(|(k, _)| k == "customer")?.1;
+    let held = customers.lock().unwrap();
+    held.get(&customer)
+        .is_some_and(|c| c["deleted"] == json!(true))
+        .then_some(customer)
+}
+
+/// Stripe's answer to a request naming a customer that does not exist (any more): 400
+/// `resource_missing` on `customer`.
+fn no_such_customer(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "type": "invalid_request_error", "code": "resource_missing", "param": "customer",
+        "message": format!("No such customer: '{id}'"),
+        "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+    }}))
+}
+
 /// The customers the stub holds, by id: what it created, what a test added, and whether each
 /// was deleted (Stripe keeps deleted customers as `{"id": ..., "deleted": true}`).
 type Customers = Arc<Mutex<BTreeMap<String, Value>>>;
@@ -186,21 +217,36 @@ impl StripeStub {
         let server = MockServer::start().await;
         let customers: Customers = Arc::default();
         let held = customers.clone();
+        // Per idempotency key: when its first request finishes executing, and what it answered.
+        let keys: Arc<Mutex<HashMap<String, (Instant, Value)>>> = Arc::default();
         Mock::given(method("POST"))
             .and(path("/v1/customers"))
             .respond_with(move |req: &Request| {
                 let key = header(req, "idempotency-key").unwrap_or_default();
+                let now = Instant::now();
+                let mut keys = keys.lock().unwrap();
+                match keys.get(&key) {
+                    // The first request with this key is still executing: Stripe refuses twins.
+                    Some((until, _)) if now < *until => return idempotency_conflict(&key),
+                    // Finished: the same key replays the first answer, as it was then (even if
+                    // the customer was deleted since).
+                    Some((_, answer)) => {
+                        return ResponseTemplate::new(200).set_body_json(answer.clone());
+                    }
+                    None => {}
+                }
                 let id = customer_for_key(&key);
                 let user = form(req)
                     .into_iter()
                     .find(|(k, _)| k == "metadata[user_id]")
                     .map(|(_, v)| v)
                     .unwrap_or_default();
-                let mut held = held.lock().unwrap();
-                let customer = held
-                    .entry(id.clone())
-                    .or_insert_with(|| new_customer(&id, &user));
-                ResponseTemplate::new(200).set_body_json(customer.clone())
+                let customer = new_customer(&id, &user);
+                held.lock().unwrap().insert(id, customer.clone());
+                keys.insert(key, (now + CREATE_LATENCY, customer.clone()));
+                ResponseTemplate::new(200)
+                    .set_body_json(customer)
+                    .set_delay(CREATE_LATENCY)
             })
             .mount(&server)
             .await;
@@ -234,9 +280,13 @@ impl StripeStub {
             })
             .mount(&server)
             .await;
+        let held = customers.clone();
         Mock::given(method("POST"))
             .and(path("/v1/checkout/sessions"))
-            .respond_with(|req: &Request| {
+            .respond_with(move |req: &Request| {
+                if let Some(gone) = deleted_customer_in(req, &held) {
+                    return no_such_customer(&gone);
+                }
                 let mut session = fixture("checkout.session");
                 session["url"] = json!("https://checkout.stripe.com/c/pay/cs_test_stub");
                 session["mode"] = json!("subscription");
@@ -247,9 +297,13 @@ impl StripeStub {
             })
             .mount(&server)
             .await;
+        let held = customers.clone();
         Mock::given(method("POST"))
             .and(path("/v1/billing_portal/sessions"))
-            .respond_with(|req: &Request| {
+            .respond_with(move |req: &Request| {
+                if let Some(gone) = deleted_customer_in(req, &held) {
+                    return no_such_customer(&gone);
+                }
                 let mut session = fixture("billing_portal.session");
                 session["url"] = json!("https://billing.stripe.com/p/session/test_stub");
                 if let Some(customer) = form(req).iter().find(|(k, _)| k == "customer") {
@@ -281,19 +335,31 @@ impl StripeStub {
             .and(path_regex(r"^/v1/customers/[^/]+$"))
             .respond_with(move |req: &Request| {
                 let id = req.url.path().rsplit('/').next().unwrap_or_default();
+                let mut held = held.lock().unwrap();
+                if held.get(id).is_some_and(|c| c["deleted"] == json!(true)) {
+                    return ResponseTemplate::new(404).set_body_json(json!({"error": {
+                        "type": "invalid_request_error", "code": "resource_missing", "param": "id",
+                        "message": format!("No such customer: '{id}'"),
+                    }}));
+                }
                 let mut deleted = fixture("deleted_customer");
                 deleted["id"] = json!(id);
-                held.lock().unwrap().insert(id.to_owned(), deleted.clone());
+                held.insert(id.to_owned(), deleted.clone());
                 ResponseTemplate::new(200).set_body_json(deleted)
             })
             .mount(&server)
             .await;
         let (listed, page_size): (Listed, _) = (Arc::default(), Arc::new(AtomicUsize::new(100)));
-        let (held, size) = (listed.clone(), page_size.clone());
+        let (held, size, known) = (listed.clone(), page_size.clone(), customers.clone());
         Mock::given(method("GET"))
             .and(path("/v1/subscriptions"))
             .respond_with(move |req: &Request| {
                 let params = form(req);
+                // A deleted customer's subscriptions were canceled and are gone with it.
+                if deleted_customer_in(req, &known).is_some() {
+                    let empty = json!({"object": "list", "data": [], "has_more": false, "url": "/v1/subscriptions"});
+                    return ResponseTemplate::new(200).set_body_json(empty);
+                }
                 let subscriptions = match &*held.lock().unwrap() {
                     Subscriptions::These(list) => list.clone(),
                     Subscriptions::ActiveForEveryCustomer => {
@@ -332,6 +398,16 @@ impl StripeStub {
             .lock()
             .unwrap()
             .insert(id.to_owned(), customer);
+    }
+
+    /// Deletes customer `id` at the stub, as the Stripe dashboard would.
+    pub fn delete_customer(&self, id: &str) {
+        let mut deleted = fixture("deleted_customer");
+        deleted["id"] = json!(id);
+        self.customers
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), deleted);
     }
 
     /// Whether customer `id` was deleted at the stub.

@@ -109,7 +109,7 @@ async fn checkout_creates_one_customer_then_a_subscription_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_concurrent_first_checkouts_leave_one_customer() {
+async fn twenty_concurrent_first_checkouts_all_answer_200_with_one_customer() {
     let (stub, store) = (StripeStub::start().await, store().await);
     let app = Arc::new(app(store.clone(), Some(&stub.uri())));
     let user = tokens::new_user();

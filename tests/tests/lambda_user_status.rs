@@ -172,3 +172,65 @@ async fn missing_configuration_stops_init_naming_the_variable_not_the_values() {
         assert!(logs.contains(variable), "{variable}:\n{logs}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_level_no_log_line_carries_a_token_a_signature_or_a_webhook_body() {
+    let stub = integration_tests::stripe_stub::StripeStub::start().await;
+    let trace = |env: Vec<(&'static str, String)>| with(env, "RUST_LOG", Some("trace".into()));
+
+    let api = RuntimeApi::start().await;
+    let user_status = binaries::lambda("user-status", api.address(), trace(binaries::lambda_env()));
+    let (mut command, log) = to_file(user_status);
+    let status = command.spawn().unwrap();
+    let event = binaries::event("user-status.json");
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response(api.invoke(event, TIMEOUT).await).0, 200);
+    let logs = read_log(status, &log).await;
+    assert!(logs.contains("\"level\":\"TRACE\""), "trace is on:\n{logs}");
+    let bearer = token.trim_start_matches("Bearer ");
+    assert!(!logs.contains(bearer), "the token never appears:\n{logs}");
+    assert!(!logs.contains(&bearer[..20]), "nor a piece of it");
+
+    let api = RuntimeApi::start().await;
+    let env = trace(binaries::billing_lambda_env(&stub.uri()));
+    let (mut command, log) = to_file(binaries::lambda("stripe-webhook", api.address(), env));
+    let webhook = command.spawn().unwrap();
+    let event = binaries::resigned_webhook_event("stripe-webhook.json");
+    let signature = event["headers"]["stripe-signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = event["body"].as_str().unwrap().to_owned();
+    assert_eq!(response(api.invoke(event, TIMEOUT).await).0, 200);
+    let logs = read_log(webhook, &log).await;
+    let v1 = signature.split("v1=").nth(1).unwrap();
+    assert!(!logs.contains(v1), "the signature never appears:\n{logs}");
+    assert!(
+        !logs.contains("raw JSON event"),
+        "the raw event is never logged:\n{logs}"
+    );
+    let livemode = body.find("\"livemode\"").map(|at| &body[at..at + 16]);
+    assert!(
+        livemode.is_none_or(|piece| !logs.contains(piece)),
+        "no piece of the body either"
+    );
+}
+
+/// `command` with its output in a fresh file (a trace-level run writes more than a pipe holds).
+fn to_file(mut command: tokio::process::Command) -> (tokio::process::Command, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("trace-{}.log", uuid::Uuid::new_v4().simple()));
+    let file = std::fs::File::create(&path).unwrap();
+    command.stdout(file.try_clone().unwrap()).stderr(file);
+    (command, path)
+}
+
+/// Stops `child` and returns what it wrote to `log`.
+async fn read_log(mut child: tokio::process::Child, log: &std::path::Path) -> String {
+    let _ = child.kill().await;
+    let text = std::fs::read_to_string(log).unwrap();
+    let _ = std::fs::remove_file(log);
+    text
+}

@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::ApiError;
+use common::config::Rules;
+use common::credits::debit_message;
 use common::store::{Store, UserRecord};
 use common::users::UserId;
 use integration_tests::apps::{self, customer_of_new_user, invoice_paid, parts, request};
@@ -261,4 +264,89 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
     assert_eq!(debit.remaining, 848, "two messages, two credits");
     let stored = table.get_user(&record.user_id).await.unwrap().unwrap();
     assert_eq!(stored.credits_remaining, 848);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_conflicts_are_retried_so_a_hundred_debits_against_ten_pay_ten() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let store: Arc<dyn Store> = Arc::new(proxy.patient_store().await);
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let mut record = UserRecord::new_free(user.clone(), 0, 1);
+    (record.subscription_status, record.credits_remaining) = ("active".into(), 10);
+    table.create_user(&record).await.unwrap();
+    // DynamoDB cancels a share of the transactions for meeting another on the same item.
+    proxy.inject("TransactWriteItems", Fault::TransactionConflict, 60);
+
+    let debits: Vec<_> = (0..100)
+        .map(|i| {
+            let (store, user) = (Arc::clone(&store), user.clone());
+            tokio::spawn(async move {
+                let id = format!("msg_conflict_{i}");
+                debit_message(store.as_ref(), &user, &Rules::default(), &id).await
+            })
+        })
+        .collect();
+    let (mut paid, mut refused, mut unavailable) = (0, 0, 0);
+    for debit in debits {
+        match debit.await.unwrap() {
+            Ok(_) => paid += 1,
+            Err(ApiError::InsufficientCredits) => refused += 1,
+            Err(ApiError::StorageUnavailable) => unavailable += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((paid, refused, unavailable), (10, 90, 0));
+    let conflicts = proxy.take_calls();
+    assert!(
+        conflicts
+            .iter()
+            .filter(|c| *c == "TransactWriteItems")
+            .count()
+            > 60,
+        "the conflicts were met and retried"
+    );
+    assert_eq!(
+        table
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_conflicts_on_the_customer_link_are_retried_and_a_twin_link_succeeds() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let store: Arc<dyn Store> = Arc::new(proxy.patient_store().await);
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    table
+        .create_user(&UserRecord::new_free(user.clone(), 10, 1))
+        .await
+        .unwrap();
+    let customer = format!("cus_{}", tokens::new_user().replace('-', ""));
+    proxy.inject("TransactWriteItems", Fault::TransactionConflict, 8);
+
+    let links: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, user, customer) = (Arc::clone(&store), user.clone(), customer.clone());
+            tokio::spawn(async move { store.link_customer(&user, &customer).await })
+        })
+        .collect();
+    for link in links {
+        assert_eq!(
+            link.await.unwrap(),
+            Ok(customer.clone()),
+            "each link succeeds"
+        );
+    }
+    assert_eq!(
+        table.user_for_customer(&customer).await.unwrap(),
+        Some(user.clone())
+    );
+    let record = table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.stripe_customer_id, Some(customer));
 }

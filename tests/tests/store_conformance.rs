@@ -34,6 +34,7 @@ suite!(
     credits_are_granted_once_per_invoice_and_never_backwards,
     debits_are_conditional,
     a_debit_id_is_charged_once,
+    a_refund_gives_back_what_its_debit_took_once,
     concurrent_debits_never_overspend,
     events_are_claimed_exactly_once,
     concurrent_deliveries_claim_once,

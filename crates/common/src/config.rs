@@ -149,7 +149,7 @@ impl Config {
                 });
             }
             (Some(secret), None) => JwtKeys::Hs256Secret(secret),
-            (None, Some(url)) => JwtKeys::JwksUrl(http_url("JWT_JWKS_URL", url)?),
+            (None, Some(url)) => JwtKeys::JwksUrl(https_url("JWT_JWKS_URL", url)?),
             (None, None) => {
                 return Err(ConfigError {
                     variable: "JWT_HS256_SECRET",
@@ -330,6 +330,35 @@ fn integer(
     }
 }
 
+/// `value` if it is an https URL, or plain http to a loopback address (tests, local stacks):
+/// for endpoints that receive a secret or are trusted for keys.
+pub(crate) fn https_url(variable: &'static str, value: String) -> Result<String, ConfigError> {
+    if value.starts_with("https://") || is_loopback_http(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            variable,
+            problem: "must be an https URL (http only to a loopback address)",
+        })
+    }
+}
+
+/// Whether `url` is plain http to 127.0.0.0/8, `localhost` or `[::1]` (tests, local stacks).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn http_url(variable: &'static str, value: String) -> Result<String, ConfigError> {
     if value.starts_with("https://") || value.starts_with("http://") {
         Ok(value)
@@ -413,6 +442,31 @@ mod tests {
         let mut vars = base();
         vars.push(("DYNAMODB_ENDPOINT", "localhost:8000"));
         assert_eq!(load(&vars).unwrap_err().variable, "DYNAMODB_ENDPOINT");
+    }
+
+    #[test]
+    fn the_jwks_url_must_be_https_but_loopback() {
+        for (url, ok) in [
+            (
+                "https://proj.supabase.co/auth/v1/.well-known/jwks.json",
+                true,
+            ),
+            ("http://127.0.0.1:9999/jwks.json", true),
+            ("http://localhost:9999/jwks.json", true),
+            (
+                "http://proj.supabase.co/auth/v1/.well-known/jwks.json",
+                false,
+            ),
+            ("http://127.0.0.1.attacker.example/jwks.json", false),
+        ] {
+            let mut vars = without("JWT_HS256_SECRET");
+            vars.push(("JWT_JWKS_URL", url));
+            let result = load(&vars);
+            assert_eq!(result.is_ok(), ok, "{url}");
+            if let Err(err) = result {
+                assert_eq!(err.variable, "JWT_JWKS_URL");
+            }
+        }
     }
 
     #[test]

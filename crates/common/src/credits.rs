@@ -7,7 +7,7 @@
 
 use crate::config::Rules;
 use crate::error::ApiError;
-use crate::store::{Balance, CreditGrant, DebitOutcome, Store};
+use crate::store::{Balance, CreditGrant, DebitOutcome, RefundOutcome, Store};
 use crate::users::{self, UserId, is_subscribed};
 use crate::webhook::event::PaidInvoice;
 
@@ -70,6 +70,21 @@ pub async fn debit_message(
     }
     tracing::warn!(user = %user.hash(), "debit kept racing a status change");
     Err(ApiError::StorageUnavailable)
+}
+
+/// Gives back what the debit of `debit_id` took (a credit or a free message), when the chat
+/// service's model call failed after the debit: only if that debit happened, at most once, under
+/// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
+/// A caller may retry a 503 safely. `Ok(RefundOutcome::NotCharged)` for an id that was never
+/// charged (or whose debit is past its retention); a refunded id stays spent.
+pub async fn refund_message(
+    store: &dyn Store,
+    user: &UserId,
+    debit_id: &str,
+) -> Result<RefundOutcome, ApiError> {
+    let outcome = store.refund(user, debit_id).await?;
+    tracing::info!(user = %user.hash(), ?outcome, "message refund");
+    Ok(outcome)
 }
 
 /// Whether a paid invoice with this `billing_reason` starts a billing period, and so grants the

@@ -43,6 +43,10 @@ pub enum ApiError {
     /// out, or refused our key; the erasure resumes on the next call.
     #[error("The sign-in service could not delete the login. Please try again later.")]
     AuthServiceFailed,
+    /// The request ran out of its time before the function's deadline (503 `DEADLINE_EXCEEDED`):
+    /// a dependency hung or kept failing; nothing is lost and a retry resumes.
+    #[error("The request took too long and was stopped; nothing was lost. Please retry.")]
+    DeadlineExceeded,
     /// The deployment has no Stripe settings (503 `BILLING_NOT_CONFIGURED`).
     #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS.")]
     BillingNotConfigured,
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::AuthUnavailable
             | ApiError::StorageUnavailable
             | ApiError::StripeUnavailable
+            | ApiError::DeadlineExceeded
             | ApiError::BillingNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AlreadySubscribed
             | ApiError::EventInProgress
@@ -129,6 +134,7 @@ impl ApiError {
             ApiError::StripeFailed => "STRIPE_ERROR",
             ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",
             ApiError::AuthServiceFailed => "AUTH_SERVICE_ERROR",
+            ApiError::DeadlineExceeded => "DEADLINE_EXCEEDED",
             ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -140,9 +146,9 @@ impl ApiError {
     /// Seconds the client should wait before retrying, where a retry makes sense.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::AuthUnavailable | ApiError::StorageUnavailable => {
-                Some(STORAGE_RETRY_AFTER_SECS)
-            }
+            ApiError::AuthUnavailable
+            | ApiError::StorageUnavailable
+            | ApiError::DeadlineExceeded => Some(STORAGE_RETRY_AFTER_SECS),
             ApiError::StripeUnavailable => Some(STRIPE_RETRY_AFTER_SECS),
             _ => None,
         }

@@ -1,7 +1,7 @@
 //! Turning handler results into API Gateway responses.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -83,9 +83,34 @@ fn route_key(req: &Request) -> Option<&str> {
     }
 }
 
+/// Time kept back from the invocation's deadline to write the answer and its log lines.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// API Gateway's HTTP API waits at most 30 s for an integration, then answers the client with
+/// its own error: every handler answers before.
+pub const GATEWAY_BUDGET: Duration = Duration::from_secs(29);
+
+/// How long the handler of `req` may run: until [`DEADLINE_MARGIN`] before the deadline the
+/// Lambda runtime gave the invocation, and never beyond [`GATEWAY_BUDGET`].
+pub fn time_budget(req: &Request) -> Duration {
+    let deadline_ms = req
+        .lambda_context_ref()
+        .map_or(0, |context| context.deadline);
+    if deadline_ms == 0 {
+        return GATEWAY_BUDGET; // no Lambda deadline: the local API
+    }
+    let left_ms = u64::try_from(deadline_ms as i64 - crate::unix_now_ms()).unwrap_or(0);
+    Duration::from_millis(left_ms)
+        .saturating_sub(DEADLINE_MARGIN)
+        .min(GATEWAY_BUDGET)
+}
+
 /// Runs `handler` inside a `request` span carrying the route, the request id and, once
 /// authenticated, the user-id hash (see [`crate::auth`]), so every log line of the request has
-/// them; then writes the one access line of the request: status and latency.
+/// them, within its [`time_budget`]: a handler still running then (a dependency hangs, retries
+/// run long) is dropped and the answer is the contract's 503 `DEADLINE_EXCEEDED`, before Lambda
+/// or API Gateway would cut it off with their own, non-JSON errors. Every write the handlers make
+/// is conditional or idempotent, so a dropped handler leaves nothing a retry cannot finish.
+/// Then writes the one access line of the request: status and latency.
 pub async fn access_logged(
     route: &'static str,
     req: &Request,
@@ -98,7 +123,15 @@ pub async fn access_logged(
         user = tracing::field::Empty
     );
     let started = Instant::now();
-    let response = handler.instrument(span.clone()).await;
+    let budget = time_budget(req);
+    let response = match tokio::time::timeout(budget, handler.instrument(span.clone())).await {
+        Ok(response) => response,
+        Err(_) => {
+            let ms = budget.as_millis() as u64;
+            span.in_scope(|| tracing::error!(budget_ms = ms, "deadline reached; answering 503"));
+            error_response(&ApiError::DeadlineExceeded)
+        }
+    };
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

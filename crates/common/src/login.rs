@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::config::{ConfigError, required, value};
+use crate::config::{ConfigError, https_url, required, value};
 use crate::error::ApiError;
 use crate::users::UserId;
 
@@ -64,13 +64,7 @@ impl LoginConfig {
                 });
             }
         }
-        let url = required(&lookup, "SUPABASE_URL")?;
-        if !(url.starts_with("https://") || is_loopback_http(&url)) {
-            return Err(ConfigError {
-                variable: "SUPABASE_URL",
-                problem: "must be an https URL (http only to a loopback address)",
-            });
-        }
+        let url = https_url("SUPABASE_URL", required(&lookup, "SUPABASE_URL")?)?;
         let soft_delete = match value(&lookup, "AUTH_SOFT_DELETE").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -87,22 +81,6 @@ impl LoginConfig {
             soft_delete,
         }))
     }
-}
-
-/// Whether `url` is plain http to 127.0.0.0/8, `localhost` or `[::1]` (tests, local stacks).
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What the auth service said about the login.

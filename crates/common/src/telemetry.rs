@@ -8,18 +8,28 @@
 //! engine into every binary (~230 KiB, `docs/performance-decisions.md`) for a feature the
 //! functions do not need.
 
-use tracing_subscriber::filter::LevelFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
 /// Installs the JSON log subscriber. Call once, first thing in `main`.
 pub fn init() {
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
-        .with_max_level(level(std::env::var("RUST_LOG").ok().as_deref()))
         .with_target(false)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
-        .init();
+        .with_filter(level(std::env::var("RUST_LOG").ok().as_deref()))
+        .with_filter(filter_fn(never_a_raw_event));
+    tracing_subscriber::registry().with(lines).init();
+}
+
+/// Whether a log line may be written: never the runtime's TRACE lines, which carry the raw
+/// invocation event (the `Authorization` header, a webhook's body and signature) in full.
+/// Everything else follows `RUST_LOG`.
+fn never_a_raw_event(metadata: &Metadata<'_>) -> bool {
+    !(*metadata.level() == Level::TRACE && metadata.target().starts_with("lambda_runtime"))
 }
 
 /// The level `RUST_LOG` names; `info` when it is unset or names none.

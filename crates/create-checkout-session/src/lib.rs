@@ -1,10 +1,11 @@
 //! `POST /v1/stripe/create-checkout-session`: authenticate → load the record → refuse if already
 //! subscribed (stored state, then Stripe when a customer exists) → ensure the one Stripe
-//! customer → create the Checkout session → respond with its URL.
+//! customer → create the Checkout session (replacing a customer deleted at Stripe) → respond
+//! with its URL.
 
 use common::ApiError;
 use common::app::App;
-use common::billing::customers::ensure_customer;
+use common::billing::customers::{ensure_customer, replace_customer};
 use common::billing::sync::sync_subscription;
 use common::http::{access_logged, bearer_request, respond};
 use common::users::{self, is_subscribed};
@@ -17,6 +18,10 @@ pub struct CheckoutSession {
     /// Where the client sends the user to pay.
     pub checkout_url: String,
 }
+
+/// Replacements of a customer Stripe no longer has, before giving up: a concurrent request may
+/// re-link the deleted one once (its first key replays it) before the new one stands.
+const CUSTOMER_REPLACEMENTS: usize = 3;
 
 /// The API Gateway route this function serves.
 pub const ROUTE: &str = "POST /v1/stripe/create-checkout-session";
@@ -41,7 +46,13 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
     if is_subscribed(&record.subscription_status) {
         return Err(ApiError::AlreadySubscribed);
     }
-    let customer = ensure_customer(billing, store, &record).await?;
-    let checkout_url = billing.create_checkout_session(&user, &customer).await?;
-    Ok(CheckoutSession { checkout_url })
+    let mut customer = ensure_customer(billing, store, &record).await?;
+    for _ in 0..CUSTOMER_REPLACEMENTS {
+        if let Some(checkout_url) = billing.create_checkout_session(&user, &customer).await? {
+            return Ok(CheckoutSession { checkout_url });
+        }
+        // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
+        customer = replace_customer(billing, store, &user, &customer).await?;
+    }
+    Err(ApiError::StripeFailed)
 }

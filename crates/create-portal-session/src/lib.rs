@@ -1,5 +1,6 @@
 //! `POST /v1/stripe/create-portal-session`: authenticate → load the record → 404 without a
-//! Stripe customer → create the portal session → respond with its URL.
+//! Stripe customer (or with one deleted at Stripe, then forgotten) → create the portal session →
+//! respond with its URL.
 
 use common::ApiError;
 use common::app::App;
@@ -31,6 +32,10 @@ async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession
     let billing = app.billing()?;
     let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
     let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;
-    let portal_url = billing.create_portal_session(&customer).await?;
+    let Some(portal_url) = billing.create_portal_session(&customer).await? else {
+        // Deleted at Stripe (e.g. in the dashboard): forgotten here too; nothing to manage.
+        app.store.unlink_customer(&user, &customer).await?;
+        return Err(ApiError::NoSubscription);
+    };
     Ok(PortalSession { portal_url })
 }

@@ -86,6 +86,12 @@ async fn process(app: &App, billing: &Billing, event: &Event) -> Result<(), ApiE
             }
             sync_customer(billing, store, customer).await?;
         }
+        "customer.deleted" => {
+            // Deleted at Stripe (e.g. in the dashboard): forget it, with its subscription.
+            if let Some(user) = store.user_for_customer(customer).await? {
+                store.unlink_customer(&user, customer).await?;
+            }
+        }
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.deleted"

@@ -1,5 +1,8 @@
-//! The auth provider's JWKS: fetched lazily, cached across invocations, and refetched on an
-//! unknown `kid` at most once per [`MIN_REFETCH_INTERVAL`].
+//! The auth provider's JWKS: fetched lazily, cached across invocations, refetched on an unknown
+//! `kid` at most once per [`MIN_REFETCH_INTERVAL`], and refreshed once the keys are older than
+//! [`MAX_KEY_AGE`], so a key the provider revoked stops verifying. A flood of unknown `kid`s
+//! costs at most one fetch per interval, and delays a genuinely rotated key by at most that
+//! interval.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +16,10 @@ use crate::error::ApiError;
 
 /// Shortest time between two fetches of the JWKS (bounds what unknown `kid`s can cost).
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Age after which cached keys are refreshed before use: a key the provider revoked stops
+/// verifying at the first refresh after this age that reaches the provider (while it cannot be
+/// reached, the cached keys keep serving).
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(600);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
@@ -20,7 +27,8 @@ const MAX_JWKS_BYTES: usize = 64 * 1024;
 struct Cached {
     keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
     last_attempt: Option<Instant>,
-    ever_loaded: bool,
+    /// When the keys were fetched (`None`: never).
+    loaded_at: Option<Instant>,
 }
 
 /// A cached JWKS.
@@ -30,6 +38,8 @@ pub struct JwksCache {
     cached: RwLock<Cached>,
     /// Serialises refetches, so a burst of unknown `kid`s makes one request.
     refetch: Mutex<()>,
+    max_key_age: Duration,
+    min_refetch_interval: Duration,
 }
 
 impl JwksCache {
@@ -45,7 +55,16 @@ impl JwksCache {
             client,
             cached: RwLock::new(Cached::default()),
             refetch: Mutex::new(()),
+            max_key_age: MAX_KEY_AGE,
+            min_refetch_interval: MIN_REFETCH_INTERVAL,
         }
+    }
+
+    /// This cache with other timings than [`MAX_KEY_AGE`] and [`MIN_REFETCH_INTERVAL`] (tests).
+    pub fn with_timing(mut self, max_key_age: Duration, min_refetch_interval: Duration) -> Self {
+        self.max_key_age = max_key_age;
+        self.min_refetch_interval = min_refetch_interval;
+        self
     }
 
     /// The key with `kid`, which must be a key for `alg`.
@@ -56,11 +75,20 @@ impl JwksCache {
         let _one_fetch_at_a_time = self.refetch.lock().await;
         let recently_tried = {
             let cached = self.cached.read().await;
-            if let Some(found) = lookup_in(&cached, kid, alg) {
+            let fresh = cached
+                .loaded_at
+                .is_some_and(|at| at.elapsed() < self.max_key_age);
+            if let Some(found) = lookup_in(&cached, kid, alg).filter(|_| fresh) {
                 return found;
             }
             match cached.last_attempt {
-                Some(at) if at.elapsed() < MIN_REFETCH_INTERVAL => Some(cached.ever_loaded),
+                // Tried within the interval: what is cached answers, however old.
+                Some(at) if at.elapsed() < self.min_refetch_interval => {
+                    if let Some(found) = lookup_in(&cached, kid, alg) {
+                        return found;
+                    }
+                    Some(cached.loaded_at.is_some())
+                }
                 _ => None,
             }
         };
@@ -75,22 +103,28 @@ impl JwksCache {
         match fetched {
             Ok(keys) => {
                 cached.keys = keys;
-                cached.ever_loaded = true;
+                cached.loaded_at = Some(Instant::now());
                 lookup_in(&cached, kid, alg).unwrap_or(Err(ApiError::InvalidToken))
             }
             Err(reason) => {
                 tracing::warn!(reason, "JWKS fetch failed");
-                Err(ApiError::AuthUnavailable)
+                // Keys past their age still serve while the provider cannot be reached.
+                lookup_in(&cached, kid, alg).unwrap_or(Err(ApiError::AuthUnavailable))
             }
         }
     }
 
+    /// The cached key, while the keys are younger than the maximum age.
     async fn lookup(
         &self,
         kid: &str,
         alg: Algorithm,
     ) -> Option<Result<Arc<DecodingKey>, ApiError>> {
-        lookup_in(&*self.cached.read().await, kid, alg)
+        let cached = self.cached.read().await;
+        let fresh = cached
+            .loaded_at
+            .is_some_and(|at| at.elapsed() < self.max_key_age);
+        lookup_in(&cached, kid, alg).filter(|_| fresh)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (Algorithm, Arc<DecodingKey>)>, &'static str> {

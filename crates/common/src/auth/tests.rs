@@ -342,6 +342,92 @@ async fn unknown_kid_refetches_once_then_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn a_revoked_key_stops_verifying_once_the_cached_keys_age() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(JWKS))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // The provider then revokes the ES256 key: only the RS256 key is published.
+    let mut revoked: Value = serde_json::from_str(JWKS).unwrap();
+    revoked["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != "es256-test-key");
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(revoked))
+        .mount(&server)
+        .await;
+    let url = format!("{}/jwks.json", server.uri());
+    let age = Duration::from_millis(200);
+    let cache = JwksCache::new(url, Duration::from_millis(500)).with_timing(age, age);
+
+    assert!(cache.key("es256-test-key", Algorithm::ES256).await.is_ok());
+    assert!(
+        cache.key("es256-test-key", Algorithm::ES256).await.is_ok(),
+        "cached"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    tokio::time::sleep(age * 2).await;
+    assert_eq!(
+        cache.key("es256-test-key", Algorithm::ES256).await.err(),
+        Some(ApiError::InvalidToken),
+        "refreshed past its age: the revoked key is gone"
+    );
+    assert!(cache.key("rs256-test-key", Algorithm::RS256).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_delays_a_rotated_key_by_one_interval_at_most() {
+    let server = MockServer::start().await;
+    let mut before: Value = serde_json::from_str(JWKS).unwrap();
+    before["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != "es256-test-key");
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(JWKS))
+        .mount(&server)
+        .await;
+    let url = format!("{}/jwks.json", server.uri());
+    let interval = Duration::from_millis(300);
+    let cache = std::sync::Arc::new(
+        JwksCache::new(url, Duration::from_millis(500)).with_timing(jwks::MAX_KEY_AGE, interval),
+    );
+    // An attacker's flood of made-up kids, at once.
+    let flood: Vec<_> = (0..100)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.key(&format!("made-up-{i}"), Algorithm::ES256).await })
+        })
+        .collect();
+    for attempt in flood {
+        assert_eq!(attempt.await.unwrap().err(), Some(ApiError::InvalidToken));
+    }
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "one fetch"
+    );
+    // The provider rotates in a new key now: it verifies after one interval at most.
+    tokio::time::sleep(interval).await;
+    assert!(cache.key("es256-test-key", Algorithm::ES256).await.is_ok());
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn jwks_down_or_garbage_is_auth_unavailable_not_a_panic() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
+use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
 use stripe_billing::Subscription;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
@@ -25,6 +25,10 @@ use crate::users::UserId;
 pub const MAX_ATTEMPTS: usize = 3;
 /// Delay before the first retry; it doubles (with jitter) for the next.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Waits for a twin request holding the same idempotency key to finish (409
+/// `idempotency_error`), and the pause before each look: about 3 s in all.
+const IDEMPOTENCY_WAITS: usize = 12;
+const IDEMPOTENCY_WAIT: Duration = Duration::from_millis(250);
 /// Pages of a customer search read at most (100 customers each).
 const MAX_SEARCH_PAGES: usize = 10;
 /// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
@@ -54,14 +58,22 @@ impl Billing {
         Ok(Billing { client, config })
     }
 
-    /// Creates the Stripe customer of `user`. The idempotency key is derived from the user id,
+    /// Creates the Stripe customer of `user`. The idempotency key is derived from the user id
+    /// (and from the customer it replaces, if any: the old key would replay a deleted customer),
     /// so concurrent or repeated calls for one user create one customer at Stripe.
-    pub async fn create_customer(&self, user: &UserId) -> Result<String, ApiError> {
+    pub async fn create_customer(
+        &self,
+        user: &UserId,
+        replacing: Option<&str>,
+    ) -> Result<String, ApiError> {
         let request = CreateCustomer::new().metadata(HashMap::from([(
             "user_id".to_owned(),
             user.as_str().to_owned(),
         )]));
-        let key = idempotency_key(&format!("customer-{}", user.as_str()));
+        let key = idempotency_key(&match replacing {
+            None => format!("customer-{}", user.as_str()),
+            Some(gone) => format!("customer-{}-after-{gone}", user.as_str()),
+        });
         let customer = self.send("create customer", &request, Some(key)).await?;
         Ok(customer.id.to_string())
     }
@@ -123,12 +135,13 @@ impl Billing {
         Err(ApiError::StripeFailed)
     }
 
-    /// A Checkout session for the configured price; returns its URL.
+    /// A Checkout session for the configured price; returns its URL, or `None` when Stripe says
+    /// `customer` does not exist (deleted, e.g. in the dashboard).
     pub async fn create_checkout_session(
         &self,
         user: &UserId,
         customer: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
         let mut line_item = CreateCheckoutSessionLineItems::new();
         line_item.price = Some(self.config.price_id.clone());
@@ -144,24 +157,29 @@ impl Billing {
             .subscription_data(subscription_data)
             .success_url(&self.config.checkout_success_url)
             .cancel_url(&self.config.checkout_cancel_url);
-        let session = self
-            .send("create checkout session", &request, Some(new_key()))
-            .await?;
-        session.url.ok_or_else(|| {
-            tracing::error!("Stripe returned a checkout session without a URL");
-            ApiError::StripeFailed
-        })
+        let what = "create checkout session";
+        match self.send_raw(what, &request, Some(new_key())).await {
+            Ok(session) => session.url.map(Some).ok_or_else(|| {
+                tracing::error!("Stripe returned a checkout session without a URL");
+                ApiError::StripeFailed
+            }),
+            Err(err) if is_missing_customer(&err) => Ok(None),
+            Err(err) => Err(failed(what, &err)),
+        }
     }
 
-    /// A customer-portal session of `customer`; returns its URL.
-    pub async fn create_portal_session(&self, customer: &str) -> Result<String, ApiError> {
+    /// A customer-portal session of `customer`; returns its URL, or `None` when Stripe says
+    /// `customer` does not exist (deleted, e.g. in the dashboard).
+    pub async fn create_portal_session(&self, customer: &str) -> Result<Option<String>, ApiError> {
         let request = CreateBillingPortalSession::new()
             .customer(customer)
             .return_url(&self.config.portal_return_url);
-        Ok(self
-            .send("create portal session", &request, Some(new_key()))
-            .await?
-            .url)
+        let what = "create portal session";
+        match self.send_raw(what, &request, Some(new_key())).await {
+            Ok(session) => Ok(Some(session.url)),
+            Err(err) if is_missing_customer(&err) => Ok(None),
+            Err(err) => Err(failed(what, &err)),
+        }
     }
 
     /// Cancels subscription `id` immediately, without proration or a final invoice. One that is
@@ -215,16 +233,61 @@ impl Billing {
         R: StripeRequest,
         R::Output: miniserde::Deserialize,
     {
-        let strategy = key.map_or(RequestStrategy::Once, RequestStrategy::Idempotent);
-        retrying(what, || {
-            request
-                .customize()
-                .request_strategy(strategy.clone())
-                .send(&self.client)
-        })
-        .await
-        .map_err(|err| failed(what, &err))
+        self.send_raw(what, request, key)
+            .await
+            .map_err(|err| failed(what, &err))
     }
+
+    /// [`Billing::send`], leaving Stripe's final error to the caller.
+    async fn send_raw<R>(
+        &self,
+        what: &'static str,
+        request: &R,
+        key: Option<IdempotencyKey>,
+    ) -> Result<R::Output, StripeError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize,
+    {
+        let strategy = key.map_or(RequestStrategy::Once, RequestStrategy::Idempotent);
+        let mut waited = 0;
+        loop {
+            let result = retrying(what, || {
+                request
+                    .customize()
+                    .request_strategy(strategy.clone())
+                    .send(&self.client)
+            })
+            .await;
+            match result {
+                // A twin request with the same key is still executing at Stripe (a double tap):
+                // once it finishes, the same key replays its result.
+                Err(err) if is_idempotency_conflict(&err) && waited < IDEMPOTENCY_WAITS => {
+                    waited += 1;
+                    tracing::info!(
+                        call = what,
+                        "twin request in progress at Stripe; waiting for its result"
+                    );
+                    tokio::time::sleep(IDEMPOTENCY_WAIT).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// Whether Stripe refused a request because its `customer` does not exist (any more): 400
+/// `resource_missing` on the `customer` parameter, as for a customer deleted in the dashboard.
+fn is_missing_customer(err: &StripeError) -> bool {
+    matches!(err, StripeError::Stripe(api, 400)
+        if api.code == Some(ApiErrorsCode::ResourceMissing)
+            && api.param.as_deref() == Some("customer"))
+}
+
+/// Whether Stripe refused a request because another one with its idempotency key is still
+/// executing (409 `idempotency_error`).
+fn is_idempotency_conflict(err: &StripeError) -> bool {
+    matches!(err, StripeError::Stripe(api, 409) if api.type_ == ApiErrorsType::IdempotencyError)
 }
 
 /// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails transiently.

@@ -3,6 +3,7 @@
 use crate::billing::Billing;
 use crate::error::ApiError;
 use crate::store::{Store, UserRecord};
+use crate::users::UserId;
 
 /// The Stripe customer of the user of `record`, created and linked on first need.
 ///
@@ -17,7 +18,7 @@ pub async fn ensure_customer(
     if let Some(customer) = &record.stripe_customer_id {
         return Ok(customer.clone());
     }
-    let created = billing.create_customer(&record.user_id).await?;
+    let created = billing.create_customer(&record.user_id, None).await?;
     let linked = store.link_customer(&record.user_id, &created).await?;
     if linked != created {
         tracing::warn!(
@@ -26,4 +27,20 @@ pub async fn ensure_customer(
         );
     }
     Ok(linked)
+}
+
+/// Replaces `gone`, the user's customer that Stripe says no longer exists (deleted, e.g. in the
+/// dashboard), by a new one: forgets it both ways with its subscription state, creates the new
+/// customer under a key derived from the gone one (concurrent replacements make one customer),
+/// and links it.
+pub async fn replace_customer(
+    billing: &Billing,
+    store: &dyn Store,
+    user: &UserId,
+    gone: &str,
+) -> Result<String, ApiError> {
+    tracing::warn!(user = %user.hash(), "the Stripe customer was deleted at Stripe; replacing it");
+    store.unlink_customer(user, gone).await?;
+    let created = billing.create_customer(user, Some(gone)).await?;
+    Ok(store.link_customer(user, &created).await?)
 }

@@ -13,7 +13,7 @@ use crate::billing::Billing;
 use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::error::ApiError;
 use crate::store::{Store, SubscriptionView, UserRecord};
-use crate::users::{FREE_PLAN, NO_SUBSCRIPTION, is_subscribed};
+use crate::users::{FREE_PLAN, is_subscribed};
 use crate::webhook::event::PaidInvoice;
 
 /// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
@@ -116,15 +116,7 @@ pub fn decide(
     observed_at_ms: i64,
 ) -> SubscriptionView {
     let Some(subscription) = pick(subscriptions) else {
-        return SubscriptionView {
-            plan: FREE_PLAN.to_owned(),
-            status: NO_SUBSCRIPTION.to_owned(),
-            subscription_id: None,
-            price_id: None,
-            current_period_end: None,
-            cancel_at_period_end: false,
-            observed_at_ms,
-        };
+        return SubscriptionView::none(observed_at_ms);
     };
     let status = subscription.status.as_str().to_owned();
     let items = &subscription.items.data;

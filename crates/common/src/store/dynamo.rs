@@ -15,14 +15,15 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
 };
+use backon::{ExponentialBuilder, Retryable};
 
 use super::{
     Balance, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, EVENT_LEASE_SECS,
-    EVENT_RETENTION_SECS, ErasureStage, EventClaim, Store, StoreError, SubscriptionView, Tombstone,
-    UserRecord,
+    EVENT_RETENTION_SECS, ErasureStage, EventClaim, RefundOutcome, Store, StoreError,
+    SubscriptionView, Tombstone, UserRecord,
 };
 use crate::config::{ConfigError, StorageConfig};
-use crate::users::UserId;
+use crate::users::{FREE_PLAN, NO_SUBSCRIPTION, UserId};
 
 /// Partition key attribute.
 pub const PK: &str = "pk";
@@ -45,6 +46,10 @@ const BATCH_SIZE: usize = 25;
 /// Keys per `Query` page of an erasure: each page is deleted before the next is read, and a
 /// small page keeps every call short, well inside the per-attempt timeout, whatever the user owns.
 const ERASURE_PAGE_ITEMS: i32 = 250;
+/// Retries of a transaction DynamoDB cancelled for a conflict, and the first delay (doubling,
+/// jittered): 6 attempts over about 1.3 s at most.
+const CONFLICT_RETRIES: usize = 5;
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(20);
 /// Rounds of retrying a batch's unprocessed items before giving up with a 503.
 const BATCH_ROUNDS: u32 = 8;
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
@@ -271,6 +276,25 @@ fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
     })
 }
 
+/// Whether DynamoDB cancelled a transaction only because another one held an item: every
+/// cancellation reason is `TransactionConflict` or `None`, at least one a conflict.
+fn is_transaction_conflict(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+        err.as_service_error()
+    else {
+        return false;
+    };
+    let codes: Vec<&str> = canceled
+        .cancellation_reasons()
+        .iter()
+        .map(|reason| reason.code().unwrap_or("None"))
+        .collect();
+    codes.contains(&"TransactionConflict")
+        && codes
+            .iter()
+            .all(|code| matches!(*code, "TransactionConflict" | "None"))
+}
+
 /// Classifies a DynamoDB failure (an `SdkError` or a service error taken out of one) and logs
 /// it with its context; these messages carry no item data.
 fn store_error<E>(operation: &'static str, err: E) -> StoreError
@@ -316,6 +340,30 @@ impl DynamoStore {
             }
             Err(err) => Err(store_error("UpdateItem", err)),
         }
+    }
+
+    /// Runs one `TransactWriteItems`, retrying (bounded, jittered) while DynamoDB cancels it for
+    /// a `TransactionConflict` alone: another transaction held one of its items, nothing was
+    /// written, and the SDK does not retry that. A failed condition is returned at once.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(CONFLICT_BACKOFF)
+            .with_max_times(CONFLICT_RETRIES)
+            .with_jitter();
+        (|| {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+        })
+        .retry(backoff)
+        .when(is_transaction_conflict)
+        .notify(|_, delay| tracing::debug!(?delay, "transaction conflict; retrying"))
+        .await
+        .map(drop)
     }
 
     /// Deletes `keys` (at most 25) in one batch, retrying unprocessed items with backoff.
@@ -431,31 +479,87 @@ impl Store for DynamoStore {
             .expression_attribute_values(":user", AttributeValue::S(user.as_str().to_owned()))
             .build()
             .map_err(|_| StoreError::Unavailable("build Put".into()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(link_profile).build())
-            .transact_items(TransactWriteItem::builder().put(put_mapping).build())
-            .send()
-            .await;
-        match result {
+        let items = vec![
+            TransactWriteItem::builder().update(link_profile).build(),
+            TransactWriteItem::builder().put(put_mapping).build(),
+        ];
+        match self.transact(items).await {
             Ok(_) => Ok(customer.to_owned()),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_transaction_canceled_exception()) =>
             {
-                // A condition failed: either another customer is linked (use it), or the
-                // mapping belongs to someone else, or there is no record.
+                // A condition failed: a customer is linked already (this one, by a twin request,
+                // or another: either way the one that stands), or there is no record, or the
+                // mapping belongs to someone else.
                 let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
                 match record.stripe_customer_id {
                     Some(existing) if existing != customer => Ok(existing),
+                    Some(_) if self.user_for_customer(customer).await?.as_ref() == Some(user) => {
+                        Ok(customer.to_owned())
+                    }
                     _ => Err(StoreError::Corrupt(
                         "customer is linked to another user".into(),
                     )),
                 }
             }
             Err(err) => Err(store_error("TransactWriteItems", err)),
+        }
+    }
+
+    async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
+        let forget = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression(
+                "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
+                 cancel_at_period_end = :false, synced_at_ms = :now \
+                 REMOVE stripe_customer_id, subscription_id, price_id, current_period_end",
+            )
+            .condition_expression("stripe_customer_id = :customer")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_values(":none", AttributeValue::S(NO_SUBSCRIPTION.to_owned()))
+            .expression_attribute_values(":free", AttributeValue::S(FREE_PLAN.to_owned()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(crate::unix_now_ms().to_string()),
+            )
+            .expression_attribute_values(":customer", AttributeValue::S(customer.to_owned()))
+            .send()
+            .await;
+        match forget {
+            Ok(_) => {}
+            // Not (or no longer) this user's customer: nothing to forget on the profile.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => return Err(store_error("UpdateItem", err)),
+        }
+        let unmap = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(customer)))
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.as_str().to_owned()))
+            .send()
+            .await;
+        match unmap {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(store_error("DeleteItem", err)),
         }
     }
 
@@ -599,6 +703,10 @@ impl Store for DynamoStore {
                 ),
                 ("entity".to_owned(), AttributeValue::S("debit".to_owned())),
                 (
+                    "balance".to_owned(),
+                    AttributeValue::S(attribute.to_owned()),
+                ),
+                (
                     TTL.to_owned(),
                     AttributeValue::N((now + DEBIT_RETENTION_SECS).to_string()),
                 ),
@@ -618,14 +726,11 @@ impl Store for DynamoStore {
             .expression_attribute_values(":seen", AttributeValue::S(status_seen.to_owned()))
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(ledger).build())
-            .transact_items(TransactWriteItem::builder().update(decrement).build())
-            .send()
-            .await;
-        match result {
+        let items = vec![
+            TransactWriteItem::builder().put(ledger).build(),
+            TransactWriteItem::builder().update(decrement).build(),
+        ];
+        match self.transact(items).await {
             Ok(_) => Ok(DebitOutcome::Charged),
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
@@ -641,8 +746,83 @@ impl Store for DynamoStore {
                     } else if failed(1) {
                         Ok(DebitOutcome::Refused)
                     } else {
-                        // A conflicting transaction: nothing was written; retrying is safe.
+                        // Conflicts beyond the retries: nothing was written; a 503 to retry.
                         Err(store_error("TransactWriteItems", err))
+                    }
+                }
+                _ => Err(store_error("TransactWriteItems", err)),
+            },
+        }
+    }
+
+    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
+        let ledger_key = HashMap::from([
+            (PK.to_owned(), AttributeValue::S(user_pk(user))),
+            (
+                SK.to_owned(),
+                AttributeValue::S(format!("{DEBIT}{debit_id}")),
+            ),
+        ]);
+        let ledger = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| store_error("GetItem", err))?
+            .item;
+        let Some(ledger) = ledger else {
+            return Ok(RefundOutcome::NotCharged);
+        };
+        if ledger.contains_key("refunded_at") {
+            return Ok(RefundOutcome::AlreadyRefunded);
+        }
+        // Ledger items written before refunds existed record no balance: they cannot be refunded.
+        let (attribute, balance) = match ledger.get("balance").and_then(|v| v.as_s().ok()) {
+            Some(b) if b == "credits_remaining" => ("credits_remaining", Balance::Credits),
+            Some(b) if b == "free_messages_remaining" => {
+                ("free_messages_remaining", Balance::FreeMessages)
+            }
+            _ => return Ok(RefundOutcome::NotCharged),
+        };
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key))
+            .update_expression("SET refunded_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(refunded_at)")
+            .expression_attribute_values(":now", AttributeValue::N(crate::unix_now().to_string()))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+        let give_back = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET #balance = #balance + :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#balance", attribute)
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().update(give_back).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(RefundOutcome::Refunded(balance)),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+                    let code = |i: usize| {
+                        canceled
+                            .cancellation_reasons()
+                            .get(i)
+                            .and_then(|r| r.code())
+                    };
+                    match (code(0), code(1)) {
+                        // A concurrent refund marked it first, or the item expired meanwhile.
+                        (Some("ConditionalCheckFailed"), _) => Ok(RefundOutcome::AlreadyRefunded),
+                        (_, Some("ConditionalCheckFailed")) => Ok(RefundOutcome::NotCharged),
+                        _ => Err(store_error("TransactWriteItems", err)),
                     }
                 }
                 _ => Err(store_error("TransactWriteItems", err)),

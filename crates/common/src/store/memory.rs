@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, Store, StoreError,
-    SubscriptionView, Tombstone, UserRecord,
+    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, RefundOutcome, Store,
+    StoreError, SubscriptionView, Tombstone, UserRecord,
 };
 use crate::users::UserId;
 
@@ -18,7 +18,7 @@ struct Tables {
     /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
     events: HashMap<String, (bool, i64)>,
     /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
-    debits: std::collections::HashSet<(UserId, String)>,
+    debits: HashMap<(UserId, String), (Balance, bool)>,
     /// Tombstones of erased users, by the hash of their id.
     tombstones: HashMap<String, Tombstone>,
 }
@@ -86,6 +86,23 @@ impl Store for MemoryStore {
         Ok(customer.to_owned())
     }
 
+    async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        if tables.customers.get(customer) == Some(user) {
+            tables.customers.remove(customer);
+        }
+        let linked = tables
+            .users
+            .get_mut(user)
+            .filter(|r| r.stripe_customer_id.as_deref() == Some(customer));
+        if let Some(record) = linked {
+            let forgotten = SubscriptionView::none(crate::unix_now_ms());
+            *record = record.clone().with_subscription(&forgotten);
+            record.stripe_customer_id = None;
+        }
+        Ok(())
+    }
+
     async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
         Ok(self.tables().customers.get(customer).cloned())
     }
@@ -130,7 +147,7 @@ impl Store for MemoryStore {
     ) -> Result<DebitOutcome, StoreError> {
         let mut tables = self.tables();
         let ledger_key = (user.clone(), debit_id.to_owned());
-        if tables.debits.contains(&ledger_key) {
+        if tables.debits.contains_key(&ledger_key) {
             return Ok(DebitOutcome::AlreadyCharged);
         }
         let Some(record) = tables.users.get_mut(user) else {
@@ -147,8 +164,28 @@ impl Store for MemoryStore {
             return Ok(DebitOutcome::Refused);
         }
         *left -= 1;
-        tables.debits.insert(ledger_key);
+        tables.debits.insert(ledger_key, (balance, false));
         Ok(DebitOutcome::Charged)
+    }
+
+    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
+        let mut tables = self.tables();
+        let ledger_key = (user.clone(), debit_id.to_owned());
+        let Some((balance, refunded)) = tables.debits.get(&ledger_key).copied() else {
+            return Ok(RefundOutcome::NotCharged);
+        };
+        if refunded {
+            return Ok(RefundOutcome::AlreadyRefunded);
+        }
+        let Some(record) = tables.users.get_mut(user) else {
+            return Ok(RefundOutcome::NotCharged);
+        };
+        match balance {
+            Balance::Credits => record.credits_remaining += 1,
+            Balance::FreeMessages => record.free_messages_remaining += 1,
+        }
+        tables.debits.insert(ledger_key, (balance, true));
+        Ok(RefundOutcome::Refunded(balance))
     }
 
     async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
@@ -195,7 +232,7 @@ impl Store for MemoryStore {
         // and the debit ledger; no other service writes here.
         let mut tables = self.tables();
         let before = tables.debits.len();
-        tables.debits.retain(|(owner, _)| owner != user);
+        tables.debits.retain(|(owner, _), _| owner != user);
         Ok(before - tables.debits.len())
     }
 

@@ -110,6 +110,19 @@ pub struct SubscriptionView {
 }
 
 impl SubscriptionView {
+    /// The view of a customer without any subscription, observed at `observed_at_ms`.
+    pub fn none(observed_at_ms: i64) -> Self {
+        SubscriptionView {
+            plan: FREE_PLAN.to_owned(),
+            status: NO_SUBSCRIPTION.to_owned(),
+            subscription_id: None,
+            price_id: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            observed_at_ms,
+        }
+    }
+
     /// Whether this view means the paid period is over for good (canceled, expired, or no
     /// subscription at all), so unused credits lapse.
     pub fn ends_paid_credits(&self) -> bool {
@@ -202,6 +215,17 @@ pub struct Tombstone {
     pub stage: ErasureStage,
 }
 
+/// What [`Store::refund`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The debit's message was given back to this balance now.
+    Refunded(Balance),
+    /// This debit was refunded before; nothing was given now.
+    AlreadyRefunded,
+    /// No debit with this id was charged (in the retention period): nothing to give back.
+    NotCharged,
+}
+
 /// What [`Store::begin_event`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventClaim {
@@ -254,6 +278,11 @@ pub trait Store: Send + Sync {
     /// `customer`, or the one linked before.
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError>;
 
+    /// Forgets `customer`, deleted at Stripe: if it is the one linked to `user`, removes the link
+    /// both ways and the subscription state with it (status `none`, plan `free`, paid credits 0;
+    /// free messages stay). Safe to repeat; a customer linked to someone else is left alone.
+    async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError>;
+
     /// The user `customer` is linked to, if any.
     async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError>;
 
@@ -283,6 +312,11 @@ pub trait Store: Send + Sync {
         debit_id: &str,
         now: i64,
     ) -> Result<DebitOutcome, StoreError>;
+
+    /// Gives back what the debit `debit_id` of `user` took (one credit or one free message, as
+    /// its ledger item records), atomically and at most once: the ledger item is marked refunded
+    /// in the same transaction. A refunded id stays spent: a debit retried with it is not charged.
+    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError>;
 
     /// Claims webhook event `event_id` for processing until `now + lease` (Unix seconds), in one
     /// conditional write. The record expires by TTL after the retention period.

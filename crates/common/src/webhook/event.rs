@@ -48,9 +48,14 @@ impl Event {
         Ok(event)
     }
 
-    /// The customer the object belongs to (`customer` as an id or an expanded object).
+    /// The customer the object belongs to (`customer` as an id or an expanded object), or the
+    /// customer the object is (`customer.*` events).
     pub fn customer(&self) -> Option<&str> {
-        let customer = self.data.object.get("customer")?;
+        let object = &self.data.object;
+        if object.get("object").and_then(Value::as_str) == Some("customer") {
+            return object.get("id")?.as_str().filter(|id| !id.is_empty());
+        }
+        let customer = object.get("customer")?;
         customer
             .as_str()
             .or_else(|| customer.get("id")?.as_str())
