@@ -35,7 +35,9 @@ static APP: LazyLock<App> = LazyLock::new(|| {
 });
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    // With timers, as the Lambda runtime's: every handler runs within its time budget.
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime")
 });

@@ -480,6 +480,10 @@ async fn a_stripe_timeout_is_502_within_bounds_and_changes_nothing() {
         (status, body["error"]["code"].as_str()),
         (502, Some("STRIPE_ERROR"))
     );
+    println!(
+        "portal, Stripe hanging: {status} after {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < integration_tests::FUNCTION_DEADLINE,
         "3 attempts of 2 s plus backoff, before the function's deadline: {:?}",

@@ -35,12 +35,9 @@ async fn call_due(
     let req = due_in(&format!("{function}.json"), user, budget);
     let (status, headers, body) = parts(integration_tests::apps::handle(function, app, req).await);
     let code = body["error"]["code"].as_str().map(str::to_owned);
-    (
-        status,
-        code,
-        headers.contains_key("retry-after"),
-        started.elapsed(),
-    )
+    let took = started.elapsed();
+    println!("{function}: {status} {code:?} after {took:?} (deadline {budget:?} away)");
+    (status, code, headers.contains_key("retry-after"), took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

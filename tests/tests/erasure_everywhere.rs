@@ -245,6 +245,7 @@ async fn a_hanging_auth_service_is_502_before_the_deadline_and_the_retry_finishe
     let started = Instant::now();
     let (status, body) = world.delete(&app).await;
     let took = started.elapsed();
+    println!("delete-account, auth service hanging: {status} after {took:?}");
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (502, Some("AUTH_SERVICE_ERROR"))

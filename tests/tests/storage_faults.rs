@@ -68,6 +68,10 @@ async fn a_status_read_that_keeps_failing_is_503_and_the_balance_survives() {
         );
         assert_eq!(headers["retry-after"], "1", "{fault:?}");
         assert!(body.get("credits_remaining").is_none(), "never a made-up 0");
+        println!(
+            "user-status, {fault:?} on every read: {code} after {:?}",
+            started.elapsed()
+        );
         assert!(
             started.elapsed() < FUNCTION_DEADLINE,
             "{fault:?}: answered after {:?}, past the function's deadline",
