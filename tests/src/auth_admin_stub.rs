@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::stripe_stub::header;
+
 /// The service-role key the tests configure.
 pub const SERVICE_ROLE_KEY: &str = "service-role-key-for-tests-only-0123456789";
 
@@ -160,11 +162,4 @@ impl AuthAdminStub {
             })
             .collect()
     }
-}
-
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }

@@ -493,7 +493,8 @@ impl StripeStub {
     }
 }
 
-fn header(req: &Request, name: &str) -> Option<String> {
+/// The value of header `name` of a request a stand-in received.
+pub(crate) fn header(req: &Request, name: &str) -> Option<String> {
     req.headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -28,6 +28,21 @@ fn subscription_paid_by(customer: &str, status: &str, invoice: Value) -> Value {
     sub
 }
 
+/// The Stripe stub, the table, an app on both, and a user linked to a customer.
+async fn setup() -> (StripeStub, Arc<dyn Store>, common::App, UserId, String) {
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let app = app(store.clone(), Some(&stub.uri()));
+    let (user, customer) = customer_of_new_user(&store).await;
+    (stub, store, app, user, customer)
+}
+
+/// What the user has left of the period's credits.
+async fn credits(store: &Arc<dyn Store>, user: &UserId) -> i64 {
+    let record = store.get_user(user).await.unwrap().unwrap();
+    record.credits_remaining
+}
+
 async fn sync(app: &common::App, user: &UserId) -> Value {
     let req = request("sync-subscription.json", user.as_str());
     let (status, _, body) = parts(sync_subscription::handle(app, req).await);
@@ -53,10 +68,7 @@ async fn spend(store: &Arc<dyn Store>, user: &UserId, messages: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_grants_a_paid_period_whose_invoice_paid_never_arrived() {
-    let stub = StripeStub::start().await;
-    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let app = app(store.clone(), Some(&stub.uri()));
-    let (user, customer) = customer_of_new_user(&store).await;
+    let (stub, store, app, user, customer) = setup().await;
 
     let first = paid_invoice("in_first", "sub_paid", 1_700_000_000, "subscription_create");
     stub.subscriptions(vec![subscription_paid_by(&customer, "active", first)])
@@ -104,10 +116,8 @@ async fn sync_grants_a_paid_period_whose_invoice_paid_never_arrived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_and_webhook_grant_one_invoice_once_in_any_order_and_concurrency() {
-    let stub = StripeStub::start().await;
-    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let app = Arc::new(app(store.clone(), Some(&stub.uri())));
-    let (user, customer) = customer_of_new_user(&store).await;
+    let (stub, store, app, user, customer) = setup().await;
+    let app = Arc::new(app);
     let created = 1_700_000_000;
     let invoice = paid_invoice("in_once", "sub_paid", created, "subscription_create");
     stub.subscriptions(vec![subscription_paid_by(&customer, "active", invoice)])
@@ -158,10 +168,7 @@ async fn sync_and_webhook_grant_one_invoice_once_in_any_order_and_concurrency() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_grant_fails_the_event_and_stripes_redelivery_grants_it() {
-    let stub = StripeStub::start().await;
-    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let app = app(store.clone(), Some(&stub.uri()));
-    let (user, customer) = customer_of_new_user(&store).await;
+    let (stub, store, app, user, customer) = setup().await;
     // `invoice.paid` overtakes the activation: Stripe still says incomplete.
     let invoice = paid_invoice("in_early", "sub_paid", 1_700_000_000, "subscription_create");
     stub.subscriptions(vec![subscription_paid_by(
@@ -184,15 +191,7 @@ async fn a_refused_grant_fails_the_event_and_stripes_redelivery_grants_it() {
         (409, Some("SUBSCRIPTION_NOT_ACTIVE")),
         "not done: Stripe will redeliver"
     );
-    assert_eq!(
-        store
-            .get_user(&user)
-            .await
-            .unwrap()
-            .unwrap()
-            .credits_remaining,
-        0
-    );
+    assert_eq!(credits(&store, &user).await, 0);
 
     stub.subscriptions(vec![subscription_paid_by(&customer, "active", invoice)])
         .await;
@@ -205,10 +204,7 @@ async fn a_refused_grant_fails_the_event_and_stripes_redelivery_grants_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_invoices_that_start_a_period_reset_the_balance() {
-    let stub = StripeStub::start().await;
-    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
-    let app = app(store.clone(), Some(&stub.uri()));
-    let (user, customer) = customer_of_new_user(&store).await;
+    let (stub, store, app, user, customer) = setup().await;
     let start = paid_invoice("in_start", "sub_paid", 1_700_000_000, "subscription_create");
     stub.subscriptions(vec![subscription_paid_by(&customer, "active", start)])
         .await;
