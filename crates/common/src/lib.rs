@@ -33,6 +33,18 @@ pub mod webhook;
 pub use app::App;
 pub use error::ApiError;
 
+/// Attempts of a call to another service (Stripe, the auth service's admin API), the first
+/// included, while it fails transiently.
+pub const CALL_ATTEMPTS: usize = 3;
+
+/// The pause between those attempts: 200 ms, then doubling, jittered.
+pub(crate) fn call_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(200))
+        .with_max_times(CALL_ATTEMPTS - 1)
+        .with_jitter()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -8,18 +8,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 
 use crate::config::{ConfigError, https_url, required, value};
 use crate::error::ApiError;
 use crate::users::UserId;
 
-/// Attempts of one deletion, the first included.
-pub const MAX_ATTEMPTS: usize = 3;
 /// Per-attempt timeout of the admin API call.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Delay before the first retry; it doubles (with jitter) for the next.
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// How erasure reaches the auth service.
 #[derive(Clone, PartialEq, Eq)]
@@ -109,7 +105,8 @@ impl LoginAdmin {
         LoginAdmin { client, config }
     }
 
-    /// Deletes the login of `user`, retrying what is transient.
+    /// Deletes the login of `user`, retrying what is transient
+    /// ([`crate::CALL_ATTEMPTS`] attempts).
     pub async fn delete_user(&self, user: &UserId) -> Result<LoginDeleted, ApiError> {
         let url = format!("{}/auth/v1/admin/users/{}", self.config.url, user.as_str());
         let body = serde_json::json!({"should_soft_delete": self.config.soft_delete});
@@ -131,12 +128,8 @@ impl LoginAdmin {
                 status => Err(Failure::Status(status)),
             }
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(FIRST_BACKOFF)
-            .with_max_times(MAX_ATTEMPTS - 1)
-            .with_jitter();
         attempt
-            .retry(backoff)
+            .retry(crate::call_backoff())
             .when(Failure::is_transient)
             .notify(|failure, delay| {
                 tracing::warn!(call = "delete login", error = %failure, ?delay, "auth service call failed; retrying")

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
 use stripe_billing::Subscription;
@@ -21,10 +21,6 @@ use crate::config::{ConfigError, StripeConfig};
 use crate::error::ApiError;
 use crate::users::UserId;
 
-/// Attempts per Stripe call, the first included.
-pub const MAX_ATTEMPTS: usize = 3;
-/// Delay before the first retry; it doubles (with jitter) for the next.
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Waits for a twin request holding the same idempotency key to finish (409
 /// `idempotency_error`), and the pause before each look: about 3 s in all.
 const IDEMPOTENCY_WAITS: usize = 12;
@@ -290,18 +286,14 @@ fn is_idempotency_conflict(err: &StripeError) -> bool {
     matches!(err, StripeError::Stripe(api, 409) if api.type_ == ApiErrorsType::IdempotencyError)
 }
 
-/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails transiently.
+/// Runs `attempt` up to [`crate::CALL_ATTEMPTS`] times while it fails transiently.
 async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, StripeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StripeError>>,
 {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(FIRST_BACKOFF)
-        .with_max_times(MAX_ATTEMPTS - 1)
-        .with_jitter();
     attempt
-        .retry(backoff)
+        .retry(crate::call_backoff())
         .when(is_transient)
         .notify(|err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying"))
         .await
