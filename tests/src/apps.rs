@@ -138,10 +138,10 @@ pub fn event(id: &str, kind: &str, object: Value) -> Value {
 }
 
 /// A user with a free record, linked to a fresh Stripe customer id.
-pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::users::UserId, String) {
-    let user = common::users::UserId::parse(&crate::tokens::new_user()).unwrap();
+pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::domain::UserId, String) {
+    let user = common::domain::UserId::parse(&crate::tokens::new_user()).unwrap();
     store
-        .create_user(&common::store::UserRecord::new_free(
+        .create_user(&common::domain::UserRecord::new_free(
             user.clone(),
             10,
             1_700_000_000,

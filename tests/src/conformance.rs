@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use common::config::Rules;
-use common::store::{
-    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim, RefundOutcome,
-    Store, StoreError, SubscriptionView, Tombstone, UserRecord,
+use common::domain::UserId;
+use common::domain::{
+    Balance, Charge, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim,
+    EventOutcome, RefundOutcome, SubscriptionStatus, SubscriptionView, Tombstone, UserRecord,
 };
-use common::users::{self, UserId};
+use common::store::{Store, StoreError};
+use common::users;
 
 fn new_user() -> UserId {
     UserId::parse(&crate::tokens::new_user()).expect("uuid")
@@ -268,10 +270,16 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
             .credits_remaining,
         1000
     );
-    store
-        .debit(&user, Balance::Credits, "active", &debit_id(), 1)
-        .await
-        .unwrap();
+    debit(
+        store.as_ref(),
+        &user,
+        Balance::Credits,
+        "active",
+        &debit_id(),
+        1,
+    )
+    .await
+    .unwrap();
     assert!(
         !store
             .grant_credits(&user, &grant("in_2", 200))
@@ -332,31 +340,55 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
 pub async fn debits_are_conditional(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 1).await;
     assert_eq!(
-        store
-            .debit(&user, Balance::Credits, "past_due", &debit_id(), 1)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "past_due",
+            &debit_id(),
+            1
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Refused
     );
     assert_eq!(
-        store
-            .debit(&user, Balance::Credits, "active", &debit_id(), 1)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "active",
+            &debit_id(),
+            1
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Charged
     );
     assert_eq!(
-        store
-            .debit(&user, Balance::Credits, "active", &debit_id(), 1)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "active",
+            &debit_id(),
+            1
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Refused
     );
     assert_eq!(
-        store
-            .debit(&user, Balance::FreeMessages, "active", &debit_id(), 1)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::FreeMessages,
+            "active",
+            &debit_id(),
+            1
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Charged
     );
     let stored = store.get_user(&user).await.unwrap().unwrap();
@@ -365,10 +397,16 @@ pub async fn debits_are_conditional(store: Arc<dyn Store>) {
         (0, 9)
     );
     assert_eq!(
-        store
-            .debit(&new_user(), Balance::FreeMessages, "none", &debit_id(), 1)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &new_user(),
+            Balance::FreeMessages,
+            "none",
+            &debit_id(),
+            1
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Refused
     );
 }
@@ -381,10 +419,16 @@ pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
     let retries = (0..10).map(|_| {
         let (store, user, id) = (Arc::clone(&store), user.clone(), id.clone());
         tokio::spawn(async move {
-            store
-                .debit(&user, Balance::Credits, "active", &id, 1_000)
-                .await
-                .unwrap()
+            debit(
+                store.as_ref(),
+                &user,
+                Balance::Credits,
+                "active",
+                &id,
+                1_000,
+            )
+            .await
+            .unwrap()
         })
     });
     let mut outcomes = Vec::new();
@@ -410,10 +454,16 @@ pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
         4
     );
     assert_eq!(
-        store
-            .debit(&user, Balance::Credits, "active", &debit_id(), 1_000)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "active",
+            &debit_id(),
+            1_000
+        )
+        .await
+        .unwrap(),
         DebitOutcome::Charged,
         "another id is another message"
     );
@@ -428,10 +478,16 @@ pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
 pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 5).await;
     let credit = debit_id();
-    store
-        .debit(&user, Balance::Credits, "active", &credit, 1_000)
-        .await
-        .unwrap();
+    debit(
+        store.as_ref(),
+        &user,
+        Balance::Credits,
+        "active",
+        &credit,
+        1_000,
+    )
+    .await
+    .unwrap();
     let refunds = (0..10).map(|_| {
         let (store, user, id) = (Arc::clone(&store), user.clone(), credit.clone());
         tokio::spawn(async move { store.refund(&user, &id).await.unwrap() })
@@ -463,10 +519,16 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
         RefundOutcome::NotCharged
     );
     assert_eq!(
-        store
-            .debit(&user, Balance::Credits, "active", &credit, 1_000)
-            .await
-            .unwrap(),
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "active",
+            &credit,
+            1_000
+        )
+        .await
+        .unwrap(),
         DebitOutcome::AlreadyCharged,
         "a refunded id stays spent"
     );
@@ -476,10 +538,16 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
     let free = UserRecord::new_free(free_user.clone(), 3, 1_700_000_000);
     assert!(store.create_user(&free).await.unwrap());
     let message = debit_id();
-    store
-        .debit(&free_user, Balance::FreeMessages, "none", &message, 1_000)
-        .await
-        .unwrap();
+    debit(
+        store.as_ref(),
+        &free_user,
+        Balance::FreeMessages,
+        "none",
+        &message,
+        1_000,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store.refund(&free_user, &message).await.unwrap(),
         RefundOutcome::Refunded(Balance::FreeMessages)
@@ -501,8 +569,7 @@ pub async fn concurrent_debits_never_overspend(store: Arc<dyn Store>) {
         let debits = (0..100).map(|_| {
             let (store, user) = (Arc::clone(&store), user.clone());
             tokio::spawn(async move {
-                store
-                    .debit(&user, balance, status, &debit_id(), 1)
+                debit(store.as_ref(), &user, balance, status, &debit_id(), 1)
                     .await
                     .unwrap()
             })
@@ -533,7 +600,10 @@ pub async fn events_are_claimed_exactly_once(store: Arc<dyn Store>) {
         store.begin_event(&event, now + 1).await.unwrap(),
         EventClaim::InProgress
     );
-    store.finish_event(&event, false, now + 2).await.unwrap();
+    store
+        .finish_event(&event, EventOutcome::Failed, now + 2)
+        .await
+        .unwrap();
     assert_eq!(
         store.begin_event(&event, now + 3).await.unwrap(),
         EventClaim::Claimed,
@@ -547,7 +617,10 @@ pub async fn events_are_claimed_exactly_once(store: Arc<dyn Store>) {
         EventClaim::Claimed,
         "abandoned past its lease"
     );
-    store.finish_event(&event, true, now + 100).await.unwrap();
+    store
+        .finish_event(&event, EventOutcome::Done, now + 100)
+        .await
+        .unwrap();
     assert_eq!(
         store.begin_event(&event, now + 101).await.unwrap(),
         EventClaim::AlreadyDone
@@ -575,10 +648,16 @@ pub async fn concurrent_deliveries_claim_once(store: Arc<dyn Store>) {
 /// A subscription that ended drops the paid credits; free messages stay.
 pub async fn ended_subscriptions_drop_credits_not_free_messages(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 500).await;
-    store
-        .debit(&user, Balance::FreeMessages, "active", &debit_id(), 1)
-        .await
-        .unwrap();
+    debit(
+        store.as_ref(),
+        &user,
+        Balance::FreeMessages,
+        "active",
+        &debit_id(),
+        1,
+    )
+    .await
+    .unwrap();
     assert!(
         store
             .apply_subscription(&user, &view("past_due", 10))
@@ -669,6 +748,25 @@ pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
 }
 
 /// A fresh debit id, as the chat service's message id would be.
+/// A debit of one message of `user` from `balance`, chosen under `status`, at `at`.
+pub async fn debit(
+    store: &dyn Store,
+    user: &UserId,
+    balance: Balance,
+    status: &str,
+    debit_id: &str,
+    at: i64,
+) -> Result<DebitOutcome, StoreError> {
+    let status_seen = SubscriptionStatus::parse(status);
+    let charge = Charge {
+        debit_id,
+        balance,
+        status_seen: &status_seen,
+        at,
+    };
+    store.debit(user, &charge).await
+}
+
 fn debit_id() -> String {
     format!("msg_{}", uuid::Uuid::new_v4().simple())
 }

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use common::store::{
-    Balance, CreditGrant, DebitOutcome, EventClaim, RefundOutcome, Store, StoreError,
-    SubscriptionView, Tombstone, UserRecord,
+use common::domain::{
+    Charge, CreditGrant, DebitOutcome, EventClaim, EventOutcome, RefundOutcome, SubscriptionView,
+    Tombstone, UserId, UserRecord,
 };
-use common::users::UserId;
+use common::store::{CustomerLinks, Erasures, Ledger, Profiles, Store, StoreError, WebhookEvents};
 
 /// A shared, ordered log of calls (`store:<operation>`), which other fakes can write to too.
 pub type CallLog = Arc<Mutex<Vec<String>>>;
@@ -75,7 +75,7 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl Profiles for FaultyStore {
     async fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
         self.run("get_user", self.inner.get_user(user)).await
     }
@@ -83,58 +83,65 @@ impl Store for FaultyStore {
         self.run("create_user", self.inner.create_user(record))
             .await
     }
-    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
-        self.run("link_customer", self.inner.link_customer(user, customer))
-            .await
-    }
-    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
-        self.run("user_for_customer", self.inner.user_for_customer(customer))
-            .await
-    }
     async fn apply_subscription(
         &self,
         user: &UserId,
         view: &SubscriptionView,
     ) -> Result<bool, StoreError> {
-        self.run(
-            "apply_subscription",
-            self.inner.apply_subscription(user, view),
-        )
-        .await
+        let call = self.inner.apply_subscription(user, view);
+        self.run("apply_subscription", call).await
     }
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
         self.run("grant_credits", self.inner.grant_credits(user, grant))
             .await
     }
-    async fn debit(
-        &self,
-        user: &UserId,
-        balance: Balance,
-        status: &str,
-        debit_id: &str,
-        now: i64,
-    ) -> Result<DebitOutcome, StoreError> {
-        let call = self.inner.debit(user, balance, status, debit_id, now);
-        self.run("debit", call).await
-    }
-    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
-        self.run("begin_event", self.inner.begin_event(event_id, now))
-            .await
-    }
-    async fn finish_event(&self, event_id: &str, done: bool, now: i64) -> Result<(), StoreError> {
-        self.run("finish_event", self.inner.finish_event(event_id, done, now))
+}
+
+#[async_trait]
+impl CustomerLinks for FaultyStore {
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
+        self.run("link_customer", self.inner.link_customer(user, customer))
             .await
     }
     async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
-        self.run(
-            "unlink_customer",
-            self.inner.unlink_customer(user, customer),
-        )
-        .await
+        let call = self.inner.unlink_customer(user, customer);
+        self.run("unlink_customer", call).await
+    }
+    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        self.run("user_for_customer", self.inner.user_for_customer(customer))
+            .await
+    }
+}
+
+#[async_trait]
+impl Ledger for FaultyStore {
+    async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
+        self.run("debit", self.inner.debit(user, charge)).await
     }
     async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
         self.run("refund", self.inner.refund(user, debit_id)).await
     }
+}
+
+#[async_trait]
+impl WebhookEvents for FaultyStore {
+    async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
+        self.run("begin_event", self.inner.begin_event(event_id, now))
+            .await
+    }
+    async fn finish_event(
+        &self,
+        event_id: &str,
+        outcome: EventOutcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.finish_event(event_id, outcome, now);
+        self.run("finish_event", call).await
+    }
+}
+
+#[async_trait]
+impl Erasures for FaultyStore {
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         self.run("tombstone", self.inner.tombstone(user)).await
     }
@@ -143,22 +150,16 @@ impl Store for FaultyStore {
         user: &UserId,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
-        self.run(
-            "write_tombstone",
-            self.inner.write_tombstone(user, tombstone),
-        )
-        .await
+        let call = self.inner.write_tombstone(user, tombstone);
+        self.run("write_tombstone", call).await
     }
     async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError> {
         self.run("delete_owned_items", self.inner.delete_owned_items(user))
             .await
     }
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
-        self.run(
-            "delete_customer_link",
-            self.inner.delete_customer_link(customer),
-        )
-        .await
+        let call = self.inner.delete_customer_link(customer);
+        self.run("delete_customer_link", call).await
     }
     async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
         self.run("delete_profile", self.inner.delete_profile(user))

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::store::{Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::UserRecord;
+use common::store::Store;
 use integration_tests::apps::{app, parts, request};
 use integration_tests::stripe_stub::{self, PRICE, StripeStub, customer_for_key, subscription};
 use integration_tests::{emulator, tokens};
@@ -20,7 +21,7 @@ async fn seeded(store: &Arc<dyn Store>, customer: Option<&str>, status: &str) ->
     let id = tokens::new_user();
     let user = UserId::parse(&id).unwrap();
     let mut record = UserRecord::new_free(user.clone(), 10, 1_700_000_000);
-    record.subscription_status = status.to_owned();
+    record.subscription_status = status.into();
     if status == "active" {
         record.plan = "pro".into();
         record.credits_remaining = 700;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use common::ApiError;
 use common::config::Rules;
 use common::credits::debit_message;
-use common::store::{Balance, Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::{Balance, UserRecord};
+use common::store::Store;
 use integration_tests::{emulator, tokens};
 
 async fn user_with(store: &Arc<dyn Store>, status: &str, credits: i64, free: i64) -> UserId {

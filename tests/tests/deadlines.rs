@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::store::{ErasureStage, Store};
-use common::users::UserId;
+use common::domain::ErasureStage;
+use common::domain::UserId;
+use common::store::Store;
 use integration_tests::apps::{app, erasure_app, parts, request};
 use integration_tests::auth_admin_stub::AuthAdminStub;
 use integration_tests::storage_faults::{Fault, FaultProxy};

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::store::{ErasureStage, Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::{ErasureStage, UserRecord};
+use common::store::{CustomerLinks, Erasures, Profiles, Store};
 use integration_tests::apps::{app, erasure_app, login_config, parts, request};
 use integration_tests::auth_admin_stub::{AuthAdminStub, SERVICE_ROLE_KEY};
 use integration_tests::faulty_store::{FaultyStore, Strike};

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use common::store::{Balance, Store};
-use common::users::UserId;
+use common::domain::Balance;
+use common::domain::UserId;
+use common::store::Store;
 use integration_tests::apps::{
     app, customer_of_new_user, invoice_paid_for, parts, request, webhook,
 };
+use integration_tests::conformance::debit;
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, paid_invoice, subscription};
 use integration_tests::{emulator, tokens};
 use serde_json::Value;
@@ -59,10 +61,16 @@ async fn deliver(app: &common::App, event: &Value) -> (u16, Value) {
 async fn spend(store: &Arc<dyn Store>, user: &UserId, messages: usize) {
     for _ in 0..messages {
         let id = unique("msg");
-        store
-            .debit(user, Balance::Credits, "active", &id, common::unix_now())
-            .await
-            .unwrap();
+        debit(
+            store.as_ref(),
+            user,
+            Balance::Credits,
+            "active",
+            &id,
+            common::unix_now(),
+        )
+        .await
+        .unwrap();
     }
 }
 

@@ -123,7 +123,7 @@ async fn sample_events_get_their_documented_answers_through_the_runtime_api() {
     assert!(first["latency_us"].is_u64());
     assert_eq!(first["span"]["route"], "GET /v1/user/status");
     assert_eq!(first["span"]["request_id"], "JKJaXmPLvHcESHA=");
-    let hash = common::users::UserId::parse(EVENTS_USER).unwrap().hash();
+    let hash = common::domain::UserId::parse(EVENTS_USER).unwrap().hash();
     assert_eq!(first["span"]["user"], hash.as_str());
     assert_eq!(access[2]["status"], 401);
     assert!(

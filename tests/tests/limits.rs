@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use common::App;
-use common::http::MAX_BEARER_BODY_BYTES;
+use common::domain::UserId;
+use common::endpoint::MAX_BEARER_BODY_BYTES;
 use common::store::Store;
-use common::users::UserId;
 use common::webhook::MAX_WEBHOOK_BYTES;
 use integration_tests::apps::{self, parts};
 use integration_tests::stripe_stub::StripeStub;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::config::Rules;
 use common::credits::debit_message;
+use common::domain::UserId;
 use common::store::Store;
-use common::users::UserId;
 use integration_tests::apps::{customer_of_new_user, invoice_paid};
 use integration_tests::binaries::{local_api_env, start_local_api};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::store::{Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::UserRecord;
+use common::store::Store;
 use integration_tests::binaries::{free_port, start_local_api};
 use integration_tests::openapi::{Operation, Spec};
 use integration_tests::stripe_stub::{self, StripeStub, subscription};
@@ -251,7 +252,7 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
     }
 
     // A body over the cap, on every bearer route (they take none).
-    let oversized = "x".repeat(common::http::MAX_BEARER_BODY_BYTES + 1);
+    let oversized = "x".repeat(common::endpoint::MAX_BEARER_BODY_BYTES + 1);
     for (method, path) in BEARER_ROUTES {
         api.call_with_body(method, path, Some(&user), oversized.clone(), 413)
             .await;

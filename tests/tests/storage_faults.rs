@@ -9,8 +9,9 @@ use std::time::Instant;
 use common::ApiError;
 use common::config::Rules;
 use common::credits::debit_message;
-use common::store::{Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::UserRecord;
+use common::store::Store;
 use integration_tests::apps::{self, customer_of_new_user, invoice_paid, parts, request};
 use integration_tests::storage_faults::{Fault, FaultProxy};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, subscription};
@@ -186,7 +187,11 @@ async fn invoice_paid_grants_exactly_once_through_lost_replies_and_outages() {
             break;
         }
         table
-            .finish_event(&event_id, false, common::unix_now())
+            .finish_event(
+                &event_id,
+                common::domain::EventOutcome::Failed,
+                common::unix_now(),
+            )
             .await
             .unwrap();
         redelivered = deliver().await;

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use common::store::{Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::UserRecord;
+use common::store::Store;
 use integration_tests::apps::{app, parts, request};
 use integration_tests::faulty_store::{FaultyStore, Strike};
 use integration_tests::{emulator, tokens};

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use common::store::{Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::{Balance, EventOutcome, UserRecord};
+use common::store::Store;
 use integration_tests::apps::{app, customer_of_new_user, event, invoice_paid, parts, webhook};
+use integration_tests::conformance::debit;
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, fixture, subscription};
 use integration_tests::{binaries, emulator, tokens};
 use serde_json::{Value, json};
@@ -99,11 +101,11 @@ async fn signatures_are_checked_on_the_raw_body_and_a_refusal_changes_nothing() 
             .begin_event(evt["id"].as_str().unwrap(), now)
             .await
             .unwrap(),
-        common::store::EventClaim::Claimed,
+        common::domain::EventClaim::Claimed,
         "no event record was written"
     );
     store
-        .finish_event(evt["id"].as_str().unwrap(), false, now)
+        .finish_event(evt["id"].as_str().unwrap(), EventOutcome::Failed, now)
         .await
         .unwrap();
 
@@ -162,14 +164,8 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
         (record.credits_remaining, record.plan.as_str()),
         (1000, "pro")
     );
-    store
-        .debit(
-            &user,
-            common::store::Balance::Credits,
-            "active",
-            &unique("msg"),
-            1,
-        )
+    let msg = unique("msg");
+    debit(store.as_ref(), &user, Balance::Credits, "active", &msg, 1)
         .await
         .unwrap();
 
@@ -191,14 +187,8 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
         );
     }
     assert_eq!(deliver(&app, &second).await.0, 200);
-    store
-        .debit(
-            &user,
-            common::store::Balance::Credits,
-            "active",
-            &unique("msg"),
-            1,
-        )
+    let msg = unique("msg");
+    debit(store.as_ref(), &user, Balance::Credits, "active", &msg, 1)
         .await
         .unwrap();
     assert_eq!(deliver(&app, &again).await.0, 200);

@@ -6,9 +6,10 @@
 //! crate, with the same table): see the README, "Debiting a message".
 
 use crate::config::Rules;
+use crate::domain::{Balance, Charge, CreditGrant, DebitOutcome, RefundOutcome, UserId};
 use crate::error::ApiError;
-use crate::store::{Balance, CreditGrant, DebitOutcome, RefundOutcome, Store};
-use crate::users::{self, UserId, is_subscribed};
+use crate::store::{Erasures, Ledger, Profiles};
+use crate::users;
 use crate::webhook::event::PaidInvoice;
 
 /// Reads-and-retries of a debit whose status changed under it, before giving up with a 503.
@@ -28,23 +29,27 @@ pub struct Debit {
 /// a debit with the same id is retried within a day, it is charged once, so a caller may retry a
 /// 503 safely. One conditional transaction; `ApiError::InsufficientCredits` (402) when nothing is
 /// left. A user seen for the first time gets the free allowance first.
-pub async fn debit_message(
-    store: &dyn Store,
+pub async fn debit_message<S>(
+    store: &S,
     user: &UserId,
     rules: &Rules,
     debit_id: &str,
-) -> Result<Debit, ApiError> {
+) -> Result<Debit, ApiError>
+where
+    S: Profiles + Ledger + Erasures + ?Sized,
+{
     for _ in 0..DEBIT_TRIES {
         let record = users::load_or_create(store, user, rules).await?;
-        let (balance, available) = if is_subscribed(&record.subscription_status) {
-            (Balance::Credits, record.credits_remaining)
-        } else {
-            (Balance::FreeMessages, record.free_messages_remaining)
-        };
+        let balance = Balance::paying_for(&record.subscription_status);
+        let available = record.balance(balance);
         let outcome = if available > 0 {
-            let status = &record.subscription_status;
-            let now = crate::unix_now();
-            store.debit(user, balance, status, debit_id, now).await?
+            let charge = Charge {
+                debit_id,
+                balance,
+                status_seen: &record.subscription_status,
+                at: crate::unix_now(),
+            };
+            store.debit(user, &charge).await?
         } else {
             DebitOutcome::Refused
         };
@@ -54,13 +59,9 @@ pub async fn debit_message(
                     .get_user(user)
                     .await?
                     .ok_or(ApiError::StorageUnavailable)?;
-                let remaining = match balance {
-                    Balance::Credits => record.credits_remaining,
-                    Balance::FreeMessages => record.free_messages_remaining,
-                };
                 return Ok(Debit {
                     paid_with: balance,
-                    remaining,
+                    remaining: record.balance(balance),
                 });
             }
             DebitOutcome::Refused if available <= 0 => return Err(ApiError::InsufficientCredits),
@@ -77,8 +78,8 @@ pub async fn debit_message(
 /// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
 /// A caller may retry a 503 safely. `Ok(RefundOutcome::NotCharged)` for an id that was never
 /// charged (or whose debit is past its retention); a refunded id stays spent.
-pub async fn refund_message(
-    store: &dyn Store,
+pub async fn refund_message<S: Ledger + ?Sized>(
+    store: &S,
     user: &UserId,
     debit_id: &str,
 ) -> Result<RefundOutcome, ApiError> {
@@ -114,8 +115,8 @@ pub enum GrantOutcome {
 /// `invoice.paid` overtook the subscription's activation) is an error,
 /// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries it:
 /// a paid period is never dropped silently.
-pub async fn grant_for_invoice(
-    store: &dyn Store,
+pub async fn grant_for_invoice<S: Profiles + ?Sized>(
+    store: &S,
     user: &UserId,
     invoice: &PaidInvoice,
     credits: i64,

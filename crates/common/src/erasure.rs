@@ -16,13 +16,11 @@
 //!    Then [`ErasureStage::LoginDeleted`]: a repeated call finds the erasure complete and makes
 //!    no call at all.
 
-use stripe_billing::SubscriptionStatus;
-
 use crate::billing::Billing;
 use crate::config::Rules;
+use crate::domain::{ErasureStage, SubscriptionStatus, Tombstone, UserId};
 use crate::error::ApiError;
-use crate::store::{ErasureStage, Store, Tombstone};
-use crate::users::UserId;
+use crate::store::{Erasures, Profiles};
 
 /// Seconds in a day, for the tombstone's expiry.
 const DAY_SECS: i64 = 24 * 3600;
@@ -55,11 +53,8 @@ pub async fn close_stripe(
 /// Cancels the customer's live subscriptions, then deletes the customer, in that order.
 async fn close_stripe_customer(billing: &Billing, customer: &str) -> Result<(), ApiError> {
     for subscription in billing.list_subscriptions(customer).await? {
-        let ended = matches!(
-            subscription.status,
-            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
-        );
-        if !ended {
+        let status = SubscriptionStatus::parse(subscription.status.as_str());
+        if !status.ends_paid_credits() {
             billing
                 .cancel_subscription(subscription.id.as_str())
                 .await?;
@@ -70,8 +65,8 @@ async fn close_stripe_customer(billing: &Billing, customer: &str) -> Result<(), 
 
 /// Records that the erasure of `user` reached `stage`, in the tombstone (written at the first
 /// stage, overwritten after). `erased_at` is when the erasure began.
-pub async fn advance(
-    store: &dyn Store,
+pub async fn advance<S: Erasures + ?Sized>(
+    store: &S,
     user: &UserId,
     stage: ErasureStage,
     erased_at: i64,
@@ -88,7 +83,10 @@ pub async fn advance(
 
 /// Deletes everything stored for `user`: the items of its partition, the customer mapping, the
 /// profile last. Returns how many items went. Safe to repeat.
-pub async fn erase_stored(store: &dyn Store, user: &UserId) -> Result<usize, ApiError> {
+pub async fn erase_stored<S>(store: &S, user: &UserId) -> Result<usize, ApiError>
+where
+    S: Profiles + Erasures + ?Sized,
+{
     let profile = store.get_user(user).await?;
     let mut items = store.delete_owned_items(user).await?;
     if let Some(customer) = profile.as_ref().and_then(|p| p.stripe_customer_id.as_ref()) {

@@ -4,6 +4,8 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::store::StoreError;
+
 /// Seconds a client is asked to wait after a 503 from storage or the JWKS.
 pub const STORAGE_RETRY_AFTER_SECS: u64 = 1;
 /// Seconds a client is asked to wait after Stripe rate-limited us.
@@ -86,6 +88,17 @@ pub enum ApiError {
     /// An unexpected internal failure (500 `INTERNAL_ERROR`); details go to the log only.
     #[error("Internal error.")]
     Internal,
+}
+
+/// A storage failure as the API reports it: the state is unknown, so a 503 to retry, or a
+/// 500 when what is stored cannot be read.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Throttled | StoreError::Unavailable(_) => ApiError::StorageUnavailable,
+            StoreError::Corrupt(_) | StoreError::NoRecord => ApiError::Internal,
+        }
+    }
 }
 
 impl ApiError {

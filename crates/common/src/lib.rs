@@ -2,6 +2,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`domain`] | users, subscription statuses, paid periods, debits, events, erasure stages: the leaf |
 //! | [`config`] | environment configuration, validated at cold start |
 //! | [`auth`] | bearer-token verification (HS256 or JWKS) |
 //! | [`billing`] | Stripe: client, customers, the subscription sync |
@@ -9,10 +10,10 @@
 //! | [`login`] | the login at the hosted auth service: its deletion through the admin API |
 //! | [`credits`] | the credit rules: grants per paid invoice, the atomic debit |
 //! | [`webhook`] | Stripe webhook signature and event envelope |
-//! | [`users`] | user ids, the status view, first-sight record creation |
-//! | [`store`] | the storage trait, its DynamoDB and embedded implementations |
+//! | [`users`] | the status view, first-sight record creation |
+//! | [`store`] | storage by capability, its DynamoDB and embedded implementations |
 //! | [`error`] | the API error type and its JSON body |
-//! | [`http`] | responses and method checks for handlers |
+//! | [`endpoint`] | what every endpoint does around its flow: route checks, deadline, access log, responses |
 //! | [`app`] | what a Lambda builds once at init |
 //! | [`telemetry`] | JSON logs |
 
@@ -21,9 +22,10 @@ pub mod auth;
 pub mod billing;
 pub mod config;
 pub mod credits;
+pub mod domain;
+pub mod endpoint;
 pub mod erasure;
 pub mod error;
-pub mod http;
 pub mod login;
 pub mod store;
 pub mod telemetry;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use backon::Retryable;
 
 use crate::config::{ConfigError, https_url, required, value};
+use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::users::UserId;
 
 /// Per-attempt timeout of the admin API call.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -2,7 +2,7 @@
 //! (`error`, `warn`, `info`, `debug` or `trace`; default `info`). Lines written while serving a
 //! request carry its `span` (route, request id, user-id hash); each request ends with one access
 //! line (status, latency). Never log tokens, secrets or raw user ids: log
-//! [`crate::users::UserId::hash`].
+//! [`crate::domain::UserId::hash`].
 //!
 //! A plain level, not `EnvFilter`'s per-module directives: the directive parser links the regex
 //! engine into every binary (~230 KiB, `docs/performance-decisions.md`) for a feature the

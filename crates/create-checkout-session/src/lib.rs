@@ -7,8 +7,8 @@ use common::ApiError;
 use common::app::App;
 use common::billing::customers::{ensure_customer, replace_customer};
 use common::billing::sync::sync_subscription;
-use common::http::{access_logged, bearer_request, respond};
-use common::users::{self, is_subscribed};
+use common::endpoint::{access_logged, bearer_request, respond};
+use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -39,11 +39,11 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
     let billing = app.billing()?;
     let store = app.store.as_ref();
     let mut record = users::load_or_create(store, &user, &app.config.rules).await?;
-    if !is_subscribed(&record.subscription_status) && record.stripe_customer_id.is_some() {
+    if !record.subscription_status.is_entitled() && record.stripe_customer_id.is_some() {
         // Stored state says no, but a webhook may not have arrived yet: ask Stripe.
         record = sync_subscription(billing, store, record).await?;
     }
-    if is_subscribed(&record.subscription_status) {
+    if record.subscription_status.is_entitled() {
         return Err(ApiError::AlreadySubscribed);
     }
     let mut customer = ensure_customer(billing, store, &record).await?;

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use common::ApiError;
 use common::app::App;
+use common::domain::ErasureStage;
+use common::endpoint::{access_logged, bearer_request, respond};
 use common::erasure::{advance, close_stripe, erase_stored};
-use common::http::{access_logged, bearer_request, respond};
-use common::store::ErasureStage;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 

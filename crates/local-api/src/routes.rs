@@ -1,7 +1,7 @@
 //! The API Gateway routes, served locally: each path goes to its Lambda's handler.
 
 use common::App;
-use common::http::error_response;
+use common::endpoint::error_response;
 use lambda_http::{Body, Request, Response};
 
 /// Dispatches by path, as API Gateway does; each handler checks its own method (405).

@@ -46,7 +46,7 @@ async fn handle(
             };
             super::routes::route(&app, lambda_http::Request::from_parts(parts, body)).await
         }
-        Err(_) => common::http::error_response(&common::ApiError::PayloadTooLarge),
+        Err(_) => common::endpoint::error_response(&common::ApiError::PayloadTooLarge),
     };
     let (parts, body) = response.into_parts();
     Ok(http::Response::from_parts(

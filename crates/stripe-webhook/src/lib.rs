@@ -10,8 +10,8 @@ use common::app::App;
 use common::billing::Billing;
 use common::billing::sync::sync_customer;
 use common::credits;
-use common::http::{access_logged, require_route, respond};
-use common::store::EventClaim;
+use common::domain::{EventClaim, EventOutcome};
+use common::endpoint::{access_logged, require_route, respond};
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
 use lambda_http::{Body, Request, Response};
@@ -61,8 +61,12 @@ async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
         EventClaim::Claimed => {}
     }
     let outcome = process(app, billing, &event).await;
+    let finished = match outcome {
+        Ok(()) => EventOutcome::Done,
+        Err(_) => EventOutcome::Failed,
+    };
     store
-        .finish_event(&event.id, outcome.is_ok(), common::unix_now())
+        .finish_event(&event.id, finished, common::unix_now())
         .await?;
     outcome?;
     tracing::info!(event = %event.id, kind = %event.kind, "event processed");

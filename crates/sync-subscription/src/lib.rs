@@ -4,7 +4,7 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::sync::sync_subscription;
-use common::http::{access_logged, bearer_request, respond};
+use common::endpoint::{access_logged, bearer_request, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 

@@ -3,7 +3,7 @@
 
 use common::ApiError;
 use common::App;
-use common::http::{access_logged, bearer_request, respond};
+use common::endpoint::{access_logged, bearer_request, respond};
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use common::config::Config;
-use common::store::{MemoryStore, Store, UserRecord};
-use common::users::UserId;
+use common::domain::UserId;
+use common::domain::UserRecord;
+use common::store::{MemoryStore, Profiles, Store};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 

@@ -14,8 +14,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
 use crate::config::{JwtConfig, JwtKeys};
+use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::users::UserId;
 pub use jwks::JwksCache;
 
 /// Clock skew tolerated on `exp` and `nbf`.

@@ -18,8 +18,8 @@ use stripe_checkout::checkout_session::{
 use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer};
 
 use crate::config::{ConfigError, StripeConfig};
+use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::users::UserId;
 
 /// Waits for a twin request holding the same idempotency key to finish (409
 /// `idempotency_error`), and the pause before each look: about 3 s in all.

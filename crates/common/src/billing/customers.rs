@@ -1,18 +1,18 @@
 //! One Stripe customer per user.
 
 use crate::billing::Billing;
+use crate::domain::{UserId, UserRecord};
 use crate::error::ApiError;
-use crate::store::{Store, UserRecord};
-use crate::users::UserId;
+use crate::store::CustomerLinks;
 
 /// The Stripe customer of the user of `record`, created and linked on first need.
 ///
 /// Concurrent first calls all reach Stripe with the same idempotency key (derived from the user
 /// id), so Stripe creates one customer and answers each with it; the conditional link then
 /// stores it once, both ways (user→customer and customer→user).
-pub async fn ensure_customer(
+pub async fn ensure_customer<S: CustomerLinks + ?Sized>(
     billing: &Billing,
-    store: &dyn Store,
+    store: &S,
     record: &UserRecord,
 ) -> Result<String, ApiError> {
     if let Some(customer) = &record.stripe_customer_id {
@@ -33,9 +33,9 @@ pub async fn ensure_customer(
 /// dashboard), by a new one: forgets it both ways with its subscription state, creates the new
 /// customer under a key derived from the gone one (concurrent replacements make one customer),
 /// and links it.
-pub async fn replace_customer(
+pub async fn replace_customer<S: CustomerLinks + ?Sized>(
     billing: &Billing,
-    store: &dyn Store,
+    store: &S,
     user: &UserId,
     gone: &str,
 ) -> Result<String, ApiError> {

@@ -6,22 +6,22 @@
 //! per invoice id, by the same conditional grant as the webhook's), so a payer whose
 //! `invoice.paid` never arrived is repaired by the next sync.
 
-use stripe_billing::{InvoiceStatus, Subscription, SubscriptionStatus};
+use stripe_billing::{InvoiceStatus, Subscription};
 use stripe_types::Expandable;
 
 use crate::billing::Billing;
 use crate::credits::{GrantOutcome, grant_for_invoice};
+use crate::domain::{FREE_PLAN, SubscriptionStatus, SubscriptionView, UserRecord};
 use crate::error::ApiError;
-use crate::store::{Store, SubscriptionView, UserRecord};
-use crate::users::{FREE_PLAN, is_subscribed};
+use crate::store::{CustomerLinks, Profiles};
 use crate::webhook::event::PaidInvoice;
 
 /// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
 /// and grants its latest paid period if owed. Returns the record as it now stands. A user
 /// without a customer keeps the free status.
-pub async fn sync_subscription(
+pub async fn sync_subscription<S: Profiles + ?Sized>(
     billing: &Billing,
-    store: &dyn Store,
+    store: &S,
     record: UserRecord,
 ) -> Result<UserRecord, ApiError> {
     let Some(customer) = record.stripe_customer_id.clone() else {
@@ -35,7 +35,7 @@ pub async fn sync_subscription(
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
     }
     let paid = pick(&subscriptions)
-        .filter(|_| is_subscribed(&view.status))
+        .filter(|_| view.status.is_entitled())
         .and_then(latest_paid_invoice);
     let granted = match paid {
         Some(invoice) => {
@@ -77,11 +77,14 @@ fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
 
 /// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,
 /// or whose user is gone (erased), changes nothing: `Ok(None)`. Never creates a record.
-pub async fn sync_customer(
+pub async fn sync_customer<S>(
     billing: &Billing,
-    store: &dyn Store,
+    store: &S,
     customer: &str,
-) -> Result<Option<UserRecord>, ApiError> {
+) -> Result<Option<UserRecord>, ApiError>
+where
+    S: Profiles + CustomerLinks + ?Sized,
+{
     let Some(user) = store.user_for_customer(customer).await? else {
         tracing::info!("event for an unknown customer; ignored");
         return Ok(None);
@@ -93,20 +96,13 @@ pub async fn sync_customer(
     sync_subscription(billing, store, record).await.map(Some)
 }
 
-/// The subscription that matters among `subscriptions`: active or trialing before past_due
-/// before any other status; the newest first within a rank.
+/// The subscription that matters among `subscriptions`: the best
+/// [`SubscriptionStatus::rank`], the newest first within a rank.
 pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
-    subscriptions
-        .iter()
-        .min_by_key(|s| (rank(&s.status), std::cmp::Reverse(s.created)))
-}
-
-fn rank(status: &SubscriptionStatus) -> u8 {
-    match status {
-        SubscriptionStatus::Active | SubscriptionStatus::Trialing => 0,
-        SubscriptionStatus::PastDue => 1,
-        _ => 2,
-    }
+    subscriptions.iter().min_by_key(|s| {
+        let status = SubscriptionStatus::parse(s.status.as_str());
+        (status.rank(), std::cmp::Reverse(s.created))
+    })
 }
 
 /// The state to store for `subscriptions`, observed at `observed_at_ms`.
@@ -118,10 +114,10 @@ pub fn decide(
     let Some(subscription) = pick(subscriptions) else {
         return SubscriptionView::none(observed_at_ms);
     };
-    let status = subscription.status.as_str().to_owned();
+    let status = SubscriptionStatus::parse(subscription.status.as_str());
     let items = &subscription.items.data;
     SubscriptionView {
-        plan: if is_subscribed(&status) {
+        plan: if status.is_entitled() {
             plan_name.to_owned()
         } else {
             FREE_PLAN.to_owned()

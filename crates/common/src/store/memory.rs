@@ -5,11 +5,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{
-    Balance, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, RefundOutcome, Store,
-    StoreError, SubscriptionView, Tombstone, UserRecord,
+use super::{CustomerLinks, Erasures, Ledger, Profiles, StoreError, WebhookEvents};
+use crate::domain::{
+    Balance, Charge, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, EventOutcome,
+    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
-use crate::users::UserId;
 
 #[derive(Default)]
 struct Tables {
@@ -45,7 +45,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Profiles for MemoryStore {
     async fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.tables().users.get(user).cloned())
     }
@@ -59,6 +59,38 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn apply_subscription(
+        &self,
+        user: &UserId,
+        view: &SubscriptionView,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if record.synced_at_ms >= view.observed_at_ms {
+            return Ok(false);
+        }
+        *record = record.clone().with_subscription(view);
+        Ok(true)
+    }
+
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if !record.subscription_status.is_entitled()
+            || record.granted_invoices.contains(&grant.invoice_id)
+            || record.last_grant_created > grant.invoice_created
+        {
+            return Ok(false);
+        }
+        record.credits_remaining = grant.credits;
+        record.last_grant_created = grant.invoice_created;
+        record.granted_invoices.insert(grant.invoice_id.clone());
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl CustomerLinks for MemoryStore {
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
         let mut tables = self.tables();
         let linked = tables
@@ -106,57 +138,23 @@ impl Store for MemoryStore {
     async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
         Ok(self.tables().customers.get(customer).cloned())
     }
+}
 
-    async fn apply_subscription(
-        &self,
-        user: &UserId,
-        view: &SubscriptionView,
-    ) -> Result<bool, StoreError> {
+#[async_trait]
+impl Ledger for MemoryStore {
+    async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
         let mut tables = self.tables();
-        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
-        if record.synced_at_ms >= view.observed_at_ms {
-            return Ok(false);
-        }
-        *record = record.clone().with_subscription(view);
-        Ok(true)
-    }
-
-    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
-        let mut tables = self.tables();
-        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
-        let entitled = crate::users::is_subscribed(&record.subscription_status);
-        if !entitled
-            || record.granted_invoices.contains(&grant.invoice_id)
-            || record.last_grant_created > grant.invoice_created
-        {
-            return Ok(false);
-        }
-        record.credits_remaining = grant.credits;
-        record.last_grant_created = grant.invoice_created;
-        record.granted_invoices.insert(grant.invoice_id.clone());
-        Ok(true)
-    }
-
-    async fn debit(
-        &self,
-        user: &UserId,
-        balance: Balance,
-        status_seen: &str,
-        debit_id: &str,
-        _now: i64,
-    ) -> Result<DebitOutcome, StoreError> {
-        let mut tables = self.tables();
-        let ledger_key = (user.clone(), debit_id.to_owned());
+        let ledger_key = (user.clone(), charge.debit_id.to_owned());
         if tables.debits.contains_key(&ledger_key) {
             return Ok(DebitOutcome::AlreadyCharged);
         }
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(DebitOutcome::Refused);
         };
-        if record.subscription_status != status_seen {
+        if &record.subscription_status != charge.status_seen {
             return Ok(DebitOutcome::Refused);
         }
-        let left = match balance {
+        let left = match charge.balance {
             Balance::Credits => &mut record.credits_remaining,
             Balance::FreeMessages => &mut record.free_messages_remaining,
         };
@@ -164,7 +162,7 @@ impl Store for MemoryStore {
             return Ok(DebitOutcome::Refused);
         }
         *left -= 1;
-        tables.debits.insert(ledger_key, (balance, false));
+        tables.debits.insert(ledger_key, (charge.balance, false));
         Ok(DebitOutcome::Charged)
     }
 
@@ -187,7 +185,10 @@ impl Store for MemoryStore {
         tables.debits.insert(ledger_key, (balance, true));
         Ok(RefundOutcome::Refunded(balance))
     }
+}
 
+#[async_trait]
+impl WebhookEvents for MemoryStore {
     async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
         let mut tables = self.tables();
         match tables.events.get(event_id) {
@@ -202,16 +203,23 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn finish_event(&self, event_id: &str, done: bool, _now: i64) -> Result<(), StoreError> {
+    async fn finish_event(
+        &self,
+        event_id: &str,
+        outcome: EventOutcome,
+        _now: i64,
+    ) -> Result<(), StoreError> {
         let mut tables = self.tables();
-        if done {
-            tables.events.insert(event_id.to_owned(), (true, 0));
-        } else {
-            tables.events.remove(event_id);
-        }
+        match outcome {
+            EventOutcome::Done => tables.events.insert(event_id.to_owned(), (true, 0)),
+            EventOutcome::Failed => tables.events.remove(event_id),
+        };
         Ok(())
     }
+}
 
+#[async_trait]
+impl Erasures for MemoryStore {
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         Ok(self.tables().tombstones.get(&user.full_hash()).copied())
     }

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::users::UserId;
 
 /// A Stripe event envelope.
 #[derive(Debug, Clone, Deserialize)]

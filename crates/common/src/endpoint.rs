@@ -9,8 +9,8 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::App;
+use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::users::UserId;
 
 /// A JSON response with `status`. Responses are never cacheable: they describe one user's money.
 pub fn json_response(status: ::http::StatusCode, body: &impl Serialize) -> Response<Body> {

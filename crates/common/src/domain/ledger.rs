@@ -1,0 +1,75 @@
+//! Paid periods and the debits of messages: which balance pays, what a grant or a debit is, and
+//! what came of it.
+
+use super::subscription::SubscriptionStatus;
+
+/// The credits of one paid invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditGrant {
+    /// The invoice (`in_...`): each is granted at most once.
+    pub invoice_id: String,
+    /// Its creation time, Unix seconds: an older invoice never resets a newer period.
+    pub invoice_created: i64,
+    /// The balance the period starts with (`PLAN_CREDITS`).
+    pub credits: i64,
+}
+
+/// Which balance a message is paid from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Paid credits (`credits_remaining`), for subscribers.
+    Credits,
+    /// Lifetime free messages (`free_messages_remaining`), for everyone else.
+    FreeMessages,
+}
+
+impl Balance {
+    /// The balance that pays a message for a user whose subscription is `status`.
+    pub fn paying_for(status: &SubscriptionStatus) -> Balance {
+        if status.is_entitled() {
+            Balance::Credits
+        } else {
+            Balance::FreeMessages
+        }
+    }
+}
+
+/// How long a debit id is remembered (its ledger item's TTL): a retry within it is charged once.
+pub const DEBIT_RETENTION_SECS: i64 = 24 * 3600;
+
+/// One message's debit, as a store applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge<'a> {
+    /// Names the message: a debit with an id charged within [`DEBIT_RETENTION_SECS`] is not
+    /// charged again.
+    pub debit_id: &'a str,
+    /// The balance it takes one from.
+    pub balance: Balance,
+    /// The subscription status the balance was chosen under: the debit is refused if it changed,
+    /// so the payer cannot change under it.
+    pub status_seen: &'a SubscriptionStatus,
+    /// When, Unix seconds.
+    pub at: i64,
+}
+
+/// What a store's debit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebitOutcome {
+    /// Charged now.
+    Charged,
+    /// This debit id was charged before; nothing was charged now.
+    AlreadyCharged,
+    /// The balance is 0, the status changed, or there is no record: nothing was written.
+    Refused,
+}
+
+/// What a store's refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The debit's message was given back to this balance now.
+    Refunded(Balance),
+    /// This debit was refunded before; nothing was given now.
+    AlreadyRefunded,
+    /// No debit with this id was charged (in the retention period): nothing to give back.
+    NotCharged,
+}

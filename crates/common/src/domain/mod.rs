@@ -1,0 +1,23 @@
+//! The domain: what a user, a subscription, a paid period, a debit, a webhook event and an
+//! erasure are, and the rules that hold for them alone. The leaf of the crate: it knows nothing
+//! of storage, HTTP, Stripe or configuration, and everything else builds on it.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`user`] | [`UserId`] and the stored [`UserRecord`] |
+//! | [`subscription`] | the typed [`SubscriptionStatus`] with its rules, and a [`SubscriptionView`] |
+//! | [`ledger`] | paid periods ([`CreditGrant`]) and debits of messages: balances and outcomes |
+//! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
+//! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
+
+pub mod erasure;
+pub mod events;
+pub mod ledger;
+pub mod subscription;
+pub mod user;
+
+pub use erasure::{ErasureStage, Tombstone};
+pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
+pub use ledger::{Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, RefundOutcome};
+pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
+pub use user::{UserId, UserRecord};

@@ -1,0 +1,159 @@
+//! Who a user is, and the record kept of them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::ledger::Balance;
+use super::subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
+
+/// A user id: the `sub` claim of a verified token, always a UUID.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Accepts `sub` only if it is a UUID (the auth provider's user id format).
+    pub fn parse(sub: &str) -> Option<UserId> {
+        uuid::Uuid::parse_str(sub)
+            .ok()
+            .map(|uuid| UserId(uuid.hyphenated().to_string()))
+    }
+
+    /// The id itself, for storage keys. Never log it: log [`UserId::hash`].
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A stable pseudonym of the id (16 hex chars of its SHA-256) for logs and audit lines.
+    pub fn hash(&self) -> String {
+        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
+    }
+
+    /// The full SHA-256 of the id, hex: the key of the user's tombstone after erasure.
+    pub fn full_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// Debug shows the pseudonym only, so a stray `{:?}` cannot leak the id into logs.
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId(#{})", self.hash())
+    }
+}
+
+/// A user's profile and billing record (`pk = USER#<id>`, `sk = PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Whose record this is.
+    pub user_id: UserId,
+    /// `free` or the paid plan's name.
+    pub plan: String,
+    /// The subscription's status ([`SubscriptionStatus::None`] without one).
+    pub subscription_status: SubscriptionStatus,
+    /// Remaining paid credits of the current period.
+    pub credits_remaining: i64,
+    /// Lifetime free messages granted at creation.
+    pub free_messages_total: i64,
+    /// Lifetime free messages left.
+    pub free_messages_remaining: i64,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// The user's Stripe customer, once created.
+    pub stripe_customer_id: Option<String>,
+    /// The subscription the status reflects.
+    pub subscription_id: Option<String>,
+    /// Its price.
+    pub price_id: Option<String>,
+    /// End of its current period, Unix seconds.
+    pub current_period_end: Option<i64>,
+    /// Whether it ends at the period end.
+    pub cancel_at_period_end: bool,
+    /// When the Stripe view last written was observed, Unix milliseconds (0: never synced).
+    /// An older view never overwrites a newer one.
+    pub synced_at_ms: i64,
+    /// Invoices whose credits were granted (each at most once).
+    pub granted_invoices: BTreeSet<String>,
+    /// Creation time of the newest granted invoice, Unix seconds (0: none).
+    pub last_grant_created: i64,
+}
+
+impl UserRecord {
+    /// The record of a user seen for the first time: free plan, nothing used.
+    pub fn new_free(user_id: UserId, free_messages: i64, now: i64) -> Self {
+        UserRecord {
+            user_id,
+            plan: FREE_PLAN.to_owned(),
+            subscription_status: SubscriptionStatus::None,
+            credits_remaining: 0,
+            free_messages_total: free_messages,
+            free_messages_remaining: free_messages,
+            created_at: now,
+            stripe_customer_id: None,
+            subscription_id: None,
+            price_id: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            synced_at_ms: 0,
+            granted_invoices: BTreeSet::new(),
+            last_grant_created: 0,
+        }
+    }
+
+    /// What is left of `balance`.
+    pub fn balance(&self, balance: Balance) -> i64 {
+        match balance {
+            Balance::Credits => self.credits_remaining,
+            Balance::FreeMessages => self.free_messages_remaining,
+        }
+    }
+
+    /// This record with `view` applied (what a store's `apply_subscription` writes). A view
+    /// whose subscription has ended also drops the paid credits to 0; free messages stay.
+    pub fn with_subscription(mut self, view: &SubscriptionView) -> Self {
+        if view.status.ends_paid_credits() {
+            self.credits_remaining = 0;
+        }
+        self.plan = view.plan.clone();
+        self.subscription_status = view.status.clone();
+        self.subscription_id = view.subscription_id.clone();
+        self.price_id = view.price_id.clone();
+        self.current_period_end = view.current_period_end;
+        self.cancel_at_period_end = view.cancel_at_period_end;
+        self.synced_at_ms = view.observed_at_ms;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_must_be_uuids_and_are_normalised() {
+        let id = UserId::parse("4B3C1D7E-8F1A-4C1E-9A55-2F0E2D9C1A10").unwrap();
+        assert_eq!(id.as_str(), "4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10");
+        for bad in [
+            "",
+            "admin",
+            "../4b3c1d7e",
+            "USER#4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10",
+        ] {
+            assert!(UserId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_and_hash_never_show_the_raw_id() {
+        let id = UserId::parse("4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10").unwrap();
+        assert!(!format!("{id:?}").contains("4b3c1d7e"));
+        assert_eq!(id.hash().len(), 16);
+        assert_ne!(
+            id.hash(),
+            UserId::parse("00000000-0000-4000-8000-000000000000")
+                .unwrap()
+                .hash()
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The profile record as a DynamoDB item, and back. Optional attributes are absent when unset
+//! (a `NULL` reads as unset too); invoices are a string set, absent when empty.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::keys::{Item, n, profile_key, s};
+use crate::domain::{SubscriptionStatus, UserId, UserRecord};
+use crate::store::StoreError;
+
+/// The item of `record`, keys included.
+pub fn to_item(record: &UserRecord) -> Item {
+    let mut item = profile_key(&record.user_id);
+    item.extend([
+        ("entity".to_owned(), s("user")),
+        ("plan".to_owned(), s(&record.plan)),
+        (
+            "subscription_status".to_owned(),
+            s(record.subscription_status.as_str()),
+        ),
+        ("credits_remaining".to_owned(), n(record.credits_remaining)),
+        (
+            "free_messages_total".to_owned(),
+            n(record.free_messages_total),
+        ),
+        (
+            "free_messages_remaining".to_owned(),
+            n(record.free_messages_remaining),
+        ),
+        ("created_at".to_owned(), n(record.created_at)),
+        (
+            "cancel_at_period_end".to_owned(),
+            AttributeValue::Bool(record.cancel_at_period_end),
+        ),
+        ("synced_at_ms".to_owned(), n(record.synced_at_ms)),
+        (
+            "last_grant_created".to_owned(),
+            n(record.last_grant_created),
+        ),
+    ]);
+    if !record.granted_invoices.is_empty() {
+        let invoices = record.granted_invoices.iter().cloned().collect();
+        item.insert("granted_invoices".to_owned(), AttributeValue::Ss(invoices));
+    }
+    let optional = [
+        (
+            "stripe_customer_id",
+            record.stripe_customer_id.as_deref().map(s),
+        ),
+        ("subscription_id", record.subscription_id.as_deref().map(s)),
+        ("price_id", record.price_id.as_deref().map(s)),
+        ("current_period_end", record.current_period_end.map(n)),
+    ];
+    item.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?))),
+    );
+    item
+}
+
+/// The record of `user` in `item`; `Corrupt` names the first attribute that is missing or of
+/// the wrong type.
+pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
+    let s = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a string"
+        ))),
+    };
+    let n = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse::<i64>()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
+    };
+    let optional_s = |name: &str| match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => s(name).map(Some),
+    };
+    let optional_n = |name: &str| match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => n(name).map(Some),
+    };
+    Ok(UserRecord {
+        user_id: user.clone(),
+        plan: s("plan")?,
+        subscription_status: SubscriptionStatus::parse(&s("subscription_status")?),
+        credits_remaining: n("credits_remaining")?,
+        free_messages_total: n("free_messages_total")?,
+        free_messages_remaining: n("free_messages_remaining")?,
+        created_at: n("created_at")?,
+        stripe_customer_id: optional_s("stripe_customer_id")?,
+        subscription_id: optional_s("subscription_id")?,
+        price_id: optional_s("price_id")?,
+        current_period_end: optional_n("current_period_end")?,
+        cancel_at_period_end: matches!(
+            item.get("cancel_at_period_end"),
+            Some(AttributeValue::Bool(true))
+        ),
+        synced_at_ms: optional_n("synced_at_ms")?.unwrap_or(0),
+        granted_invoices: match item.get("granted_invoices") {
+            Some(AttributeValue::Ss(invoices)) => invoices.iter().cloned().collect(),
+            _ => Default::default(),
+        },
+        last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dynamo::keys::{PK, SK};
+
+    fn user() -> UserId {
+        UserId::parse("4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10").unwrap()
+    }
+
+    fn subscriber() -> UserRecord {
+        let mut record = UserRecord::new_free(user(), 10, 1_700_000_000);
+        record.plan = "pro".into();
+        record.subscription_status = SubscriptionStatus::Active;
+        record.credits_remaining = 850;
+        record.free_messages_remaining = 3;
+        record.stripe_customer_id = Some("cus_1".into());
+        record.subscription_id = Some("sub_1".into());
+        record.price_id = Some("price_1".into());
+        record.current_period_end = Some(1_702_592_000);
+        record.cancel_at_period_end = true;
+        record.synced_at_ms = 1_700_000_000_123;
+        record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
+        record.last_grant_created = 1_700_000_100;
+        record
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        for record in [
+            UserRecord::new_free(user(), 10, 1_700_000_000),
+            subscriber(),
+        ] {
+            assert_eq!(from_item(&user(), &to_item(&record)).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn an_item_carries_its_keys_and_no_empty_optional_attributes() {
+        let item = to_item(&UserRecord::new_free(user(), 10, 0));
+        assert_eq!(item[PK], s(&format!("USER#{}", user().as_str())));
+        assert_eq!(item[SK], s("PROFILE"));
+        for absent in ["stripe_customer_id", "price_id", "granted_invoices"] {
+            assert!(!item.contains_key(absent), "{absent}");
+        }
+        let item = to_item(&subscriber());
+        assert_eq!(item["subscription_status"], s("active"));
+        assert_eq!(
+            item["granted_invoices"],
+            AttributeValue::Ss(vec!["in_1".into(), "in_2".into()])
+        );
+    }
+
+    #[test]
+    fn nulls_and_older_items_without_sync_attributes_read_as_unset() {
+        let mut item = to_item(&subscriber());
+        item.insert("price_id".into(), AttributeValue::Null(true));
+        for older in ["synced_at_ms", "last_grant_created", "granted_invoices"] {
+            item.remove(older);
+        }
+        let record = from_item(&user(), &item).unwrap();
+        assert_eq!(record.price_id, None);
+        assert_eq!((record.synced_at_ms, record.last_grant_created), (0, 0));
+        assert!(record.granted_invoices.is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_attribute_is_corrupt_and_named() {
+        let mut missing = to_item(&subscriber());
+        missing.remove("credits_remaining");
+        let mut mistyped = to_item(&subscriber());
+        mistyped.insert("plan".into(), n(3));
+        let mut fractional = to_item(&subscriber());
+        fractional.insert("created_at".into(), AttributeValue::N("1.5".into()));
+        for (item, attribute) in [
+            (missing, "credits_remaining"),
+            (mistyped, "plan"),
+            (fractional, "created_at"),
+        ] {
+            match from_item(&user(), &item) {
+                Err(StoreError::Corrupt(message)) => assert!(message.contains(attribute)),
+                other => panic!("{attribute}: {other:?}"),
+            }
+        }
+    }
+}

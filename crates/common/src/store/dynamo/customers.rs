@@ -1,0 +1,115 @@
+//! [`CustomerLinks`] on DynamoDB: the customer id on the profile and the customer→user mapping
+//! item, written together in one transaction.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+
+use super::keys::{customer_key, n, profile_key, s};
+use super::{DynamoStore, conditional, store_error};
+use crate::domain::{FREE_PLAN, SubscriptionStatus, UserId};
+use crate::store::{CustomerLinks, Profiles, StoreError};
+
+#[async_trait]
+impl CustomerLinks for DynamoStore {
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
+        let link_profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET stripe_customer_id = :customer")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(stripe_customer_id) OR stripe_customer_id = :customer)",
+            )
+            .expression_attribute_values(":customer", s(customer))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+        let mut mapping = customer_key(customer);
+        mapping.extend([
+            ("entity".to_owned(), s("customer")),
+            ("user_id".to_owned(), s(user.as_str())),
+        ]);
+        let put_mapping = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(mapping))
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .build()
+            .map_err(|_| StoreError::Unavailable("build Put".into()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(link_profile).build(),
+            TransactWriteItem::builder().put(put_mapping).build(),
+        ];
+        match self.transact(items).await {
+            Ok(_) => Ok(customer.to_owned()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                // A condition failed: a customer is linked already (this one, by a twin request,
+                // or another: either way the one that stands), or there is no record, or the
+                // mapping belongs to someone else.
+                let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+                match record.stripe_customer_id {
+                    Some(existing) if existing != customer => Ok(existing),
+                    Some(_) if self.user_for_customer(customer).await?.as_ref() == Some(user) => {
+                        Ok(customer.to_owned())
+                    }
+                    _ => Err(StoreError::Corrupt(
+                        "customer is linked to another user".into(),
+                    )),
+                }
+            }
+            Err(err) => Err(store_error("TransactWriteItems", err)),
+        }
+    }
+
+    async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
+        // Only if it is this user's customer; otherwise nothing to forget on the profile.
+        let forget = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression(
+                "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
+                 cancel_at_period_end = :false, synced_at_ms = :now \
+                 REMOVE stripe_customer_id, subscription_id, price_id, current_period_end",
+            )
+            .condition_expression("stripe_customer_id = :customer")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_values(":none", s(SubscriptionStatus::None.as_str()))
+            .expression_attribute_values(":free", s(FREE_PLAN))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(
+                ":false",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(false),
+            )
+            .expression_attribute_values(":now", n(crate::unix_now_ms()))
+            .expression_attribute_values(":customer", s(customer))
+            .send()
+            .await;
+        conditional("UpdateItem", forget)?;
+        // Only if the mapping is this user's.
+        let unmap = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(customer)))
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        conditional("DeleteItem", unmap).map(drop)
+    }
+
+    async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        let Some(item) = self.get_item(customer_key(customer)).await? else {
+            return Ok(None);
+        };
+        item.get("user_id")
+            .and_then(|id| id.as_s().ok())
+            .and_then(|id| UserId::parse(id))
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt("mapping holds no user id".into()))
+    }
+}

@@ -1,0 +1,146 @@
+//! [`Profiles`] on DynamoDB: the profile item, written only by conditional puts and updates.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::codec::{from_item, to_item};
+use super::keys::{PK, n, profile_key, s};
+use super::{DynamoStore, conditional};
+use crate::domain::{CreditGrant, SubscriptionStatus, SubscriptionView, UserId, UserRecord};
+use crate::store::{Profiles, StoreError};
+
+impl DynamoStore {
+    /// After a conditional update of the profile of `user`: `Ok(true)` if it was written; if its
+    /// condition failed, `Ok(false)` (nothing written) when the record exists, `NoRecord` when not.
+    async fn profile_updated(&self, user: &UserId, written: bool) -> Result<bool, StoreError> {
+        if written {
+            return Ok(true);
+        }
+        match self.get_user(user).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
+    }
+}
+
+#[async_trait]
+impl Profiles for DynamoStore {
+    async fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let item = self.get_item(profile_key(user)).await?;
+        item.as_ref().map(|item| from_item(user, item)).transpose()
+    }
+
+    async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        conditional("PutItem", result)
+    }
+
+    async fn apply_subscription(
+        &self,
+        user: &UserId,
+        view: &SubscriptionView,
+    ) -> Result<bool, StoreError> {
+        let attributes = [
+            ("plan", Some(s(&view.plan))),
+            ("subscription_status", Some(s(view.status.as_str()))),
+            (
+                "cancel_at_period_end",
+                Some(AttributeValue::Bool(view.cancel_at_period_end)),
+            ),
+            ("synced_at_ms", Some(n(view.observed_at_ms))),
+            ("subscription_id", view.subscription_id.as_deref().map(s)),
+            ("price_id", view.price_id.as_deref().map(s)),
+            ("current_period_end", view.current_period_end.map(n)),
+        ];
+        // Every attribute goes through a `#name` placeholder: some (`plan`) are reserved words.
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        for (attribute, value) in attributes {
+            names.insert(format!("#{attribute}"), attribute.to_owned());
+            match value {
+                Some(value) => {
+                    set.push(format!("#{attribute} = :{attribute}"));
+                    values.insert(format!(":{attribute}"), value);
+                }
+                None => remove.push(format!("#{attribute}")),
+            }
+        }
+        if view.status.ends_paid_credits() {
+            set.push("#credits_remaining = :no_credits".to_owned());
+            names.insert(
+                "#credits_remaining".to_owned(),
+                "credits_remaining".to_owned(),
+            );
+            values.insert(":no_credits".to_owned(), n(0));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression(expression)
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#synced_at_ms) OR #synced_at_ms < :synced_at_ms)",
+            )
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        let written = conditional("UpdateItem", result)?;
+        self.profile_updated(user, written).await
+    }
+
+    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
+        let mut values = HashMap::from([
+            (":credits".to_owned(), n(grant.credits)),
+            (":created".to_owned(), n(grant.invoice_created)),
+            (":invoice".to_owned(), s(&grant.invoice_id)),
+            (
+                ":invoices".to_owned(),
+                AttributeValue::Ss(vec![grant.invoice_id.clone()]),
+            ),
+        ]);
+        // `#status IN (:entitled0, ...)`: the entitled statuses, from their one list.
+        let mut entitled = Vec::new();
+        for (i, status) in SubscriptionStatus::ENTITLED.iter().enumerate() {
+            entitled.push(format!(":entitled{i}"));
+            values.insert(format!(":entitled{i}"), s(status.as_str()));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET #credits = :credits, #last = :created ADD #granted :invoices")
+            .condition_expression(format!(
+                "attribute_exists(pk) AND #status IN ({}) \
+                 AND NOT contains(#granted, :invoice) \
+                 AND (attribute_not_exists(#last) OR #last <= :created)",
+                entitled.join(", ")
+            ))
+            .expression_attribute_names("#credits", "credits_remaining")
+            .expression_attribute_names("#last", "last_grant_created")
+            .expression_attribute_names("#granted", "granted_invoices")
+            .expression_attribute_names("#status", "subscription_status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        let written = conditional("UpdateItem", result)?;
+        self.profile_updated(user, written).await
+    }
+}
