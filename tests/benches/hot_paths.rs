@@ -8,20 +8,16 @@ use common::App;
 use common::auth::Authenticator;
 use common::config::{JwtConfig, JwtKeys};
 use common::store::{MemoryStore, Store};
+use common::testing::{
+    ES256_KID, EVENTS_ISSUER as ISSUER, EVENTS_SECRET as SECRET, EVENTS_USER, JWKS, es256, hs256,
+};
 use common::webhook::event::Event;
 use common::webhook::signature;
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 
-const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
-const ISSUER: &str = "https://bench.supabase.co/auth/v1";
-const USER: &str = "4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10";
-const ES_PRIVATE: &str = include_str!("../../crates/common/testdata/es256-private.pem");
-const JWKS: &str = include_str!("../../crates/common/testdata/jwks.json");
-
 fn claims() -> serde_json::Value {
-    json!({"sub": USER, "aud": "authenticated", "iss": ISSUER, "exp": common::unix_now() + 3600})
+    common::testing::claims(EVENTS_USER, ISSUER)
 }
 
 fn auth(c: &mut Criterion) {
@@ -39,12 +35,7 @@ fn auth(c: &mut Criterion) {
         &jwt(JwtKeys::Hs256Secret(SECRET.into())),
         Duration::from_secs(2),
     );
-    let hs_token = encode(
-        &Header::new(Algorithm::HS256),
-        &claims(),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let hs_token = hs256(&claims(), SECRET);
     c.bench_function("auth/hs256", |b| {
         b.to_async(&runtime).iter(|| hs.verify(&hs_token))
     });
@@ -61,14 +52,7 @@ fn auth(c: &mut Criterion) {
         &jwt(JwtKeys::JwksUrl(format!("{}/jwks.json", server.uri()))),
         Duration::from_secs(2),
     );
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("es256-test-key".into());
-    let es_token = encode(
-        &header,
-        &claims(),
-        &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(),
-    )
-    .unwrap();
+    let es_token = es256(&claims(), Some(ES256_KID));
     runtime
         .block_on(es.verify(&es_token))
         .expect("JWKS fetched and cached");
@@ -82,24 +66,9 @@ fn status_handler(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let config = common::config::Config::from_lookup(|name| {
-        match name {
-            "TABLE_NAME" => Some("bench"),
-            "AWS_REGION" => Some("us-east-1"),
-            "JWT_HS256_SECRET" => Some(SECRET),
-            "JWT_ISSUER" => Some(ISSUER),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .unwrap();
+    let config = common::testing::config();
     let app = App::new(config, Arc::new(MemoryStore::new()) as Arc<dyn Store>, None);
-    let token = encode(
-        &Header::new(Algorithm::HS256),
-        &claims(),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = hs256(&claims(), SECRET);
     let mut event = integration_tests::binaries::event("user-status.json");
     event["headers"]["authorization"] = json!(format!("Bearer {token}"));
     let event = event.to_string();

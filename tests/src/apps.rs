@@ -10,24 +10,12 @@ use common::store::Store;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-use crate::tokens::{EVENTS_ISSUER, EVENTS_SECRET};
 use crate::{binaries, emulator, stripe_stub};
 
 /// Configuration of the test apps.
 pub fn config() -> Config {
-    let storage = emulator::storage_config();
-    let mut config = Config::from_lookup(|name| {
-        match name {
-            "TABLE_NAME" => Some("set below"),
-            "AWS_REGION" => Some(emulator::REGION),
-            "JWT_HS256_SECRET" => Some(EVENTS_SECRET),
-            "JWT_ISSUER" => Some(EVENTS_ISSUER),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .expect("test configuration is valid");
-    config.storage = storage;
+    let mut config = common::testing::config();
+    config.storage = emulator::storage_config();
     config
 }
 
@@ -93,18 +81,9 @@ pub fn request_bearing(file: &str, token: &str) -> Request {
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 
-/// The handler of `function` (a crate name: `user-status`, `stripe-webhook`, ...).
-pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
-    match function {
-        "user-status" => user_status::handle(app, req).await,
-        "delete-account" => delete_account::handle(app, req).await,
-        "create-checkout-session" => create_checkout_session::handle(app, req).await,
-        "create-portal-session" => create_portal_session::handle(app, req).await,
-        "sync-subscription" => sync_subscription::handle(app, req).await,
-        "stripe-webhook" => stripe_webhook::handle(app, req).await,
-        other => panic!("no function {other}"),
-    }
-}
+/// The handler of `function` (a crate name: `user-status`, `stripe-webhook`, ...), from the
+/// route table the local API serves.
+pub use local_api::routes::handle;
 
 /// Status and JSON body of a handler response.
 pub fn parts(response: Response<Body>) -> (u16, http::HeaderMap, Value) {

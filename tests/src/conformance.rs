@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use common::config::Rules;
-use common::domain::UserId;
 use common::domain::{
     Balance, Charge, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim,
-    EventOutcome, RefundOutcome, SubscriptionStatus, SubscriptionView, Tombstone, UserRecord,
+    EventOutcome, RefundOutcome, SubscriptionStatus, SubscriptionView, Tombstone, UserId,
+    UserRecord,
 };
 use common::store::{Store, StoreError};
 use common::users;

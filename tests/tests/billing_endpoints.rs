@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::domain::UserId;
-use common::domain::UserRecord;
+use common::domain::{UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{app, parts, request};
 use integration_tests::stripe_stub::{self, PRICE, StripeStub, customer_for_key, subscription};

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use common::ApiError;
 use common::config::Rules;
 use common::credits::debit_message;
-use common::domain::UserId;
-use common::domain::{Balance, UserRecord};
+use common::domain::{Balance, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::{emulator, tokens};
 

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::domain::ErasureStage;
-use common::domain::UserId;
+use common::domain::{ErasureStage, UserId};
 use common::store::Store;
 use integration_tests::apps::{app, erasure_app, parts, request};
 use integration_tests::auth_admin_stub::AuthAdminStub;

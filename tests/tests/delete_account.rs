@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use common::domain::UserId;
-use common::domain::UserRecord;
+use common::domain::{UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{app, event, parts, request, webhook};
 use integration_tests::faulty_store::{FaultyStore, Strike};

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::domain::UserId;
-use common::domain::{ErasureStage, UserRecord};
+use common::domain::{ErasureStage, UserId, UserRecord};
 use common::store::{CustomerLinks, Erasures, Profiles, Store};
 use integration_tests::apps::{app, erasure_app, login_config, parts, request};
 use integration_tests::auth_admin_stub::{AuthAdminStub, SERVICE_ROLE_KEY};

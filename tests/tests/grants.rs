@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use common::domain::Balance;
-use common::domain::UserId;
+use common::domain::{Balance, UserId};
 use common::store::Store;
 use integration_tests::apps::{
     app, customer_of_new_user, invoice_paid_for, parts, request, webhook,

@@ -13,17 +13,13 @@ use integration_tests::apps::{self, parts};
 use integration_tests::stripe_stub::StripeStub;
 use integration_tests::{binaries, emulator, tokens};
 use lambda_http::{Body, Request, Response};
+use local_api::routes::{ROUTES, Route};
 use serde_json::Value;
 
-/// Every route: its sample event and the method it accepts.
-const ROUTES: &[(&str, &str)] = &[
-    ("user-status.json", "GET"),
-    ("delete-account.json", "DELETE"),
-    ("create-checkout-session.json", "POST"),
-    ("create-portal-session.json", "POST"),
-    ("sync-subscription.json", "POST"),
-    ("stripe-webhook.json", "POST"),
-];
+/// The sample event of `route`'s function in `events/`.
+fn event_file(route: &Route) -> String {
+    format!("{}.json", route.function)
+}
 
 /// The handler serving the sample event `file`, as API Gateway routes it.
 async fn handle(app: &App, file: &str, req: Request) -> Response<Body> {
@@ -71,7 +67,8 @@ async fn assert_refused_untouched(
 #[tokio::test]
 async fn bearer_bodies_over_the_cap_are_413_before_anything_is_touched() {
     let (app, stub, store) = setup().await;
-    for (file, _) in ROUTES.iter().filter(|(f, _)| !f.starts_with("stripe-")) {
+    for route in ROUTES.iter().filter(|route| route.bearer) {
+        let file = &event_file(route);
         let user = tokens::new_user();
         let req = request_with(file, &user, |event| {
             event["body"] = "x".repeat(MAX_BEARER_BODY_BYTES + 1).into();
@@ -128,7 +125,8 @@ fn stub_invoice() -> Value {
 #[tokio::test]
 async fn the_catch_all_route_is_404_json_on_every_handler() {
     let (app, stub, store) = setup().await;
-    for (file, _) in ROUTES {
+    for route in ROUTES {
+        let file = &event_file(&route);
         let user = tokens::new_user();
         let req = request_with(file, &user, |event| {
             event["routeKey"] = "$default".into();
@@ -145,9 +143,10 @@ async fn the_catch_all_route_is_404_json_on_every_handler() {
 #[tokio::test]
 async fn wrong_methods_are_405_with_allow_on_every_handler() {
     let (app, stub, store) = setup().await;
-    for (file, allowed) in ROUTES {
+    for route in ROUTES {
+        let (file, allowed) = (&event_file(&route), route.method());
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] {
-            if method == *allowed {
+            if method == allowed {
                 continue;
             }
             let user = tokens::new_user();

@@ -5,25 +5,24 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::domain::UserId;
-use common::domain::UserRecord;
+use common::domain::{UserId, UserRecord};
 use common::store::Store;
 use integration_tests::binaries::{free_port, start_local_api};
 use integration_tests::openapi::{Operation, Spec};
 use integration_tests::stripe_stub::{self, StripeStub, subscription};
 use integration_tests::{apps, emulator, tokens};
+use local_api::routes::ROUTES;
 use serde_json::{Value, json};
 
 const SECRET: &str = "contract-test-secret-0123456789abcdef";
 const ISSUER: &str = "https://contract.test/auth/v1";
-/// Every route that takes the client's bearer token.
-const BEARER_ROUTES: [(&str, &str); 5] = [
-    ("GET", "/v1/user/status"),
-    ("DELETE", "/v1/user/delete-account"),
-    ("POST", "/v1/stripe/create-checkout-session"),
-    ("POST", "/v1/stripe/create-portal-session"),
-    ("POST", "/v1/stripe/sync-subscription"),
-];
+/// Every route that takes the client's bearer token: method and path.
+fn bearer_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES
+        .into_iter()
+        .filter(|route| route.bearer)
+        .map(|route| (route.method(), route.path()))
+}
 
 struct Api {
     base: String,
@@ -159,7 +158,7 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         .await;
 
     // Unauthenticated, everywhere.
-    for (method, path) in BEARER_ROUTES {
+    for (method, path) in bearer_routes() {
         api.call(method, path, None, 401).await;
     }
 
@@ -244,16 +243,13 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
     api.call("DELETE", "/v1/user/delete-account", Some(&user), 200)
         .await;
     // (Deleting again answers 200, checked above.)
-    for (method, path) in BEARER_ROUTES
-        .into_iter()
-        .filter(|(method, _)| *method != "DELETE")
-    {
+    for (method, path) in bearer_routes().filter(|(method, _)| *method != "DELETE") {
         api.call(method, path, Some(&user), 410).await;
     }
 
     // A body over the cap, on every bearer route (they take none).
     let oversized = "x".repeat(common::endpoint::MAX_BEARER_BODY_BYTES + 1);
-    for (method, path) in BEARER_ROUTES {
+    for (method, path) in bearer_routes() {
         api.call_with_body(method, path, Some(&user), oversized.clone(), 413)
             .await;
     }
@@ -267,7 +263,7 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         seen: BTreeSet::new(),
         client: reqwest::Client::new(),
     };
-    for (method, path) in BEARER_ROUTES {
+    for (method, path) in bearer_routes() {
         let body = down
             .call(method, path, Some(&tokens::new_user()), 503)
             .await;

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use common::domain::UserId;
-use common::domain::{Balance, EventOutcome, UserRecord};
+use common::domain::{Balance, EventOutcome, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{app, customer_of_new_user, event, invoice_paid, parts, webhook};
 use integration_tests::conformance::debit;

@@ -110,32 +110,24 @@ pub struct Config {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let (var, required) = (
-            |name: &str| value(&lookup, name),
-            |name| required(&lookup, name),
-        );
-
+        let vars = Vars(lookup);
         let storage = StorageConfig {
-            table_name: required("TABLE_NAME")?,
-            region: required("AWS_REGION")?,
-            endpoint: match var("DYNAMODB_ENDPOINT") {
-                Some(url) => Some(http_url("DYNAMODB_ENDPOINT", url)?),
-                None => None,
-            },
-            timeout_ms: integer(
+            table_name: vars.required("TABLE_NAME")?,
+            region: vars.required("AWS_REGION")?,
+            endpoint: vars.http_url("DYNAMODB_ENDPOINT")?,
+            timeout_ms: vars.integer(
                 "DYNAMODB_TIMEOUT_MS",
-                var("DYNAMODB_TIMEOUT_MS"),
                 DEFAULT_DYNAMODB_TIMEOUT_MS as i64,
                 100..=20_000,
                 "must be an integer between 100 and 20000",
             )? as u64,
         };
-        let keys = match (var("JWT_HS256_SECRET"), var("JWT_JWKS_URL")) {
+        let keys = match (vars.get("JWT_HS256_SECRET"), vars.get("JWT_JWKS_URL")) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError {
                     variable: "JWT_HS256_SECRET",
@@ -159,19 +151,19 @@ impl Config {
         };
         let jwt = JwtConfig {
             keys,
-            issuer: required("JWT_ISSUER")?,
-            audience: var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_owned()),
+            issuer: vars.required("JWT_ISSUER")?,
+            audience: vars
+                .get("JWT_AUDIENCE")
+                .unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_owned()),
         };
-        let free_messages = integer(
+        let free_messages = vars.integer(
             "FREE_MESSAGES",
-            var("FREE_MESSAGES"),
             DEFAULT_FREE_MESSAGES,
             0..=1_000_000,
             "must be an integer between 0 and 1000000",
         )?;
-        let tombstone_days = integer(
+        let tombstone_days = vars.integer(
             "TOMBSTONE_TTL_DAYS",
-            var("TOMBSTONE_TTL_DAYS"),
             DEFAULT_TOMBSTONE_TTL_DAYS,
             1..=3650,
             "must be an integer between 1 and 3650",
@@ -240,93 +232,106 @@ impl fmt::Debug for StripeConfig {
 }
 
 impl StripeConfig {
-    /// Reads the process environment.
+    /// Reads the Stripe settings of the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env)
     }
 
     /// Reads the Stripe settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let (var, required) = (
-            |name: &str| value(&lookup, name),
-            |name| required(&lookup, name),
-        );
-        let url_or = |name: &'static str, default: &str| match var(name) {
-            Some(url) => http_url(name, url),
-            None => Ok(default.to_owned()),
+        let vars = Vars(lookup);
+        let url_or = |name: &'static str, default: &str| {
+            Ok::<_, ConfigError>(vars.http_url(name)?.unwrap_or_else(|| default.to_owned()))
         };
-        let secret_key = required("STRIPE_SECRET_KEY")?;
+        let secret_key = vars.required("STRIPE_SECRET_KEY")?;
         if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
             return Err(ConfigError {
                 variable: "STRIPE_SECRET_KEY",
                 problem: "must be a Stripe secret key (sk_...) or restricted key (rk_...)",
             });
         }
-        let plan_credits = integer(
+        vars.required("PLAN_CREDITS")?;
+        let plan_credits = vars.integer(
             "PLAN_CREDITS",
-            Some(required("PLAN_CREDITS")?),
             0,
             1..=10_000_000,
             "must be an integer between 1 and 10000000",
         )?;
-        let timeout_ms = integer(
+        let timeout_ms = vars.integer(
             "STRIPE_TIMEOUT_MS",
-            var("STRIPE_TIMEOUT_MS"),
             DEFAULT_STRIPE_TIMEOUT_MS as i64,
             50..=30_000,
             "must be an integer between 50 and 30000",
         )? as u64;
         Ok(StripeConfig {
             secret_key,
-            price_id: required("STRIPE_PRICE_ID")?,
+            price_id: vars.required("STRIPE_PRICE_ID")?,
             plan_credits,
-            plan_name: var("PLAN_NAME").unwrap_or_else(|| DEFAULT_PLAN_NAME.to_owned()),
+            plan_name: vars
+                .get("PLAN_NAME")
+                .unwrap_or_else(|| DEFAULT_PLAN_NAME.to_owned()),
             checkout_success_url: url_or("CHECKOUT_SUCCESS_URL", DEFAULT_CHECKOUT_SUCCESS_URL)?,
             checkout_cancel_url: url_or("CHECKOUT_CANCEL_URL", DEFAULT_CHECKOUT_CANCEL_URL)?,
             portal_return_url: url_or("PORTAL_RETURN_URL", DEFAULT_PORTAL_RETURN_URL)?,
-            api_base: match var("STRIPE_API_BASE") {
-                Some(url) => Some(http_url("STRIPE_API_BASE", url)?),
-                None => None,
-            },
+            api_base: vars.http_url("STRIPE_API_BASE")?,
             timeout_ms,
-            webhook_secret: var("STRIPE_WEBHOOK_SECRET"),
+            webhook_secret: vars.get("STRIPE_WEBHOOK_SECRET"),
         })
     }
 }
 
-/// The trimmed value of `name`; empty counts as unset.
-pub(crate) fn value(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    lookup(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+/// The process environment's value of `name`: the lookup of the Lambdas.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-/// The value of `name`, which must be set.
-pub(crate) fn required(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, ConfigError> {
-    value(lookup, name).ok_or(ConfigError {
-        variable: name,
-        problem: "is missing or empty",
-    })
-}
+/// Configuration variables, read through a lookup (the environment, or a map in tests).
+pub(crate) struct Vars<L>(pub(crate) L);
 
-/// `value` as an integer within `range`, or `default` when unset.
-fn integer(
-    variable: &'static str,
-    value: Option<String>,
-    default: i64,
-    range: std::ops::RangeInclusive<i64>,
-    problem: &'static str,
-) -> Result<i64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or(ConfigError { variable, problem }),
+impl<L: Fn(&str) -> Option<String>> Vars<L> {
+    /// The trimmed value of `name`; empty counts as unset.
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value of `name`, which must be set.
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError {
+            variable: name,
+            problem: "is missing or empty",
+        })
+    }
+
+    /// The value of `name` as an integer within `range`, or `default` when unset.
+    fn integer(
+        &self,
+        variable: &'static str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+        problem: &'static str,
+    ) -> Result<i64, ConfigError> {
+        match self.get(variable) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or(ConfigError { variable, problem }),
+        }
+    }
+
+    /// The value of `name`, if set, which must be an http(s) URL.
+    fn http_url(&self, variable: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(variable) {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url)),
+            Some(_) => Err(ConfigError {
+                variable,
+                problem: "must be an http(s) URL",
+            }),
+            None => Ok(None),
+        }
     }
 }
 
@@ -357,17 +362,6 @@ fn is_loopback_http(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn http_url(variable: &'static str, value: String) -> Result<String, ConfigError> {
-    if value.starts_with("https://") || value.starts_with("http://") {
-        Ok(value)
-    } else {
-        Err(ConfigError {
-            variable,
-            problem: "must be an http(s) URL",
-        })
-    }
 }
 
 #[cfg(test)]

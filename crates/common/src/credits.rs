@@ -6,11 +6,12 @@
 //! crate, with the same table): see the README, "Debiting a message".
 
 use crate::config::Rules;
-use crate::domain::{Balance, Charge, CreditGrant, DebitOutcome, RefundOutcome, UserId};
+use crate::domain::{
+    Balance, Charge, CreditGrant, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
+};
 use crate::error::ApiError;
 use crate::store::{Erasures, Ledger, Profiles};
 use crate::users;
-use crate::webhook::event::PaidInvoice;
 
 /// Reads-and-retries of a debit whose status changed under it, before giving up with a 503.
 const DEBIT_TRIES: usize = 3;
@@ -88,18 +89,6 @@ pub async fn refund_message<S: Ledger + ?Sized>(
     Ok(outcome)
 }
 
-/// Whether a paid invoice with this `billing_reason` starts a billing period, and so grants the
-/// plan's credits: the first invoice of a subscription (`subscription_create`) and each renewal
-/// (`subscription_cycle`). The others do not reset the balance mid-period: `subscription_update`
-/// (a prorated plan or quantity change), `subscription_threshold` (a usage threshold), `manual`
-/// (a one-off invoice), `quote_accept`, `upcoming`, and an invoice without a reason.
-pub fn starts_a_period(billing_reason: Option<&str>) -> bool {
-    matches!(
-        billing_reason,
-        Some("subscription_create" | "subscription_cycle")
-    )
-}
-
 /// What [`grant_for_invoice`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantOutcome {
@@ -110,7 +99,7 @@ pub enum GrantOutcome {
 }
 
 /// Starts the period paid by `invoice`: credits set to `credits`, once per invoice, only while
-/// subscribed, and only for an invoice that starts a period ([`starts_a_period`]). A grant the
+/// subscribed, and only for an invoice that starts a period ([`PaidInvoice::starts_a_period`]). A grant the
 /// store refuses although it is owed (the record is not active or trialing yet, e.g. Stripe's
 /// `invoice.paid` overtook the subscription's activation) is an error,
 /// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries it:
@@ -122,7 +111,7 @@ pub async fn grant_for_invoice<S: Profiles + ?Sized>(
     credits: i64,
 ) -> Result<GrantOutcome, ApiError> {
     let reason = invoice.billing_reason.as_deref();
-    if !starts_a_period(reason) {
+    if !invoice.starts_a_period() {
         tracing::info!(user = %user.hash(), invoice = %invoice.id, reason = reason.unwrap_or("none"), "paid invoice starts no period; no grant");
         return Ok(GrantOutcome::NothingOwed);
     }

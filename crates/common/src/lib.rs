@@ -1,21 +1,26 @@
 //! Shared mechanics of the user & billing Lambdas.
 //!
-//! | module | holds |
-//! |---|---|
-//! | [`domain`] | users, subscription statuses, paid periods, debits, events, erasure stages: the leaf |
-//! | [`config`] | environment configuration, validated at cold start |
-//! | [`auth`] | bearer-token verification (HS256 or JWKS) |
-//! | [`billing`] | Stripe: client, customers, the subscription sync |
-//! | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
-//! | [`login`] | the login at the hosted auth service: its deletion through the admin API |
-//! | [`credits`] | the credit rules: grants per paid invoice, the atomic debit |
-//! | [`webhook`] | Stripe webhook signature and event envelope |
-//! | [`users`] | the status view, first-sight record creation |
-//! | [`store`] | storage by capability, its DynamoDB and embedded implementations |
-//! | [`error`] | the API error type and its JSON body |
-//! | [`endpoint`] | what every endpoint does around its flow: route checks, deadline, access log, responses |
-//! | [`app`] | what a Lambda builds once at init |
-//! | [`telemetry`] | JSON logs |
+//! Layered: each module uses only the ones in the rows above it (the domain at the bottom uses
+//! none of them), so the module graph has no cycle.
+//!
+//! | layer | module | holds |
+//! |---|---|---|
+//! | model | [`domain`] | users, the typed subscription status and its rules, paid periods, debits, events, erasure stages |
+//! | settings | [`config`] | environment configuration, validated at cold start |
+//! | storage | [`store`] | one trait per capability; the DynamoDB and embedded implementations |
+//! | errors | [`error`] | the API error type and its JSON body |
+//! | services | [`auth`] | bearer-token verification (HS256 or JWKS) |
+//! | | [`billing`] | Stripe: the client, one customer per user |
+//! | | [`login`] | the login at the hosted auth service: its deletion through the admin API |
+//! | | [`webhook`] | Stripe webhook signature and event envelope |
+//! | rules | [`users`] | the status view, first-sight record creation |
+//! | | [`credits`] | the credit rules: grants per paid invoice, the atomic debit and its refund |
+//! | | [`sync`] | the subscription sync: Stripe's state into the record, and the period owed |
+//! | | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
+//! | entry | [`app`] | what a Lambda builds once at init |
+//! | | [`endpoint`] | what every endpoint does around its flow: route checks, deadline, access log, responses |
+//! | | [`telemetry`] | JSON logs |
+//! | tests | `testing` | test tokens and settings (feature `test-util`; no Lambda enables it) |
 
 pub mod app;
 pub mod auth;
@@ -28,7 +33,10 @@ pub mod erasure;
 pub mod error;
 pub mod login;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod users;
 pub mod webhook;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backon::Retryable;
 
-use crate::config::{ConfigError, https_url, required, value};
+use crate::config::{ConfigError, Vars, env, https_url};
 use crate::domain::UserId;
 use crate::error::ApiError;
 
@@ -41,7 +41,7 @@ impl fmt::Debug for LoginConfig {
 impl LoginConfig {
     /// Reads the process environment (see [`LoginConfig::from_lookup`]).
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env)
     }
 
     /// The login-deletion settings: `None` only when `AUTH_USER_DELETION=off` says so
@@ -50,7 +50,8 @@ impl LoginConfig {
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
-        match value(&lookup, "AUTH_USER_DELETION").as_deref() {
+        let vars = Vars(lookup);
+        match vars.get("AUTH_USER_DELETION").as_deref() {
             None | Some("on") => {}
             Some("off") => return Ok(None),
             Some(_) => {
@@ -60,8 +61,8 @@ impl LoginConfig {
                 });
             }
         }
-        let url = https_url("SUPABASE_URL", required(&lookup, "SUPABASE_URL")?)?;
-        let soft_delete = match value(&lookup, "AUTH_SOFT_DELETE").as_deref() {
+        let url = https_url("SUPABASE_URL", vars.required("SUPABASE_URL")?)?;
+        let soft_delete = match vars.get("AUTH_SOFT_DELETE").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(_) => {
@@ -73,7 +74,7 @@ impl LoginConfig {
         };
         Ok(Some(LoginConfig {
             url: url.trim_end_matches('/').to_owned(),
-            service_role_key: required(&lookup, "SUPABASE_SERVICE_ROLE_KEY")?,
+            service_role_key: vars.required("SUPABASE_SERVICE_ROLE_KEY")?,
             soft_delete,
         }))
     }

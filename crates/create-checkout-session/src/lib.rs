@@ -6,8 +6,8 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::customers::{ensure_customer, replace_customer};
-use common::billing::sync::sync_subscription;
 use common::endpoint::{access_logged, bearer_request, respond};
+use common::sync::sync_subscription;
 use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;

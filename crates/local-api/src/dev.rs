@@ -7,8 +7,7 @@ use std::time::Duration;
 use common::billing::Billing;
 use common::config::{Config, ConfigError, StripeConfig};
 use common::login::{LoginAdmin, LoginConfig};
-use jsonwebtoken::{EncodingKey, Header, encode};
-use serde_json::json;
+use common::testing;
 
 /// The user the printed demo token belongs to.
 pub const DEMO_USER: &str = "00000000-0000-4000-8000-000000000001";
@@ -78,19 +77,9 @@ impl LocalConfig {
     /// A valid token for [`DEMO_USER`], when the secret was generated here.
     pub fn demo_token(&self, config: &Config) -> Option<String> {
         let secret = self.dev_secret.as_ref()?;
-        let now = common::unix_now();
-        let claims = json!({
-            "sub": DEMO_USER,
-            "aud": config.jwt.audience,
-            "iss": config.jwt.issuer,
-            "iat": now,
-            "exp": now + DEMO_TOKEN_TTL.as_secs() as i64,
-        });
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .ok()
+        let lifetime = DEMO_TOKEN_TTL.as_secs() as i64;
+        let mut claims = testing::claims_for(DEMO_USER, &config.jwt.issuer, lifetime);
+        claims["aud"] = config.jwt.audience.clone().into();
+        Some(testing::hs256(&claims, secret))
     }
 }

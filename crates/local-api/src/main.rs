@@ -1,15 +1,13 @@
 //! `cargo run -p local-api [-- --addr 127.0.0.1:8080]`: every endpoint at its real path, through
 //! the same handler code as the Lambdas, on the embedded store unless DynamoDB is configured.
 
-mod dev;
-mod routes;
-mod server;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::App;
+use common::config::ConfigError;
 use common::store::{DynamoStore, MemoryStore, Store};
+use local_api::{dev, server};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
@@ -24,28 +22,16 @@ async fn main() {
         }
     };
     let local = dev::LocalConfig::from_env();
-    let config = match local.config() {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!(variable = err.variable, "{err}; refusing to start");
-            std::process::exit(1);
-        }
-    };
+    let config = or_exit(local.config());
     let store: Arc<dyn Store> = if local.uses_dynamodb() {
         println!("storage: DynamoDB table {}", config.storage.table_name);
-        match DynamoStore::connect(&config.storage).await {
-            Ok(store) => Arc::new(store),
-            Err(err) => {
-                tracing::error!(variable = err.variable, "{err}; refusing to start");
-                std::process::exit(1);
-            }
-        }
+        Arc::new(or_exit(DynamoStore::connect(&config.storage).await))
     } else {
         println!("storage: embedded in-memory store (data is lost on exit)");
         Arc::new(MemoryStore::new())
     };
-    let billing = match local.billing() {
-        Ok(Some(billing)) => {
+    let billing = match or_exit(local.billing()) {
+        Some(billing) => {
             println!(
                 "billing: Stripe at {}",
                 billing
@@ -56,31 +42,23 @@ async fn main() {
             );
             Some(billing)
         }
-        Ok(None) => {
+        None => {
             println!(
                 "billing: not configured (set STRIPE_SECRET_KEY, STRIPE_PRICE_ID, PLAN_CREDITS)"
             );
             None
         }
-        Err(err) => {
-            tracing::error!(variable = err.variable, "{err}; refusing to start");
-            std::process::exit(1);
-        }
     };
-    let login = match local.login() {
-        Ok(Some(login)) => {
+    let login = match or_exit(local.login()) {
+        Some(login) => {
             println!("erasure: deletes the login at the auth service (SUPABASE_URL)");
             Some(login)
         }
-        Ok(None) => {
+        None => {
             println!(
                 "erasure: leaves the login at the auth service (set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY to delete it)"
             );
             None
-        }
-        Err(err) => {
-            tracing::error!(variable = err.variable, "{err}; refusing to start");
-            std::process::exit(1);
         }
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -102,6 +80,14 @@ async fn main() {
         app = app.with_login(login);
     }
     server::serve(listener, Arc::new(app)).await;
+}
+
+/// The value, or one log line naming the bad variable and exit code 1.
+fn or_exit<T>(result: Result<T, ConfigError>) -> T {
+    result.unwrap_or_else(|err| {
+        tracing::error!(variable = err.variable, "{err}; refusing to start");
+        std::process::exit(1);
+    })
 }
 
 fn parse_addr(mut args: impl Iterator<Item = String>) -> Result<SocketAddr, String> {

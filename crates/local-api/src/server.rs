@@ -44,7 +44,7 @@ async fn handle(
             } else {
                 Body::Binary(bytes.to_vec())
             };
-            super::routes::route(&app, lambda_http::Request::from_parts(parts, body)).await
+            crate::routes::route(&app, lambda_http::Request::from_parts(parts, body)).await
         }
         Err(_) => common::endpoint::error_response(&common::ApiError::PayloadTooLarge),
     };

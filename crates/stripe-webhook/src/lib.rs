@@ -8,10 +8,10 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::Billing;
-use common::billing::sync::sync_customer;
 use common::credits;
 use common::domain::{EventClaim, EventOutcome};
 use common::endpoint::{access_logged, require_route, respond};
+use common::sync::sync_customer;
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
 use lambda_http::{Body, Request, Response};

@@ -3,8 +3,8 @@
 
 use common::ApiError;
 use common::app::App;
-use common::billing::sync::sync_subscription;
 use common::endpoint::{access_logged, bearer_request, respond};
+use common::sync::sync_subscription;
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
 

@@ -2,36 +2,17 @@
 
 use std::sync::Arc;
 
-use common::config::Config;
-use common::domain::UserId;
-use common::domain::UserRecord;
+use common::domain::{UserId, UserRecord};
 use common::store::{MemoryStore, Profiles, Store};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use common::testing::{EVENTS_ISSUER as ISSUER, EVENTS_SECRET as SECRET, EVENTS_USER, hs256};
 use serde_json::{Value, json};
 
 use super::*;
 
-const SECRET: &str = "local-development-secret-do-not-deploy-0001";
-const ISSUER: &str = "https://example.supabase.co/auth/v1";
-const EVENT_USER: &str = "6f1c2a9e-3b7d-4e21-9c5a-8d0f1e2b3c4d";
 const EVENT: &str = include_str!("../../../events/user-status.json");
 
-fn config() -> Config {
-    Config::from_lookup(|name| {
-        match name {
-            "TABLE_NAME" => Some("unused"),
-            "AWS_REGION" => Some("us-east-1"),
-            "JWT_HS256_SECRET" => Some(SECRET),
-            "JWT_ISSUER" => Some(ISSUER),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .unwrap()
-}
-
 fn app(store: Arc<dyn Store>) -> App {
-    App::new(config(), store, None)
+    App::new(common::testing::config(), store, None)
 }
 
 fn event_request(edit: impl FnOnce(&mut Value)) -> Request {
@@ -52,7 +33,7 @@ async fn call(app: &App, req: Request) -> (u16, http::HeaderMap, Value) {
 }
 
 fn user() -> UserId {
-    UserId::parse(EVENT_USER).unwrap()
+    UserId::parse(EVENTS_USER).unwrap()
 }
 
 #[tokio::test]
@@ -94,13 +75,10 @@ async fn stored_subscription_and_balances_are_shown_as_stored() {
     record.user_id = UserId::parse("0d6f7e9a-1111-4222-8333-444455556666").unwrap();
     record.subscription_status = "past_due".into();
     store.create_user(&record).await.unwrap();
-    let token = encode(
-        &Header::default(),
-        &json!({"sub": record.user_id.as_str(), "aud": "authenticated", "iss": ISSUER,
-                "exp": common::unix_now() + 60}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = hs256(
+        &common::testing::claims(record.user_id.as_str(), ISSUER),
+        SECRET,
+    );
     let req = event_request(|e| e["headers"]["authorization"] = json!(format!("Bearer {token}")));
     let (_, _, body) = call(&app(store), req).await;
     assert_eq!(body["has_subscription"], false);
@@ -109,12 +87,10 @@ async fn stored_subscription_and_balances_are_shown_as_stored() {
 
 #[tokio::test]
 async fn rejected_requests_create_nothing() {
-    let expired = encode(
-        &Header::default(),
-        &json!({"sub": EVENT_USER, "aud": "authenticated", "iss": ISSUER, "exp": common::unix_now() - 3600}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let expired = hs256(
+        &common::testing::claims_for(EVENTS_USER, ISSUER, -3600),
+        SECRET,
+    );
     let cases: Vec<(Request, u16, &str)> = vec![
         (
             event_request(|e| e["headers"]["authorization"] = json!(format!("Bearer {expired}"))),

@@ -1,4 +1,4 @@
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,20 +13,15 @@ use super::*;
 const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 const ISSUER: &str = "https://proj.supabase.co/auth/v1";
 const USER: &str = "4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10";
-const ES_PRIVATE: &str = include_str!("../../testdata/es256-private.pem");
-const ES_PUBLIC: &str = include_str!("../../testdata/es256-public.pem");
-const RS_PRIVATE: &str = include_str!("../../testdata/rs256-private.pem");
-const JWKS: &str = include_str!("../../testdata/jwks.json");
+const JWKS: &str = crate::testing::JWKS;
+const ES_PUBLIC: &str = crate::testing::ES256_PUBLIC_PEM;
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    crate::unix_now()
 }
 
 fn claims() -> Value {
-    json!({"sub": USER, "aud": "authenticated", "iss": ISSUER, "iat": now(), "exp": now() + 3600})
+    crate::testing::claims(USER, ISSUER)
 }
 
 fn with(mut claims: Value, key: &str, value: Value) -> Value {
@@ -35,34 +30,15 @@ fn with(mut claims: Value, key: &str, value: Value) -> Value {
 }
 
 fn hs256(claims: &Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    crate::testing::hs256(claims, SECRET)
 }
 
 fn es256(claims: &Value, kid: &str) -> String {
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(kid.into());
-    encode(
-        &header,
-        claims,
-        &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    crate::testing::es256(claims, Some(kid))
 }
 
 fn rs256(claims: &Value, kid: &str) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.into());
-    encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    crate::testing::rs256(claims, Some(kid))
 }
 
 fn config(keys: JwtKeys) -> JwtConfig {
@@ -329,12 +305,7 @@ async fn unknown_kid_refetches_once_then_is_rate_limited() {
     }
     // First fetch, plus at most one refetch inside MIN_REFETCH_INTERVAL.
     assert!(server.received_requests().await.unwrap().len() <= 2);
-    let no_kid = encode(
-        &Header::new(Algorithm::ES256),
-        &claims(),
-        &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(),
-    )
-    .unwrap();
+    let no_kid = crate::testing::es256(&claims(), None);
     assert_eq!(
         check(&auth, &format!("Bearer {no_kid}")).await,
         Err(ApiError::InvalidToken)

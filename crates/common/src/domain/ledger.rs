@@ -14,6 +14,32 @@ pub struct CreditGrant {
     pub credits: i64,
 }
 
+/// A paid invoice, as far as credits are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidInvoice {
+    /// `in_...`.
+    pub id: String,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+    /// Why Stripe issued it (`subscription_create`, `subscription_cycle`, `subscription_update`,
+    /// `manual`, ...); see [`PaidInvoice::starts_a_period`].
+    pub billing_reason: Option<String>,
+}
+
+impl PaidInvoice {
+    /// Whether the invoice starts a billing period, and so grants the plan's credits: the first
+    /// invoice of a subscription (`subscription_create`) and each renewal (`subscription_cycle`).
+    /// The others do not reset the balance mid-period: `subscription_update` (a prorated plan or
+    /// quantity change), `subscription_threshold` (a usage threshold), `manual` (a one-off
+    /// invoice), `quote_accept`, `upcoming`, and an invoice without a reason.
+    pub fn starts_a_period(&self) -> bool {
+        matches!(
+            self.billing_reason.as_deref(),
+            Some("subscription_create" | "subscription_cycle")
+        )
+    }
+}
+
 /// Which balance a message is paid from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Balance {

@@ -18,6 +18,8 @@ pub mod user;
 
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
-pub use ledger::{Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, RefundOutcome};
+pub use ledger::{
+    Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, PaidInvoice, RefundOutcome,
+};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
 pub use user::{UserId, UserRecord};

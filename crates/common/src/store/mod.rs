@@ -137,7 +137,7 @@ pub trait Erasures: Send + Sync {
     async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError>;
 }
 
-/// Every capability: what an [`crate::App`] holds. Implemented by whatever implements them all.
+/// Every capability: what the app of a Lambda holds. Implemented by whatever implements them all.
 pub trait Store: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures {}
 
 impl<T: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + ?Sized> Store for T {}

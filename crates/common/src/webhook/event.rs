@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::UserId;
+use crate::domain::{PaidInvoice, UserId};
 use crate::error::ApiError;
 
 /// A Stripe event envelope.
@@ -24,18 +24,6 @@ pub struct Event {
 pub struct EventData {
     /// The Stripe object (session, subscription, invoice, ...).
     pub object: Value,
-}
-
-/// A paid invoice, as far as credits are concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaidInvoice {
-    /// `in_...`.
-    pub id: String,
-    /// Creation time, Unix seconds.
-    pub created: i64,
-    /// Why Stripe issued it (`subscription_create`, `subscription_cycle`, `subscription_update`,
-    /// `manual`, ...); see [`crate::credits::starts_a_period`].
-    pub billing_reason: Option<String>,
 }
 
 impl Event {

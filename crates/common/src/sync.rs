@@ -11,10 +11,9 @@ use stripe_types::Expandable;
 
 use crate::billing::Billing;
 use crate::credits::{GrantOutcome, grant_for_invoice};
-use crate::domain::{FREE_PLAN, SubscriptionStatus, SubscriptionView, UserRecord};
+use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionStatus, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::store::{CustomerLinks, Profiles};
-use crate::webhook::event::PaidInvoice;
 
 /// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
 /// and grants its latest paid period if owed. Returns the record as it now stands. A user

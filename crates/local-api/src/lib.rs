@@ -1,0 +1,12 @@
+//! The local API: every endpoint at its real path, through the same handler code as the Lambdas
+//! (see `main.rs`), and the route table the tests share.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`routes`] | the API's routes and the dispatch to each function's handler |
+//! | [`dev`] | local defaults: a generated development secret, a demo token |
+//! | [`server`] | the HTTP/1 server turning requests into API Gateway-shaped ones |
+
+pub mod dev;
+pub mod routes;
+pub mod server;
