@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use common::config::Rules;
 use common::domain::{
-    Balance, Charge, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, ErasureStage, EventClaim,
-    EventOutcome, RefundOutcome, SubscriptionStatus, SubscriptionView, Tombstone, UserId,
-    UserRecord,
+    Balance, Charge, CreditGrant, DebitOutcome, DuePosition, EVENT_LEASE_SECS, ErasureStage,
+    EventClaim, EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionStatus, SubscriptionView,
+    Tombstone, UserId, UserRecord,
 };
 use common::store::{Store, StoreError};
 use common::users;
@@ -129,6 +129,7 @@ fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
         current_period_end: Some(1_800_000_000),
         cancel_at_period_end: status == "active",
         observed_at_ms,
+        next_check: Some(observed_at_ms / 1000 + 3600),
     }
 }
 
@@ -748,6 +749,80 @@ pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
 }
 
 /// A fresh debit id, as the chat service's message id would be.
+/// Users due for reconciliation are listed by due time from the index, page by page, after a
+/// position; users without a due time (no customer) never are; unlinking takes a user out.
+pub async fn due_users_are_listed_in_order_page_by_page(store: Arc<dyn Store>) {
+    // Due times far before any other test's, so that a shared table's other users stay out.
+    let base = -(rand_offset() + 1_000_000);
+    let mut expected = Vec::new();
+    for offset in [3, 1, 2, 1, 5] {
+        let mut record = record(&new_user());
+        record.next_check = Some(base + offset);
+        store.create_user(&record).await.unwrap();
+        expected.push(DuePosition {
+            due_at: base + offset,
+            user: record.user_id,
+        });
+    }
+    store.create_user(&record(&new_user())).await.unwrap(); // no customer: never due
+    expected.sort_by_key(|p| (p.due_at, p.user.as_str().to_owned()));
+    let not_yet = expected.pop().unwrap(); // due at base + 5
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, more) = store.due_users(base + 4, after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().cloned());
+        after = page.last().cloned();
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+    let (all, _) = store.due_users(base + 5, None, 100).await.unwrap();
+    assert_eq!(all.last(), Some(&not_yet));
+
+    // Linking makes a user due within the hour; unlinking takes the user out again.
+    let user = new_user();
+    store.create_user(&record(&user)).await.unwrap();
+    let customer = format!("cus_{}", uuid::Uuid::new_v4().simple());
+    store.link_customer(&user, &customer).await.unwrap();
+    let linked = store.get_user(&user).await.unwrap().unwrap();
+    let soon = linked.next_check.expect("due once linked");
+    assert!(soon > common::unix_now() && soon <= common::unix_now() + 3600);
+    store.unlink_customer(&user, &customer).await.unwrap();
+    assert_eq!(
+        store.get_user(&user).await.unwrap().unwrap().next_check,
+        None
+    );
+}
+
+/// The cursor of a reconciliation pass is stored, replaced and removed.
+pub async fn the_reconcile_cursor_round_trips(store: Arc<dyn Store>) {
+    let cursor = ReconcileCursor {
+        pass_started_at: 1_700_000_000,
+        after: Some(DuePosition {
+            due_at: 1_699_999_000,
+            user: new_user(),
+        }),
+    };
+    store.save_reconcile_cursor(Some(&cursor)).await.unwrap();
+    assert_eq!(store.reconcile_cursor().await.unwrap(), Some(cursor));
+    let fresh = ReconcileCursor {
+        pass_started_at: 1_700_000_100,
+        after: None,
+    };
+    store.save_reconcile_cursor(Some(&fresh)).await.unwrap();
+    assert_eq!(store.reconcile_cursor().await.unwrap(), Some(fresh));
+    store.save_reconcile_cursor(None).await.unwrap();
+    assert_eq!(store.reconcile_cursor().await.unwrap(), None);
+}
+
+fn rand_offset() -> i64 {
+    i64::from(uuid::Uuid::new_v4().as_u128() as u32)
+}
+
 /// A debit of one message of `user` from `balance`, chosen under `status`, at `at`.
 pub async fn debit(
     store: &dyn Store,

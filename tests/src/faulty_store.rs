@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::domain::{
-    Charge, CreditGrant, DebitOutcome, EventClaim, EventOutcome, RefundOutcome, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    Charge, CreditGrant, DebitOutcome, DuePosition, EventClaim, EventOutcome, ReconcileCursor,
+    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
-use common::store::{CustomerLinks, Erasures, Ledger, Profiles, Store, StoreError, WebhookEvents};
+use common::store::{
+    CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError, WebhookEvents,
+};
 
 /// A shared, ordered log of calls (`store:<operation>`), which other fakes can write to too.
 pub type CallLog = Arc<Mutex<Vec<String>>>;
@@ -164,5 +166,29 @@ impl Erasures for FaultyStore {
     async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
         self.run("delete_profile", self.inner.delete_profile(user))
             .await
+    }
+}
+
+#[async_trait]
+impl Reconciliation for FaultyStore {
+    async fn due_users(
+        &self,
+        due_by: i64,
+        after: Option<&DuePosition>,
+        limit: usize,
+    ) -> Result<(Vec<DuePosition>, bool), StoreError> {
+        let call = self.inner.due_users(due_by, after, limit);
+        self.run("due_users", call).await
+    }
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError> {
+        self.run("reconcile_cursor", self.inner.reconcile_cursor())
+            .await
+    }
+    async fn save_reconcile_cursor(
+        &self,
+        cursor: Option<&ReconcileCursor>,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.save_reconcile_cursor(cursor);
+        self.run("save_reconcile_cursor", call).await
     }
 }

@@ -41,4 +41,6 @@ suite!(
     ended_subscriptions_drop_credits_not_free_messages,
     erasure_removes_the_user_and_leaves_a_tombstone,
     tombstoned_users_are_not_recreated,
+    due_users_are_listed_in_order_page_by_page,
+    the_reconcile_cursor_round_trips,
 );

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::domain::reconcile::DEFAULT_MAX_SYNC_AGE_SECS;
+
 /// Default audience of the hosted auth provider's access tokens.
 pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
 /// Default lifetime allowance of free messages per account.
@@ -213,6 +215,9 @@ pub struct StripeConfig {
     pub timeout_ms: u64,
     /// Webhook signing secret (`STRIPE_WEBHOOK_SECRET`, `whsec_...`); required by the webhook only.
     pub webhook_secret: Option<String>,
+    /// The most time between two syncs of a user with a Stripe customer, after which
+    /// reconciliation re-syncs it (`RECONCILE_MAX_AGE_HOURS`, in seconds here).
+    pub max_sync_age_secs: i64,
 }
 
 impl fmt::Debug for StripeConfig {
@@ -276,6 +281,12 @@ impl StripeConfig {
             api_base: vars.http_url("STRIPE_API_BASE")?,
             timeout_ms,
             webhook_secret: vars.get("STRIPE_WEBHOOK_SECRET"),
+            max_sync_age_secs: vars.integer(
+                "RECONCILE_MAX_AGE_HOURS",
+                DEFAULT_MAX_SYNC_AGE_SECS / 3600,
+                1..=720,
+                "must be an integer between 1 and 720",
+            )? * 3600,
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::{
     Balance, Charge, CreditGrant, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
+use crate::metrics::{self, Metric};
 use crate::store::{Erasures, Ledger, Profiles};
 use crate::users;
 
@@ -56,6 +57,9 @@ where
         };
         match outcome {
             DebitOutcome::Charged | DebitOutcome::AlreadyCharged => {
+                if outcome == DebitOutcome::Charged {
+                    metrics::count(Metric::Debits, 1);
+                }
                 let record = store
                     .get_user(user)
                     .await?
@@ -65,7 +69,10 @@ where
                     remaining: record.balance(balance),
                 });
             }
-            DebitOutcome::Refused if available <= 0 => return Err(ApiError::InsufficientCredits),
+            DebitOutcome::Refused if available <= 0 => {
+                metrics::count(Metric::InsufficientCredits, 1);
+                return Err(ApiError::InsufficientCredits);
+            }
             // The balance reached 0 or the subscription status changed meanwhile: look again.
             DebitOutcome::Refused => {}
         }
@@ -86,6 +93,9 @@ pub async fn refund_message<S: Ledger + ?Sized>(
 ) -> Result<RefundOutcome, ApiError> {
     let outcome = store.refund(user, debit_id).await?;
     tracing::info!(user = %user.hash(), ?outcome, "message refund");
+    if let RefundOutcome::Refunded(_) = outcome {
+        metrics::count(Metric::Refunds, 1);
+    }
     Ok(outcome)
 }
 
@@ -122,6 +132,7 @@ pub async fn grant_for_invoice<S: Profiles + ?Sized>(
     };
     if store.grant_credits(user, &grant).await? {
         tracing::info!(user = %user.hash(), invoice = %invoice.id, "paid period credits granted");
+        metrics::count(Metric::Grants, 1);
         return Ok(GrantOutcome::Granted);
     }
     let record = store

@@ -5,6 +5,7 @@
 //!
 //! | layer | module | holds |
 //! |---|---|---|
+//! | leaves | [`metrics`] | billing metrics as CloudWatch Embedded Metric Format lines |
 //! | model | [`domain`] | users, the typed subscription status and its rules, paid periods, debits, events, erasure stages |
 //! | settings | [`config`] | environment configuration, validated at cold start |
 //! | storage | [`store`] | one trait per capability; the DynamoDB and embedded implementations |
@@ -32,6 +33,7 @@ pub mod endpoint;
 pub mod erasure;
 pub mod error;
 pub mod login;
+pub mod metrics;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -10,7 +10,9 @@ use stripe_billing::{InvoiceStatus, Subscription};
 use stripe_types::Expandable;
 
 use crate::billing::Billing;
+use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
+use crate::domain::reconcile::next_check;
 use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionStatus, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::store::{CustomerLinks, Profiles};
@@ -28,7 +30,7 @@ pub async fn sync_subscription<S: Profiles + ?Sized>(
     };
     let observed_at_ms = crate::unix_now_ms();
     let subscriptions = billing.list_subscriptions(&customer).await?;
-    let view = decide(&subscriptions, &billing.config.plan_name, observed_at_ms);
+    let view = decide(&subscriptions, &billing.config, observed_at_ms);
     let applied = store.apply_subscription(&record.user_id, &view).await?;
     if applied {
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
@@ -104,28 +106,39 @@ pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
     })
 }
 
-/// The state to store for `subscriptions`, observed at `observed_at_ms`.
+/// The state to store for a customer's `subscriptions`, observed at `observed_at_ms`, with
+/// when reconciliation should look again ([`next_check`]).
 pub fn decide(
     subscriptions: &[Subscription],
-    plan_name: &str,
+    config: &StripeConfig,
     observed_at_ms: i64,
 ) -> SubscriptionView {
-    let Some(subscription) = pick(subscriptions) else {
-        return SubscriptionView::none(observed_at_ms);
+    let mut view = match pick(subscriptions) {
+        None => SubscriptionView::none(observed_at_ms),
+        Some(subscription) => {
+            let status = SubscriptionStatus::parse(subscription.status.as_str());
+            let items = &subscription.items.data;
+            SubscriptionView {
+                plan: if status.is_entitled() {
+                    config.plan_name.clone()
+                } else {
+                    FREE_PLAN.to_owned()
+                },
+                subscription_id: Some(subscription.id.to_string()),
+                price_id: items.first().map(|item| item.price.id.to_string()),
+                current_period_end: items.iter().map(|item| item.current_period_end).max(),
+                cancel_at_period_end: subscription.cancel_at_period_end,
+                status,
+                observed_at_ms,
+                next_check: None,
+            }
+        }
     };
-    let status = SubscriptionStatus::parse(subscription.status.as_str());
-    let items = &subscription.items.data;
-    SubscriptionView {
-        plan: if status.is_entitled() {
-            plan_name.to_owned()
-        } else {
-            FREE_PLAN.to_owned()
-        },
-        subscription_id: Some(subscription.id.to_string()),
-        price_id: items.first().map(|item| item.price.id.to_string()),
-        current_period_end: items.iter().map(|item| item.current_period_end).max(),
-        cancel_at_period_end: subscription.cancel_at_period_end,
-        status,
-        observed_at_ms,
-    }
+    view.next_check = Some(next_check(
+        &view.status,
+        view.current_period_end,
+        observed_at_ms / 1000,
+        config.max_sync_age_secs,
+    ));
+    view
 }

@@ -11,6 +11,7 @@ use common::billing::Billing;
 use common::credits;
 use common::domain::{EventClaim, EventOutcome};
 use common::endpoint::{access_logged, require_route, respond};
+use common::metrics::{self, Metric};
 use common::sync::sync_customer;
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
@@ -55,16 +56,18 @@ async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
     match store.begin_event(&event.id, common::unix_now()).await? {
         EventClaim::AlreadyDone => {
             tracing::info!(event = %event.id, kind = %event.kind, "duplicate event; already processed");
+            metrics::count_event(Metric::WebhookEventsDuplicate, &event.kind);
             return Ok(Received { received: true });
         }
         EventClaim::InProgress => return Err(ApiError::EventInProgress),
         EventClaim::Claimed => {}
     }
     let outcome = process(app, billing, &event).await;
-    let finished = match outcome {
-        Ok(()) => EventOutcome::Done,
-        Err(_) => EventOutcome::Failed,
+    let (finished, metric) = match outcome {
+        Ok(()) => (EventOutcome::Done, Metric::WebhookEventsDone),
+        Err(_) => (EventOutcome::Failed, Metric::WebhookEventsFailed),
     };
+    metrics::count_event(metric, &event.kind);
     store
         .finish_event(&event.id, finished, common::unix_now())
         .await?;

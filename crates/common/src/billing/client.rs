@@ -302,6 +302,7 @@ where
 /// Logs a final Stripe failure and maps it to ours.
 fn failed(what: &'static str, err: &StripeError) -> ApiError {
     tracing::error!(call = what, error = %describe(err), "Stripe call failed");
+    crate::metrics::count(crate::metrics::Metric::StripeFailures, 1);
     to_api_error(err)
 }
 

@@ -8,11 +8,13 @@
 //! | [`subscription`] | the typed [`SubscriptionStatus`] with its rules, and a [`SubscriptionView`] |
 //! | [`ledger`] | paid periods ([`CreditGrant`]) and debits of messages: balances and outcomes |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
+//! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
 
 pub mod erasure;
 pub mod events;
 pub mod ledger;
+pub mod reconcile;
 pub mod subscription;
 pub mod user;
 
@@ -21,5 +23,6 @@ pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcom
 pub use ledger::{
     Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, PaidInvoice, RefundOutcome,
 };
+pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
 pub use user::{UserId, UserRecord};

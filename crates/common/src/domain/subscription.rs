@@ -137,6 +137,10 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     /// When Stripe was asked, Unix milliseconds: the view's version.
     pub observed_at_ms: i64,
+    /// When reconciliation should next re-sync the user, Unix seconds
+    /// ([`super::reconcile::next_check`]); `None` takes the user out of reconciliation (no
+    /// Stripe customer).
+    pub next_check: Option<i64>,
 }
 
 impl SubscriptionView {
@@ -150,6 +154,7 @@ impl SubscriptionView {
             current_period_end: None,
             cancel_at_period_end: false,
             observed_at_ms,
+            next_check: None,
         }
     }
 }

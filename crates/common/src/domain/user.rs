@@ -77,6 +77,9 @@ pub struct UserRecord {
     pub granted_invoices: BTreeSet<String>,
     /// Creation time of the newest granted invoice, Unix seconds (0: none).
     pub last_grant_created: i64,
+    /// When reconciliation should next re-sync the user, Unix seconds; `None` while the user has
+    /// no Stripe customer (nothing to reconcile).
+    pub next_check: Option<i64>,
 }
 
 impl UserRecord {
@@ -98,6 +101,7 @@ impl UserRecord {
             synced_at_ms: 0,
             granted_invoices: BTreeSet::new(),
             last_grant_created: 0,
+            next_check: None,
         }
     }
 
@@ -122,6 +126,7 @@ impl UserRecord {
         self.current_period_end = view.current_period_end;
         self.cancel_at_period_end = view.cancel_at_period_end;
         self.synced_at_ms = view.observed_at_ms;
+        self.next_check = view.next_check;
         self
     }
 }

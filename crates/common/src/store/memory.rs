@@ -5,10 +5,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{CustomerLinks, Erasures, Ledger, Profiles, StoreError, WebhookEvents};
+use super::{CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, StoreError, WebhookEvents};
+use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
-    Balance, Charge, CreditGrant, DebitOutcome, EVENT_LEASE_SECS, EventClaim, EventOutcome,
-    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Balance, Charge, CreditGrant, DebitOutcome, DuePosition, EVENT_LEASE_SECS, EventClaim,
+    EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 
 #[derive(Default)]
@@ -21,6 +22,8 @@ struct Tables {
     debits: HashMap<(UserId, String), (Balance, bool)>,
     /// Tombstones of erased users, by the hash of their id.
     tombstones: HashMap<String, Tombstone>,
+    /// The cursor of the reconciliation pass under way.
+    cursor: Option<ReconcileCursor>,
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -114,6 +117,8 @@ impl CustomerLinks for MemoryStore {
         tables.customers.insert(customer.to_owned(), user.clone());
         if let Some(record) = tables.users.get_mut(user) {
             record.stripe_customer_id = Some(customer.to_owned());
+            let soon = crate::unix_now() + RECHECK_AFTER_SECS;
+            record.next_check.get_or_insert(soon);
         }
         Ok(customer.to_owned())
     }
@@ -251,6 +256,45 @@ impl Erasures for MemoryStore {
 
     async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError> {
         self.tables().users.remove(user);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Reconciliation for MemoryStore {
+    async fn due_users(
+        &self,
+        due_by: i64,
+        after: Option<&DuePosition>,
+        limit: usize,
+    ) -> Result<(Vec<DuePosition>, bool), StoreError> {
+        let key = |p: &DuePosition| (p.due_at, p.user.as_str().to_owned());
+        let tables = self.tables();
+        let mut due: Vec<DuePosition> = tables
+            .users
+            .values()
+            .filter_map(|record| {
+                let due_at = record.next_check.filter(|at| *at <= due_by)?;
+                let user = record.user_id.clone();
+                Some(DuePosition { due_at, user })
+            })
+            .filter(|position| after.is_none_or(|after| key(position) > key(after)))
+            .collect();
+        due.sort_by_key(key);
+        let more = due.len() > limit;
+        due.truncate(limit);
+        Ok((due, more))
+    }
+
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError> {
+        Ok(self.tables().cursor.clone())
+    }
+
+    async fn save_reconcile_cursor(
+        &self,
+        cursor: Option<&ReconcileCursor>,
+    ) -> Result<(), StoreError> {
+        self.tables().cursor = cursor.cloned();
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! | [`Ledger`] | debits of messages and their refunds, at most once per debit id |
 //! | [`WebhookEvents`] | claiming and finishing a webhook event, once per event id |
 //! | [`Erasures`] | the tombstone and the deletion of everything a user has |
+//! | [`Reconciliation`] | the users due for a re-sync, in order, and the cursor of a pass |
 
 mod dynamo;
 mod memory;
@@ -17,8 +18,8 @@ mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Charge, CreditGrant, DebitOutcome, EventClaim, EventOutcome, RefundOutcome, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    Charge, CreditGrant, DebitOutcome, DuePosition, EventClaim, EventOutcome, ReconcileCursor,
+    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
@@ -137,7 +138,37 @@ pub trait Erasures: Send + Sync {
     async fn delete_profile(&self, user: &UserId) -> Result<(), StoreError>;
 }
 
-/// Every capability: what the app of a Lambda holds. Implemented by whatever implements them all.
-pub trait Store: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures {}
+/// What reconciliation needs: the users due for a re-sync, without reading the whole table,
+/// and a cursor that outlives a run.
+#[async_trait]
+pub trait Reconciliation: Send + Sync {
+    /// Up to `limit` users whose record is due by `due_by` (its `next_check`, Unix seconds), in
+    /// order of due time then id, after `after`; and whether more may follow. Read from an
+    /// index, eventually consistent: a user just synced may show once more, never one missed.
+    async fn due_users(
+        &self,
+        due_by: i64,
+        after: Option<&DuePosition>,
+        limit: usize,
+    ) -> Result<(Vec<DuePosition>, bool), StoreError>;
 
-impl<T: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + ?Sized> Store for T {}
+    /// The cursor of the pass under way, if a run left one.
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError>;
+
+    /// Stores the cursor of the pass under way, or (`None`) ends the pass.
+    async fn save_reconcile_cursor(
+        &self,
+        cursor: Option<&ReconcileCursor>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Every capability: what the app of a Lambda holds. Implemented by whatever implements them all.
+pub trait Store:
+    Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation
+{
+}
+
+impl<T> Store for T where
+    T: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation + ?Sized
+{
+}

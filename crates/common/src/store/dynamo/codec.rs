@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::keys::{Item, n, profile_key, s};
+use super::keys::{DUE, DUE_AT, DUE_SHARD, Item, n, profile_key, s};
 use crate::domain::{SubscriptionStatus, UserId, UserRecord};
 use crate::store::StoreError;
 
@@ -49,6 +49,8 @@ pub fn to_item(record: &UserRecord) -> Item {
         ("subscription_id", record.subscription_id.as_deref().map(s)),
         ("price_id", record.price_id.as_deref().map(s)),
         ("current_period_end", record.current_period_end.map(n)),
+        (DUE_SHARD, record.next_check.map(|_| s(DUE))),
+        (DUE_AT, record.next_check.map(n)),
     ];
     item.extend(
         optional
@@ -105,6 +107,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             _ => Default::default(),
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
+        next_check: optional_n(DUE_AT)?,
     })
 }
 
@@ -131,6 +134,7 @@ mod tests {
         record.synced_at_ms = 1_700_000_000_123;
         record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
         record.last_grant_created = 1_700_000_100;
+        record.next_check = Some(1_702_595_600);
         record
     }
 
@@ -149,11 +153,20 @@ mod tests {
         let item = to_item(&UserRecord::new_free(user(), 10, 0));
         assert_eq!(item[PK], s(&format!("USER#{}", user().as_str())));
         assert_eq!(item[SK], s("PROFILE"));
-        for absent in ["stripe_customer_id", "price_id", "granted_invoices"] {
+        for absent in [
+            "stripe_customer_id",
+            "price_id",
+            "granted_invoices",
+            "due_at",
+        ] {
             assert!(!item.contains_key(absent), "{absent}");
         }
         let item = to_item(&subscriber());
         assert_eq!(item["subscription_status"], s("active"));
+        assert_eq!(
+            (&item["due_shard"], &item["due_at"]),
+            (&s("DUE"), &n(1_702_595_600))
+        );
         assert_eq!(
             item["granted_invoices"],
             AttributeValue::Ss(vec!["in_1".into(), "in_2".into()])

@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
-use super::keys::{customer_key, n, profile_key, s};
+use super::keys::{DUE, customer_key, n, profile_key, s};
 use super::{DynamoStore, conditional, store_error};
+use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{FREE_PLAN, SubscriptionStatus, UserId};
 use crate::store::{CustomerLinks, Profiles, StoreError};
 
@@ -15,11 +16,15 @@ impl CustomerLinks for DynamoStore {
         let link_profile = Update::builder()
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
-            .update_expression("SET stripe_customer_id = :customer")
+            .update_expression(
+                "SET stripe_customer_id = :customer, due_shard = :due, due_at = if_not_exists(due_at, :soon)",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(stripe_customer_id) OR stripe_customer_id = :customer)",
             )
             .expression_attribute_values(":customer", s(customer))
+            .expression_attribute_values(":due", s(DUE))
+            .expression_attribute_values(":soon", n(crate::unix_now() + RECHECK_AFTER_SECS))
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;
         let mut mapping = customer_key(customer);
@@ -73,7 +78,8 @@ impl CustomerLinks for DynamoStore {
             .update_expression(
                 "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
                  cancel_at_period_end = :false, synced_at_ms = :now \
-                 REMOVE stripe_customer_id, subscription_id, price_id, current_period_end",
+                 REMOVE stripe_customer_id, subscription_id, price_id, current_period_end, \
+                 due_shard, due_at",
             )
             .condition_expression("stripe_customer_id = :customer")
             .expression_attribute_names("#plan", "plan")

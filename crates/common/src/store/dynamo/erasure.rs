@@ -18,7 +18,7 @@ const ERASURE_PAGE_ITEMS: i32 = 250;
 
 impl DynamoStore {
     /// Deletes the item at `key`, if any.
-    async fn delete_item(&self, key: Item) -> Result<(), StoreError> {
+    pub(super) async fn delete_item(&self, key: Item) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)

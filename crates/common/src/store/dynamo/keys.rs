@@ -17,6 +17,15 @@ pub const SK: &str = "sk";
 pub const TTL: &str = "ttl";
 /// Sort key of the profile and billing record.
 pub const PROFILE: &str = "PROFILE";
+/// The sparse index of users due for reconciliation (`template.yaml`): partition `due_shard`,
+/// sort `due_at`, keys only. Only profiles of users with a Stripe customer carry its keys.
+pub const DUE_INDEX: &str = "due";
+/// The index's partition key attribute, and its one value.
+pub const DUE_SHARD: &str = "due_shard";
+/// See [`DUE_SHARD`].
+pub const DUE: &str = "DUE";
+/// The index's sort key attribute: when the user is due, Unix seconds.
+pub const DUE_AT: &str = "due_at";
 /// Sort-key prefix of a debit's ledger item (`DEBIT#<debit id>`), kept for the retention period.
 const DEBIT: &str = "DEBIT#";
 
@@ -61,6 +70,11 @@ pub fn customer_key(customer: &str) -> Item {
 /// The key of the record of webhook event `event_id`.
 pub fn event_key(event_id: &str) -> Item {
     key(format!("EVENT#{event_id}"), "EVENT")
+}
+
+/// The key of the reconciliation cursor.
+pub fn cursor_key() -> Item {
+    key("RECONCILE".to_owned(), "CURSOR")
 }
 
 /// The key of the tombstone of `user`: a hash, never the id.

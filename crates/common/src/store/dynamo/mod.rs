@@ -9,6 +9,7 @@ mod events;
 mod keys;
 mod ledger;
 mod profiles;
+mod reconcile;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -281,6 +282,7 @@ where
         )
     );
     tracing::error!(operation, throttled, error = %DisplayErrorContext(&err), "DynamoDB call failed");
+    crate::metrics::count(crate::metrics::Metric::StorageFailures, 1);
     if throttled {
         StoreError::Throttled
     } else {

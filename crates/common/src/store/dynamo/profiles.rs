@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::codec::{from_item, to_item};
-use super::keys::{PK, n, profile_key, s};
+use super::keys::{DUE, DUE_AT, DUE_SHARD, PK, n, profile_key, s};
 use super::{DynamoStore, conditional};
 use crate::domain::{CreditGrant, SubscriptionStatus, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
@@ -61,6 +61,8 @@ impl Profiles for DynamoStore {
             ("subscription_id", view.subscription_id.as_deref().map(s)),
             ("price_id", view.price_id.as_deref().map(s)),
             ("current_period_end", view.current_period_end.map(n)),
+            (DUE_SHARD, view.next_check.map(|_| s(DUE))),
+            (DUE_AT, view.next_check.map(n)),
         ];
         // Every attribute goes through a `#name` placeholder: some (`plan`) are reserved words.
         let (mut set, mut remove) = (Vec::new(), Vec::new());
