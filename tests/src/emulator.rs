@@ -46,6 +46,55 @@ pub async fn store() -> DynamoStore {
         .expect("dummy credentials are set")
 }
 
+/// A table of its own on the emulator, with the shared table's keys and indexes (as
+/// `template.yaml` defines them): for tests that read across every user, such as
+/// reconciliation, which must neither see nor touch other tests' users. Returns its settings.
+pub async fn own_table() -> StorageConfig {
+    let client = client().await;
+    let mut config = storage_config();
+    let shared = client
+        .describe_table()
+        .table_name(&config.table_name)
+        .send()
+        .await
+        .expect("describe the shared table")
+        .table
+        .expect("a table description");
+    config.table_name = format!(
+        "{}-{}",
+        config.table_name,
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let indexes = shared.global_secondary_indexes().iter().map(|index| {
+        aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+            .index_name(index.index_name().unwrap_or_default())
+            .set_key_schema(Some(index.key_schema().to_vec()))
+            .set_projection(index.projection().cloned())
+            .build()
+            .expect("an index copy")
+    });
+    client
+        .create_table()
+        .table_name(&config.table_name)
+        .set_key_schema(Some(shared.key_schema().to_vec()))
+        .set_attribute_definitions(Some(shared.attribute_definitions().to_vec()))
+        .set_global_secondary_indexes(Some(indexes.collect()))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create a table of the test's own");
+    config
+}
+
+/// A store on a table of its own ([`own_table`]).
+pub async fn own_store() -> (DynamoStore, StorageConfig) {
+    let config = own_table().await;
+    let store = DynamoStore::connect(&config)
+        .await
+        .expect("dummy credentials are set");
+    (store, config)
+}
+
 /// A raw client on the emulator, to inspect the table behind the store's back.
 pub async fn client() -> Client {
     set_dummy_credentials();

@@ -191,6 +191,8 @@ enum Subscriptions {
     These(Vec<Value>),
     /// One active subscription `sub_<customer>` of the customer asked about.
     ActiveForEveryCustomer,
+    /// Of these, the ones of the customer asked about, as Stripe filters them.
+    OfEachCustomer(Vec<Value>),
 }
 
 impl Default for Subscriptions {
@@ -207,6 +209,7 @@ pub struct StripeStub {
     customers: Customers,
     listed: Listed,
     page_size: Arc<AtomicUsize>,
+    list_delay_ms: Arc<AtomicUsize>,
 }
 
 impl StripeStub {
@@ -351,6 +354,8 @@ impl StripeStub {
             .await;
         let (listed, page_size): (Listed, _) = (Arc::default(), Arc::new(AtomicUsize::new(100)));
         let (held, size, known) = (listed.clone(), page_size.clone(), customers.clone());
+        let list_delay_ms = Arc::new(AtomicUsize::new(0));
+        let delay_ms = list_delay_ms.clone();
         Mock::given(method("GET"))
             .and(path("/v1/subscriptions"))
             .respond_with(move |req: &Request| {
@@ -362,6 +367,12 @@ impl StripeStub {
                 }
                 let subscriptions = match &*held.lock().unwrap() {
                     Subscriptions::These(list) => list.clone(),
+                    Subscriptions::OfEachCustomer(list) => {
+                        let param = params.iter().find(|(k, _)| k == "customer");
+                        let customer = param.map_or("", |(_, v)| v.as_str());
+                        let of = |s: &&Value| s["customer"] == customer;
+                        list.iter().filter(of).cloned().collect()
+                    }
                     Subscriptions::ActiveForEveryCustomer => {
                         let param = params.iter().find(|(k, _)| k == "customer");
                         let customer = param.map_or("", |(_, v)| v.as_str());
@@ -377,7 +388,10 @@ impl StripeStub {
                     }
                 };
                 let page = page_of(&subscriptions, &params, size.load(Ordering::Relaxed));
-                ResponseTemplate::new(200).set_body_json(expanded(page, &params))
+                let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed) as u64);
+                ResponseTemplate::new(200)
+                    .set_body_json(expanded(page, &params))
+                    .set_delay(delay)
             })
             .with_priority(10)
             .mount(&server)
@@ -387,6 +401,7 @@ impl StripeStub {
             customers,
             listed,
             page_size,
+            list_delay_ms,
         }
     }
 
@@ -430,6 +445,39 @@ impl StripeStub {
     /// asked (`expand[]=data.latest_invoice`).
     pub async fn subscriptions(&self, subscriptions: Vec<Value>) {
         *self.listed.lock().unwrap() = Subscriptions::These(subscriptions);
+    }
+
+    /// Answers `GET /v1/subscriptions?customer=X` with those of `subscriptions` whose
+    /// `customer` is X, from now on: for tests with several customers, each with its own.
+    pub async fn subscriptions_of_each_customer(&self, subscriptions: Vec<Value>) {
+        *self.listed.lock().unwrap() = Subscriptions::OfEachCustomer(subscriptions);
+    }
+
+    /// The next `times` calls of `GET /v1/subscriptions` for `customer` fail with `status` and a
+    /// Stripe error body; other customers are answered as usual.
+    pub async fn fail_subscriptions_of(&self, customer: &str, status: u16, times: u64) {
+        let kind = if status == 429 {
+            "rate_limit_error"
+        } else {
+            "api_error"
+        };
+        Mock::given(method("GET"))
+            .and(path("/v1/subscriptions"))
+            .and(wiremock::matchers::query_param("customer", customer))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_json(json!({"error": {"type": kind, "message": "try later"}})),
+            )
+            .up_to_n_times(times)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Every subscription list takes `delay` to answer (successfully) from now on: a slow Stripe.
+    pub fn list_delay(&self, delay: Duration) {
+        self.list_delay_ms
+            .store(delay.as_millis() as usize, Ordering::Relaxed);
     }
 
     /// Caps every list page at `size` objects, whatever `limit` asks (100 by default, Stripe's

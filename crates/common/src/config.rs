@@ -291,6 +291,43 @@ impl StripeConfig {
     }
 }
 
+/// Default number of users the reconciliation re-syncs at once (`RECONCILE_CONCURRENCY`).
+pub const DEFAULT_RECONCILE_CONCURRENCY: usize = 4;
+/// Time a reconciliation run keeps back from its deadline: a batch started later could run past
+/// it (each re-sync may retry Stripe for several seconds).
+pub const RECONCILE_RESERVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Settings of the scheduled reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// Users re-synced at once (`RECONCILE_CONCURRENCY`): each is one Stripe call, so this bounds
+    /// the run's share of Stripe's rate limit.
+    pub concurrency: usize,
+    /// Time kept back from the deadline: no batch starts within it.
+    pub reserve: std::time::Duration,
+}
+
+impl ReconcileConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
+    }
+
+    /// Reads the reconciliation settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let concurrency = Vars(lookup).integer(
+            "RECONCILE_CONCURRENCY",
+            DEFAULT_RECONCILE_CONCURRENCY as i64,
+            1..=32,
+            "must be an integer between 1 and 32",
+        )? as usize;
+        Ok(ReconcileConfig {
+            concurrency,
+            reserve: RECONCILE_RESERVE,
+        })
+    }
+}
+
 /// The process environment's value of `name`: the lookup of the Lambdas.
 pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()

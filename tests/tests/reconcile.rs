@@ -1,0 +1,358 @@
+//! The scheduled reconciliation on DynamoDB (emulator, a table of each test's own: it reads
+//! across every user) with the Stripe stub: it repairs a subscriber whose renewal's
+//! `invoice.paid` never came, once; a run cut by its deadline leaves a cursor the next run
+//! continues from; Stripe failures for some users are counted and the others repaired; the
+//! binary runs as a Lambda on its scheduled-event sample, and its metric lines are valid EMF
+//! that name no user and no customer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::App;
+use common::config::ReconcileConfig;
+use common::domain::{SubscriptionStatus, UserId, UserRecord};
+use common::store::Store;
+use integration_tests::faulty_store::{CallLog, FaultyStore};
+use integration_tests::runtime_api::{Outcome, RuntimeApi};
+use integration_tests::stripe_stub::{PRICE, StripeStub, paid_invoice, subscription};
+use integration_tests::{apps, binaries, emulator, tokens};
+use reconcile::{Report, reconcile};
+use serde_json::Value;
+
+/// Credits a paid period grants in the test apps (`PLAN_CREDITS`).
+const PLAN_CREDITS: i64 = 1000;
+const HOUR: i64 = 3600;
+const DAY: i64 = 24 * HOUR;
+
+/// The Stripe stub, a table of the test's own (and its name), an app on both.
+async fn setup() -> (StripeStub, Arc<dyn Store>, App, String) {
+    let stub = StripeStub::start().await;
+    let (store, config) = emulator::own_store().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let app = apps::app(store.clone(), Some(&stub.uri()));
+    (stub, store, app, config.table_name)
+}
+
+/// A subscriber who paid the first period (credits granted, 10 spent), whose period ended two
+/// hours ago: due for reconciliation. Returns the user and the customer.
+async fn lapsed_subscriber(store: &Arc<dyn Store>) -> (UserId, String) {
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let now = common::unix_now();
+    let mut record = UserRecord::new_free(user.clone(), 10, now - 40 * DAY);
+    record.plan = "pro".into();
+    record.subscription_status = SubscriptionStatus::Active;
+    record.credits_remaining = PLAN_CREDITS - 10;
+    record.granted_invoices = [format!("in_first_{}", simple(&user))].into();
+    record.last_grant_created = now - 31 * DAY;
+    record.current_period_end = Some(now - 2 * HOUR);
+    record.synced_at_ms = (now - 31 * DAY) * 1000;
+    record.next_check = Some(now - HOUR);
+    let customer = format!("cus_{}", simple(&user));
+    record.subscription_id = Some(format!("sub_{customer}"));
+    record.price_id = Some(PRICE.to_owned());
+    store.create_user(&record).await.unwrap();
+    store.link_customer(&user, &customer).await.unwrap();
+    (user, customer)
+}
+
+fn simple(user: &UserId) -> String {
+    user.as_str().replace('-', "")
+}
+
+/// The customer's subscription at Stripe, renewed: a new period, its paid renewal invoice the
+/// latest.
+fn renewed(customer: &str) -> Value {
+    let now = common::unix_now();
+    let id = format!("sub_{customer}");
+    let mut sub = subscription(&id, customer, "active", now - 40 * DAY, now + 29 * DAY);
+    let invoice = format!("in_renewal_{customer}");
+    sub["latest_invoice"] = paid_invoice(&invoice, &id, now - HOUR, "subscription_cycle");
+    sub
+}
+
+fn settings(concurrency: usize) -> ReconcileConfig {
+    ReconcileConfig {
+        concurrency,
+        reserve: Duration::ZERO,
+    }
+}
+
+fn within(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// Whether the renewal reached the user's record: the new period, its credits, both invoices.
+async fn renewed_once(store: &Arc<dyn Store>, user: &UserId) -> bool {
+    let record = store.get_user(user).await.unwrap().unwrap();
+    record.credits_remaining == PLAN_CREDITS
+        && record.granted_invoices.len() == 2
+        && record.current_period_end > Some(common::unix_now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_whose_invoice_paid_never_came_is_repaired_once() {
+    let (stub, store, app, _) = setup().await;
+    let (user, customer) = lapsed_subscriber(&store).await;
+    let (settled, _) = lapsed_subscriber(&store).await;
+    // The other subscriber's state at Stripe is what we hold already: nothing to repair.
+    let mut unchanged = store.get_user(&settled).await.unwrap().unwrap();
+    let settled_customer = unchanged.stripe_customer_id.clone().unwrap();
+    let mut as_held = subscription(
+        &format!("sub_{settled_customer}"),
+        &settled_customer,
+        "active",
+        1,
+        unchanged.current_period_end.unwrap(),
+    );
+    as_held["latest_invoice"] = Value::Null;
+    stub.subscriptions_of_each_customer(vec![renewed(&customer), as_held])
+        .await;
+
+    let report = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    assert_eq!(
+        report,
+        Report {
+            checked: 2,
+            repaired: 1,
+            failed: 0,
+            subscribers: 2,
+            pass_complete: true
+        }
+    );
+    assert!(renewed_once(&store, &user).await);
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.subscription_status, SubscriptionStatus::Active);
+    assert!(record.next_check > Some(common::unix_now()), "not due now");
+    unchanged.next_check = None;
+    let mut now_settled = store.get_user(&settled).await.unwrap().unwrap();
+    now_settled.next_check = None;
+    now_settled.synced_at_ms = unchanged.synced_at_ms;
+    assert_eq!(now_settled, unchanged, "nothing moved for the settled one");
+    assert_eq!(store.reconcile_cursor().await.unwrap(), None, "pass ended");
+
+    // A second run finds nobody due and changes nothing.
+    let calls = stub.sent_to("GET /v1/subscriptions").await.len();
+    let again = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    assert_eq!((again.checked, again.repaired, again.failed), (0, 0, 0));
+    assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), calls);
+    assert!(renewed_once(&store, &user).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_by_its_deadline_leaves_a_cursor_and_the_next_run_continues() {
+    let (stub, store, app, _) = setup().await;
+    let mut users = Vec::new();
+    let mut subscriptions = Vec::new();
+    for _ in 0..5 {
+        let (user, customer) = lapsed_subscriber(&store).await;
+        subscriptions.push(renewed(&customer));
+        users.push(user);
+    }
+    stub.subscriptions_of_each_customer(subscriptions).await;
+    stub.list_delay(Duration::from_millis(800));
+
+    let first = reconcile(&app, &settings(1), within(2)).await.unwrap();
+    assert!(!first.pass_complete, "{first:?}");
+    let cursor = store.reconcile_cursor().await.unwrap().expect("a cursor");
+
+    stub.list_delay(Duration::ZERO);
+    let second = reconcile(&app, &settings(1), within(120)).await.unwrap();
+    assert!(second.pass_complete, "{second:?}");
+    assert_eq!(store.reconcile_cursor().await.unwrap(), None);
+    for user in &users {
+        assert!(renewed_once(&store, user).await, "{user:?}");
+    }
+    // The second run went on from the cursor: no user finished in the first was synced again.
+    // (At most one sync was in flight when the deadline came; it may have finished its write.)
+    let listed = stub.sent_to("GET /v1/subscriptions").await.len();
+    assert!(
+        listed <= users.len() + 1,
+        "{listed} lists for {} users",
+        users.len()
+    );
+    let synced = first.checked + second.checked;
+    assert!(
+        synced == users.len() || synced == users.len() - 1,
+        "{first:?} {second:?}"
+    );
+    assert!(cursor.pass_started_at <= common::unix_now());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_failures_for_some_users_are_counted_and_the_others_repaired() {
+    let (stub, store, app, _) = setup().await;
+    let mut users = Vec::new();
+    let mut subscriptions = Vec::new();
+    for _ in 0..4 {
+        let (user, customer) = lapsed_subscriber(&store).await;
+        subscriptions.push(renewed(&customer));
+        users.push((user, customer));
+    }
+    stub.subscriptions_of_each_customer(subscriptions).await;
+    // Every attempt of the client (3) fails, for two of the customers.
+    stub.fail_subscriptions_of(&users[0].1, 429, 3).await;
+    stub.fail_subscriptions_of(&users[1].1, 500, 3).await;
+
+    let report = reconcile(&app, &settings(2), within(120)).await.unwrap();
+    assert_eq!(
+        (
+            report.checked,
+            report.repaired,
+            report.failed,
+            report.pass_complete
+        ),
+        (2, 2, 2, true)
+    );
+    for (user, _) in &users[2..] {
+        assert!(renewed_once(&store, user).await);
+    }
+    for (user, _) in &users[..2] {
+        let record = store.get_user(user).await.unwrap().unwrap();
+        assert_eq!(
+            (record.credits_remaining, record.granted_invoices.len()),
+            (PLAN_CREDITS - 10, 1),
+            "a failed user is left as it was"
+        );
+        assert!(record.next_check < Some(common::unix_now()), "still due");
+    }
+
+    // Stripe is back: the next pass repairs them.
+    let next = reconcile(&app, &settings(2), within(120)).await.unwrap();
+    assert_eq!((next.checked, next.repaired, next.failed), (2, 2, 0));
+    for (user, _) in &users {
+        assert!(renewed_once(&store, user).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_on_its_scheduled_event_and_its_metric_lines_are_emf_without_ids() {
+    let (stub, store, _app, table) = setup().await;
+    let (user, customer) = lapsed_subscriber(&store).await;
+    stub.subscriptions_of_each_customer(vec![renewed(&customer)])
+        .await;
+
+    let api = RuntimeApi::start().await;
+    let mut env = binaries::billing_lambda_env(&stub.uri());
+    env.push(("TABLE_NAME", table));
+    let child = binaries::lambda("reconcile", api.address(), env)
+        .spawn()
+        .unwrap();
+    let outcome = api
+        .invoke(binaries::event("reconcile.json"), Duration::from_secs(60))
+        .await;
+    let Outcome::Response(report) = outcome else {
+        panic!("the run failed: {outcome:?}")
+    };
+    assert_eq!(report["repaired"], 1, "{report}");
+    assert_eq!(report["pass_complete"], true, "{report}");
+    assert!(renewed_once(&store, &user).await);
+
+    let output = binaries::output_of(child).await;
+    let lines: Vec<Value> = output
+        .lines()
+        .filter(|line| line.contains("\"_aws\""))
+        .map(|line| serde_json::from_str(line).expect("an EMF line is one JSON document"))
+        .collect();
+    let names: Vec<&str> = lines.iter().flat_map(metric_names).collect();
+    for expected in [
+        "Grants",
+        "ReconcileChecked",
+        "ReconcileRepaired",
+        "ReconcileFailed",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    for line in &lines {
+        assert_valid_emf(line);
+        let text = line.to_string();
+        for id in [user.as_str(), &simple(&user), &customer] {
+            assert!(!text.contains(id), "an id in a metric line: {text}");
+        }
+    }
+}
+
+fn metric_names(line: &Value) -> Vec<&str> {
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["Name"].as_str())
+        .collect()
+}
+
+/// The rules of the Embedded Metric Format specification: a millisecond timestamp, a namespace,
+/// dimension sets of at most 30 keys that are string members, metrics (at most 100) that are
+/// numeric members with a unit.
+fn assert_valid_emf(line: &Value) {
+    let aws = &line["_aws"];
+    assert!(
+        aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+        "{line}"
+    );
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1, "{line}");
+    let directive = &directives[0];
+    assert!(!directive["Namespace"].as_str().unwrap().is_empty());
+    for set in directive["Dimensions"].as_array().unwrap() {
+        let keys = set.as_array().unwrap();
+        assert!(!keys.is_empty() && keys.len() <= 30, "{line}");
+        for key in keys {
+            assert!(line[key.as_str().unwrap()].is_string(), "{key} in {line}");
+        }
+    }
+    let metrics = directive["Metrics"].as_array().unwrap();
+    assert!(!metrics.is_empty() && metrics.len() <= 100, "{line}");
+    for metric in metrics {
+        assert!(line[metric["Name"].as_str().unwrap()].is_number(), "{line}");
+        assert_eq!(metric["Unit"], "Count");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
+    let (stub, inner, _, _) = setup().await;
+    let (due, customer) = lapsed_subscriber(&inner).await;
+    let mut not_due = Vec::new();
+    for _ in 0..3 {
+        let (user, _) = lapsed_subscriber(&inner).await;
+        let mut record = inner.get_user(&user).await.unwrap().unwrap();
+        record.next_check = Some(common::unix_now() + DAY);
+        record.synced_at_ms += 1;
+        let view = common::domain::SubscriptionView {
+            plan: record.plan.clone(),
+            status: record.subscription_status.clone(),
+            subscription_id: record.subscription_id.clone(),
+            price_id: record.price_id.clone(),
+            current_period_end: record.current_period_end,
+            cancel_at_period_end: false,
+            observed_at_ms: record.synced_at_ms,
+            next_check: record.next_check,
+        };
+        inner.apply_subscription(&user, &view).await.unwrap();
+        not_due.push(user);
+    }
+    stub.subscriptions_of_each_customer(vec![renewed(&customer)])
+        .await;
+    let log = CallLog::default();
+    let store: Arc<dyn Store> = Arc::new(FaultyStore::new(inner.clone(), log.clone()));
+    let app = apps::app(store, Some(&stub.uri()));
+
+    let report = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    assert_eq!((report.checked, report.repaired), (1, 1));
+    let calls = log.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [
+            "store:reconcile_cursor",
+            "store:due_users",
+            "store:get_user",
+            "store:apply_subscription",
+            "store:grant_credits",
+            "store:get_user",
+            "store:save_reconcile_cursor",
+        ],
+        "per run: the cursor, one index page; per due user: a read, the sync's writes, a read back"
+    );
+    assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), 1);
+    assert!(renewed_once(&inner, &due).await);
+}
