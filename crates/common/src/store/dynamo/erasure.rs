@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::keys::user_pk;
-use super::keys::{Item, PK, PROFILE, SK, TTL, customer_key, n, profile_key, s, tombstone_key};
+use super::keys::{
+    Item, PK, PROFILE, SK, TTL, customer_key, n, profile_key, s, tombstone_key, user_pk,
+};
 use super::{DynamoStore, store_error};
 use crate::domain::{ErasureStage, Tombstone, UserId};
 use crate::store::{Erasures, StoreError};
@@ -15,20 +16,6 @@ const BATCH_SIZE: usize = 25;
 /// Keys per `Query` page of an erasure: each page is deleted before the next is read, and a
 /// small page keeps every call short, well inside the per-attempt timeout, whatever the user owns.
 const ERASURE_PAGE_ITEMS: i32 = 250;
-
-impl DynamoStore {
-    /// Deletes the item at `key`, if any.
-    pub(super) async fn delete_item(&self, key: Item) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .map_err(|err| store_error("DeleteItem", err))?;
-        Ok(())
-    }
-}
 
 #[async_trait]
 impl Erasures for DynamoStore {
@@ -61,14 +48,7 @@ impl Erasures for DynamoStore {
             (TTL.to_owned(), n(tombstone.expires_at)),
             ("stage".to_owned(), s(tombstone.stage.as_str())),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|err| store_error("PutItem", err))?;
-        Ok(())
+        self.put_item(item).await
     }
 
     async fn delete_owned_items(&self, user: &UserId) -> Result<usize, StoreError> {

@@ -113,6 +113,30 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// Writes `item`, whatever stood at its key.
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| store_error("PutItem", err))?;
+        Ok(())
+    }
+
+    /// Deletes the item at `key`, if any.
+    async fn delete_item(&self, key: Item) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(|err| store_error("DeleteItem", err))?;
+        Ok(())
+    }
+
     /// Runs one `TransactWriteItems`, retrying (bounded, jittered) while DynamoDB cancels it for
     /// a `TransactionConflict` alone: another transaction held one of its items, nothing was
     /// written, and the SDK does not retry that. A failed condition is returned at once.

@@ -3,8 +3,9 @@
 
 use async_trait::async_trait;
 
-use super::keys::profile_key;
-use super::keys::{DUE, DUE_AT, DUE_INDEX, DUE_SHARD, Item, PK, PROFILE, SK, cursor_key, n, s};
+use super::keys::{
+    DUE, DUE_AT, DUE_INDEX, DUE_SHARD, Item, PK, PROFILE, SK, cursor_key, n, profile_key, s,
+};
 use super::{DynamoStore, store_error};
 use crate::domain::{DuePosition, ReconcileCursor, UserId};
 use crate::store::{Reconciliation, StoreError};
@@ -119,14 +120,7 @@ impl Reconciliation for DynamoStore {
                 ("after_user".to_owned(), s(after.user.as_str())),
             ]);
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|err| store_error("PutItem", err))?;
-        Ok(())
+        self.put_item(item).await
     }
 }
 
