@@ -98,8 +98,7 @@ pub fn time_budget(req: &Request) -> Duration {
     if deadline_ms == 0 {
         return GATEWAY_BUDGET; // no Lambda deadline: the local API
     }
-    let left_ms = u64::try_from(deadline_ms as i64 - crate::unix_now_ms()).unwrap_or(0);
-    Duration::from_millis(left_ms)
+    crate::time_until(deadline_ms)
         .saturating_sub(DEADLINE_MARGIN)
         .min(GATEWAY_BUDGET)
 }

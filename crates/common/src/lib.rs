@@ -65,6 +65,13 @@ pub fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
+/// Time left until `deadline_ms` (Unix milliseconds, as Lambda gives an invocation's deadline);
+/// zero once it has passed.
+pub fn time_until(deadline_ms: u64) -> std::time::Duration {
+    let left_ms = i64::try_from(deadline_ms).unwrap_or(i64::MAX) - unix_now_ms();
+    std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()

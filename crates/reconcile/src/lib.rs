@@ -172,6 +172,5 @@ fn moved(before: &UserRecord, after: &UserRecord) -> bool {
 
 /// The deadline of an invocation whose Lambda deadline is `deadline_ms` (Unix milliseconds).
 pub fn deadline_of(deadline_ms: u64) -> Instant {
-    let left_ms = i64::try_from(deadline_ms).unwrap_or(i64::MAX) - common::unix_now_ms();
-    Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
+    Instant::now() + common::time_until(deadline_ms)
 }
