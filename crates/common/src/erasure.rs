@@ -16,9 +16,9 @@
 //!    Then [`ErasureStage::LoginDeleted`]: a repeated call finds the erasure complete and makes
 //!    no call at all.
 
-use crate::billing::Billing;
+use crate::billing::{Billing, status_of};
 use crate::config::Rules;
-use crate::domain::{ErasureStage, SubscriptionStatus, Tombstone, UserId};
+use crate::domain::{ErasureStage, Tombstone, UserId};
 use crate::error::ApiError;
 use crate::store::{Erasures, Profiles};
 
@@ -53,8 +53,7 @@ pub async fn close_stripe(
 /// Cancels the customer's live subscriptions, then deletes the customer, in that order.
 async fn close_stripe_customer(billing: &Billing, customer: &str) -> Result<(), ApiError> {
     for subscription in billing.list_subscriptions(customer).await? {
-        let status = SubscriptionStatus::parse(subscription.status.as_str());
-        if !status.ends_paid_credits() {
+        if !status_of(&subscription).ends_paid_credits() {
             billing
                 .cancel_subscription(subscription.id.as_str())
                 .await?;

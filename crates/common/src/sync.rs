@@ -9,11 +9,11 @@
 use stripe_billing::{InvoiceStatus, Subscription};
 use stripe_types::Expandable;
 
-use crate::billing::Billing;
+use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::domain::reconcile::next_check;
-use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionStatus, SubscriptionView, UserRecord};
+use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::store::{CustomerLinks, Profiles};
 
@@ -98,12 +98,11 @@ where
 }
 
 /// The subscription that matters among `subscriptions`: the best
-/// [`SubscriptionStatus::rank`], the newest first within a rank.
+/// [`crate::domain::SubscriptionStatus::rank`], the newest first within a rank.
 pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
-    subscriptions.iter().min_by_key(|s| {
-        let status = SubscriptionStatus::parse(s.status.as_str());
-        (status.rank(), std::cmp::Reverse(s.created))
-    })
+    subscriptions
+        .iter()
+        .min_by_key(|s| (status_of(s).rank(), std::cmp::Reverse(s.created)))
 }
 
 /// The state to store for a customer's `subscriptions`, observed at `observed_at_ms`, with
@@ -116,7 +115,7 @@ pub fn decide(
     let mut view = match pick(subscriptions) {
         None => SubscriptionView::none(observed_at_ms),
         Some(subscription) => {
-            let status = SubscriptionStatus::parse(subscription.status.as_str());
+            let status = status_of(subscription);
             let items = &subscription.items.data;
             SubscriptionView {
                 plan: if status.is_entitled() {

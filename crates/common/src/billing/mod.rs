@@ -6,3 +6,10 @@ pub mod client;
 pub mod customers;
 
 pub use client::Billing;
+
+use crate::domain::SubscriptionStatus;
+
+/// The status of a Stripe subscription, as the domain reads it.
+pub fn status_of(subscription: &stripe_billing::Subscription) -> SubscriptionStatus {
+    SubscriptionStatus::parse(subscription.status.as_str())
+}
