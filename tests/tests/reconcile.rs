@@ -36,6 +36,11 @@ async fn setup() -> (StripeStub, Arc<dyn Store>, App, String) {
 /// A subscriber who paid the first period (credits granted, 10 spent), whose period ended two
 /// hours ago: due for reconciliation. Returns the user and the customer.
 async fn lapsed_subscriber(store: &Arc<dyn Store>) -> (UserId, String) {
+    subscriber_due_at(store, common::unix_now() - HOUR).await
+}
+
+/// [`lapsed_subscriber`], due for reconciliation at `due_at` (Unix seconds).
+async fn subscriber_due_at(store: &Arc<dyn Store>, due_at: i64) -> (UserId, String) {
     let user = UserId::parse(&tokens::new_user()).unwrap();
     let now = common::unix_now();
     let mut record = UserRecord::new_free(user.clone(), 10, now - 40 * DAY);
@@ -46,7 +51,7 @@ async fn lapsed_subscriber(store: &Arc<dyn Store>) -> (UserId, String) {
     record.last_grant_created = now - 31 * DAY;
     record.current_period_end = Some(now - 2 * HOUR);
     record.synced_at_ms = (now - 31 * DAY) * 1000;
-    record.next_check = Some(now - HOUR);
+    record.next_check = Some(due_at);
     let customer = format!("cus_{}", simple(&user));
     record.subscription_id = Some(format!("sub_{customer}"));
     record.price_id = Some(PRICE.to_owned());
@@ -314,21 +319,7 @@ async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
     let (due, customer) = lapsed_subscriber(&inner).await;
     let mut not_due = Vec::new();
     for _ in 0..3 {
-        let (user, _) = lapsed_subscriber(&inner).await;
-        let mut record = inner.get_user(&user).await.unwrap().unwrap();
-        record.next_check = Some(common::unix_now() + DAY);
-        record.synced_at_ms += 1;
-        let view = common::domain::SubscriptionView {
-            plan: record.plan.clone(),
-            status: record.subscription_status.clone(),
-            subscription_id: record.subscription_id.clone(),
-            price_id: record.price_id.clone(),
-            current_period_end: record.current_period_end,
-            cancel_at_period_end: false,
-            observed_at_ms: record.synced_at_ms,
-            next_check: record.next_check,
-        };
-        inner.apply_subscription(&user, &view).await.unwrap();
+        let (user, _) = subscriber_due_at(&inner, common::unix_now() + DAY).await;
         not_due.push(user);
     }
     stub.subscriptions_of_each_customer(vec![renewed(&customer)])
@@ -355,4 +346,8 @@ async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
     );
     assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), 1);
     assert!(renewed_once(&inner, &due).await);
+    for user in &not_due {
+        let record = inner.get_user(user).await.unwrap().unwrap();
+        assert_eq!(record.granted_invoices.len(), 1, "not due: left alone");
+    }
 }
