@@ -217,12 +217,18 @@ impl<L: Fn(&str) -> Option<String>> Vars<L> {
     ) -> Result<i64, ConfigError> {
         match self.get(variable) {
             None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or(ConfigError { variable, problem }),
+            Some(value) => in_range(variable, &value, range, problem),
         }
+    }
+
+    /// The value of `name`, which must be set, as an integer within `range`.
+    fn required_integer(
+        &self,
+        variable: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+        problem: &'static str,
+    ) -> Result<i64, ConfigError> {
+        in_range(variable, &self.required(variable)?, range, problem)
     }
 
     /// The value of `name`, if set, which must be an http(s) URL.
@@ -236,6 +242,20 @@ impl<L: Fn(&str) -> Option<String>> Vars<L> {
             None => Ok(None),
         }
     }
+}
+
+/// `value` of `variable` as an integer within `range`, or `problem`.
+fn in_range(
+    variable: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<i64>,
+    problem: &'static str,
+) -> Result<i64, ConfigError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or(ConfigError { variable, problem })
 }
 
 /// `value` if it is an https URL, or plain http to a loopback address (tests, local stacks):

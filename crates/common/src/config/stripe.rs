@@ -79,10 +79,8 @@ impl StripeConfig {
                 problem: "must be a Stripe secret key (sk_...) or restricted key (rk_...)",
             });
         }
-        vars.required("PLAN_CREDITS")?;
-        let plan_credits = vars.integer(
+        let plan_credits = vars.required_integer(
             "PLAN_CREDITS",
-            0,
             1..=10_000_000,
             "must be an integer between 1 and 10000000",
         )?;
