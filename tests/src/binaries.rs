@@ -171,11 +171,36 @@ pub async fn output_of(mut child: tokio::process::Child) -> String {
     out
 }
 
-/// Starts the local API (`local-api --addr 127.0.0.1:<free port>`) with exactly `env`; returns
-/// the process (killed on drop), its base URL and the curl line it printed, if any.
-pub async fn start_local_api(
-    env: &[(&str, &str)],
-) -> (tokio::process::Child, String, Option<String>) {
+/// A running local API.
+pub struct LocalApi {
+    /// The process, killed on drop.
+    pub child: tokio::process::Child,
+    /// Its base URL.
+    pub base: String,
+    /// What it printed before serving, up to the curl line if one was printed.
+    pub banner: Vec<String>,
+}
+
+impl LocalApi {
+    /// The printed `curl -s -H 'Authorization: Bearer T' URL` line, if any.
+    pub fn curl(&self) -> Option<&str> {
+        self.banner
+            .iter()
+            .find(|l| l.starts_with("curl "))
+            .map(String::as_str)
+    }
+
+    /// The banner line starting with `prefix`, if any.
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.banner
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .map(String::as_str)
+    }
+}
+
+/// Starts the local API (`local-api --addr 127.0.0.1:<free port>`) with exactly `env`.
+pub async fn start_local_api(env: &[(&str, &str)]) -> LocalApi {
     let port = free_port();
     let mut child = tokio::process::Command::new(path("local-api"))
         .args(["--addr", &format!("127.0.0.1:{port}")])
@@ -187,14 +212,14 @@ pub async fn start_local_api(
         .expect("start local-api");
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut curl = None;
+    let mut banner = Vec::new();
     let read_banner = async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("curl ") {
-                curl = Some(line);
-                break;
-            }
-            if line.starts_with("listening on") && env.iter().any(|(k, _)| k.starts_with("JWT_")) {
+            let last = line.starts_with("curl ")
+                || (line.starts_with("listening on")
+                    && env.iter().any(|(k, _)| k.starts_with("JWT_")));
+            banner.push(line);
+            if last {
                 break;
             }
         }
@@ -204,7 +229,11 @@ pub async fn start_local_api(
         .expect("local-api started");
     // Keep draining its output, so its logs never hit a closed pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://127.0.0.1:{port}"), curl)
+    LocalApi {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        banner,
+    }
 }
 
 /// The sample webhook event `file` of `events/`, re-signed for now with the test signing secret

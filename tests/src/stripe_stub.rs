@@ -1,15 +1,21 @@
-//! A loopback Stripe for tests: `wiremock` answering with Stripe's official API object fixtures
-//! (vendored in `tests/fixtures/stripe/`, with their licence and upstream commit), adjusted per
-//! test, and recording what was sent.
+//! A loopback Stripe for tests: `wiremock`, with the Stripe sandbox's API
+//! (`stripe_sandbox::Stripe`: customers under idempotency keys, search, deletion, Checkout and
+//! portal sessions) behind it, answering with objects built from Stripe's own fixtures; the
+//! subscription list set per test; failures and delays injected per test; and a record of
+//! what was sent.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stripe_sandbox::api::{Call, Plan, Stripe};
+use stripe_sandbox::objects;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+pub use stripe_sandbox::fixtures::fixture;
+pub use stripe_sandbox::objects::{customer_for_key, paid_invoice};
 
 /// The price the tests configure.
 pub const PRICE: &str = "price_1PgafmB7WZ01zgkW6dKueIc5";
@@ -18,23 +24,12 @@ pub const WEBHOOK_SECRET: &str = "whsec_local_development_do_not_deploy";
 /// The secret key the tests configure.
 pub const SECRET_KEY: &str = "sk_test_stub_0123456789";
 
-fn fixtures() -> &'static Value {
-    static FIXTURES: OnceLock<Value> = OnceLock::new();
-    FIXTURES.get_or_init(|| {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stripe/fixtures3.json");
-        let text =
-            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        serde_json::from_str(&text).expect("fixtures are JSON")
-    })
-}
+/// How long a request under an idempotency key executes at the stub: a twin request with the
+/// same key within it gets Stripe's 409 `idempotency_error`.
+const EXECUTION_TIME: Duration = Duration::from_millis(150);
 
-/// Stripe's fixture of `resource` (e.g. `customer`, `checkout.session`).
-pub fn fixture(resource: &str) -> Value {
-    fixtures()["resources"][resource].clone()
-}
-
-/// A subscription fixture of `customer` with the given status, creation time and period end.
+/// A subscription fixture of `customer` to [`PRICE`] with the given status, creation time and
+/// period end.
 pub fn subscription(
     id: &str,
     customer: &str,
@@ -42,89 +37,7 @@ pub fn subscription(
     created: i64,
     period_end: i64,
 ) -> Value {
-    let mut sub = fixture("subscription");
-    sub["id"] = json!(id);
-    sub["customer"] = json!(customer);
-    sub["status"] = json!(status);
-    sub["created"] = json!(created);
-    sub["cancel_at_period_end"] = json!(false);
-    sub["items"]["data"][0]["current_period_end"] = json!(period_end);
-    sub["items"]["data"][0]["price"]["id"] = json!(PRICE);
-    sub
-}
-
-/// A paid invoice of subscription `sub` (Stripe's invoice fixture), created at `created`, with
-/// `billing_reason` (`subscription_create`, `subscription_cycle`, `subscription_update`, ...).
-/// In API version 2026-09-30 its subscription sits under `parent.subscription_details`.
-pub fn paid_invoice(id: &str, sub: &str, created: i64, billing_reason: &str) -> Value {
-    let mut invoice = fixture("invoice");
-    invoice["id"] = json!(id);
-    invoice["status"] = json!("paid");
-    invoice["created"] = json!(created);
-    invoice["billing_reason"] = json!(billing_reason);
-    invoice["parent"] = json!({"type": "subscription_details", "quote_details": null,
-        "subscription_details": {"metadata": {}, "subscription": sub}});
-    invoice
-}
-
-/// The customer id the stub creates for an idempotency key: one key, one customer (as Stripe).
-pub fn customer_for_key(key: &str) -> String {
-    let digest: u32 = key
-        .bytes()
-        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
-    format!("cus_stub{digest:08x}")
-}
-
-/// One page of `objects` as a Stripe list answers it, for the request's `limit` and
-/// `starting_after`, capped at `page_size`.
-fn page_of(objects: &[Value], params: &[(String, String)], page_size: usize) -> Value {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let limit = param("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(10)
-        .min(page_size);
-    let start = match param("starting_after") {
-        Some(after) => objects
-            .iter()
-            .position(|o| o["id"] == after)
-            .map_or(objects.len(), |i| i + 1),
-        None => 0,
-    };
-    let data: Vec<Value> = objects.iter().skip(start).take(limit).cloned().collect();
-    let has_more = start + data.len() < objects.len();
-    json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/subscriptions"})
-}
-
-/// `list` with each subscription's `latest_invoice` as Stripe sends it: the object only where
-/// the request asked for `expand[]=data.latest_invoice`, else its id.
-fn expanded(mut list: Value, params: &[(String, String)]) -> Value {
-    let expand = params
-        .iter()
-        .any(|(k, v)| k.starts_with("expand[") && v == "data.latest_invoice");
-    if let Some(data) = list["data"].as_array_mut() {
-        for sub in data
-            .iter_mut()
-            .filter(|sub| sub["latest_invoice"].is_object())
-        {
-            if !expand {
-                sub["latest_invoice"] = sub["latest_invoice"]["id"].clone();
-            }
-        }
-    }
-    list
-}
-
-/// Stripe's customer fixture as customer `id` of `user`.
-fn new_customer(id: &str, user: &str) -> Value {
-    let mut customer = fixture("customer");
-    customer["id"] = json!(id);
-    customer["metadata"] = json!({"user_id": user});
-    customer
+    objects::subscription(id, customer, PRICE, status, created, period_end)
 }
 
 /// One request the stub received.
@@ -150,41 +63,6 @@ impl Sent {
     }
 }
 
-/// How long a customer creation executes at the stub: a twin request with the same
-/// idempotency key within it gets Stripe's 409 `idempotency_error`.
-const CREATE_LATENCY: Duration = Duration::from_millis(150);
-
-/// Stripe's answer to a request whose idempotency key is held by one still executing.
-fn idempotency_conflict(key: &str) -> ResponseTemplate {
-    ResponseTemplate::new(409).set_body_json(json!({"error": {
-        "type": "idempotency_error",
-        "message": format!("There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later."),
-    }}))
-}
-
-/// The request's `customer` parameter, if it names a customer deleted at the stub.
-fn deleted_customer_in(req: &Request, customers: &Customers) -> Option<String> {
-    let customer = form(req).into_iter().find(|(k, _)| k == "customer")?.1;
-    let held = customers.lock().unwrap();
-    held.get(&customer)
-        .is_some_and(|c| c["deleted"] == json!(true))
-        .then_some(customer)
-}
-
-/// Stripe's answer to a request naming a customer that does not exist (any more): 400
-/// `resource_missing` on `customer`.
-fn no_such_customer(id: &str) -> ResponseTemplate {
-    ResponseTemplate::new(400).set_body_json(json!({"error": {
-        "type": "invalid_request_error", "code": "resource_missing", "param": "customer",
-        "message": format!("No such customer: '{id}'"),
-        "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
-    }}))
-}
-
-/// The customers the stub holds, by id: what it created, what a test added, and whether each
-/// was deleted (Stripe keeps deleted customers as `{"id": ..., "deleted": true}`).
-type Customers = Arc<Mutex<BTreeMap<String, Value>>>;
-
 /// What `GET /v1/subscriptions` answers.
 enum Subscriptions {
     /// These subscriptions, whatever the customer (none at first).
@@ -206,116 +84,61 @@ type Listed = Arc<Mutex<Subscriptions>>;
 /// A running stub.
 pub struct StripeStub {
     server: MockServer,
-    customers: Customers,
+    stripe: Shared,
     listed: Listed,
     page_size: Arc<AtomicUsize>,
     list_delay_ms: Arc<AtomicUsize>,
 }
 
+/// The sandbox's Stripe account behind the stub.
+type Shared = Arc<Mutex<Stripe>>;
+
+/// Answers `req` with the sandbox's API (its events are not delivered: tests send their own).
+fn sandbox_answer(stripe: &Shared, req: &Request) -> ResponseTemplate {
+    let call = Call {
+        method: req.method.to_string(),
+        path: req.url.path().to_owned(),
+        params: form(req),
+        idempotency_key: header(req, "idempotency-key"),
+        authorization: header(req, "authorization"),
+    };
+    let mut stripe = stripe.lock().unwrap();
+    let answer = stripe.answer(&call, Instant::now());
+    stripe.take_events();
+    ResponseTemplate::new(answer.status)
+        .set_body_json(answer.body)
+        .set_delay(answer.delay)
+}
+
 impl StripeStub {
-    /// Starts a stub answering customer creation and deletion, checkout and portal sessions,
-    /// subscription cancellation, and an empty subscription list until
-    /// [`StripeStub::subscriptions`] says otherwise.
+    /// Starts a stub answering customer creation, search and deletion, checkout and portal
+    /// sessions as the sandbox does, subscription cancellation, and an empty subscription list
+    /// until [`StripeStub::subscriptions`] says otherwise.
     pub async fn start() -> StripeStub {
         let server = MockServer::start().await;
-        let customers: Customers = Arc::default();
-        let held = customers.clone();
-        // Per idempotency key: when its first request finishes executing, and what it answered.
-        let keys: Arc<Mutex<HashMap<String, (Instant, Value)>>> = Arc::default();
-        Mock::given(method("POST"))
-            .and(path("/v1/customers"))
-            .respond_with(move |req: &Request| {
-                let key = header(req, "idempotency-key").unwrap_or_default();
-                let now = Instant::now();
-                let mut keys = keys.lock().unwrap();
-                match keys.get(&key) {
-                    // The first request with this key is still executing: Stripe refuses twins.
-                    Some((until, _)) if now < *until => return idempotency_conflict(&key),
-                    // Finished: the same key replays the first answer, as it was then (even if
-                    // the customer was deleted since).
-                    Some((_, answer)) => {
-                        return ResponseTemplate::new(200).set_body_json(answer.clone());
-                    }
-                    None => {}
-                }
-                let id = customer_for_key(&key);
-                let user = form(req)
-                    .into_iter()
-                    .find(|(k, _)| k == "metadata[user_id]")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                let customer = new_customer(&id, &user);
-                held.lock().unwrap().insert(id, customer.clone());
-                keys.insert(key, (now + CREATE_LATENCY, customer.clone()));
-                ResponseTemplate::new(200)
-                    .set_body_json(customer)
-                    .set_delay(CREATE_LATENCY)
-            })
-            .mount(&server)
-            .await;
-        let held = customers.clone();
-        Mock::given(method("GET"))
-            .and(path("/v1/customers/search"))
-            .respond_with(move |req: &Request| {
-                let query = form(req)
-                    .into_iter()
-                    .find(|(k, _)| k == "query")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                let found: Vec<Value> = held
-                    .lock()
-                    .unwrap()
-                    .values()
-                    .filter(|c| c["deleted"] != json!(true))
-                    .filter(|c| {
-                        query
-                            == format!(
-                                "metadata['user_id']:'{}'",
-                                c["metadata"]["user_id"].as_str().unwrap_or_default()
-                            )
-                    })
-                    .cloned()
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(json!({
-                    "object": "search_result", "url": "/v1/customers/search",
-                    "has_more": false, "next_page": null, "data": found
-                }))
-            })
-            .mount(&server)
-            .await;
-        let held = customers.clone();
-        Mock::given(method("POST"))
-            .and(path("/v1/checkout/sessions"))
-            .respond_with(move |req: &Request| {
-                if let Some(gone) = deleted_customer_in(req, &held) {
-                    return no_such_customer(&gone);
-                }
-                let mut session = fixture("checkout.session");
-                session["url"] = json!("https://checkout.stripe.com/c/pay/cs_test_stub");
-                session["mode"] = json!("subscription");
-                if let Some(customer) = form(req).iter().find(|(k, _)| k == "customer") {
-                    session["customer"] = json!(customer.1);
-                }
-                ResponseTemplate::new(200).set_body_json(session)
-            })
-            .mount(&server)
-            .await;
-        let held = customers.clone();
-        Mock::given(method("POST"))
-            .and(path("/v1/billing_portal/sessions"))
-            .respond_with(move |req: &Request| {
-                if let Some(gone) = deleted_customer_in(req, &held) {
-                    return no_such_customer(&gone);
-                }
-                let mut session = fixture("billing_portal.session");
-                session["url"] = json!("https://billing.stripe.com/p/session/test_stub");
-                if let Some(customer) = form(req).iter().find(|(k, _)| k == "customer") {
-                    session["customer"] = json!(customer.1);
-                }
-                ResponseTemplate::new(200).set_body_json(session)
-            })
-            .mount(&server)
-            .await;
+        let plan = Plan {
+            price_id: PRICE.to_owned(),
+            name: "pro".to_owned(),
+            unit_amount: 2000,
+            currency: "usd".to_owned(),
+            period_secs: 30 * 86_400,
+            credits: 1000,
+        };
+        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plan, &server.uri(), EXECUTION_TIME)));
+        for (verb, route) in [
+            ("POST", r"^/v1/customers$"),
+            ("GET", r"^/v1/customers/search$"),
+            ("DELETE", r"^/v1/customers/[^/]+$"),
+            ("POST", r"^/v1/checkout/sessions$"),
+            ("POST", r"^/v1/billing_portal/sessions$"),
+        ] {
+            let stripe = stripe.clone();
+            Mock::given(method(verb))
+                .and(path_regex(route))
+                .respond_with(move |req: &Request| sandbox_answer(&stripe, req))
+                .mount(&server)
+                .await;
+        }
         Mock::given(method("DELETE"))
             .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
             .respond_with(|req: &Request| {
@@ -333,27 +156,8 @@ impl StripeStub {
             })
             .mount(&server)
             .await;
-        let held = customers.clone();
-        Mock::given(method("DELETE"))
-            .and(path_regex(r"^/v1/customers/[^/]+$"))
-            .respond_with(move |req: &Request| {
-                let id = req.url.path().rsplit('/').next().unwrap_or_default();
-                let mut held = held.lock().unwrap();
-                if held.get(id).is_some_and(|c| c["deleted"] == json!(true)) {
-                    return ResponseTemplate::new(404).set_body_json(json!({"error": {
-                        "type": "invalid_request_error", "code": "resource_missing", "param": "id",
-                        "message": format!("No such customer: '{id}'"),
-                    }}));
-                }
-                let mut deleted = fixture("deleted_customer");
-                deleted["id"] = json!(id);
-                held.insert(id.to_owned(), deleted.clone());
-                ResponseTemplate::new(200).set_body_json(deleted)
-            })
-            .mount(&server)
-            .await;
         let (listed, page_size): (Listed, _) = (Arc::default(), Arc::new(AtomicUsize::new(100)));
-        let (held, size, known) = (listed.clone(), page_size.clone(), customers.clone());
+        let (held, size, known) = (listed.clone(), page_size.clone(), stripe.clone());
         let list_delay_ms = Arc::new(AtomicUsize::new(0));
         let delay_ms = list_delay_ms.clone();
         Mock::given(method("GET"))
@@ -361,7 +165,8 @@ impl StripeStub {
             .respond_with(move |req: &Request| {
                 let params = form(req);
                 // A deleted customer's subscriptions were canceled and are gone with it.
-                if deleted_customer_in(req, &known).is_some() {
+                let customer = objects::param(&params, "customer").unwrap_or_default();
+                if known.lock().unwrap().customer(customer).is_some_and(objects::is_deleted) {
                     let empty = json!({"object": "list", "data": [], "has_more": false, "url": "/v1/subscriptions"});
                     return ResponseTemplate::new(200).set_body_json(empty);
                 }
@@ -387,10 +192,11 @@ impl StripeStub {
                         )]
                     }
                 };
-                let page = page_of(&subscriptions, &params, size.load(Ordering::Relaxed));
+                let size = size.load(Ordering::Relaxed);
+                let page = objects::page_of(&subscriptions, &params, size, "/v1/subscriptions");
                 let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed) as u64);
                 ResponseTemplate::new(200)
-                    .set_body_json(expanded(page, &params))
+                    .set_body_json(objects::expanded(page, &params))
                     .set_delay(delay)
             })
             .with_priority(10)
@@ -398,7 +204,7 @@ impl StripeStub {
             .await;
         StripeStub {
             server,
-            customers,
+            stripe,
             listed,
             page_size,
             list_delay_ms,
@@ -408,30 +214,27 @@ impl StripeStub {
     /// Adds a customer of `user` (with `metadata.user_id`), as if created earlier: for example
     /// one made for a user whose link was never stored.
     pub fn add_customer(&self, id: &str, user: &str) {
-        let customer = new_customer(id, user);
-        self.customers
-            .lock()
-            .unwrap()
-            .insert(id.to_owned(), customer);
+        let metadata = json!({ "user_id": user });
+        self.stripe.lock().unwrap().add_customer(id, metadata);
     }
 
-    /// Deletes customer `id` at the stub, as the Stripe dashboard would.
+    /// Deletes customer `id` at the stub, as the Stripe dashboard would (through the API).
     pub fn delete_customer(&self, id: &str) {
-        let mut deleted = fixture("deleted_customer");
-        deleted["id"] = json!(id);
-        self.customers
-            .lock()
-            .unwrap()
-            .insert(id.to_owned(), deleted);
+        let call = Call {
+            method: "DELETE".to_owned(),
+            path: format!("/v1/customers/{id}"),
+            authorization: Some(format!("Bearer {SECRET_KEY}")),
+            ..Call::default()
+        };
+        let mut stripe = self.stripe.lock().unwrap();
+        stripe.answer(&call, Instant::now());
+        stripe.take_events();
     }
 
     /// Whether customer `id` was deleted at the stub.
     pub fn customer_deleted(&self, id: &str) -> bool {
-        self.customers
-            .lock()
-            .unwrap()
-            .get(id)
-            .is_some_and(|c| c["deleted"] == json!(true))
+        let stripe = self.stripe.lock().unwrap();
+        stripe.customer(id).is_some_and(objects::is_deleted)
     }
 
     /// Base URL to configure as `STRIPE_API_BASE`.
@@ -456,17 +259,11 @@ impl StripeStub {
     /// The next `times` calls of `GET /v1/subscriptions` for `customer` fail with `status` and a
     /// Stripe error body; other customers are answered as usual.
     pub async fn fail_subscriptions_of(&self, customer: &str, status: u16, times: u64) {
-        let kind = if status == 429 {
-            "rate_limit_error"
-        } else {
-            "api_error"
-        };
         Mock::given(method("GET"))
             .and(path("/v1/subscriptions"))
             .and(wiremock::matchers::query_param("customer", customer))
             .respond_with(
-                ResponseTemplate::new(status)
-                    .set_body_json(json!({"error": {"type": kind, "message": "try later"}})),
+                ResponseTemplate::new(status).set_body_json(objects::server_error(status)),
             )
             .up_to_n_times(times)
             .with_priority(1)

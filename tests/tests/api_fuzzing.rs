@@ -24,7 +24,8 @@ async fn generated_requests_get_no_5xx_and_only_documented_answers() {
     let stub = StripeStub::start().await;
     let env = local_api_env(&stub.uri());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_api, base, _) = start_local_api(&env).await;
+    let api = start_local_api(&env).await;
+    let base = api.base.clone();
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let reports = root.join("target/reports");

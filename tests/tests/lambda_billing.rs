@@ -48,7 +48,7 @@ async fn checkout_then_portal_then_sync_through_the_runtime_api() {
         body["checkout_url"]
             .as_str()
             .unwrap()
-            .starts_with("https://checkout.stripe.com/")
+            .starts_with(&format!("{}/checkout/cs_test_", stub.uri()))
     );
 
     let (status, body) = invoke("create-portal-session", "create-portal-session.json", &stub).await;
@@ -57,7 +57,7 @@ async fn checkout_then_portal_then_sync_through_the_runtime_api() {
         body["portal_url"]
             .as_str()
             .unwrap()
-            .starts_with("https://billing.stripe.com/")
+            .starts_with(&format!("{}/portal/bps_", stub.uri()))
     );
     let portal = stub.sent_to("POST /v1/billing_portal/sessions").await;
     let customer = customer_for_key(&format!("customer-{EVENTS_USER}"));

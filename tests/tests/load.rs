@@ -153,7 +153,8 @@ async fn fifty_users_five_thousand_requests_and_every_credit_accounted_for() {
         .collect();
     env.push(("PLAN_CREDITS", credits));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_api, base, _) = start_local_api(&env).await;
+    let api = start_local_api(&env).await;
+    let base = api.base.clone();
     let client = reqwest::Client::new();
     let store: Arc<dyn Store> = Arc::new(emulator::store().await);
 

@@ -28,8 +28,12 @@ async fn get(url: &str, token: Option<&str>, method: reqwest::Method) -> (u16, V
 
 #[tokio::test]
 async fn printed_curl_line_returns_the_status_json_on_the_embedded_store() {
-    let (_child, base, curl) = start(&[]).await;
-    let (token, url) = parse_curl(&curl.expect("a curl line is printed without JWT settings"));
+    let api = start(&[]).await;
+    let base = &api.base;
+    let (token, url) = parse_curl(
+        api.curl()
+            .expect("a curl line is printed without JWT settings"),
+    );
     assert_eq!(url, format!("{base}/v1/user/status"));
 
     let (status, body) = get(&url, Some(&token), reqwest::Method::GET).await;
@@ -67,7 +71,7 @@ async fn with_dynamodb_configured_it_stores_there() {
     let endpoint = storage.endpoint.unwrap();
     let secret = "local-api-test-secret-0123456789abcdef";
     let issuer = "https://local.test/auth/v1";
-    let (_child, base, curl) = start(&[
+    let api = start(&[
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("TABLE_NAME", storage.table_name.as_str()),
         ("AWS_REGION", emulator::REGION),
@@ -77,7 +81,11 @@ async fn with_dynamodb_configured_it_stores_there() {
         ("JWT_ISSUER", issuer),
     ])
     .await;
-    assert!(curl.is_none(), "no demo token when JWT settings are given");
+    assert!(
+        api.curl().is_none(),
+        "no demo token when JWT settings are given"
+    );
+    let base = &api.base;
     let user = tokens::new_user();
     let token = tokens::hs256(&tokens::claims(&user, issuer), secret);
     let (status, body) = get(
@@ -91,15 +99,17 @@ async fn with_dynamodb_configured_it_stores_there() {
 }
 
 #[tokio::test]
-async fn billing_endpoints_are_served_with_stripe_settings_and_explained_without() {
+async fn billing_goes_to_stripe_with_its_settings() {
     let stub = integration_tests::stripe_stub::StripeStub::start().await;
     let mut env: Vec<(&str, String)> = integration_tests::binaries::stripe_env(&stub.uri());
     env.push(("STRIPE_TIMEOUT_MS", "1000".into()));
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_child, base, curl) = start(&borrowed).await;
-    let (token, _) = parse_curl(&curl.expect("demo token"));
+    let api = start(&borrowed).await;
+    let billing = api.line("billing: ").unwrap_or_default();
+    assert_eq!(billing, format!("billing: Stripe at {}", stub.uri()));
+    let (token, _) = parse_curl(api.curl().expect("demo token"));
     let post = |route: &'static str| {
-        let (base, token) = (base.clone(), token.clone());
+        let (base, token) = (api.base.clone(), token.clone());
         async move {
             get(
                 &format!("{base}{route}"),
@@ -116,11 +126,10 @@ async fn billing_endpoints_are_served_with_stripe_settings_and_explained_without
     );
     let (status, body) = post("/v1/stripe/create-checkout-session").await;
     assert_eq!(status, 200, "{body}");
+    let url = body["checkout_url"].as_str().unwrap();
     assert!(
-        body["checkout_url"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://checkout.stripe.com/")
+        url.starts_with(&format!("{}/checkout/", stub.uri())),
+        "{url}"
     );
     let (status, body) = post("/v1/stripe/create-portal-session").await;
     assert_eq!(status, 200, "{body}");
@@ -129,13 +138,91 @@ async fn billing_endpoints_are_served_with_stripe_settings_and_explained_without
         (status, body["subscription_status"].as_str()),
         (200, Some("none"))
     );
+    assert_eq!(stub.sent_to("POST /v1/customers").await.len(), 1);
+}
 
-    let (_child, base, curl) = start(&[]).await;
-    let (token, _) = parse_curl(&curl.expect("demo token"));
-    let url = format!("{base}/v1/stripe/create-checkout-session");
+#[tokio::test]
+async fn without_stripe_settings_billing_runs_on_the_sandbox() {
+    let api = start(&[]).await;
+    let billing = api.line("billing: ").expect("a billing line");
+    let sandbox = billing
+        .strip_prefix("billing: Stripe sandbox at ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the banner names the sandbox: {billing}"));
+    let (token, _) = parse_curl(api.curl().expect("demo token"));
+    let url = format!("{}/v1/stripe/create-checkout-session", api.base);
     let (status, body) = get(&url, Some(&token), reqwest::Method::POST).await;
+    assert_eq!(status, 200, "{body}");
+    let checkout = body["checkout_url"].as_str().unwrap();
+    assert!(
+        checkout.starts_with(&format!("{sandbox}/checkout/cs_test_")),
+        "{checkout}"
+    );
+    let page = reqwest::get(checkout).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("id=\"pay\"") && html.contains("1000 credits"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_minted_for_any_user_and_messages_debited_as_the_chat_service_does() {
+    let api = start(&[]).await;
+    let user = tokens::new_user();
+    let minted = reqwest::get(format!("{}/local/token?user_id={user}", api.base))
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 200);
+    let minted: Value = minted.json().await.unwrap();
+    assert_eq!(minted["user_id"], user.as_str());
+    let token = minted["access_token"].as_str().unwrap();
+    let debit = format!("{}/local/debit", api.base);
+    let (status, body) = get(&debit, Some(token), reqwest::Method::POST).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("BILLING_NOT_CONFIGURED"))
+        (body["paid_with"].as_str(), body["remaining"].as_i64()),
+        (Some("free_messages"), Some(9))
+    );
+    let status_url = format!("{}/v1/user/status", api.base);
+    let (_, status) = get(&status_url, Some(token), reqwest::Method::GET).await;
+    assert_eq!(status["free_messages_remaining"], 9);
+
+    let (code, body) = get(
+        &format!("{}/local/token?user_id=admin", api.base),
+        None,
+        reqwest::Method::GET,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("INVALID_USER_ID"))
+    );
+    let (code, body) = get(&debit, None, reqwest::Method::POST).await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
+    let (_, status) = get(&status_url, Some(token), reqwest::Method::GET).await;
+    assert_eq!(
+        status["free_messages_remaining"], 9,
+        "refused requests changed nothing"
+    );
+
+    let with_jwt = start(&[(
+        "JWT_HS256_SECRET",
+        "a-secret-set-by-the-operator-0123456789",
+    )])
+    .await;
+    let (code, body) = get(
+        &format!("{}/local/token", with_jwt.base),
+        None,
+        reqwest::Method::GET,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (404, Some("TOKENS_NOT_MINTED"))
     );
 }

@@ -112,8 +112,8 @@ fn env(stub: &StripeStub, endpoint: &str) -> Vec<(&'static str, String)> {
 
 async fn local_api(env: &[(&'static str, String)]) -> (tokio::process::Child, String) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (child, base, _) = start_local_api(&env).await;
-    (child, base)
+    let api = start_local_api(&env).await;
+    (api.child, api.base)
 }
 
 fn signed(event: &Value) -> (String, Option<String>) {

@@ -1,25 +1,37 @@
 //! Local defaults: the environment wins; what is missing gets a development value. Without JWT
-//! settings a random HS256 secret is generated and a demo token printed. (The Lambdas never do
-//! this: they refuse to start without JWT settings.)
+//! settings a random HS256 secret is generated, tokens can be minted for any user and a demo
+//! token is printed. Without a Stripe key, billing runs on the embedded Stripe sandbox. (The
+//! Lambdas never do this: they refuse to start without JWT and Stripe settings.)
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::billing::Billing;
 use common::config::{Config, ConfigError, StripeConfig};
 use common::login::{LoginAdmin, LoginConfig};
 use common::testing;
+use stripe_sandbox::{Endpoint, Plan, Sandbox};
 
 /// The user the printed demo token belongs to.
 pub const DEMO_USER: &str = "00000000-0000-4000-8000-000000000001";
 /// Issuer of development tokens.
 const DEV_ISSUER: &str = "http://127.0.0.1/auth/v1";
-/// Lifetime of the printed demo token.
+/// Lifetime of the printed demo token and of minted ones.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The price the sandbox sells.
+pub const SANDBOX_PRICE: &str = "price_sandbox_pro_monthly";
+/// The secret key the billing client presents to the sandbox.
+const SANDBOX_SECRET_KEY: &str = "sk_test_sandbox";
+/// The credits of a paid period on the sandbox, unless `PLAN_CREDITS` says otherwise.
+const SANDBOX_PLAN_CREDITS: &str = "1000";
+/// The sandbox's price per 30-day period, in cents.
+const SANDBOX_AMOUNT_CENTS: i64 = 999;
 
 /// The environment plus local defaults.
 pub struct LocalConfig {
     env: fn(&str) -> Option<String>,
     dev_secret: Option<String>,
+    sandbox_webhook_secret: String,
 }
 
 impl LocalConfig {
@@ -34,7 +46,12 @@ impl LocalConfig {
                 uuid::Uuid::new_v4().simple()
             )
         });
-        LocalConfig { env, dev_secret }
+        let sandbox_webhook_secret = format!("whsec_sandbox_{}", uuid::Uuid::new_v4().simple());
+        LocalConfig {
+            env,
+            dev_secret,
+            sandbox_webhook_secret,
+        }
     }
 
     /// DynamoDB is used when an endpoint or a table is configured.
@@ -55,13 +72,61 @@ impl LocalConfig {
         })
     }
 
-    /// Stripe, when `STRIPE_SECRET_KEY` is set; without it the billing endpoints answer 503
-    /// `BILLING_NOT_CONFIGURED`.
-    pub fn billing(&self) -> Result<Option<Billing>, ConfigError> {
-        if (self.env)("STRIPE_SECRET_KEY").is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Billing::new(StripeConfig::from_lookup(self.env)?)?))
+    /// Whether `STRIPE_SECRET_KEY` is set: then Stripe itself (test mode) is used, with the
+    /// Lambdas' settings; else the embedded sandbox.
+    pub fn uses_stripe(&self) -> bool {
+        (self.env)("STRIPE_SECRET_KEY").is_some()
+    }
+
+    /// Stripe itself, with the Lambdas' settings.
+    pub fn stripe(&self) -> Result<Billing, ConfigError> {
+        Billing::new(StripeConfig::from_lookup(self.env)?)
+    }
+
+    /// Starts the Stripe sandbox on `listener`, delivering its events to the local API at
+    /// `api`.
+    pub fn start_sandbox(&self, listener: tokio::net::TcpListener, api: SocketAddr) -> Sandbox {
+        let env = |name: &str, default: &str| (self.env)(name).unwrap_or_else(|| default.into());
+        let plan = Plan {
+            price_id: SANDBOX_PRICE.to_owned(),
+            name: env("PLAN_NAME", common::config::DEFAULT_PLAN_NAME),
+            unit_amount: SANDBOX_AMOUNT_CENTS,
+            currency: "usd".to_owned(),
+            period_secs: 30 * 86_400,
+            credits: env("PLAN_CREDITS", SANDBOX_PLAN_CREDITS)
+                .parse()
+                .unwrap_or(0),
+        };
+        let endpoint = Endpoint {
+            url: format!("http://{api}/webhooks/stripe"),
+            secret: self.sandbox_webhook_secret.clone(),
+            first_retry: Duration::from_secs(1),
+            attempts: 5,
+        };
+        Sandbox::start(listener, plan, endpoint)
+    }
+
+    /// The billing client of `sandbox`: its URL, key, price and signing secret; `PLAN_CREDITS`
+    /// and the return URLs from the environment when set, else the sandbox's pages.
+    pub fn sandbox_billing(&self, sandbox: &Sandbox) -> Result<Billing, ConfigError> {
+        let base = sandbox.url();
+        let config = StripeConfig::from_lookup(|name| {
+            let fixed = match name {
+                "STRIPE_SECRET_KEY" => Some(SANDBOX_SECRET_KEY.to_owned()),
+                "STRIPE_PRICE_ID" => Some(SANDBOX_PRICE.to_owned()),
+                "STRIPE_API_BASE" => Some(base.to_owned()),
+                "STRIPE_WEBHOOK_SECRET" => Some(self.sandbox_webhook_secret.clone()),
+                _ => None,
+            };
+            fixed.or_else(|| (self.env)(name)).or_else(|| match name {
+                "PLAN_CREDITS" => Some(SANDBOX_PLAN_CREDITS.to_owned()),
+                "CHECKOUT_SUCCESS_URL" => Some(format!("{base}/done/checkout-success")),
+                "CHECKOUT_CANCEL_URL" => Some(format!("{base}/done/checkout-canceled")),
+                "PORTAL_RETURN_URL" => Some(format!("{base}/done/portal")),
+                _ => None,
+            })
+        })?;
+        Billing::new(config)
     }
 
     /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the
@@ -74,12 +139,39 @@ impl LocalConfig {
         Ok(LoginConfig::from_lookup(self.env)?.map(LoginAdmin::new))
     }
 
-    /// A valid token for [`DEMO_USER`], when the secret was generated here.
-    pub fn demo_token(&self, config: &Config) -> Option<String> {
-        let secret = self.dev_secret.as_ref()?;
-        let lifetime = DEMO_TOKEN_TTL.as_secs() as i64;
-        let mut claims = testing::claims_for(DEMO_USER, &config.jwt.issuer, lifetime);
-        claims["aud"] = config.jwt.audience.clone().into();
-        Some(testing::hs256(&claims, secret))
+    /// Mints tokens accepted by `config`, when the secret was generated here.
+    pub fn tokens(&self, config: &Config) -> Option<Tokens> {
+        Some(Tokens {
+            secret: self.dev_secret.clone()?,
+            issuer: config.jwt.issuer.clone(),
+            audience: config.jwt.audience.clone(),
+        })
+    }
+}
+
+/// Access tokens for any user, signed with the generated development secret.
+pub struct Tokens {
+    secret: String,
+    issuer: String,
+    audience: String,
+}
+
+impl Tokens {
+    /// Lifetime of a minted token, in seconds.
+    pub const LIFETIME_SECS: i64 = DEMO_TOKEN_TTL.as_secs() as i64;
+
+    /// A token of `user` (a UUID), valid for [`Tokens::LIFETIME_SECS`].
+    pub fn mint(&self, user: &str) -> String {
+        let mut claims = testing::claims_for(user, &self.issuer, Self::LIFETIME_SECS);
+        claims["aud"] = self.audience.clone().into();
+        testing::hs256(&claims, &self.secret)
+    }
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }

@@ -4,9 +4,11 @@
 //! | module | holds |
 //! |---|---|
 //! | [`routes`] | the API's routes and the dispatch to each function's handler |
-//! | [`dev`] | local defaults: a generated development secret, a demo token |
+//! | [`dev`] | local defaults: a generated development secret, tokens, the Stripe sandbox |
+//! | [`local_routes`] | `/local/token` and `/local/debit`, which only the local API has |
 //! | [`server`] | the HTTP/1 server turning requests into API Gateway-shaped ones |
 
 pub mod dev;
+pub mod local_routes;
 pub mod routes;
 pub mod server;

@@ -1,5 +1,6 @@
 //! `cargo run -p local-api [-- --addr 127.0.0.1:8080]`: every endpoint at its real path, through
-//! the same handler code as the Lambdas, on the embedded store unless DynamoDB is configured.
+//! the same handler code as the Lambdas, on the embedded store unless DynamoDB is configured,
+//! billing on the embedded Stripe sandbox unless `STRIPE_SECRET_KEY` is set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,25 +31,6 @@ async fn main() {
         println!("storage: embedded in-memory store (data is lost on exit)");
         Arc::new(MemoryStore::new())
     };
-    let billing = match or_exit(local.billing()) {
-        Some(billing) => {
-            println!(
-                "billing: Stripe at {}",
-                billing
-                    .config
-                    .api_base
-                    .as_deref()
-                    .unwrap_or("api.stripe.com")
-            );
-            Some(billing)
-        }
-        None => {
-            println!(
-                "billing: not configured (set STRIPE_SECRET_KEY, STRIPE_PRICE_ID, PLAN_CREDITS)"
-            );
-            None
-        }
-    };
     let login = match or_exit(local.login()) {
         Some(login) => {
             println!("erasure: deletes the login at the auth service (SUPABASE_URL)");
@@ -61,25 +43,55 @@ async fn main() {
             None
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = bind(addr).await;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let billing = if local.uses_stripe() {
+        let billing = or_exit(local.stripe());
+        let base = billing
+            .config
+            .api_base
+            .as_deref()
+            .unwrap_or("api.stripe.com");
+        println!("billing: Stripe at {base}");
+        if billing.config.webhook_secret.is_none() {
+            println!(
+                "  webhooks: run `stripe listen --forward-to {bound}/webhooks/stripe` and set STRIPE_WEBHOOK_SECRET to the whsec_ it prints"
+            );
+        }
+        billing
+    } else {
+        let sandbox = local.start_sandbox(bind(SocketAddr::new(bound.ip(), 0)).await, bound);
+        println!(
+            "billing: Stripe sandbox at {} (no account needed; webhook deliveries listed there; set STRIPE_SECRET_KEY for Stripe's test mode)",
+            sandbox.url()
+        );
+        or_exit(local.sandbox_billing(&sandbox))
+    };
+    println!("listening on http://{bound}");
+    let tokens = local.tokens(&config);
+    if let Some(tokens) = &tokens {
+        println!(
+            "try it:\ncurl -s -H 'Authorization: Bearer {}' http://{bound}/v1/user/status",
+            tokens.mint(dev::DEMO_USER)
+        );
+        println!("a token for any user: curl -s 'http://{bound}/local/token?user_id=<uuid>'");
+    }
+    let mut app = App::new(config, store, Some(billing));
+    if let Some(login) = login {
+        app = app.with_login(login);
+    }
+    server::serve(listener, Arc::new(server::Served { app, tokens })).await;
+}
+
+/// A listener on `addr`, or one line naming the address and exit code 1.
+async fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
+    match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("cannot listen on {addr}: {err}");
             std::process::exit(1);
         }
-    };
-    let bound = listener.local_addr().unwrap_or(addr);
-    println!("listening on http://{bound}");
-    if let Some(token) = local.demo_token(&config) {
-        println!(
-            "try it:\ncurl -s -H 'Authorization: Bearer {token}' http://{bound}/v1/user/status"
-        );
     }
-    let mut app = App::new(config, store, billing);
-    if let Some(login) = login {
-        app = app.with_login(login);
-    }
-    server::serve(listener, Arc::new(app)).await;
 }
 
 /// The value, or one log line naming the bad variable and exit code 1.

@@ -1,9 +1,10 @@
 //! A plain HTTP/1 server that turns each request into a `lambda_http::Request`, as API Gateway
-//! would, and each handler response back.
+//! would, and each handler response back; `/local/` requests go to the local-only routes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::dev::Tokens;
 use common::App;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -15,15 +16,23 @@ use lambda_http::Body;
 /// Largest request body read (API Gateway's own payload limit is 10 MB; the handlers cap lower).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Serves `app` on `listener` until the process is stopped.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+/// What the server serves: the app, and the token minter of the local routes.
+pub struct Served {
+    /// The API's handlers' app.
+    pub app: App,
+    /// Mints tokens for `GET /local/token`, when the development secret was generated.
+    pub tokens: Option<Tokens>,
+}
+
+/// Serves `served` on `listener` until the process is stopped.
+pub async fn serve(listener: tokio::net::TcpListener, served: Arc<Served>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let app = Arc::clone(&app);
+        let served = Arc::clone(&served);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&app), req));
+            let service = service_fn(move |req| handle(Arc::clone(&served), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -32,7 +41,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
 }
 
 async fn handle(
-    app: Arc<App>,
+    served: Arc<Served>,
     req: http::Request<Incoming>,
 ) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -44,7 +53,13 @@ async fn handle(
             } else {
                 Body::Binary(bytes.to_vec())
             };
-            crate::routes::route(&app, lambda_http::Request::from_parts(parts, body)).await
+            let req = lambda_http::Request::from_parts(parts, body);
+            if req.uri().path().starts_with(crate::local_routes::PREFIX) {
+                let tokens = served.tokens.as_ref();
+                crate::local_routes::handle(&served.app, tokens, req).await
+            } else {
+                crate::routes::route(&served.app, req).await
+            }
         }
         Err(_) => common::endpoint::error_response(&common::ApiError::PayloadTooLarge),
     };

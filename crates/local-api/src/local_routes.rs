@@ -1,0 +1,92 @@
+//! Routes only the local API has, under `/local/`: they stand in for what a deployed stack gets
+//! from elsewhere.
+//!
+//! - `GET /local/token[?user_id=<uuid>]`: an access token for that user (a new one without
+//!   `user_id`), as the auth service would issue; only when the development secret was generated
+//!   here (no `JWT_*` settings).
+//! - `POST /local/debit` (bearer): pays one message the way the chat service does, through the
+//!   shared crate's debit, so a client can watch credits go down.
+
+use common::ApiError;
+use common::App;
+use common::credits;
+use common::domain::Balance;
+use common::domain::UserId;
+use common::endpoint::{error_response, json_response};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::dev::Tokens;
+
+/// The paths served here start with this.
+pub const PREFIX: &str = "/local/";
+
+/// Serves one `/local/` request.
+pub async fn handle(app: &App, tokens: Option<&Tokens>, req: Request) -> Response<Body> {
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/local/token") => token(tokens, &req),
+        (Method::POST, "/local/debit") => match debit(app, &req).await {
+            Ok(response) => response,
+            Err(err) => error_response(&err),
+        },
+        (_, "/local/token") => error_response(&ApiError::MethodNotAllowed { allow: Method::GET }),
+        (_, "/local/debit") => error_response(&ApiError::MethodNotAllowed {
+            allow: Method::POST,
+        }),
+        _ => error_response(&ApiError::NotFound),
+    }
+}
+
+fn token(tokens: Option<&Tokens>, req: &Request) -> Response<Body> {
+    let Some(tokens) = tokens else {
+        return invalid(
+            StatusCode::NOT_FOUND,
+            "TOKENS_NOT_MINTED",
+            "Tokens are minted only with the generated development secret (no JWT_* settings).",
+        );
+    };
+    let query = req.uri().query().unwrap_or("").as_bytes();
+    let asked = form_urlencoded::parse(query).find(|(name, _)| name == "user_id");
+    let user = match asked.as_ref().map(|(_, value)| value.as_ref()) {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some(given) => match UserId::parse(given) {
+            Some(user) => user.as_str().to_owned(),
+            None => {
+                return invalid(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_USER_ID",
+                    "user_id must be a UUID.",
+                );
+            }
+        },
+    };
+    let body = json!({
+        "user_id": user,
+        "access_token": tokens.mint(&user),
+        "token_type": "bearer",
+        "expires_in": Tokens::LIFETIME_SECS,
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+async fn debit(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let user = app.auth.authenticate(req.headers()).await?;
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let debit =
+        credits::debit_message(app.store.as_ref(), &user, &app.config.rules, &message_id).await?;
+    let paid_with = match debit.paid_with {
+        Balance::Credits => "credits",
+        Balance::FreeMessages => "free_messages",
+    };
+    let body = json!({"paid_with": paid_with, "remaining": debit.remaining});
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The contract's error body with a local-only code.
+fn invalid(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        &json!({"detail": message, "error": {"code": code, "message": message}}),
+    )
+}

@@ -1,0 +1,163 @@
+//! The sandbox over HTTP: Stripe's API under `/v1/`, the Checkout and portal pages, the
+//! deliveries log. After every change, the events it emitted are delivered.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Json, Redirect, Response};
+use axum::routing::{any, get, post};
+
+use crate::api::{Call, PortalAction, Refusal, Stripe};
+use crate::pages;
+use crate::webhooks::Webhooks;
+
+/// What every request sees.
+pub(crate) struct Shared {
+    pub(crate) stripe: Mutex<Stripe>,
+    pub(crate) webhooks: Webhooks,
+    pub(crate) webhook_url: String,
+}
+
+type AppState = State<Arc<Shared>>;
+
+/// The sandbox's routes.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/{*rest}", any(api))
+        .route("/checkout/{id}", get(checkout_page))
+        .route("/checkout/{id}/pay", post(pay))
+        .route("/checkout/{id}/cancel", post(cancel_checkout))
+        .route("/portal/{id}", get(portal_page))
+        .route("/portal/{id}/{action}", post(portal_action))
+        .route(
+            "/done/{what}",
+            get(|Path(what): Path<String>| async move { Html(pages::returned(&what)) }),
+        )
+        .route("/", get(deliveries_page))
+        .route("/deliveries.json", get(deliveries_json))
+        .with_state(shared)
+}
+
+/// One Stripe API call: answered by [`Stripe::answer`], after the time it executes.
+async fn api(
+    State(shared): AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let source = if method == Method::POST {
+        &body[..]
+    } else {
+        uri.query().unwrap_or("").as_bytes()
+    };
+    let call = Call {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        params: form_urlencoded::parse(source).into_owned().collect(),
+        idempotency_key: header("idempotency-key"),
+        authorization: header("authorization"),
+    };
+    let answer = shared.stripe.lock().unwrap().answer(&call, Instant::now());
+    deliver_emitted(&shared).await;
+    tokio::time::sleep(answer.delay).await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(answer.body)).into_response()
+}
+
+/// Delivers what the last change emitted (first attempts now, retries later).
+async fn deliver_emitted(shared: &Shared) {
+    let events = shared.stripe.lock().unwrap().take_events();
+    if !events.is_empty() {
+        shared.webhooks.deliver(events).await;
+    }
+}
+
+fn refused(refusal: Refusal) -> Response {
+    let (status, message) = match refusal {
+        Refusal::NotFound(message) => (StatusCode::NOT_FOUND, message),
+        Refusal::Conflict(message) => (StatusCode::CONFLICT, message),
+    };
+    (status, Html(pages::refused(&message))).into_response()
+}
+
+async fn checkout_page(State(shared): AppState, Path(id): Path<String>) -> Response {
+    let stripe = shared.stripe.lock().unwrap();
+    match stripe.checkout(&id) {
+        Ok(session) => Html(pages::checkout(&session, stripe.plan())).into_response(),
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// Pay: the subscription and its invoice, their events delivered, then the success URL.
+async fn pay(State(shared): AppState, Path(id): Path<String>) -> Response {
+    let paid = shared.stripe.lock().unwrap().pay(&id);
+    match paid {
+        Ok(success_url) => {
+            deliver_emitted(&shared).await;
+            Redirect::to(&success_url).into_response()
+        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+async fn cancel_checkout(State(shared): AppState, Path(id): Path<String>) -> Response {
+    let canceled = shared.stripe.lock().unwrap().cancel_checkout(&id);
+    match canceled {
+        Ok(Some(cancel_url)) => Redirect::to(&cancel_url).into_response(),
+        Ok(None) => Html(pages::returned("checkout-canceled")).into_response(),
+        Err(refusal) => refused(refusal),
+    }
+}
+
+async fn portal_page(State(shared): AppState, Path(id): Path<String>) -> Response {
+    let stripe = shared.stripe.lock().unwrap();
+    match stripe.portal(&id) {
+        Ok((session, sub)) => {
+            Html(pages::portal(&session, sub.as_ref(), stripe.now())).into_response()
+        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// A portal action, its events delivered, then the portal page again.
+async fn portal_action(
+    State(shared): AppState,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let action = match action.as_str() {
+        "cancel-at-period-end" => PortalAction::CancelAtPeriodEnd,
+        "cancel-now" => PortalAction::CancelNow,
+        "renew" => PortalAction::Renew,
+        other => return refused(Refusal::NotFound(format!("No such portal action: {other}"))),
+    };
+    let done = shared.stripe.lock().unwrap().portal_action(&id, action);
+    match done {
+        Ok(()) => {
+            deliver_emitted(&shared).await;
+            Redirect::to(&format!("/portal/{id}")).into_response()
+        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+async fn deliveries_page(State(shared): AppState) -> Html<String> {
+    Html(pages::deliveries(
+        &shared.webhooks.log(),
+        &shared.webhook_url,
+    ))
+}
+
+async fn deliveries_json(State(shared): AppState) -> Response {
+    Json(shared.webhooks.log()).into_response()
+}
