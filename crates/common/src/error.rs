@@ -49,8 +49,10 @@ pub enum ApiError {
     /// a dependency hung or kept failing; nothing is lost and a retry resumes.
     #[error("The request took too long and was stopped; nothing was lost. Please retry.")]
     DeadlineExceeded,
-    /// The deployment has no Stripe settings (503 `BILLING_NOT_CONFIGURED`).
-    #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS.")]
+    /// The app has no Stripe settings, or the webhook no signing secret (503
+    /// `BILLING_NOT_CONFIGURED`; only where settings are optional: the local API with Stripe's
+    /// test mode, apps built in tests).
+    #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS, and STRIPE_WEBHOOK_SECRET for webhooks.")]
     BillingNotConfigured,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(
