@@ -52,7 +52,9 @@ pub enum ApiError {
     /// The app has no Stripe settings, or the webhook no signing secret (503
     /// `BILLING_NOT_CONFIGURED`; only where settings are optional: the local API with Stripe's
     /// test mode, apps built in tests).
-    #[error("Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS, and STRIPE_WEBHOOK_SECRET for webhooks.")]
+    #[error(
+        "Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS, and STRIPE_WEBHOOK_SECRET for webhooks."
+    )]
     BillingNotConfigured,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(

@@ -1,5 +1,7 @@
 //! The sandbox over HTTP: Stripe's API under `/v1/`, the Checkout and portal pages, the
-//! deliveries log. After every change, the events it emitted are delivered.
+//! deliveries log. After every change, the events it emitted are delivered: in the background
+//! for API calls, before the next page for page actions (so the page that follows shows their
+//! effect; retries still run in the background).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -69,7 +71,8 @@ async fn api(
         authorization: header("authorization"),
     };
     let answer = shared.stripe.lock().unwrap().answer(&call, Instant::now());
-    deliver_emitted(&shared).await;
+    // As at Stripe, the events of an API call are delivered apart from its answer.
+    tokio::spawn(async move { deliver_emitted(&shared).await });
     tokio::time::sleep(answer.delay).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(answer.body)).into_response()
