@@ -29,7 +29,7 @@ pub fn signature(payload: &[u8], secret: &str, timestamp: i64) -> String {
 }
 
 /// Where events go, and how failed deliveries are retried.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     /// The webhook URL, e.g. `http://127.0.0.1:8080/webhooks/stripe`.
     pub url: String,
@@ -39,6 +39,17 @@ pub struct Endpoint {
     pub first_retry: Duration,
     /// Attempts in all, the first included.
     pub attempts: usize,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("first_retry", &self.first_retry)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 /// One attempt at delivering an event.
@@ -167,6 +178,21 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_signing_secret() {
+        let endpoint = Endpoint {
+            url: "http://127.0.0.1:1/webhooks/stripe".into(),
+            secret: "whsec_do_not_print".into(),
+            first_retry: Duration::from_secs(1),
+            attempts: 5,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(
+            !shown.contains("whsec_do_not_print") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn signs_as_stripe_documents() {
