@@ -73,6 +73,17 @@ impl App {
     /// The app of a Lambda: configuration from the environment, records in DynamoDB.
     pub async fn from_env(needs: Needs) -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
+        let store = DynamoStore::connect(&config.storage).await?;
+        App::from_env_with_store(needs, config, Arc::new(store))
+    }
+
+    /// The app of a function with `config`, storing in `store`, with the services `needs`
+    /// names read from the environment (the bench measures handlers on the embedded store so).
+    pub fn from_env_with_store(
+        needs: Needs,
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ConfigError> {
         let billing = match needs {
             Needs::Storage => None,
             Needs::Billing | Needs::Erasure => Some(Billing::new(StripeConfig::from_env()?)?),
@@ -91,8 +102,7 @@ impl App {
             Needs::Erasure => LoginConfig::from_env()?.map(LoginAdmin::new),
             _ => None,
         };
-        let store = DynamoStore::connect(&config.storage).await?;
-        let app = App::new(config, Arc::new(store), billing);
+        let app = App::new(config, store, billing);
         Ok(match login {
             Some(login) => app.with_login(login),
             None => app,

@@ -1,13 +1,14 @@
-//! `embedded-lambda FUNCTION`: one function's handler as a Lambda on the embedded store, for
-//! `./scripts/bench`'s embedded-store table (the handler's and the runtime's own cost, with no
-//! storage emulator in the path). Never deployed: the Lambdas always use DynamoDB.
+//! `embedded-lambda FUNCTION`: one function's handler as a Lambda on the embedded store, the
+//! floor `./scripts/bench` measures each function against: at init it builds what the
+//! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API), but no
+//! DynamoDB client; the handler's and the runtime's own cost, with no storage emulator in the
+//! path. Never deployed: the Lambdas always use DynamoDB.
 
 use std::sync::Arc;
 
 use common::App;
-use common::billing::Billing;
-use common::config::{Config, StripeConfig};
-use common::login::{LoginAdmin, LoginConfig};
+use common::app::Needs;
+use common::config::Config;
 use common::store::MemoryStore;
 use integration_tests::apps;
 use lambda_http::{Error, run, service_fn};
@@ -17,14 +18,16 @@ async fn main() -> Result<(), Error> {
     let function = std::env::args()
         .nth(1)
         .expect("usage: embedded-lambda FUNCTION");
+    // What each function's own main builds at init, but the store.
+    let needs = match function.as_str() {
+        "user-status" => Needs::Storage,
+        "stripe-webhook" => Needs::Webhook,
+        "delete-account" => Needs::Erasure,
+        _ => Needs::Billing,
+    };
     let config = Config::from_env().expect("valid configuration");
-    let billing = StripeConfig::from_env()
-        .ok()
-        .map(|stripe| Billing::new(stripe).expect("valid Stripe configuration"));
-    let mut app = App::new(config, Arc::new(MemoryStore::new()), billing);
-    if let Ok(Some(login)) = LoginConfig::from_env() {
-        app = app.with_login(LoginAdmin::new(login));
-    }
+    let store = Arc::new(MemoryStore::new());
+    let app = App::from_env_with_store(needs, config, store).expect("valid configuration");
     let (app, function) = (&app, function.as_str());
     run(service_fn(move |req| async move {
         Ok::<_, Error>(apps::handle(function, app, req).await)

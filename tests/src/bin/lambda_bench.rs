@@ -1,11 +1,15 @@
 //! `lambda-bench`: cold start, latency and memory of every function, each run as a Lambda against
-//! the Runtime API emulator with Stripe as the loopback stub, storing either in the DynamoDB
-//! emulator (`TEST_DYNAMODB_ENDPOINT`; the function binaries themselves, the end-to-end view) or
-//! on the embedded store (`embedded-lambda FUNCTION`; the handler's and the runtime's own cost).
-//! Prints a markdown table. Run it through `./scripts/bench`.
+//! the Runtime API emulator with Stripe as the loopback stub, beside its floor: the same handler
+//! on the embedded store (`embedded-lambda FUNCTION`), in the same run, the two alternating run
+//! by run so both see the same machine. The function binaries store in the DynamoDB emulator
+//! (`TEST_DYNAMODB_ENDPOINT`). Prints markdown: the goals, met or missed, then the figures.
+//! Run it through `./scripts/bench`.
 //!
-//! Usage: lambda-bench BIN_DIR [RUNS] [WARM_INVOCATIONS] [dynamodb|embedded]
+//! Usage: lambda-bench FUNCTION_DIR BENCH_DIR [RUNS] [WARM_INVOCATIONS]
+//! (`FUNCTION_DIR` holds the function binaries, built as SAM builds them; `BENCH_DIR` holds
+//! `embedded-lambda`; `FUNCTIONS=a,b` measures only those.)
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use integration_tests::auth_admin_stub::AuthAdminStub;
@@ -25,14 +29,28 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("stripe-webhook", "stripe-webhook.json"),
 ];
 
+/// Goal: init at most this many times its floor.
+const INIT_GOAL_RATIO: f64 = 1.5;
+/// Goal: peak RSS of every function, MiB.
+const RSS_GOAL_MIB: f64 = 10.0;
+/// "No growth": the resident set may move by this much over the second half of the warm
+/// invocations (page-granular noise; a leak of even 100 bytes per invocation exceeds it over
+/// 1,000 invocations).
+const RSS_GROWTH_TOLERANCE_KIB: i64 = 64;
+/// Goal: the stripped user-status binary, MiB.
+const USER_STATUS_GOAL_MIB: f64 = 6.0;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What one run of one function measured.
+/// What one run of one binary measured.
 struct Run {
     init: Duration,
     first: Duration,
     warm: Vec<Duration>,
     peak_rss_kib: u64,
+    /// Resident set after half the warm invocations, and after all of them.
+    rss_mid_kib: u64,
+    rss_end_kib: u64,
 }
 
 fn event_for(file: &str) -> Value {
@@ -43,49 +61,30 @@ fn event_for(file: &str) -> Value {
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
 
-/// Where the measured functions keep their records.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Storage {
-    /// The function binaries, on the DynamoDB emulator.
-    DynamoDb,
-    /// `embedded-lambda FUNCTION`, on the embedded store.
-    Embedded,
-}
-
+/// Runs `command` as a Lambda once: init, first invocation, `warm` more.
 async fn run_once(
-    bin_dir: &std::path::Path,
-    name: &str,
+    mut command: tokio::process::Command,
+    api: &RuntimeApi,
     file: &str,
-    env: &[(&'static str, String)],
     warm: usize,
-    storage: Storage,
 ) -> Run {
-    let api = RuntimeApi::start().await;
-    let env = env.to_vec();
-    let mut command = match storage {
-        Storage::DynamoDb => binaries::lambda_at(&bin_dir.join(name), api.address(), env),
-        Storage::Embedded => {
-            let mut command =
-                binaries::lambda_at(&bin_dir.join("embedded-lambda"), api.address(), env);
-            command.arg(name);
-            command
-        }
-    };
     // Logs go where Lambda would send them, but are not read here.
     command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let spawned = Instant::now();
     let child = command.spawn().expect("start the function");
+    let pid = child.id().unwrap_or_default();
     let ready = api
         .first_poll(TIMEOUT)
         .await
@@ -98,18 +97,58 @@ async fn run_once(
     let first = started.elapsed();
 
     let mut latencies = Vec::with_capacity(warm);
-    for _ in 0..warm {
+    let mut rss_mid_kib = 0;
+    for i in 0..warm {
+        if i == warm / 2 {
+            rss_mid_kib = status_kib(pid, "VmRSS");
+        }
         let started = Instant::now();
         api.invoke(event.clone(), TIMEOUT).await.http();
         latencies.push(started.elapsed());
     }
-    let peak_rss_kib = peak_rss_kib(child.id().unwrap_or_default());
+    let (peak_rss_kib, rss_end_kib) = (status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"));
     drop(child);
     Run {
         init,
         first,
         warm: latencies,
         peak_rss_kib,
+        rss_mid_kib,
+        rss_end_kib,
+    }
+}
+
+/// The runs of one binary, summarised.
+struct Summary {
+    init: Duration,
+    first: Duration,
+    warm_p50: Duration,
+    warm_p99: Duration,
+    peak_rss_mib: f64,
+    /// The largest growth of the resident set over the second half of the warm invocations.
+    growth_kib: i64,
+}
+
+impl Summary {
+    fn of(runs: &[Run]) -> Summary {
+        let median = |mut values: Vec<Duration>| {
+            values.sort();
+            percentile(&values, 0.5)
+        };
+        let mut warm: Vec<Duration> = runs.iter().flat_map(|r| r.warm.iter().copied()).collect();
+        warm.sort();
+        Summary {
+            init: median(runs.iter().map(|r| r.init).collect()),
+            first: median(runs.iter().map(|r| r.first).collect()),
+            warm_p50: percentile(&warm, 0.5),
+            warm_p99: percentile(&warm, 0.99),
+            peak_rss_mib: runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0,
+            growth_kib: runs
+                .iter()
+                .map(|r| r.rss_end_kib as i64 - r.rss_mid_kib as i64)
+                .max()
+                .unwrap_or(0),
+        }
     }
 }
 
@@ -125,62 +164,112 @@ fn us(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**missed**" }
+}
+
+fn size_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1024.0 / 1024.0)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let bin_dir = std::path::PathBuf::from(
-        args.get(1)
-            .expect("usage: lambda-bench BIN_DIR [RUNS] [WARM]"),
-    );
-    let runs: usize = args.get(2).map_or(5, |v| v.parse().expect("RUNS"));
-    let warm: usize = args.get(3).map_or(1000, |v| v.parse().expect("WARM"));
-    let storage = match args.get(4).map_or("dynamodb", String::as_str) {
-        "dynamodb" => Storage::DynamoDb,
-        "embedded" => Storage::Embedded,
-        other => panic!("storage is dynamodb or embedded, not {other}"),
-    };
+    let usage = "usage: lambda-bench FUNCTION_DIR BENCH_DIR [RUNS] [WARM]";
+    let functions_dir = std::path::PathBuf::from(args.get(1).expect(usage));
+    let bench_dir = std::path::PathBuf::from(args.get(2).expect(usage));
+    let runs: usize = args.get(3).map_or(5, |v| v.parse().expect("RUNS"));
+    let warm: usize = args.get(4).map_or(1000, |v| v.parse().expect("WARM"));
+    let only = std::env::var("FUNCTIONS").ok();
+    let selected: Vec<(&str, &str)> = FUNCTIONS
+        .iter()
+        .copied()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n == *name))
+        })
+        .collect();
     emulator::set_dummy_credentials();
     let (stub, auth) = (StripeStub::start().await, AuthAdminStub::start().await);
     let mut env = binaries::billing_lambda_env(&stub.uri());
     env.extend(binaries::login_env(&auth.uri()));
 
-    println!(
-        "| function | stripped size (KiB) | init ms, median (min–max) | first invocation ms, median (min–max) | warm p50 µs | warm p99 µs | peak RSS MiB, max | RSS after 1st vs last run |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (name, file) in FUNCTIONS {
-        let size = match storage {
-            Storage::DynamoDb => std::fs::metadata(bin_dir.join(name))
-                .map_or_else(|_| "?".to_owned(), |m| (m.len() / 1024).to_string()),
-            Storage::Embedded => "(bench binary)".to_owned(),
-        };
-        let mut results = Vec::new();
+    let mut measured = Vec::new();
+    for (name, file) in &selected {
+        let (mut function, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            results.push(run_once(&bin_dir, name, file, &env, warm, storage).await);
+            let api = RuntimeApi::start().await;
+            let command =
+                binaries::lambda_at(&functions_dir.join(name), api.address(), env.clone());
+            function.push(run_once(command, &api, file, warm).await);
+            let api = RuntimeApi::start().await;
+            let embedded = bench_dir.join("embedded-lambda");
+            let mut command = binaries::lambda_at(&embedded, api.address(), env.clone());
+            command.arg(name);
+            floor.push(run_once(command, &api, file, warm).await);
         }
-        let mut inits: Vec<Duration> = results.iter().map(|r| r.init).collect();
-        let mut firsts: Vec<Duration> = results.iter().map(|r| r.first).collect();
-        let mut warms: Vec<Duration> = results
-            .iter()
-            .flat_map(|r| r.warm.iter().copied())
-            .collect();
-        inits.sort();
-        firsts.sort();
-        warms.sort();
-        let rss: Vec<u64> = results.iter().map(|r| r.peak_rss_kib).collect();
+        let size = size_mib(&functions_dir.join(name));
+        measured.push((*name, size, Summary::of(&function), Summary::of(&floor)));
+    }
+
+    let worst_init = measured
+        .iter()
+        .map(|(name, _, f, e)| (ratio(f.init, e.init), *name))
+        .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let worst_rss = measured
+        .iter()
+        .map(|(name, _, f, _)| (f.peak_rss_mib, *name))
+        .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let growth = measured
+        .iter()
+        .map(|(_, _, f, _)| f.growth_kib)
+        .max()
+        .unwrap_or(0);
+    println!("| goal | figure | |");
+    println!("|---|---|---|");
+    println!(
+        "| init ≤ {INIT_GOAL_RATIO}× its floor, every function | worst {:.2}× ({}) | {} |",
+        worst_init.0,
+        worst_init.1,
+        verdict(worst_init.0 <= INIT_GOAL_RATIO)
+    );
+    println!(
+        "| peak RSS ≤ {RSS_GOAL_MIB} MiB, every function, no growth over the warm runs | worst {:.1} MiB ({}); largest growth over the second half of {warm} invocations {growth} KiB (tolerance {RSS_GROWTH_TOLERANCE_KIB}) | {} |",
+        worst_rss.0,
+        worst_rss.1,
+        verdict(worst_rss.0 <= RSS_GOAL_MIB && growth <= RSS_GROWTH_TOLERANCE_KIB)
+    );
+    if let Some((_, size, _, _)) = measured.iter().find(|(name, ..)| *name == "user-status") {
         println!(
-            "| {name} | {size} | {} ({}–{}) | {} ({}–{}) | {} | {} | {:.1} | {} / {} KiB |",
-            ms(percentile(&inits, 0.5)),
-            ms(inits[0]),
-            ms(*inits.last().unwrap()),
-            ms(percentile(&firsts, 0.5)),
-            ms(firsts[0]),
-            ms(*firsts.last().unwrap()),
-            us(percentile(&warms, 0.5)),
-            us(percentile(&warms, 0.99)),
-            *rss.iter().max().unwrap() as f64 / 1024.0,
-            rss[0],
-            rss[rss.len() - 1],
+            "| user-status stripped ≤ {USER_STATUS_GOAL_MIB} MiB | {size:.2} MiB | {} |",
+            verdict(*size <= USER_STATUS_GOAL_MIB)
+        );
+    }
+    println!();
+    println!(
+        "| function | stripped MiB | init ms | floor init ms | **init ÷ floor** | first invocation ms | floor first ms | first ÷ floor | warm p50 / p99 µs | floor warm p50 / p99 µs | peak RSS MiB | floor RSS MiB | RSS growth KiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, size, f, e) in &measured {
+        println!(
+            "| {name} | {size:.2} | {} | {} | **{:.2}** | {} | {} | {:.2} | {} / {} | {} / {} | {:.1} | {:.1} | {} |",
+            ms(f.init),
+            ms(e.init),
+            ratio(f.init, e.init),
+            ms(f.first),
+            ms(e.first),
+            ratio(f.first, e.first),
+            us(f.warm_p50),
+            us(f.warm_p99),
+            us(e.warm_p50),
+            us(e.warm_p99),
+            f.peak_rss_mib,
+            e.peak_rss_mib,
+            f.growth_kib,
         );
     }
 }
