@@ -22,6 +22,8 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, WriteRequest};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use backon::{ExponentialBuilder, Retryable};
 
 use self::keys::Item;
@@ -38,6 +40,11 @@ const BATCH_RETRIES: usize = 7;
 const BATCH_BACKOFF: Duration = Duration::from_millis(50);
 /// Attempts per call, first included (the SDK's standard retry mode with backoff).
 const MAX_ATTEMPTS: u32 = 3;
+/// The roots DynamoDB's endpoints chain to: Amazon Trust Services (Amazon Root CA 1 to 4, and
+/// Starfield Services Root CA G2, which cross-signs them), as AWS documents for DynamoDB since
+/// 2018. Compiled in: the SDK's default reads and parses the whole system store at init
+/// (docs/performance-decisions.md).
+const AWS_ROOTS: &str = include_str!("../../../certs/amazon-trust-services.pem");
 
 /// User records in one DynamoDB table.
 #[derive(Clone)]
@@ -88,6 +95,7 @@ impl DynamoStore {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
+        builder = builder.http_client(https_client());
         Ok(DynamoStore::new(
             Client::from_conf(builder.build()),
             config.table_name.clone(),
@@ -312,4 +320,19 @@ where
     } else {
         StoreError::Unavailable(operation.to_owned())
     }
+}
+
+/// The SDK's HTTPS client (rustls on aws-lc, as its default), trusting [`AWS_ROOTS`] only.
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AWS_ROOTS.as_bytes());
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store without extra server names is a valid TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
