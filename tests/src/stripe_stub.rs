@@ -115,6 +115,12 @@ impl StripeStub {
     /// sessions as the sandbox does, subscription cancellation, and an empty subscription list
     /// until [`StripeStub::subscriptions`] says otherwise.
     pub async fn start() -> StripeStub {
+        StripeStub::executing_for(EXECUTION_TIME).await
+    }
+
+    /// [`StripeStub::start`], each request under an idempotency key executing for `time`
+    /// instead (the bench: a Stripe as fast as loopback, so the figures are the code's).
+    pub async fn executing_for(time: Duration) -> StripeStub {
         let server = MockServer::start().await;
         let plan = Plan {
             price_id: PRICE.to_owned(),
@@ -124,7 +130,7 @@ impl StripeStub {
             period_secs: 30 * 86_400,
             credits: 1000,
         };
-        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plan, &server.uri(), EXECUTION_TIME)));
+        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plan, &server.uri(), time)));
         for (verb, route) in [
             ("POST", r"^/v1/customers$"),
             ("GET", r"^/v1/customers/search$"),

@@ -6,6 +6,7 @@
 //! | layer | module | holds |
 //! |---|---|---|
 //! | leaves | [`metrics`] | billing metrics as CloudWatch Embedded Metric Format lines |
+//! | | [`roots`] | what the outbound HTTPS clients trust: compiled-in roots, never the system store |
 //! | model | [`domain`] | users, the typed subscription status and its rules, paid periods, debits, events, erasure stages |
 //! | settings | [`config`] | environment configuration, validated at cold start |
 //! | storage | [`store`] | one trait per capability; the DynamoDB and embedded implementations |
@@ -34,6 +35,7 @@ pub mod erasure;
 pub mod error;
 pub mod login;
 pub mod metrics;
+pub mod roots;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -101,6 +101,7 @@ impl LoginAdmin {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(ATTEMPT_TIMEOUT)
+            .tls_certs_only(crate::roots::mozilla())
             .build()
             .expect("a reqwest client with rustls and timeouts always builds");
         LoginAdmin { client, config }

@@ -194,7 +194,8 @@ async fn main() {
         })
         .collect();
     emulator::set_dummy_credentials();
-    let (stub, auth) = (StripeStub::start().await, AuthAdminStub::start().await);
+    let stub = StripeStub::executing_for(Duration::ZERO).await;
+    let auth = AuthAdminStub::start().await;
     let mut env = binaries::billing_lambda_env(&stub.uri());
     env.extend(binaries::login_env(&auth.uri()));
 

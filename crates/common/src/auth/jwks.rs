@@ -48,6 +48,7 @@ impl JwksCache {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .tls_certs_only(crate::roots::mozilla())
             .build()
             .expect("a reqwest client with rustls and timeouts always builds");
         JwksCache {
