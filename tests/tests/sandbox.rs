@@ -144,17 +144,18 @@ async fn paying_twice_an_unknown_or_an_expired_session_is_refused_and_changes_no
     assert_eq!(before["has_subscription"], false);
 }
 
-#[tokio::test]
-async fn cancel_returns_to_the_cancel_url_and_subscribes_nobody() {
+/// A local API, a new user's token, and the URL of a Checkout session opened for that user.
+async fn new_user_at_checkout() -> (LocalApi, String, String) {
     let api = start_local_api(&[]).await;
     let user = token(&api).await;
-    let checkout = session_url(
-        &api,
-        "/v1/stripe/create-checkout-session",
-        "checkout_url",
-        &user,
-    )
-    .await;
+    let route = "/v1/stripe/create-checkout-session";
+    let checkout = session_url(&api, route, "checkout_url", &user).await;
+    (api, user, checkout)
+}
+
+#[tokio::test]
+async fn cancel_returns_to_the_cancel_url_and_subscribes_nobody() {
+    let (api, user, checkout) = new_user_at_checkout().await;
     let (code, location, _) = press(&format!("{checkout}/cancel")).await;
     assert_eq!(code, 303);
     assert_eq!(
@@ -169,15 +170,7 @@ async fn cancel_returns_to_the_cancel_url_and_subscribes_nobody() {
 
 #[tokio::test]
 async fn cancel_at_period_end_keeps_the_plan_until_the_renewal_ends_it() {
-    let api = start_local_api(&[]).await;
-    let user = token(&api).await;
-    let checkout = session_url(
-        &api,
-        "/v1/stripe/create-checkout-session",
-        "checkout_url",
-        &user,
-    )
-    .await;
+    let (api, user, checkout) = new_user_at_checkout().await;
     assert_eq!(press(&format!("{checkout}/pay")).await.0, 303);
     let portal = session_url(
         &api,
