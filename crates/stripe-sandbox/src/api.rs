@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::idempotency::{Keys, Seen};
-use crate::objects::{self, param};
+use crate::objects::{self, collapsed, param};
+use crate::unix_now;
 
 /// Longest a Checkout session stays payable (Stripe's default).
 const SESSION_LIFETIME_SECS: i64 = 24 * 3600;
@@ -387,10 +388,7 @@ impl Stripe {
             _ => return (404, objects::no_such("subscription", id, "id")),
         }
         let ended = self.end_subscription(id);
-        (
-            200,
-            objects::expanded(json!({"data": [ended]}), &[])["data"][0].clone(),
-        )
+        (200, collapsed(&ended))
     }
 
     /// Ends subscription `id` now and emits `customer.subscription.deleted`.
@@ -585,15 +583,6 @@ impl Stripe {
     }
 }
 
-/// A subscription as events carry it: the latest invoice as its id.
-fn collapsed(sub: &Value) -> Value {
-    let mut sub = sub.clone();
-    if sub["latest_invoice"].is_object() {
-        sub["latest_invoice"] = sub["latest_invoice"]["id"].clone();
-    }
-    sub
-}
-
 /// The `prefix[KEY]=VALUE` parameters as a metadata object.
 fn metadata(params: &[(String, String)], prefix: &str) -> Value {
     let entries = params.iter().filter_map(|(k, v)| {
@@ -609,10 +598,4 @@ fn metadata(params: &[(String, String)], prefix: &str) -> Value {
 fn new_id(prefix: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &random[..24])
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -31,6 +31,13 @@ pub const API_VERSION: &str = "2026-09-30";
 /// How long each request under an idempotency key executes at the sandbox.
 const EXECUTION_TIME: Duration = Duration::from_millis(20);
 
+/// The real time, Unix seconds (the account's clock adds its renewals to it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// A running sandbox.
 pub struct Sandbox {
     url: String,

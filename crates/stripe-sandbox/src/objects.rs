@@ -120,14 +120,21 @@ pub fn expanded(mut list: Value, params: &[(String, String)]) -> Value {
     let expand = params
         .iter()
         .any(|(k, v)| k.starts_with("expand[") && v == "data.latest_invoice");
-    if let Some(data) = list["data"].as_array_mut() {
-        for sub in data.iter_mut().filter(|s| s["latest_invoice"].is_object()) {
-            if !expand {
-                sub["latest_invoice"] = sub["latest_invoice"]["id"].clone();
-            }
+    if let Some(data) = list["data"].as_array_mut().filter(|_| !expand) {
+        for sub in data.iter_mut() {
+            *sub = collapsed(sub);
         }
     }
     list
+}
+
+/// A subscription with its latest invoice as its id, as events and unexpanded answers carry it.
+pub fn collapsed(sub: &Value) -> Value {
+    let mut sub = sub.clone();
+    if sub["latest_invoice"].is_object() {
+        sub["latest_invoice"] = sub["latest_invoice"]["id"].clone();
+    }
+    sub
 }
 
 /// The value of parameter `name` of a request's form or query.

@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::unix_now;
+
 /// Longest wait for an answer to one attempt (Stripe's own is longer; the sandbox is local).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an answer kept in the log.
@@ -167,12 +169,6 @@ impl Webhooks {
         delivery.delivered |= ok;
         if ok { Ok(()) } else { Err(()) }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
