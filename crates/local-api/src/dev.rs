@@ -84,37 +84,23 @@ impl LocalConfig {
     }
 
     /// Starts the Stripe sandbox on `listener`, delivering its events to the local API at
-    /// `api`.
-    pub fn start_sandbox(&self, listener: tokio::net::TcpListener, api: SocketAddr) -> Sandbox {
-        let env = |name: &str, default: &str| (self.env)(name).unwrap_or_else(|| default.into());
-        let plan = Plan {
-            price_id: SANDBOX_PRICE.to_owned(),
-            name: env("PLAN_NAME", common::config::DEFAULT_PLAN_NAME),
-            unit_amount: SANDBOX_AMOUNT_CENTS,
-            currency: "usd".to_owned(),
-            period_secs: 30 * 86_400,
-            credits: env("PLAN_CREDITS", SANDBOX_PLAN_CREDITS)
-                .parse()
-                .unwrap_or(0),
-        };
-        let endpoint = Endpoint {
-            url: format!("http://{api}/webhooks/stripe"),
-            secret: self.sandbox_webhook_secret.clone(),
-            first_retry: Duration::from_secs(1),
-            attempts: 5,
-        };
-        Sandbox::start(listener, plan, endpoint)
-    }
-
-    /// The billing client of `sandbox`: its URL, key, price and signing secret; `PLAN_CREDITS`
-    /// and the return URLs from the environment when set, else the sandbox's pages.
-    pub fn sandbox_billing(&self, sandbox: &Sandbox) -> Result<Billing, ConfigError> {
-        let base = sandbox.url();
+    /// `api`, and its billing client: the sandbox's URL, key, price and signing secret;
+    /// `PLAN_NAME`, `PLAN_CREDITS` and the return URLs from the environment when set, else
+    /// the sandbox's pages. The plan the sandbox shows is the validated configuration's.
+    pub fn sandbox(
+        &self,
+        listener: tokio::net::TcpListener,
+        api: SocketAddr,
+    ) -> Result<(Sandbox, Billing), ConfigError> {
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let base = format!("http://{address}");
         let config = StripeConfig::from_lookup(|name| {
             let fixed = match name {
                 "STRIPE_SECRET_KEY" => Some(SANDBOX_SECRET_KEY.to_owned()),
                 "STRIPE_PRICE_ID" => Some(SANDBOX_PRICE.to_owned()),
-                "STRIPE_API_BASE" => Some(base.to_owned()),
+                "STRIPE_API_BASE" => Some(base.clone()),
                 "STRIPE_WEBHOOK_SECRET" => Some(self.sandbox_webhook_secret.clone()),
                 _ => None,
             };
@@ -126,7 +112,22 @@ impl LocalConfig {
                 _ => None,
             })
         })?;
-        Billing::new(config)
+        let plan = Plan {
+            price_id: SANDBOX_PRICE.to_owned(),
+            name: config.plan_name.clone(),
+            unit_amount: SANDBOX_AMOUNT_CENTS,
+            currency: "usd".to_owned(),
+            period_secs: 30 * 86_400,
+            credits: config.plan_credits,
+        };
+        let endpoint = Endpoint {
+            url: format!("http://{api}/webhooks/stripe"),
+            secret: self.sandbox_webhook_secret.clone(),
+            first_retry: Duration::from_secs(1),
+            attempts: 5,
+        };
+        let billing = Billing::new(config)?;
+        Ok((Sandbox::start(listener, plan, endpoint), billing))
     }
 
     /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the

@@ -60,12 +60,13 @@ async fn main() {
         }
         billing
     } else {
-        let sandbox = local.start_sandbox(bind(SocketAddr::new(bound.ip(), 0)).await, bound);
+        let listener = bind(SocketAddr::new(bound.ip(), 0)).await;
+        let (sandbox, billing) = or_exit(local.sandbox(listener, bound));
         println!(
             "billing: Stripe sandbox at {} (no account needed; webhook deliveries listed there; set STRIPE_SECRET_KEY for Stripe's test mode)",
             sandbox.url()
         );
-        or_exit(local.sandbox_billing(&sandbox))
+        billing
     };
     println!("listening on http://{bound}");
     let tokens = local.tokens(&config);
