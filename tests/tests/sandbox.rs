@@ -76,12 +76,12 @@ async fn deliveries(sandbox: &str) -> Vec<Value> {
     log.as_array().unwrap().clone()
 }
 
+/// `scheme://host:port` of `url`.
 fn origin(url: &str) -> String {
-    let after_scheme = url.find("://").unwrap() + 3;
-    let end = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    url[..end].to_owned()
+    reqwest::Url::parse(url)
+        .unwrap()
+        .origin()
+        .ascii_serialization()
 }
 
 #[tokio::test]
