@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stripe_sandbox::api::{Call, Plan, Stripe};
+use stripe_sandbox::api::{Answer, Call, Plan, Stripe};
 use stripe_sandbox::objects;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -93,7 +93,15 @@ pub struct StripeStub {
 /// The sandbox's Stripe account behind the stub.
 type Shared = Arc<Mutex<Stripe>>;
 
-/// Answers `req` with the sandbox's API (its events are not delivered: tests send their own).
+/// The sandbox's answer to `call` (its events are dropped: tests send their own).
+fn answer(stripe: &Shared, call: &Call) -> Answer {
+    let mut stripe = stripe.lock().unwrap();
+    let answer = stripe.answer(call, Instant::now());
+    stripe.take_events();
+    answer
+}
+
+/// Answers `req` with the sandbox's API.
 fn sandbox_answer(stripe: &Shared, req: &Request) -> ResponseTemplate {
     let call = Call {
         method: req.method.to_string(),
@@ -102,9 +110,7 @@ fn sandbox_answer(stripe: &Shared, req: &Request) -> ResponseTemplate {
         idempotency_key: header(req, "idempotency-key"),
         authorization: header(req, "authorization"),
     };
-    let mut stripe = stripe.lock().unwrap();
-    let answer = stripe.answer(&call, Instant::now());
-    stripe.take_events();
+    let answer = answer(stripe, &call);
     ResponseTemplate::new(answer.status)
         .set_body_json(answer.body)
         .set_delay(answer.delay)
@@ -232,9 +238,7 @@ impl StripeStub {
             authorization: Some(format!("Bearer {SECRET_KEY}")),
             ..Call::default()
         };
-        let mut stripe = self.stripe.lock().unwrap();
-        stripe.answer(&call, Instant::now());
-        stripe.take_events();
+        answer(&self.stripe, &call);
     }
 
     /// Whether customer `id` was deleted at the stub.
