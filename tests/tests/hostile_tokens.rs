@@ -12,10 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::App;
 use common::domain::UserId;
 use common::store::Store;
+use common::testing;
 use integration_tests::apps::{self, parts};
 use integration_tests::tokens::{EVENTS_ISSUER, EVENTS_SECRET, claims, hs256};
 use integration_tests::{emulator, tokens};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -60,7 +61,7 @@ fn unsigned(header: Value, claims: &Value, signature: &str) -> String {
 fn signed(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
-    encode(&header, claims, key).expect("signing")
+    testing::sign(&header, claims, key)
 }
 
 fn with(mut claims: Value, edits: Value) -> Value {
@@ -198,7 +199,7 @@ fn jwks_attacks(victim: &str, attacker: &str) -> Vec<(String, String)> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("attacker-key".into());
         edit(&mut header);
-        encode(&header, &good, &rs_key).unwrap()
+        testing::sign(&header, &good, &rs_key)
     };
     vec![
         (

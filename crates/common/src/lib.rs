@@ -6,7 +6,7 @@
 //! | layer | module | holds |
 //! |---|---|---|
 //! | leaves | [`metrics`] | billing metrics as CloudWatch Embedded Metric Format lines |
-//! | | [`roots`] | what the outbound HTTPS clients trust: compiled-in roots, never the system store |
+//! | | [`https`] | the HTTPS client of the auth service's calls: hyper on rustls, compiled-in roots |
 //! | model | [`domain`] | users, the typed subscription status and its rules, paid periods, debits, events, erasure stages |
 //! | settings | [`config`] | environment configuration, validated at cold start |
 //! | storage | [`store`] | one trait per capability; the DynamoDB and embedded implementations |
@@ -33,9 +33,9 @@ pub mod domain;
 pub mod endpoint;
 pub mod erasure;
 pub mod error;
+pub mod https;
 pub mod login;
 pub mod metrics;
-pub mod roots;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

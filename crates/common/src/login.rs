@@ -13,9 +13,12 @@ use backon::Retryable;
 use crate::config::{ConfigError, Vars, env, https_url};
 use crate::domain::UserId;
 use crate::error::ApiError;
+use crate::https::{Body, CallFailed, HttpsClient};
 
 /// Per-attempt timeout of the admin API call.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest answer read: the admin API answers `{}` or a short error.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// How erasure reaches the auth service.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,19 +94,14 @@ pub enum LoginDeleted {
 
 /// The admin API client, built once at init.
 pub struct LoginAdmin {
-    client: reqwest::Client,
+    client: HttpsClient,
     config: LoginConfig,
 }
 
 impl LoginAdmin {
     /// Builds the client (rustls, per-attempt timeout).
     pub fn new(config: LoginConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(ATTEMPT_TIMEOUT)
-            .tls_certs_only(crate::roots::mozilla())
-            .build()
-            .expect("a reqwest client with rustls and timeouts always builds");
+        let client = HttpsClient::new(ATTEMPT_TIMEOUT);
         LoginAdmin { client, config }
     }
 
@@ -111,20 +109,23 @@ impl LoginAdmin {
     /// ([`crate::CALL_ATTEMPTS`] attempts).
     pub async fn delete_user(&self, user: &UserId) -> Result<LoginDeleted, ApiError> {
         let url = format!("{}/auth/v1/admin/users/{}", self.config.url, user.as_str());
-        let body = serde_json::json!({"should_soft_delete": self.config.soft_delete});
+        let body = serde_json::json!({"should_soft_delete": self.config.soft_delete}).to_string();
         let attempt = || async {
-            let response = self
-                .client
-                .delete(&url)
+            let request = http::Request::delete(&url)
                 .header("apikey", &self.config.service_role_key)
-                .bearer_auth(&self.config.service_role_key)
-                .json(&body)
-                .send()
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", self.config.service_role_key),
+                )
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.clone()))
+                .map_err(|_| Failure::Call(CallFailed::Connection))?;
+            let answer = self
+                .client
+                .send(request, MAX_ANSWER_BYTES)
                 .await
-                .map_err(|err| Failure::Transport {
-                    timed_out: err.is_timeout(),
-                })?;
-            match response.status().as_u16() {
+                .map_err(Failure::Call)?;
+            match answer.status.as_u16() {
                 200..=299 => Ok(LoginDeleted::Now),
                 404 => Ok(LoginDeleted::AlreadyGone),
                 status => Err(Failure::Status(status)),
@@ -147,14 +148,14 @@ impl LoginAdmin {
 /// Why one attempt failed: what is safe to log (never a body, a URL or a header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    Transport { timed_out: bool },
+    Call(CallFailed),
     Status(u16),
 }
 
 impl Failure {
     fn is_transient(&self) -> bool {
         match self {
-            Failure::Transport { .. } => true,
+            Failure::Call(failed) => *failed != CallFailed::TooLarge,
             Failure::Status(status) => *status == 429 || (500..=599).contains(status),
         }
     }
@@ -163,8 +164,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Transport { timed_out: true } => f.write_str("timed out"),
-            Failure::Transport { timed_out: false } => f.write_str("connection failed"),
+            Failure::Call(failed) => failed.fmt(f),
             // 401/403: a wrong or revoked service-role key.
             Failure::Status(status) => write!(f, "status {status}"),
         }

@@ -46,7 +46,7 @@ pub fn claims(sub: &str, issuer: &str) -> Value {
 /// An HS256 token over `claims`.
 pub fn hs256(claims: &Value, secret: &str) -> String {
     let key = EncodingKey::from_secret(secret.as_bytes());
-    encode(&Header::new(Algorithm::HS256), claims, &key).expect("HS256 signing cannot fail")
+    sign(&Header::new(Algorithm::HS256), claims, &key)
 }
 
 /// An ES256 token over `claims`, signed with the test key and naming `kid`.
@@ -64,7 +64,15 @@ pub fn rs256(claims: &Value, kid: Option<&str>) -> String {
 fn signed(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
-    encode(&header, claims, key).expect("signing with the test keys cannot fail")
+    sign(&header, claims, key)
+}
+
+/// A token with any `header` over `claims`, signed with `key`. Every test token goes through
+/// here: it installs the service's crypto provider first, so the tokens are verified by the
+/// same code as in the functions (`jsonwebtoken` keeps the first provider a process uses).
+pub fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
+    crate::auth::crypto::install();
+    encode(header, claims, key).expect("signing with the test keys cannot fail")
 }
 
 /// A fresh random user id.

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::error::ApiError;
+use crate::https::{Body, CallFailed, HttpsClient};
 
 /// Shortest time between two fetches of the JWKS (bounds what unknown `kid`s can cost).
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
@@ -34,7 +35,7 @@ struct Cached {
 /// A cached JWKS.
 pub struct JwksCache {
     url: String,
-    client: reqwest::Client,
+    client: HttpsClient,
     cached: RwLock<Cached>,
     /// Serialises refetches, so a burst of unknown `kid`s makes one request.
     refetch: Mutex<()>,
@@ -45,12 +46,7 @@ pub struct JwksCache {
 impl JwksCache {
     /// A cache of the JWKS at `url`; nothing is fetched until a token needs a key.
     pub fn new(url: String, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .tls_certs_only(crate::roots::mozilla())
-            .build()
-            .expect("a reqwest client with rustls and timeouts always builds");
+        let client = HttpsClient::new(timeout);
         JwksCache {
             url,
             client,
@@ -129,26 +125,23 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (Algorithm, Arc<DecodingKey>)>, &'static str> {
-        let response = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|_| "request failed")?;
-        if !response.status().is_success() {
+        let request = http::Request::get(&self.url)
+            .body(Body::default())
+            .map_err(|_| "not a URL")?;
+        let answer =
+            self.client
+                .send(request, MAX_JWKS_BYTES)
+                .await
+                .map_err(|failed| match failed {
+                    CallFailed::TooLarge => "document too large",
+                    CallFailed::TimedOut => "timed out",
+                    CallFailed::Connection => "connection failed",
+                })?;
+        if !answer.status.is_success() {
             return Err("non-success status");
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > MAX_JWKS_BYTES)
-        {
-            return Err("document too large");
-        }
-        let body = response.bytes().await.map_err(|_| "body read failed")?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("document too large");
-        }
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|_| "not a JWKS document")?;
+        let set: JwkSet =
+            serde_json::from_slice(&answer.body).map_err(|_| "not a JWKS document")?;
         let keys = set
             .keys
             .iter()

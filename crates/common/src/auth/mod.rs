@@ -4,6 +4,7 @@
 //! secret or with ES256/RS256 keys published as a JWKS. Only the algorithms of the
 //! configured key source are accepted, so `none` and HS256-with-a-public-key never pass.
 
+pub(crate) mod crypto;
 mod jwks;
 
 use std::time::Duration;
@@ -31,7 +32,7 @@ struct Claims {
 
 enum KeySource {
     Hs256(DecodingKey),
-    Jwks(JwksCache),
+    Jwks(Box<JwksCache>),
 }
 
 /// Verifies access tokens. Built once at init; the JWKS it may hold is cached across invocations.
@@ -44,13 +45,14 @@ pub struct Authenticator {
 impl Authenticator {
     /// Builds the verifier for `config`. `jwks_timeout` bounds each JWKS fetch.
     pub fn new(config: &JwtConfig, jwks_timeout: Duration) -> Self {
+        crypto::install();
         let (keys, allowed) = match &config.keys {
             JwtKeys::Hs256Secret(secret) => (
                 KeySource::Hs256(DecodingKey::from_secret(secret.as_bytes())),
                 vec![Algorithm::HS256],
             ),
             JwtKeys::JwksUrl(url) => (
-                KeySource::Jwks(JwksCache::new(url.clone(), jwks_timeout)),
+                KeySource::Jwks(Box::new(JwksCache::new(url.clone(), jwks_timeout))),
                 vec![Algorithm::ES256, Algorithm::RS256],
             ),
         };

@@ -3,7 +3,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -133,12 +133,11 @@ async fn bad_signature_is_invalid() {
         Err(ApiError::InvalidToken)
     );
 
-    let other = encode(
+    let other = crate::testing::sign(
         &Header::new(Algorithm::HS256),
         &claims(),
         &EncodingKey::from_secret(b"another-secret-0123456789abcdef0123"),
-    )
-    .unwrap();
+    );
     assert_eq!(
         check(&hs_auth(), &format!("Bearer {other}")).await,
         Err(ApiError::InvalidToken)
@@ -263,12 +262,11 @@ async fn hs256_signed_with_the_public_key_is_rejected() {
     let server = jwks_server(JWKS).await;
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("es256-test-key".into());
-    let token = encode(
+    let token = crate::testing::sign(
         &header,
         &claims(),
         &EncodingKey::from_secret(ES_PUBLIC.as_bytes()),
-    )
-    .unwrap();
+    );
     let err = check(&jwks_auth(&server), &format!("Bearer {token}")).await;
     assert_eq!(err, Err(ApiError::InvalidToken));
 }

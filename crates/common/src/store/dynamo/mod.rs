@@ -322,7 +322,7 @@ where
     }
 }
 
-/// The SDK's HTTPS client (rustls on aws-lc, as its default), trusting [`AWS_ROOTS`] only.
+/// The SDK's HTTPS client (rustls on ring, as every client here), trusting [`AWS_ROOTS`] only.
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     let trust = TrustStore::empty()
         .with_native_roots(false)
@@ -332,7 +332,7 @@ fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build()
         .expect("a trust store without extra server names is a valid TLS context");
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(context)
         .build_https()
 }
