@@ -2,15 +2,17 @@
 //! floor `./scripts/bench` measures each function against: at init it builds what the
 //! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API), but no
 //! DynamoDB client; the handler's and the runtime's own cost, with no storage emulator in the
-//! path. Never deployed: the Lambdas always use DynamoDB.
+//! path. `reconcile`, which no route reaches, runs on its schedule's event as its own `main` does.
+//! Never deployed: the Lambdas always use DynamoDB.
 
 use std::sync::Arc;
 
 use common::App;
 use common::app::Needs;
-use common::config::Config;
+use common::config::{Config, ReconcileConfig};
 use common::store::MemoryStore;
 use integration_tests::apps;
+use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,6 +30,17 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().expect("valid configuration");
     let store = Arc::new(MemoryStore::new());
     let app = App::from_env_with_store(needs, config, store).expect("valid configuration");
+    if function == "reconcile" {
+        let settings = ReconcileConfig::from_env().expect("valid configuration");
+        let (app, settings) = (&app, &settings);
+        return lambda_runtime::run(service_fn(
+            move |event: LambdaEvent<serde_json::Value>| async move {
+                let deadline = reconcile::deadline_of(event.context.deadline);
+                Ok::<_, Error>(reconcile::reconcile(app, settings, deadline).await?)
+            },
+        ))
+        .await;
+    }
     let (app, function) = (&app, function.as_str());
     run(service_fn(move |req| async move {
         Ok::<_, Error>(apps::handle(function, app, req).await)
