@@ -106,6 +106,7 @@ pub async fn client() -> Client {
             "test", "test", None, None, "emulator",
         ))
         .endpoint_url(config.endpoint.unwrap())
+        .http_client(common::store::https_client())
         .build();
     Client::from_conf(sdk)
 }

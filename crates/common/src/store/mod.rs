@@ -21,7 +21,7 @@ use crate::domain::{
     Charge, CreditGrant, DebitOutcome, DuePosition, EventClaim, EventOutcome, ReconcileCursor,
     RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
 
 /// Why a storage call failed. Every variant means "the state is unknown", never "empty".

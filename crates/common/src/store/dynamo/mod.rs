@@ -323,7 +323,8 @@ where
 }
 
 /// The SDK's HTTPS client (rustls on ring, as every client here), trusting [`AWS_ROOTS`] only.
-fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+/// (Plain HTTP to an emulator's loopback endpoint, as the tests' own raw client uses it.)
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(AWS_ROOTS.as_bytes());
