@@ -1,7 +1,7 @@
 //! `embedded-lambda FUNCTION`: one function's handler as a Lambda on the embedded store, the
 //! floor `./scripts/bench` measures each function against: at init it builds what the
-//! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API), but no
-//! DynamoDB client; the handler's and the runtime's own cost, with no storage emulator in the
+//! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API; its JSON
+//! logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage emulator in the
 //! path. `reconcile`, which no route reaches, runs on its schedule's event as its own `main` does.
 //! Never deployed: the Lambdas always use DynamoDB.
 
@@ -20,6 +20,8 @@ async fn main() -> Result<(), Error> {
     let function = std::env::args()
         .nth(1)
         .expect("usage: embedded-lambda FUNCTION");
+    // The function's own logs, as its main sets them up: they are part of the handler.
+    common::telemetry::init();
     // What each function's own main builds at init, but the store.
     let needs = match function.as_str() {
         "user-status" => Needs::Storage,
