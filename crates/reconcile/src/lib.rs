@@ -170,7 +170,12 @@ fn moved(before: &UserRecord, after: &UserRecord) -> bool {
         || before.granted_invoices != after.granted_invoices
 }
 
-/// The deadline of an invocation whose Lambda deadline is `deadline_ms` (Unix milliseconds).
-pub fn deadline_of(deadline_ms: u64) -> Instant {
-    Instant::now() + common::time_until(deadline_ms)
+/// One scheduled invocation: reconciles until the invocation's deadline comes near.
+pub async fn handle(
+    app: &App,
+    settings: &ReconcileConfig,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<Report, ApiError> {
+    let deadline = Instant::now() + common::time_until(event.context.deadline);
+    reconcile(app, settings, deadline).await
 }

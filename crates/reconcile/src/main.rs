@@ -14,11 +14,7 @@ async fn main() -> Result<(), Error> {
     });
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (app, settings) = (&app, &settings);
-        async move {
-            let deadline = reconcile::deadline_of(event.context.deadline);
-            let report = reconcile::reconcile(app, settings, deadline).await?;
-            Ok::<_, Error>(report)
-        }
+        async move { Ok::<_, Error>(reconcile::handle(app, settings, event).await?) }
     }))
     .await
 }

@@ -1,8 +1,8 @@
 //! `embedded-lambda FUNCTION`: one function's handler as a Lambda on the embedded store, the
 //! floor `./scripts/bench` measures each function against: at init it builds what the
 //! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API; its JSON
-//! logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage emulator in the
-//! path. `reconcile`, which no route reaches, runs on its schedule's event as its own `main` does.
+//! logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage
+//! emulator in the path. `reconcile`, which no route reaches, runs on its schedule's event as its own `main` does.
 //! Never deployed: the Lambdas always use DynamoDB.
 
 use std::sync::Arc;
@@ -37,8 +37,7 @@ async fn main() -> Result<(), Error> {
         let (app, settings) = (&app, &settings);
         return lambda_runtime::run(service_fn(
             move |event: LambdaEvent<serde_json::Value>| async move {
-                let deadline = reconcile::deadline_of(event.context.deadline);
-                Ok::<_, Error>(reconcile::reconcile(app, settings, deadline).await?)
+                Ok::<_, Error>(reconcile::handle(app, settings, event).await?)
             },
         ))
         .await;
