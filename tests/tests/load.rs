@@ -5,7 +5,7 @@
 //! latency percentiles go to `target/reports/load.md`.
 //!
 //! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_USERS=50 LOAD_REQUESTS=50000 ./scripts/test
-//! --test load`); the defaults keep the suite within its time budget.
+//! load::`); the defaults keep the suite within its time budget.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
