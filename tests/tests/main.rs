@@ -1,7 +1,8 @@
-//! Every end-to-end suite in one test binary, each file a module. One binary links once and
+//! The end-to-end suites in one test binary, each file a module. One binary links once and
 //! takes ~90 MB of `target/`, where one binary per file took 24 links and ~2 GB: the suite must
 //! build on a machine with little disk to spare (CI ran out of it). Pick a suite by its module
-//! path, e.g. `./scripts/test store_conformance::`.
+//! path, e.g. `./scripts/test store_conformance::`. `hostile_tokens.rs`, which reads the logs of
+//! its process, is a binary of its own (tests/Cargo.toml).
 
 mod api_fuzzing;
 mod billing_endpoints;
@@ -13,7 +14,6 @@ mod deleted_customers;
 mod erasure_everywhere;
 mod events;
 mod grants;
-mod hostile_tokens;
 mod io_counts;
 mod lambda_billing;
 mod lambda_user_status;
