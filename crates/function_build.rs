@@ -4,7 +4,7 @@
 //! A position-independent executable carries one dynamic relocation per pointer in its data,
 //! which the loader reads and applies at every cold start: 1.0 MiB of `.rela.dyn` in
 //! create-checkout-session, all of it resident. Without PIE the linker resolves them once:
-//! checkout's peak RSS 11.1 → 10.1 MiB and its init 2.6–3.0 → 2.3 ms
+//! checkout's peak RSS 11.1 → 10.1 MiB and its init 2.6–3.0 → 2.3 ms in an A/B
 //! (docs/performance-decisions.md, "Non-PIE functions"). The price is that the executable's own
 //! code sits at a fixed address; libraries, heap and stacks stay randomised. Only the binaries
 //! change: the code is compiled as before, and tests, fuzz targets and the local API stay PIE.
