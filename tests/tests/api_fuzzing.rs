@@ -5,10 +5,9 @@
 //! allowances of `tests/schemathesis/schemathesis.toml`), and the stateful links of the spec.
 //!
 //! The work is bounded by a number of test cases per operation, `SCHEMATHESIS_EXAMPLES` (default
-//! 50, so the suite keeps to its time budget; `SCHEMATHESIS_EXAMPLES=500 ./scripts/test --test
-//! api_fuzzing` goes deeper), never by seconds: a slower machine runs the same cases, only for
-//! longer. Its figures (cases, time) go to
-//! `target/reports/schemathesis.md`.
+//! 50, so the suite keeps to its time budget; `SCHEMATHESIS_EXAMPLES=500 ./scripts/test
+//! api_fuzzing::` goes deeper), never by seconds: a slower machine runs the same cases, only for
+//! longer. Its figures (cases, time) go to `target/reports/schemathesis.md`.
 
 use std::path::Path;
 

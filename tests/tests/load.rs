@@ -139,7 +139,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_users_five_thousand_requests_and_every_credit_accounted_for() {
+async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
     let users_count = env_number("LOAD_USERS", 20);
     let total_requests = env_number("LOAD_REQUESTS", 2_000);
     let per_user = total_requests / users_count;

@@ -2,8 +2,8 @@
 //! floor `./scripts/bench` measures each function against: at init it builds what the
 //! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API; its JSON
 //! logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage
-//! emulator in the path. `reconcile`, which no route reaches, runs on its schedule's event as its own `main` does.
-//! Never deployed: the Lambdas always use DynamoDB.
+//! emulator in the path. `reconcile`, which no route reaches, runs on its schedule's event as its
+//! own `main` does. Never deployed: the Lambdas always use DynamoDB.
 
 use std::sync::Arc;
 
