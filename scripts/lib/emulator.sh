@@ -24,3 +24,30 @@ PY
   export TEST_TABLE_NAME="users-test"
   "$venv_bin/python" scripts/create_table.py template.yaml "$TEST_DYNAMODB_ENDPOINT" "$TEST_TABLE_NAME"
 }
+
+# IAM in front of the emulator (target/debug/iam-proxy, built by `cargo build --workspace --bins`):
+# each call is allowed only what the policy in template.yaml of the function that signed it
+# grants. Points TEST_DYNAMODB_ENDPOINT at it, exports IAM_USAGE_FILE (every access a function
+# made), and stops it with the emulator.
+start_iam_proxy() {
+  local port emulator="$TEST_DYNAMODB_ENDPOINT"
+  port=$("$PWD/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  export IAM_USAGE_FILE="$PWD/target/iam-usage.jsonl"
+  rm -f "$IAM_USAGE_FILE"
+  echo "==> starting the IAM proxy before the emulator (each function's policy from template.yaml)"
+  target/debug/iam-proxy "127.0.0.1:$port" "$emulator" "$TEST_TABLE_NAME" "$IAM_USAGE_FILE" > target/iam-proxy.log 2>&1 &
+  IAM_PROXY_PID=$!
+  trap 'kill "$IAM_PROXY_PID" "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true' EXIT
+  "$PWD/.venv/bin/python" - "$port" <<'PY'
+import socket, sys, time
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("the IAM proxy did not start; see target/iam-proxy.log")
+PY
+  export TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+}

@@ -81,9 +81,24 @@ pub fn request_bearing(file: &str, token: &str) -> Request {
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 
-/// The handler of `function` (a crate name: `user-status`, `stripe-webhook`, ...), from the
-/// route table the local API serves.
-pub use local_api::routes::handle;
+/// Calls the handler of `function` (a crate name: `user-status`, `stripe-webhook`, ...), from the
+/// route table the local API serves, as that function: its DynamoDB calls are signed with the
+/// function's credentials and allowed only what its policy grants ([`emulator::as_function`]).
+pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
+    let route = local_api::routes::ROUTES
+        .iter()
+        .find(|route| route.function == function);
+    match route {
+        Some(route) => {
+            emulator::as_function(
+                route.function,
+                local_api::routes::handle(function, app, req),
+            )
+            .await
+        }
+        None => local_api::routes::handle(function, app, req).await,
+    }
+}
 
 /// Status and JSON body of a handler response.
 pub fn parts(response: Response<Body>) -> (u16, http::HeaderMap, Value) {

@@ -35,6 +35,8 @@ pub fn free_port() -> u16 {
 }
 
 /// The environment of a function on the emulator's table, with the sample events' JWT settings.
+/// Its `AWS_ACCESS_KEY_ID` stands for the function's role: [`lambda_at`] makes it the function's
+/// own, so that the IAM proxy applies the function's policy.
 pub fn lambda_env() -> Vec<(&'static str, String)> {
     let storage = crate::emulator::storage_config();
     vec![
@@ -141,7 +143,16 @@ where
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test-stream")
-        .envs(env)
+        .envs(env.into_iter().map(|(key, value)| {
+            // The role's credentials: the function's own name, which the IAM proxy knows.
+            let own_role = key.as_ref() == "AWS_ACCESS_KEY_ID" && value.as_ref() == "test";
+            let value = if own_role {
+                std::ffi::OsString::from(name)
+            } else {
+                value.as_ref().to_owned()
+            };
+            (key.as_ref().to_owned(), value)
+        }))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);

@@ -1,5 +1,8 @@
 //! The real DynamoDB implementation on loopback, started by `./scripts/test`, which exports
 //! `TEST_DYNAMODB_ENDPOINT` and `TEST_TABLE_NAME` (the table is created from `template.yaml`).
+//! The endpoint is the IAM proxy in front of the emulator (`crate::iam`): the stores built here
+//! sign each call as the function whose handler makes it ([`as_function`]), and as the harness
+//! otherwise, so a handler reaches the table with exactly its function's policy.
 
 use aws_sdk_dynamodb::Client;
 use common::config::StorageConfig;
@@ -38,12 +41,45 @@ pub fn set_dummy_credentials() {
     }
 }
 
+tokio::task_local! {
+    /// The function whose code is running (its binary's name), while [`as_function`] runs it.
+    static PRINCIPAL: &'static str;
+}
+
+/// Runs `work` as the function `function` (a binary's name, `stripe-webhook`): every call of a
+/// store built here, made within it, is signed with that function's credentials, and the IAM
+/// proxy allows it only what the function's policy in `template.yaml` grants.
+pub async fn as_function<F: std::future::Future>(function: &'static str, work: F) -> F::Output {
+    PRINCIPAL.scope(function, work).await
+}
+
+/// Credentials naming the caller: the function [`as_function`] runs, else the harness.
+#[derive(Debug)]
+struct Principal;
+
+impl aws_sdk_dynamodb::config::ProvideCredentials for Principal {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let key = PRINCIPAL.try_with(|p| *p).unwrap_or(crate::iam::HARNESS);
+        aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+            aws_sdk_dynamodb::config::Credentials::new(key, "test", None, None, "principal"),
+        ))
+    }
+}
+
+/// A store with `config`, signing each call as its caller ([`as_function`]).
+pub fn connect(config: &StorageConfig) -> DynamoStore {
+    DynamoStore::connect_with(config, Principal)
+}
+
 /// A store on the emulator's table.
 pub async fn store() -> DynamoStore {
     set_dummy_credentials();
-    DynamoStore::connect(&storage_config())
-        .await
-        .expect("dummy credentials are set")
+    connect(&storage_config())
 }
 
 /// A table of its own on the emulator, with the shared table's keys and indexes (as
@@ -89,10 +125,7 @@ pub async fn own_table() -> StorageConfig {
 /// A store on a table of its own ([`own_table`]).
 pub async fn own_store() -> (DynamoStore, StorageConfig) {
     let config = own_table().await;
-    let store = DynamoStore::connect(&config)
-        .await
-        .expect("dummy credentials are set");
-    (store, config)
+    (connect(&config), config)
 }
 
 /// A raw client on the emulator, to inspect the table behind the store's back.

@@ -2,7 +2,8 @@
 //!
 //! | module | for |
 //! |---|---|
-//! | [`emulator`] | the DynamoDB emulator the test command started (moto server on loopback) |
+//! | [`emulator`] | the DynamoDB emulator the test command started (moto server on loopback), behind IAM |
+//! | [`iam`] | IAM as deployed: each function's policy from `template.yaml`, each call's actions |
 //! | [`tokens`] | minting access tokens like the auth provider's |
 //! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
 //! | [`binaries`] | finding and starting the workspace's binaries |
@@ -20,6 +21,7 @@ pub mod binaries;
 pub mod conformance;
 pub mod emulator;
 pub mod faulty_store;
+pub mod iam;
 pub mod openapi;
 pub mod runtime_api;
 pub mod storage_faults;

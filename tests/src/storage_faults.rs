@@ -82,27 +82,21 @@ impl FaultProxy {
 
     /// A store whose every call goes through the proxy.
     pub async fn store(&self) -> DynamoStore {
-        emulator::set_dummy_credentials();
-        DynamoStore::connect(&StorageConfig {
+        emulator::connect(&StorageConfig {
             endpoint: Some(self.endpoint.clone()),
             // What production uses: these tests are about timeouts and retries.
             timeout_ms: common::config::DEFAULT_DYNAMODB_TIMEOUT_MS,
             ..emulator::storage_config()
         })
-        .await
-        .expect("dummy credentials are set")
     }
 
     /// A store through the proxy with the emulator's generous per-attempt timeout: for tests of
     /// faults that are not about time (conflicts), where many calls queue at the emulator.
     pub async fn patient_store(&self) -> DynamoStore {
-        emulator::set_dummy_credentials();
-        DynamoStore::connect(&StorageConfig {
+        emulator::connect(&StorageConfig {
             endpoint: Some(self.endpoint.clone()),
             ..emulator::storage_config()
         })
-        .await
-        .expect("dummy credentials are set")
     }
 
     /// The next `times` requests of `operation` (`GetItem`, `UpdateItem`, ...) meet `fault`.

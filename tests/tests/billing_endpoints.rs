@@ -33,7 +33,14 @@ async fn seeded(store: &Arc<dyn Store>, customer: Option<&str>, status: &str) ->
 }
 
 async fn checkout(app: &common::App, user: &str) -> (u16, http::HeaderMap, Value) {
-    parts(create_checkout_session::handle(app, request("create-checkout-session.json", user)).await)
+    parts(
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            app,
+            request("create-checkout-session.json", user),
+        )
+        .await,
+    )
 }
 
 #[tokio::test]
@@ -199,8 +206,12 @@ async fn portal_needs_a_customer() {
         let app = &app;
         async move {
             parts(
-                create_portal_session::handle(app, request("create-portal-session.json", &user))
-                    .await,
+                integration_tests::apps::handle(
+                    "create-portal-session",
+                    app,
+                    request("create-portal-session.json", &user),
+                )
+                .await,
             )
         }
     };
@@ -234,8 +245,14 @@ async fn portal_needs_a_customer() {
 }
 
 async fn sync(app: &common::App, user: &str) -> (u16, Value) {
-    let (status, _, body) =
-        parts(sync_subscription::handle(app, request("sync-subscription.json", user)).await);
+    let (status, _, body) = parts(
+        integration_tests::apps::handle(
+            "sync-subscription",
+            app,
+            request("sync-subscription.json", user),
+        )
+        .await,
+    );
     (status, body)
 }
 
@@ -478,7 +495,12 @@ async fn a_stripe_timeout_is_502_within_bounds_and_changes_nothing() {
     let before = store.get_user(&id).await.unwrap();
     let started = std::time::Instant::now();
     let (status, _, body) = parts(
-        create_portal_session::handle(&app, request("create-portal-session.json", &user)).await,
+        integration_tests::apps::handle(
+            "create-portal-session",
+            &app,
+            request("create-portal-session.json", &user),
+        )
+        .await,
     );
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -501,9 +523,24 @@ async fn without_stripe_settings_billing_endpoints_say_what_to_set() {
     let app = app(store().await, None);
     let user = tokens::new_user();
     for response in [
-        create_checkout_session::handle(&app, request("create-checkout-session.json", &user)).await,
-        create_portal_session::handle(&app, request("create-portal-session.json", &user)).await,
-        sync_subscription::handle(&app, request("sync-subscription.json", &user)).await,
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            &app,
+            request("create-checkout-session.json", &user),
+        )
+        .await,
+        integration_tests::apps::handle(
+            "create-portal-session",
+            &app,
+            request("create-portal-session.json", &user),
+        )
+        .await,
+        integration_tests::apps::handle(
+            "sync-subscription",
+            &app,
+            request("sync-subscription.json", &user),
+        )
+        .await,
     ] {
         let (status, _, body) = parts(response);
         assert_eq!(status, 503);
@@ -523,11 +560,13 @@ async fn billing_endpoints_refuse_other_methods_and_missing_tokens() {
     let app = app(store().await, Some(&stub.uri()));
     let mut get = request("sync-subscription.json", &tokens::new_user());
     *get.method_mut() = http::Method::GET;
-    let (status, headers, _) = parts(sync_subscription::handle(&app, get).await);
+    let (status, headers, _) =
+        parts(integration_tests::apps::handle("sync-subscription", &app, get).await);
     assert_eq!((status, headers["allow"].to_str().unwrap()), (405, "POST"));
     let mut anonymous = request("create-checkout-session.json", &tokens::new_user());
     anonymous.headers_mut().remove(http::header::AUTHORIZATION);
-    let (status, _, body) = parts(create_checkout_session::handle(&app, anonymous).await);
+    let (status, _, body) =
+        parts(integration_tests::apps::handle("create-checkout-session", &app, anonymous).await);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (401, Some("UNAUTHORIZED"))

@@ -26,8 +26,14 @@ async fn seeded_user(store: &Arc<dyn Store>, items: usize) -> (String, String) {
 }
 
 async fn delete(app: &common::App, user: &str) -> (u16, Value) {
-    let (status, _, body) =
-        parts(delete_account::handle(app, request("delete-account.json", user)).await);
+    let (status, _, body) = parts(
+        integration_tests::apps::handle(
+            "delete-account",
+            app,
+            request("delete-account.json", user),
+        )
+        .await,
+    );
     (status, body)
 }
 
@@ -198,8 +204,10 @@ async fn storage_failing_midway_is_503_and_the_retry_finishes() {
         2,
         "items gone; mapping and profile left"
     );
-    let (status, _, body) =
-        parts(user_status::handle(&app, request("user-status.json", &user)).await);
+    let (status, _, body) = parts(
+        integration_tests::apps::handle("user-status", &app, request("user-status.json", &user))
+            .await,
+    );
     assert_eq!(
         status, 200,
         "the profile still answers until erasure completes: {body}"
@@ -227,15 +235,31 @@ async fn nothing_comes_back_after_erasure() {
         subscription("sub_x", &customer, "canceled", 1, 2),
     );
     let (status, _, _) = parts(
-        stripe_webhook::handle(&app, webhook(&late, WEBHOOK_SECRET, common::unix_now())).await,
+        integration_tests::apps::handle(
+            "stripe-webhook",
+            &app,
+            webhook(&late, WEBHOOK_SECRET, common::unix_now()),
+        )
+        .await,
     );
     assert_eq!(status, 200);
 
     // The deleted user's still-valid token.
     for response in [
-        user_status::handle(&app, request("user-status.json", &user)).await,
-        create_checkout_session::handle(&app, request("create-checkout-session.json", &user)).await,
-        sync_subscription::handle(&app, request("sync-subscription.json", &user)).await,
+        integration_tests::apps::handle("user-status", &app, request("user-status.json", &user))
+            .await,
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            &app,
+            request("create-checkout-session.json", &user),
+        )
+        .await,
+        integration_tests::apps::handle(
+            "sync-subscription",
+            &app,
+            request("sync-subscription.json", &user),
+        )
+        .await,
     ] {
         let (status, _, body) = parts(response);
         assert_eq!(

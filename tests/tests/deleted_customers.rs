@@ -147,7 +147,7 @@ async fn a_customer_deleted_event_unlinks_the_customer() {
     );
 
     let req = webhook(&evt, WEBHOOK_SECRET, common::unix_now());
-    let (status, _, _) = parts(stripe_webhook::handle(&app, req).await);
+    let (status, _, _) = parts(integration_tests::apps::handle("stripe-webhook", &app, req).await);
     assert_eq!(status, 200);
     let record = store.get_user(&id).await.unwrap().unwrap();
     assert_eq!(

@@ -63,7 +63,8 @@ impl World {
 
     async fn delete(&self, app: &common::App) -> (u16, Value) {
         let req = request("delete-account.json", &self.user);
-        let (status, _, body) = parts(delete_account::handle(app, req).await);
+        let (status, _, body) =
+            parts(integration_tests::apps::handle("delete-account", app, req).await);
         (status, body)
     }
 

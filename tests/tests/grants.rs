@@ -46,14 +46,16 @@ async fn credits(store: &Arc<dyn Store>, user: &UserId) -> i64 {
 
 async fn sync(app: &common::App, user: &UserId) -> Value {
     let req = request("sync-subscription.json", user.as_str());
-    let (status, _, body) = parts(sync_subscription::handle(app, req).await);
+    let (status, _, body) =
+        parts(integration_tests::apps::handle("sync-subscription", app, req).await);
     assert_eq!(status, 200, "{body}");
     body
 }
 
 async fn deliver(app: &common::App, event: &Value) -> (u16, Value) {
     let req = webhook(event, WEBHOOK_SECRET, common::unix_now());
-    let (status, _, body) = parts(stripe_webhook::handle(app, req).await);
+    let (status, _, body) =
+        parts(integration_tests::apps::handle("stripe-webhook", app, req).await);
     (status, body)
 }
 

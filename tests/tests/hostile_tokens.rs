@@ -281,7 +281,7 @@ async fn jwks_server(body: &str) -> MockServer {
 
 async fn status_with_token(app: &App, token: &str) -> (u16, http::HeaderMap, Value) {
     let req = apps::request_bearing("user-status.json", token);
-    parts(user_status::handle(app, req).await)
+    parts(integration_tests::apps::handle("user-status", app, req).await)
 }
 
 /// Sends every attack to `app`: each is a 401 with the contract body and a Bearer challenge.

@@ -41,7 +41,12 @@ async fn a_duplicate_webhook_costs_one_conditional_write_and_nothing_else() {
     );
 
     let first = parts(
-        stripe_webhook::handle(&app, webhook(&evt, WEBHOOK_SECRET, common::unix_now())).await,
+        integration_tests::apps::handle(
+            "stripe-webhook",
+            &app,
+            webhook(&evt, WEBHOOK_SECRET, common::unix_now()),
+        )
+        .await,
     );
     assert_eq!(first.0, 200);
     assert_eq!(
@@ -58,7 +63,12 @@ async fn a_duplicate_webhook_costs_one_conditional_write_and_nothing_else() {
     assert_eq!(stripe_calls, 1, "one subscription list");
 
     let again = parts(
-        stripe_webhook::handle(&app, webhook(&evt, WEBHOOK_SECRET, common::unix_now())).await,
+        integration_tests::apps::handle(
+            "stripe-webhook",
+            &app,
+            webhook(&evt, WEBHOOK_SECRET, common::unix_now()),
+        )
+        .await,
     );
     assert_eq!(again.0, 200);
     assert_eq!(
@@ -78,8 +88,12 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     // A user seen for the first time: read, create, customer, link, session.
     let newcomer = tokens::new_user();
     let (status, _, _) = parts(
-        create_checkout_session::handle(&app, request("create-checkout-session.json", &newcomer))
-            .await,
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            &app,
+            request("create-checkout-session.json", &newcomer),
+        )
+        .await,
     );
     assert_eq!(status, 200);
     assert_eq!(
@@ -100,8 +114,12 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     // A returning user with a customer and no active subscription stored: Stripe is asked
     // whether one exists (a double subscription is a double charge), then the session.
     let (status, _, _) = parts(
-        create_checkout_session::handle(&app, request("create-checkout-session.json", &newcomer))
-            .await,
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            &app,
+            request("create-checkout-session.json", &newcomer),
+        )
+        .await,
     );
     assert_eq!(status, 200);
     assert_eq!(
@@ -120,8 +138,12 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     record.subscription_status = "active".into();
     dynamo.create_user(&record).await.unwrap();
     let (status, _, _) = parts(
-        create_checkout_session::handle(&app, request("create-checkout-session.json", &subscriber))
-            .await,
+        integration_tests::apps::handle(
+            "create-checkout-session",
+            &app,
+            request("create-checkout-session.json", &subscriber),
+        )
+        .await,
     );
     assert_eq!(status, 409);
     assert_eq!(calls(&counting), ["store:get_user"]);

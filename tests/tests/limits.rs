@@ -100,7 +100,8 @@ async fn webhook_bodies_over_256_kib_are_413_and_claim_nothing() {
     let mut event = apps::event(&id, "invoice.paid", stub_invoice());
     event["padding"] = "p".repeat(MAX_WEBHOOK_BYTES).into();
     let (status, _, body) = parts(
-        stripe_webhook::handle(
+        integration_tests::apps::handle(
+            "stripe-webhook",
             &app,
             apps::webhook(
                 &event,

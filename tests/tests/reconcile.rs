@@ -16,13 +16,22 @@ use integration_tests::faulty_store::{CallLog, FaultyStore};
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::stripe_stub::{PRICE, StripeStub, paid_invoice, subscription};
 use integration_tests::{apps, binaries, emulator, tokens};
-use reconcile::{Report, reconcile};
+use reconcile::Report;
 use serde_json::Value;
 
 /// Credits a paid period grants in the test apps (`PLAN_CREDITS`).
 const PLAN_CREDITS: i64 = 1000;
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
+
+/// A reconciliation run, as the reconcile function (its DynamoDB calls under its policy).
+async fn run(
+    app: &App,
+    settings: &ReconcileConfig,
+    deadline: std::time::Instant,
+) -> Result<Report, common::ApiError> {
+    emulator::as_function("reconcile", reconcile::reconcile(app, settings, deadline)).await
+}
 
 /// The Stripe stub, a table of the test's own (and its name), an app on both.
 async fn setup() -> (StripeStub, Arc<dyn Store>, App, String) {
@@ -113,7 +122,7 @@ async fn a_renewal_whose_invoice_paid_never_came_is_repaired_once() {
     stub.subscriptions_of_each_customer(vec![renewed(&customer), as_held])
         .await;
 
-    let report = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    let report = run(&app, &settings(4), within(120)).await.unwrap();
     assert_eq!(
         report,
         Report {
@@ -137,7 +146,7 @@ async fn a_renewal_whose_invoice_paid_never_came_is_repaired_once() {
 
     // A second run finds nobody due and changes nothing.
     let calls = stub.sent_to("GET /v1/subscriptions").await.len();
-    let again = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    let again = run(&app, &settings(4), within(120)).await.unwrap();
     assert_eq!((again.checked, again.repaired, again.failed), (0, 0, 0));
     assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), calls);
     assert!(renewed_once(&store, &user).await);
@@ -156,12 +165,12 @@ async fn a_run_cut_by_its_deadline_leaves_a_cursor_and_the_next_run_continues() 
     stub.subscriptions_of_each_customer(subscriptions).await;
     stub.list_delay(Duration::from_millis(800));
 
-    let first = reconcile(&app, &settings(1), within(2)).await.unwrap();
+    let first = run(&app, &settings(1), within(2)).await.unwrap();
     assert!(!first.pass_complete, "{first:?}");
     let cursor = store.reconcile_cursor().await.unwrap().expect("a cursor");
 
     stub.list_delay(Duration::ZERO);
-    let second = reconcile(&app, &settings(1), within(120)).await.unwrap();
+    let second = run(&app, &settings(1), within(120)).await.unwrap();
     assert!(second.pass_complete, "{second:?}");
     assert_eq!(store.reconcile_cursor().await.unwrap(), None);
     for user in &users {
@@ -198,7 +207,7 @@ async fn stripe_failures_for_some_users_are_counted_and_the_others_repaired() {
     stub.fail_subscriptions_of(&users[0].1, 429, 3).await;
     stub.fail_subscriptions_of(&users[1].1, 500, 3).await;
 
-    let report = reconcile(&app, &settings(2), within(120)).await.unwrap();
+    let report = run(&app, &settings(2), within(120)).await.unwrap();
     assert_eq!(
         (
             report.checked,
@@ -222,7 +231,7 @@ async fn stripe_failures_for_some_users_are_counted_and_the_others_repaired() {
     }
 
     // Stripe is back: the next pass repairs them.
-    let next = reconcile(&app, &settings(2), within(120)).await.unwrap();
+    let next = run(&app, &settings(2), within(120)).await.unwrap();
     assert_eq!((next.checked, next.repaired, next.failed), (2, 2, 0));
     for (user, _) in &users {
         assert!(renewed_once(&store, user).await);
@@ -328,7 +337,7 @@ async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
     let store: Arc<dyn Store> = Arc::new(FaultyStore::new(inner.clone(), log.clone()));
     let app = apps::app(store, Some(&stub.uri()));
 
-    let report = reconcile(&app, &settings(4), within(120)).await.unwrap();
+    let report = run(&app, &settings(4), within(120)).await.unwrap();
     assert_eq!((report.checked, report.repaired), (1, 1));
     let calls = log.lock().unwrap().clone();
     assert_eq!(

@@ -41,7 +41,10 @@ async fn billing_behind_proxy() -> (StripeStub, Arc<dyn Store>, FaultProxy, comm
 }
 
 async fn status(app: &common::App, user: &str) -> (u16, http::HeaderMap, serde_json::Value) {
-    parts(user_status::handle(app, request("user-status.json", user)).await)
+    parts(
+        integration_tests::apps::handle("user-status", app, request("user-status.json", user))
+            .await,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +134,8 @@ async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
 
     proxy.inject("UpdateItem", Fault::ServerError, usize::MAX);
     let req = request("sync-subscription.json", user.as_str());
-    let (code, headers, _) = parts(sync_subscription::handle(&app, req).await);
+    let (code, headers, _) =
+        parts(integration_tests::apps::handle("sync-subscription", &app, req).await);
     assert_eq!(
         (code, &headers["retry-after"]),
         (503, &"1".parse().unwrap())
@@ -144,7 +148,8 @@ async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
 
     proxy.heal();
     let req = request("sync-subscription.json", user.as_str());
-    let (code, _, body) = parts(sync_subscription::handle(&app, req).await);
+    let (code, _, body) =
+        parts(integration_tests::apps::handle("sync-subscription", &app, req).await);
     assert_eq!(
         (code, body["subscription_status"].as_str()),
         (200, Some("active"))
@@ -163,7 +168,7 @@ async fn invoice_paid_grants_exactly_once_through_lost_replies_and_outages() {
     let event = invoice_paid(&event_id, "in_faults", &customer, 1_700_000_000);
     let deliver = || async {
         let req = apps::webhook(&event, WEBHOOK_SECRET, common::unix_now());
-        parts(stripe_webhook::handle(&app, req).await).0
+        parts(integration_tests::apps::handle("stripe-webhook", &app, req).await).0
     };
 
     // Every write's reply is lost once (the writes land, the SDK retries them), then the table
@@ -221,7 +226,8 @@ async fn the_jwks_down_is_503_with_retry_after_and_creates_nothing() {
     let token = tokens::es256(&claims, Some(tokens::ES256_KID));
     let req = apps::request_bearing("user-status.json", &token);
 
-    let (code, headers, body) = parts(user_status::handle(&app, req).await);
+    let (code, headers, body) =
+        parts(integration_tests::apps::handle("user-status", &app, req).await);
     assert_eq!(
         (code, body["error"]["code"].as_str()),
         (503, Some("AUTH_UNAVAILABLE"))

@@ -20,8 +20,10 @@ async fn a_failed_read_is_503_with_retry_after_and_writes_nothing() {
     faulty.fail("get_user", 1, Strike::Before);
     let app = app(faulty.clone(), None);
 
-    let (status, headers, body) =
-        parts(user_status::handle(&app, request("user-status.json", &user)).await);
+    let (status, headers, body) = parts(
+        integration_tests::apps::handle("user-status", &app, request("user-status.json", &user))
+            .await,
+    );
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
@@ -36,8 +38,10 @@ async fn a_failed_read_is_503_with_retry_after_and_writes_nothing() {
         "a failed read leads to no write"
     );
 
-    let (status, _, body) =
-        parts(user_status::handle(&app, request("user-status.json", &user)).await);
+    let (status, _, body) = parts(
+        integration_tests::apps::handle("user-status", &app, request("user-status.json", &user))
+            .await,
+    );
     assert_eq!(
         (status, body["credits_remaining"].as_i64()),
         (200, Some(850)),
@@ -56,7 +60,10 @@ async fn an_existing_user_costs_exactly_one_read_and_no_write() {
         .unwrap();
     let counting = Arc::new(FaultyStore::new(dynamo, Default::default()));
     let app = app(counting.clone(), None);
-    let (status, _, _) = parts(user_status::handle(&app, request("user-status.json", &user)).await);
+    let (status, _, _) = parts(
+        integration_tests::apps::handle("user-status", &app, request("user-status.json", &user))
+            .await,
+    );
     assert_eq!(status, 200);
     assert_eq!(*counting.log.lock().unwrap(), ["store:get_user"]);
 }

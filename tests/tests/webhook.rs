@@ -29,7 +29,12 @@ fn subscription_event(id: &str, kind: &str, customer: &str, status: &str) -> Val
 
 async fn deliver(app: &common::App, event: &Value) -> (u16, Value) {
     let (status, _, body) = parts(
-        stripe_webhook::handle(app, webhook(event, WEBHOOK_SECRET, common::unix_now())).await,
+        integration_tests::apps::handle(
+            "stripe-webhook",
+            app,
+            webhook(event, WEBHOOK_SECRET, common::unix_now()),
+        )
+        .await,
     );
     (status, body)
 }
@@ -86,7 +91,8 @@ async fn signatures_are_checked_on_the_raw_body_and_a_refusal_changes_nothing() 
             req = req.header("stripe-signature", header);
         }
         let req = req.body(lambda_http::Body::Text(payload)).unwrap();
-        let (status, _, body) = parts(stripe_webhook::handle(&app, req).await);
+        let (status, _, body) =
+            parts(integration_tests::apps::handle("stripe-webhook", &app, req).await);
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (400, Some("INVALID_SIGNATURE")),
@@ -116,7 +122,8 @@ async fn signatures_are_checked_on_the_raw_body_and_a_refusal_changes_nothing() 
         .header("stripe-signature", rotated)
         .body(lambda_http::Body::Text(body))
         .unwrap();
-    let (status, _, body) = parts(stripe_webhook::handle(&app, req).await);
+    let (status, _, body) =
+        parts(integration_tests::apps::handle("stripe-webhook", &app, req).await);
     assert_eq!((status, body), (200, json!({"received": true})));
     assert_eq!(
         store
@@ -142,7 +149,8 @@ async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
     sample["headers"]["stripe-signature"] =
         json!(common::webhook::signature::sign(&raw, WEBHOOK_SECRET, now));
     let req = lambda_http::request::from_str(&sample.to_string()).unwrap();
-    let (status, _, body) = parts(stripe_webhook::handle(&app, req).await);
+    let (status, _, body) =
+        parts(integration_tests::apps::handle("stripe-webhook", &app, req).await);
     assert_eq!(status, 200, "{body}");
 }
 

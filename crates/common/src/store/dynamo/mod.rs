@@ -18,7 +18,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, Credentials, IdentityCache, ProvideCredentials, Region,
+};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, WriteRequest};
@@ -80,9 +82,19 @@ impl DynamoStore {
             None,
             "environment",
         );
+        Ok(Self::connect_with(config, credentials))
+    }
+
+    /// [`DynamoStore::connect`] with `credentials` resolved anew for every call (no identity
+    /// cache): the tests sign each call as the function making it, to check its IAM policy.
+    pub fn connect_with(
+        config: &StorageConfig,
+        credentials: impl ProvideCredentials + 'static,
+    ) -> Self {
         let mut builder = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(credentials)
+            .identity_cache(IdentityCache::no_cache())
             .region(Region::new(config.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
@@ -96,10 +108,10 @@ impl DynamoStore {
             builder = builder.endpoint_url(endpoint);
         }
         builder = builder.http_client(https_client());
-        Ok(DynamoStore::new(
+        DynamoStore::new(
             Client::from_conf(builder.build()),
             config.table_name.clone(),
-        ))
+        )
     }
 
     /// The table's name.

@@ -1,0 +1,176 @@
+//! IAM in front of the DynamoDB emulator, as the deployed stack has it: every call is authorized
+//! against the policy in `template.yaml` of the function that signed it (`integration_tests::iam`
+//! says how), denied calls get DynamoDB's `AccessDeniedException`, and every access a function
+//! made is appended, once, to the usage file that `tests/tests/iam_least_privilege.rs` reads.
+//!
+//! `iam-proxy <listen addr> <emulator URL> <table name> <usage file>`; started by
+//! `scripts/lib/emulator.sh` (`start_iam_proxy`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use integration_tests::iam::{self, Access, Policies};
+
+struct Proxy {
+    policies: Policies,
+    upstream: String,
+    table: String,
+    usage: Mutex<(BTreeSet<(String, Access)>, std::fs::File)>,
+    client: reqwest::Client,
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, listen, upstream, table, usage] = args.as_slice() else {
+        eprintln!("usage: iam-proxy <listen addr> <emulator URL> <table name> <usage file>");
+        std::process::exit(2);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(usage)
+        .expect("open the usage file");
+    let proxy = Arc::new(Proxy {
+        policies: Policies::from_template(),
+        upstream: upstream.clone(),
+        table: table.clone(),
+        usage: Mutex::new((BTreeSet::new(), file)),
+        client: reqwest::Client::new(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .expect("bind the listen address");
+    while let Ok((stream, _)) = listener.accept().await {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { proxy.answer(req).await }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+impl Proxy {
+    async fn answer(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let operation = header("x-amz-target")
+            .and_then(|v| v.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_owned();
+        let principal = header("authorization")
+            .and_then(iam::access_key_id)
+            .unwrap_or_default()
+            .to_owned();
+        if !self.policies.knows(&principal) {
+            return Ok(aws_error(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
+        }
+        if principal == iam::HARNESS {
+            return self.forward(&parts.headers, body).await;
+        }
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let accesses = match iam::accesses(&operation, &json, &self.table) {
+            Ok(accesses) => accesses,
+            Err(resource) => {
+                let access = Access {
+                    action: format!("dynamodb:{operation}"),
+                    resource,
+                };
+                return Ok(denied(&principal, &access, &self.table));
+            }
+        };
+        for access in &accesses {
+            if !self.policies.allows(&principal, access) {
+                eprintln!("iam-proxy: denied {principal} {access:?}");
+                return Ok(denied(&principal, access, &self.table));
+            }
+        }
+        self.record(&principal, accesses);
+        self.forward(&parts.headers, body).await
+    }
+
+    /// Appends each access of `principal` not seen before to the usage file.
+    fn record(&self, principal: &str, accesses: Vec<Access>) {
+        let mut usage = self.usage.lock().expect("usage lock");
+        let (seen, file) = &mut *usage;
+        for access in accesses {
+            if seen.insert((principal.to_owned(), access.clone())) {
+                let line = serde_json::json!({
+                    "function": principal, "action": access.action, "resource": access.resource,
+                });
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
+        let mut request = self.client.post(&self.upstream).body(body);
+        for (name, value) in headers {
+            if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.send().await.map_err(std::io::Error::other)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(std::io::Error::other)?;
+        let mut answer = http::Response::new(Full::new(bytes));
+        *answer.status_mut() = status;
+        for (name, value) in &headers {
+            if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+                answer.headers_mut().insert(name, value.clone());
+            }
+        }
+        Ok(answer)
+    }
+}
+
+fn denied(principal: &str, access: &Access, table: &str) -> http::Response<Full<Bytes>> {
+    respond(
+        "AccessDeniedException",
+        iam::denied_body(principal, access, table),
+    )
+}
+
+fn aws_error(kind: &str, message: &str) -> http::Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "__type": format!("com.amazon.coral.service#{kind}"),
+        "Message": message,
+    });
+    respond(kind, body)
+}
+
+fn respond(kind: &str, body: serde_json::Value) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-errortype", kind)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}

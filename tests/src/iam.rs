@@ -1,0 +1,333 @@
+//! IAM as deployed, for DynamoDB: each function's policy read from `template.yaml`, and each
+//! DynamoDB call reduced to what IAM authorizes, as AWS documents it ("DynamoDB API permissions:
+//! actions, resources, and conditions reference"):
+//! - one action per API, `dynamodb:<Operation>`, on the table (`table/<name>`), or on the index
+//!   (`table/<name>/index/<index>`) for a `Query` or `Scan` with an `IndexName`;
+//! - `TransactWriteItems` is no action of its own: each item is authorized by its kind
+//!   (`PutItem`, `UpdateItem`, `DeleteItem`, `ConditionCheckItem`) on its table, and
+//!   `TransactGetItems` by `GetItem` per item;
+//! - `BatchWriteItem` and `BatchGetItem` are actions of their own, on each table they name.
+//!
+//! The proxy (`src/bin/iam_proxy.rs`) in front of the emulator knows the caller by the access key
+//! id of the request's SigV4 signature: a function signs with its binary's name (the tests give
+//! each function the credentials of its role), the tests' own set-up with [`HARNESS`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use serde_norway::Value as Yaml;
+
+/// The access key id of the tests' own calls (set-up and inspection): every action, like the
+/// account's administrator.
+pub const HARNESS: &str = "test";
+
+/// What IAM checks of one call: an action on a resource of the table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    /// `dynamodb:GetItem`, ...
+    pub action: String,
+    /// `table` or `index/<name>` of the users table.
+    pub resource: String,
+}
+
+/// One `Allow` statement of a function's policy.
+#[derive(Debug, Clone)]
+struct Grant {
+    actions: BTreeSet<String>,
+    resources: BTreeSet<String>,
+}
+
+/// Every function's DynamoDB policy, by its binary's name.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    by_function: BTreeMap<String, Vec<Grant>>,
+}
+
+impl Policies {
+    /// The policies of `template.yaml` at the repository root.
+    pub fn from_template() -> Policies {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let text = std::fs::read_to_string(&file).expect("template.yaml");
+        Policies::parse(&text)
+    }
+
+    /// The policies of the SAM template `text`. A policy this stand-in cannot read (a SAM policy
+    /// template, a resource other than the users table) stops the tests: never guessed.
+    pub fn parse(text: &str) -> Policies {
+        let doc: Yaml = serde_norway::from_str(text).expect("template.yaml is YAML");
+        let mut by_function = BTreeMap::new();
+        let resources = doc["Resources"].as_mapping().expect("Resources");
+        for (name, resource) in resources {
+            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name:?} names no Binary"))
+                .to_owned();
+            let mut grants = Vec::new();
+            for policy in resource["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                let statements = policy["Statement"]
+                    .as_sequence()
+                    .unwrap_or_else(|| panic!("{binary}: only inline Statement policies are read"));
+                for statement in statements {
+                    assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}");
+                    grants.push(Grant {
+                        actions: strings(&statement["Action"]).into_iter().collect(),
+                        resources: one_or_many(&statement["Resource"])
+                            .iter()
+                            .map(|r| table_resource(&binary, r))
+                            .collect(),
+                    });
+                }
+            }
+            by_function.insert(binary, grants);
+        }
+        Policies { by_function }
+    }
+
+    /// The functions, by binary name.
+    pub fn functions(&self) -> impl Iterator<Item = &str> {
+        self.by_function.keys().map(String::as_str)
+    }
+
+    /// Every DynamoDB access `function`'s policy grants.
+    pub fn granted(&self, function: &str) -> BTreeSet<Access> {
+        let mut all = BTreeSet::new();
+        for grant in self.by_function.get(function).into_iter().flatten() {
+            for action in &grant.actions {
+                for resource in &grant.resources {
+                    all.insert(Access {
+                        action: action.clone(),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    /// Whether `principal` may make `access`: the harness always; a function if a statement of
+    /// its policy allows it; anyone else never.
+    pub fn allows(&self, principal: &str, access: &Access) -> bool {
+        principal == HARNESS
+            || self.by_function.get(principal).is_some_and(|grants| {
+                grants.iter().any(|grant| {
+                    grant.actions.contains(&access.action)
+                        && grant.resources.contains(&access.resource)
+                })
+            })
+    }
+
+    /// Whether `principal` is known (a function, or the harness).
+    pub fn knows(&self, principal: &str) -> bool {
+        principal == HARNESS || self.by_function.contains_key(principal)
+    }
+}
+
+/// A YAML string or list of strings.
+fn strings(value: &Yaml) -> Vec<String> {
+    one_or_many(value)
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+fn one_or_many(value: &Yaml) -> Vec<Yaml> {
+    match value {
+        Yaml::Sequence(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A policy's `Resource`, as `table` or `index/<name>` of the users table.
+fn table_resource(function: &str, resource: &Yaml) -> String {
+    if let Yaml::Tagged(tagged) = resource {
+        let tag = tagged.tag.to_string();
+        let tag = tag.trim_start_matches('!');
+        let value = tagged.value.as_str().unwrap_or_default();
+        if tag == "GetAtt" && value == "UsersTable.Arn" {
+            return "table".to_owned();
+        }
+        if tag == "Sub"
+            && let Some(index) = value.strip_prefix("${UsersTable.Arn}/index/")
+        {
+            return format!("index/{index}");
+        }
+    }
+    panic!("{function}: a policy resource this stand-in does not read: {resource:?}")
+}
+
+/// The tables of the suite: the shared table `table`, and the tests' own copies of it
+/// (`<table>-<suffix>`, see `emulator::own_table`), all standing for `UsersTable`.
+fn is_users_table(name: &str, table: &str) -> bool {
+    name == table || name.strip_prefix(table).is_some_and(|r| r.starts_with('-'))
+}
+
+/// What IAM authorizes for the call `operation` with the JSON `body`, on the users table named
+/// `table`; `Err` names a table that is not it (which no policy here grants).
+pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access>, String> {
+    let on = |action: &str, table_name: Option<&str>, index: Option<&str>| {
+        let name = table_name.unwrap_or_default();
+        if !is_users_table(name, table) {
+            return Err(format!("table/{name}"));
+        }
+        Ok(Access {
+            action: format!("dynamodb:{action}"),
+            resource: index.map_or("table".to_owned(), |i| format!("index/{i}")),
+        })
+    };
+    let table_name = body["TableName"].as_str();
+    match operation {
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let (kind, part) = item
+                    .as_object()
+                    .and_then(|o| o.iter().next())
+                    .ok_or_else(|| "an empty transaction item".to_owned())?;
+                let action = match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    "Get" => "GetItem",
+                    other => return Err(format!("transaction item {other}")),
+                };
+                on(action, part["TableName"].as_str(), None)
+            })
+            .collect(),
+        "BatchWriteItem" | "BatchGetItem" => body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| on(operation, Some(name), None))
+            .collect(),
+        "Query" | "Scan" => Ok(vec![on(operation, table_name, body["IndexName"].as_str())?]),
+        _ => Ok(vec![on(operation, table_name, None)?]),
+    }
+}
+
+/// The access key id of a SigV4 `Authorization` header.
+pub fn access_key_id(authorization: &str) -> Option<&str> {
+    let credential = authorization.split("Credential=").nth(1)?;
+    credential.split('/').next().filter(|id| !id.is_empty())
+}
+
+/// DynamoDB's answer to a call IAM denies: 400 `AccessDeniedException`, naming the role, the
+/// action and the resource.
+pub fn denied_body(principal: &str, access: &Access, table: &str) -> Value {
+    let resource = match access.resource.as_str() {
+        "table" => format!("table/{table}"),
+        index => format!("table/{table}/{index}"),
+    };
+    serde_json::json!({
+        "__type": "com.amazon.coral.service#AccessDeniedException",
+        "Message": format!(
+            "User: arn:aws:sts::123456789012:assumed-role/{principal}-role/{principal} is not \
+             authorized to perform: {action} on resource: arn:aws:dynamodb:us-east-1:123456789012:{resource} \
+             because no identity-based policy allows the {action} action",
+            action = access.action,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TEMPLATE: &str = r#"
+Resources:
+  UsersTable:
+    Type: AWS::DynamoDB::Table
+  A:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: a
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:UpdateItem]
+              Resource: !GetAtt UsersTable.Arn
+            - Effect: Allow
+              Action: dynamodb:Query
+              Resource: !Sub "${UsersTable.Arn}/index/due"
+"#;
+
+    fn access(action: &str, resource: &str) -> Access {
+        Access {
+            action: format!("dynamodb:{action}"),
+            resource: resource.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_policy_grants_its_actions_on_its_resources_only() {
+        let policies = Policies::parse(TEMPLATE);
+        assert!(policies.allows("a", &access("GetItem", "table")));
+        assert!(policies.allows("a", &access("Query", "index/due")));
+        assert!(!policies.allows("a", &access("Query", "table")));
+        assert!(!policies.allows("a", &access("DeleteItem", "table")));
+        assert!(!policies.allows("stranger", &access("GetItem", "table")));
+        assert!(policies.allows(HARNESS, &access("DeleteItem", "table")));
+        assert_eq!(policies.granted("a").len(), 3);
+    }
+
+    #[test]
+    fn a_transaction_is_authorized_item_by_item() {
+        let body = json!({"TransactItems": [
+            {"Update": {"TableName": "t"}},
+            {"Put": {"TableName": "t-own1"}},
+            {"ConditionCheck": {"TableName": "t"}},
+            {"Delete": {"TableName": "t"}},
+        ]});
+        let got = accesses("TransactWriteItems", &body, "t").unwrap();
+        let actions: Vec<&str> = got.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "dynamodb:UpdateItem",
+                "dynamodb:PutItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DeleteItem"
+            ]
+        );
+        assert!(accesses("GetItem", &json!({"TableName": "other"}), "t").is_err());
+    }
+
+    #[test]
+    fn a_query_on_an_index_is_on_the_index_and_batches_are_their_own_action() {
+        let query = json!({"TableName": "t", "IndexName": "due"});
+        assert_eq!(
+            accesses("Query", &query, "t").unwrap(),
+            [access("Query", "index/due")]
+        );
+        let batch = json!({"RequestItems": {"t": []}});
+        assert_eq!(
+            accesses("BatchWriteItem", &batch, "t").unwrap(),
+            [access("BatchWriteItem", "table")]
+        );
+    }
+
+    #[test]
+    fn the_caller_is_the_signature_s_access_key_id() {
+        let header = "AWS4-HMAC-SHA256 Credential=stripe-webhook/20261201/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(access_key_id(header), Some("stripe-webhook"));
+        assert_eq!(access_key_id("Bearer x"), None);
+    }
+
+    #[test]
+    fn the_repository_template_is_readable() {
+        let policies = Policies::from_template();
+        assert!(policies.functions().count() >= 7);
+    }
+}
