@@ -7,7 +7,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = Event::parse(data) {
         let _ = event.customer();
-        let _ = event.user_reference();
-        let _ = event.subscription_invoice();
     }
 });

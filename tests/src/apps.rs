@@ -147,6 +147,22 @@ pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::domain::Us
     (user, customer)
 }
 
+/// The customer's one active subscription at Stripe, `sub_paid`, whose latest invoice is the
+/// paid `invoice` (created at `created`, for `billing_reason`): what the sync reads, and grants
+/// from, when that invoice's `invoice.paid` arrives.
+pub fn subscription_paid_by(
+    customer: &str,
+    invoice: &str,
+    created: i64,
+    billing_reason: &str,
+) -> Value {
+    let mut sub = stripe_stub::subscription("sub_paid", customer, "active", 1, 1_900_000_000);
+    let mut paid = stripe_stub::paid_invoice(invoice, "sub_paid", created, billing_reason);
+    paid["customer"] = json!(customer);
+    sub["latest_invoice"] = paid;
+    sub
+}
+
 /// The `invoice.paid` event `id` of the subscription `sub_paid`'s invoice `invoice`.
 pub fn invoice_paid(id: &str, invoice: &str, customer: &str, created: i64) -> Value {
     invoice_paid_for(id, invoice, customer, created, "subscription_cycle")

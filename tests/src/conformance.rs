@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use common::config::Rules;
 use common::domain::{
-    Balance, Charge, CreditGrant, DebitOutcome, DuePosition, EVENT_LEASE_SECS, ErasureStage,
-    EventClaim, EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionStatus, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS,
+    ErasureStage, EventClaim, EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionStatus,
+    SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{Store, StoreError};
 use common::users;
@@ -475,7 +475,7 @@ pub async fn a_debit_id_is_charged_once(store: Arc<dyn Store>) {
 }
 
 /// A refund gives back exactly what its debit took, once, even when ten arrive at once; an id
-/// never charged gives nothing; a refunded id stays spent.
+/// never charged gives nothing; a refunded id is charged anew (the message is retried).
 pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 5).await;
     let credit = debit_id();
@@ -530,8 +530,31 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
         )
         .await
         .unwrap(),
+        DebitOutcome::Charged,
+        "a refunded id is charged anew: its retry is not free"
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        4
+    );
+    assert_eq!(
+        debit(
+            store.as_ref(),
+            &user,
+            Balance::Credits,
+            "active",
+            &credit,
+            1_000
+        )
+        .await
+        .unwrap(),
         DebitOutcome::AlreadyCharged,
-        "a refunded id stays spent"
+        "and charged once again"
     );
 
     // A free message comes back as a free message.
@@ -823,25 +846,169 @@ fn rand_offset() -> i64 {
     i64::from(uuid::Uuid::new_v4().as_u128() as u32)
 }
 
+/// A credit goes back only within the paid period it was taken in: a refund after a renewal or
+/// after the subscription ended gives nothing back, and counts as done.
+pub async fn a_refund_gives_back_only_within_the_debit_s_period(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 5).await;
+    let (before_renewal, before_end) = (debit_id(), debit_id());
+    for id in [&before_renewal, &before_end] {
+        let charged = debit(store.as_ref(), &user, Balance::Credits, "active", id, 1_000);
+        assert_eq!(charged.await.unwrap(), DebitOutcome::Charged);
+    }
+    assert!(
+        store
+            .grant_credits(&user, &grant("in_next", 2_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.refund(&user, &before_renewal).await.unwrap(),
+        RefundOutcome::Lapsed
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        1000,
+        "the new period's credits, not one more"
+    );
+    assert_eq!(
+        store.refund(&user, &before_renewal).await.unwrap(),
+        RefundOutcome::AlreadyRefunded
+    );
+
+    // Taken in this period, refunded after the subscription ended: nothing comes back.
+    let in_period = debit_id();
+    let charged = debit(
+        store.as_ref(),
+        &user,
+        Balance::Credits,
+        "active",
+        &in_period,
+        1_000,
+    );
+    assert_eq!(charged.await.unwrap(), DebitOutcome::Charged);
+    let mut ended = SubscriptionView::none(9_000_000_000_000);
+    ended.status = SubscriptionStatus::Canceled;
+    assert!(store.apply_subscription(&user, &ended).await.unwrap());
+    assert_eq!(
+        store.refund(&user, &in_period).await.unwrap(),
+        RefundOutcome::Lapsed
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.free_messages_remaining),
+        (0, 10),
+        "no credit on a canceled record"
+    );
+}
+
+/// A debit of a credit read in a period that has ended since is refused (the caller reads again).
+pub async fn a_debit_of_a_past_period_is_refused(store: Arc<dyn Store>) {
+    let user = subscribed_user(&store, "active", 5).await;
+    let status = SubscriptionStatus::Active;
+    let id = debit_id();
+    let stale = Charge {
+        debit_id: &id,
+        balance: Balance::Credits,
+        status_seen: &status,
+        period: 1_234,
+        at: 1_000,
+    };
+    assert_eq!(
+        store.debit(&user, &stale).await.unwrap(),
+        DebitOutcome::Refused
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.credits_remaining, 5, "nothing was taken");
+    let again = debit(
+        store.as_ref(),
+        &user,
+        Balance::Credits,
+        "active",
+        &id,
+        1_000,
+    );
+    assert_eq!(
+        again.await.unwrap(),
+        DebitOutcome::Charged,
+        "nothing was recorded"
+    );
+}
+
+/// From the moment an erasure marks the record, no customer can be linked or expected, and the
+/// mark stays with its first time; the open Checkout session is kept on the record.
+pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
+    let user = new_user();
+    assert!(store.create_user(&record(&user)).await.unwrap());
+    let fresh = store.get_user(&user).await.unwrap().unwrap();
+    assert!(!fresh.stripe_customer_possible && fresh.erasing_since.is_none());
+    store.expect_customer(&user).await.unwrap();
+    store
+        .set_open_checkout(&user, Some("cs_test_1"))
+        .await
+        .unwrap();
+    let expecting = store.get_user(&user).await.unwrap().unwrap();
+    assert!(expecting.stripe_customer_possible);
+    assert_eq!(
+        expecting.open_checkout_session.as_deref(),
+        Some("cs_test_1")
+    );
+    store.set_open_checkout(&user, None).await.unwrap();
+
+    store.mark_erasing(&user, 1_800_000_000).await.unwrap();
+    store.mark_erasing(&user, 1_900_000_000).await.unwrap();
+    let customer = format!("cus_{}", crate::tokens::new_user().replace('-', ""));
+    assert_eq!(
+        store.link_customer(&user, &customer).await,
+        Err(StoreError::Erasing)
+    );
+    assert_eq!(store.expect_customer(&user).await, Err(StoreError::Erasing));
+    let marked = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            marked.erasing_since,
+            marked.stripe_customer_id,
+            marked.open_checkout_session
+        ),
+        (Some(1_800_000_000), None, None)
+    );
+    assert_eq!(store.user_for_customer(&customer).await.unwrap(), None);
+    // No record: nothing to mark, no error.
+    store
+        .mark_erasing(&new_user(), 1_800_000_000)
+        .await
+        .unwrap();
+}
+
 /// A debit of one message of `user` from `balance`, chosen under `status`, at `at`.
 pub async fn debit(
     store: &dyn Store,
     user: &UserId,
     balance: Balance,
     status: &str,
-    debit_id: &str,
+    debit_id: &DebitId,
     at: i64,
 ) -> Result<DebitOutcome, StoreError> {
     let status_seen = SubscriptionStatus::parse(status);
+    // The period the caller read, as the debit primitive reads it.
+    let period = match store.get_user(user).await? {
+        Some(record) => record.last_grant_created,
+        None => 0,
+    };
     let charge = Charge {
         debit_id,
         balance,
         status_seen: &status_seen,
+        period,
         at,
     };
     store.debit(user, &charge).await
 }
 
-fn debit_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4().simple())
+fn debit_id() -> DebitId {
+    DebitId::parse(&format!("msg_{}", uuid::Uuid::new_v4().simple())).unwrap()
 }

@@ -1,14 +1,15 @@
 //! A store wrapper for fault injection and call tracing: every call is recorded in a shared log,
-//! and chosen operations fail (as a storage outage) a chosen number of times — after, or instead
-//! of, reaching the real store.
+//! chosen operations fail (as a storage outage) a chosen number of times — after, or instead
+//! of, reaching the real store — and a chosen call can be held until the test lets it go, to
+//! interleave two flows at an exact step without any timing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::domain::{
-    Charge, CreditGrant, DebitOutcome, DuePosition, EventClaim, EventOutcome, ReconcileCursor,
-    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
+    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
     CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError, WebhookEvents,
@@ -26,10 +27,30 @@ pub enum Strike {
     After,
 }
 
+/// A call held by [`FaultyStore::pause_at`]: it has not reached the store yet.
+#[derive(Clone, Default)]
+pub struct Pause {
+    reached: Arc<tokio::sync::Notify>,
+    resume: Arc<tokio::sync::Notify>,
+}
+
+impl Pause {
+    /// Waits until the held call arrives.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the held call go on to the store.
+    pub fn resume(&self) {
+        self.resume.notify_one();
+    }
+}
+
 /// Wraps a store; see the module docs.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     failures: Mutex<HashMap<&'static str, (usize, Strike)>>,
+    pause: Mutex<Option<(usize, Pause)>>,
     /// Every call, in order.
     pub log: CallLog,
 }
@@ -40,8 +61,18 @@ impl FaultyStore {
         FaultyStore {
             inner,
             failures: Mutex::new(HashMap::new()),
+            pause: Mutex::new(None),
             log,
         }
+    }
+
+    /// Holds the call that comes `calls` calls from now (0: the next one) before it reaches the
+    /// store, until [`Pause::resume`].
+    pub fn pause_at(&self, calls: usize) -> Pause {
+        let at = self.log.lock().unwrap().len() + calls;
+        let pause = Pause::default();
+        *self.pause.lock().unwrap() = Some((at, pause.clone()));
+        pause
     }
 
     /// Makes the next `times` calls of `operation` fail.
@@ -52,8 +83,24 @@ impl FaultyStore {
             .insert(operation, (times, strike));
     }
 
+    /// Logs the call; returns the pause that holds it, if it is the one to hold.
+    fn arrive(&self, operation: &'static str) -> Option<Pause> {
+        let index = {
+            let mut log = self.log.lock().unwrap();
+            log.push(format!("store:{operation}"));
+            log.len() - 1
+        };
+        let mut pause = self.pause.lock().unwrap();
+        match pause.take() {
+            Some((at, held)) if at == index => Some(held),
+            other => {
+                *pause = other;
+                None
+            }
+        }
+    }
+
     fn strike(&self, operation: &'static str) -> Option<Strike> {
-        self.log.lock().unwrap().push(format!("store:{operation}"));
         let mut failures = self.failures.lock().unwrap();
         let (left, strike) = failures.get_mut(operation)?;
         if *left == 0 {
@@ -68,6 +115,10 @@ impl FaultyStore {
         F: std::future::Future<Output = Result<T, StoreError>>,
     {
         let outage = || StoreError::Unavailable(format!("injected {operation} failure"));
+        if let Some(pause) = self.arrive(operation) {
+            pause.reached.notify_one();
+            pause.resume.notified().await;
+        }
         match self.strike(operation) {
             Some(Strike::Before) => Err(outage()),
             Some(Strike::After) => call.await.and(Err(outage())),
@@ -93,6 +144,14 @@ impl Profiles for FaultyStore {
         let call = self.inner.apply_subscription(user, view);
         self.run("apply_subscription", call).await
     }
+    async fn set_open_checkout(
+        &self,
+        user: &UserId,
+        session: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.set_open_checkout(user, session);
+        self.run("set_open_checkout", call).await
+    }
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
         self.run("grant_credits", self.inner.grant_credits(user, grant))
             .await
@@ -101,6 +160,10 @@ impl Profiles for FaultyStore {
 
 #[async_trait]
 impl CustomerLinks for FaultyStore {
+    async fn expect_customer(&self, user: &UserId) -> Result<(), StoreError> {
+        self.run("expect_customer", self.inner.expect_customer(user))
+            .await
+    }
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
         self.run("link_customer", self.inner.link_customer(user, customer))
             .await
@@ -120,7 +183,7 @@ impl Ledger for FaultyStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
         self.run("debit", self.inner.debit(user, charge)).await
     }
-    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
+    async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError> {
         self.run("refund", self.inner.refund(user, debit_id)).await
     }
 }
@@ -146,6 +209,10 @@ impl WebhookEvents for FaultyStore {
 impl Erasures for FaultyStore {
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         self.run("tombstone", self.inner.tombstone(user)).await
+    }
+    async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError> {
+        self.run("mark_erasing", self.inner.mark_erasing(user, at))
+            .await
     }
     async fn write_tombstone(
         &self,

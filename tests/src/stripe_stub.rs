@@ -67,7 +67,8 @@ impl Sent {
 enum Subscriptions {
     /// These subscriptions, whatever the customer (none at first).
     These(Vec<Value>),
-    /// One active subscription `sub_<customer>` of the customer asked about.
+    /// One active subscription `sub_<customer>` of the customer asked about, its latest invoice
+    /// `in_<customer>` paid (`subscription_create`).
     ActiveForEveryCustomer,
     /// Of these, the ones of the customer asked about, as Stripe filters them.
     OfEachCustomer(Vec<Value>),
@@ -140,8 +141,12 @@ impl StripeStub {
         for (verb, route) in [
             ("POST", r"^/v1/customers$"),
             ("GET", r"^/v1/customers/search$"),
+            ("GET", r"^/v1/customers/[^/]+$"),
             ("DELETE", r"^/v1/customers/[^/]+$"),
             ("POST", r"^/v1/checkout/sessions$"),
+            ("POST", r"^/v1/checkout/sessions/[^/]+/expire$"),
+            ("GET", r"^/v1/invoice_payments$"),
+            ("POST", r"^/v1/refunds$"),
             ("POST", r"^/v1/billing_portal/sessions$"),
         ] {
             let stripe = stripe.clone();
@@ -195,13 +200,11 @@ impl StripeStub {
                         let customer = param.map_or("", |(_, v)| v.as_str());
                         let now = common::unix_now();
                         let id = format!("sub_{customer}");
-                        vec![subscription(
-                            &id,
-                            customer,
-                            "active",
-                            now - 60,
-                            now + 86_400,
-                        )]
+                        let mut sub = subscription(&id, customer, "active", now - 60, now + 86_400);
+                        let invoice = format!("in_{customer}");
+                        sub["latest_invoice"] =
+                            paid_invoice(&invoice, &id, now - 60, "subscription_create");
+                        vec![sub]
                     }
                 };
                 let size = size.load(Ordering::Relaxed);
@@ -245,6 +248,31 @@ impl StripeStub {
     pub fn customer_deleted(&self, id: &str) -> bool {
         let stripe = self.stripe.lock().unwrap();
         stripe.customer(id).is_some_and(objects::is_deleted)
+    }
+
+    /// The status of Checkout session `id` at the stub (`open`, `complete`, `expired`).
+    pub fn checkout_status(&self, id: &str) -> Option<String> {
+        self.stripe.lock().unwrap().checkout_status(id)
+    }
+
+    /// Pays Checkout session `id` at the stub, as the user would on its page (the events it
+    /// emits are dropped: tests send their own).
+    pub fn pay(&self, id: &str) -> Result<String, stripe_sandbox::api::Refusal> {
+        let mut stripe = self.stripe.lock().unwrap();
+        let paid = stripe.pay(id);
+        stripe.take_events();
+        paid
+    }
+
+    /// Every customer the stub ever made for `user` (by `metadata.user_id`), deleted ones too.
+    pub fn customers_made_for(&self, user: &str) -> Vec<String> {
+        self.stripe.lock().unwrap().customers_made_for(user)
+    }
+
+    /// Whether the payment of invoice `invoice` (the sandbox's `pi_for_<invoice>`) was refunded.
+    pub fn invoice_refunded(&self, invoice: &str) -> bool {
+        let intent = objects::payment_intent_of(invoice);
+        self.stripe.lock().unwrap().refund_of(&intent).is_some()
     }
 
     /// Base URL to configure as `STRIPE_API_BASE`.
@@ -294,7 +322,7 @@ impl StripeStub {
     }
 
     /// Answers `GET /v1/subscriptions?customer=X` with one active subscription of X from now
-    /// on (`sub_<X>`), for tests with many customers at once.
+    /// on (`sub_<X>`, its first invoice paid), for tests with many customers at once.
     pub async fn active_for_every_customer(&self) {
         *self.listed.lock().unwrap() = Subscriptions::ActiveForEveryCustomer;
     }

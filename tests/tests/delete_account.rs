@@ -209,8 +209,9 @@ async fn storage_failing_midway_is_503_and_the_retry_finishes() {
             .await,
     );
     assert_eq!(
-        status, 200,
-        "the profile still answers until erasure completes: {body}"
+        (status, body["error"]["code"].as_str()),
+        (410, Some("ACCOUNT_DELETED")),
+        "from the moment the erasure began, the account serves no one"
     );
 
     assert_eq!(delete(&app, &user).await.0, 200);

@@ -177,8 +177,11 @@ async fn stripe_failing_leaves_the_table_and_the_login_and_the_retry_finishes() 
     world.assert_erased().await;
 }
 
+/// Before issue 24, the retry skipped the Stripe step it had recorded as done, so a customer made
+/// for the user after it (a checkout from a second device) stayed at Stripe, billable, with no
+/// account behind it. The retry runs the idempotent step again, and closes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_failing_midway_is_503_and_the_retry_skips_stripe() {
+async fn storage_failing_midway_is_503_and_the_retry_closes_stripe_again() {
     let world = World::new().await;
     let app = world.app();
     world.table.fail("delete_owned_items", 1, Strike::Before);
@@ -195,12 +198,19 @@ async fn storage_failing_midway_is_503_and_the_retry_skips_stripe() {
     assert_eq!(world.stage().await, Some(ErasureStage::StripeClosed));
     assert!(world.auth.calls().await.is_empty(), "the login comes last");
 
-    let stripe_calls = world.stub.sent().await.len();
+    // Meanwhile a customer appears for the user (made at Stripe, never linked).
+    let late = format!("cus_late{}", &tokens::new_user()[..8]);
+    world.stub.add_customer(&late, &world.user);
+    let searches = world.stub.sent_to("GET /v1/customers/search").await.len();
     assert_eq!(world.delete(&app).await.0, 200);
     assert_eq!(
-        world.stub.sent().await.len(),
-        stripe_calls,
-        "Stripe is not called again"
+        world.stub.sent_to("GET /v1/customers/search").await.len(),
+        searches + 1,
+        "the Stripe step runs again"
+    );
+    assert!(
+        world.stub.customer_deleted(&late),
+        "the late customer is closed"
     );
     world.assert_erased().await;
 }

@@ -1,7 +1,9 @@
-//! Paid periods and their credits, on DynamoDB (emulator) with the Stripe stub: the sync grants
-//! a period whose `invoice.paid` never arrived, sync and webhook grant one invoice once in any
-//! order and concurrency, a grant owed to a subscription that is not active yet fails the event
-//! so Stripe redelivers it, and only invoices that start a period reset the balance.
+//! Paid periods and their credits, on DynamoDB (emulator) with the Stripe stub: every grant comes
+//! from the invoice the sync re-reads at Stripe (never from an event's body); the sync grants a
+//! period whose `invoice.paid` never arrived, sync and webhook grant one invoice once in any
+//! order and concurrency, a paid invoice whose subscription may still activate fails the event
+//! so Stripe redelivers it while one that cannot is acknowledged, and only invoices that start a
+//! period reset the balance.
 
 use std::sync::Arc;
 
@@ -61,7 +63,7 @@ async fn deliver(app: &common::App, event: &Value) -> (u16, Value) {
 
 async fn spend(store: &Arc<dyn Store>, user: &UserId, messages: usize) {
     for _ in 0..messages {
-        let id = unique("msg");
+        let id = common::domain::DebitId::parse(&unique("msg")).unwrap();
         debit(
             store.as_ref(),
             user,
@@ -236,6 +238,9 @@ async fn only_invoices_that_start_a_period_reset_the_balance() {
     {
         let later = created + 1_000 * (i as i64 + 1);
         let id = format!("in_{reason}");
+        let latest = paid_invoice(&id, "sub_paid", later, reason);
+        stub.subscriptions(vec![subscription_paid_by(&customer, "active", latest)])
+            .await;
         let event = invoice_paid_for(&unique("evt"), &id, &customer, later, reason);
         assert_eq!(deliver(&app, &event).await.0, 200, "{reason}");
         let record = store.get_user(&user).await.unwrap().unwrap();
@@ -247,6 +252,14 @@ async fn only_invoices_that_start_a_period_reset_the_balance() {
         assert!(!record.granted_invoices.contains(&id), "{reason}");
     }
 
+    let latest = paid_invoice(
+        "in_cycle",
+        "sub_paid",
+        created + 2_600_000,
+        "subscription_cycle",
+    );
+    stub.subscriptions(vec![subscription_paid_by(&customer, "active", latest)])
+        .await;
     let renewal = invoice_paid_for(
         &unique("evt"),
         "in_cycle",

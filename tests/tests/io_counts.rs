@@ -85,7 +85,8 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     let stub = StripeStub::start().await;
     let app = app(counting.clone(), Some(&stub.uri()));
 
-    // A user seen for the first time: read, create, customer, link, session.
+    // A user seen for the first time: read, create, note that a customer may exist (for the
+    // erasure), customer, link, session, remember the session (expired by the next checkout).
     let newcomer = tokens::new_user();
     let (status, _, _) = parts(
         integration_tests::apps::handle(
@@ -102,7 +103,9 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
             "store:get_user",
             "store:tombstone",
             "store:create_user",
-            "store:link_customer"
+            "store:expect_customer",
+            "store:link_customer",
+            "store:set_open_checkout"
         ]
     );
     assert_eq!(
@@ -124,12 +127,16 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     assert_eq!(status, 200);
     assert_eq!(
         calls(&counting),
-        ["store:get_user", "store:apply_subscription"]
+        [
+            "store:get_user",
+            "store:apply_subscription",
+            "store:set_open_checkout"
+        ]
     );
     assert_eq!(
         stub.sent().await.len(),
-        4,
-        "+ list subscriptions, create session"
+        5,
+        "+ list subscriptions, expire the previous session, create session"
     );
 
     // A subscriber: one read, no Stripe call.
@@ -147,5 +154,5 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     );
     assert_eq!(status, 409);
     assert_eq!(calls(&counting), ["store:get_user"]);
-    assert_eq!(stub.sent().await.len(), 4);
+    assert_eq!(stub.sent().await.len(), 5);
 }

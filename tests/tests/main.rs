@@ -13,6 +13,7 @@ mod delete_account;
 mod deleted_customers;
 mod erasure_everywhere;
 mod events;
+mod flows_meet;
 mod grants;
 mod io_counts;
 mod lambda_billing;

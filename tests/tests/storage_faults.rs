@@ -162,8 +162,9 @@ async fn a_sync_whose_write_fails_changes_nothing_and_the_retry_lands() {
 async fn invoice_paid_grants_exactly_once_through_lost_replies_and_outages() {
     let (stub, table, proxy, app) = billing_behind_proxy().await;
     let (user, customer) = customer_of_new_user(&table).await;
-    stub.subscriptions(vec![subscription("sub_paid", &customer, "active", 1, 2)])
-        .await;
+    let paid_by =
+        apps::subscription_paid_by(&customer, "in_faults", 1_700_000_000, "subscription_cycle");
+    stub.subscriptions(vec![paid_by]).await;
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let event = invoice_paid(&event_id, "in_faults", &customer, 1_700_000_000);
     let deliver = || async {

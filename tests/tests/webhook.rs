@@ -8,7 +8,7 @@ use common::store::Store;
 use integration_tests::apps::{app, customer_of_new_user, event, invoice_paid, parts, webhook};
 use integration_tests::conformance::debit;
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, fixture, subscription};
-use integration_tests::{binaries, emulator, tokens};
+use integration_tests::{apps, binaries, emulator, tokens};
 use serde_json::{Value, json};
 
 async fn store() -> Arc<dyn Store> {
@@ -159,7 +159,10 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
     let (stub, store) = (StripeStub::start().await, store().await);
     let app = Arc::new(app(store.clone(), Some(&stub.uri())));
     let (user, customer) = customer_of_new_user(&store).await;
-    stub.subscriptions(vec![subscription("sub_paid", &customer, "active", 1, 2)])
+    let paid_by = |invoice, created| {
+        apps::subscription_paid_by(&customer, invoice, created, "subscription_cycle")
+    };
+    stub.subscriptions(vec![paid_by("in_period1", 1_700_000_000)])
         .await;
 
     let first = invoice_paid(&unique("evt"), "in_period1", &customer, 1_700_000_000);
@@ -171,13 +174,15 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
         (record.credits_remaining, record.plan.as_str()),
         (1000, "pro")
     );
-    let msg = unique("msg");
+    let msg = common::domain::DebitId::parse(&unique("msg")).unwrap();
     debit(store.as_ref(), &user, Balance::Credits, "active", &msg, 1)
         .await
         .unwrap();
 
     // Five deliveries at once of the next period's invoice, plus the same invoice under
     // another event id: credits reset once.
+    stub.subscriptions(vec![paid_by("in_period2", 1_702_000_000)])
+        .await;
     let second = invoice_paid(&unique("evt"), "in_period2", &customer, 1_702_000_000);
     let again = invoice_paid(&unique("evt"), "in_period2", &customer, 1_702_000_000);
     let deliveries: Vec<_> = (0..5)
@@ -194,7 +199,7 @@ async fn invoice_paid_grants_once_however_often_and_concurrently_it_arrives() {
         );
     }
     assert_eq!(deliver(&app, &second).await.0, 200);
-    let msg = unique("msg");
+    let msg = common::domain::DebitId::parse(&unique("msg")).unwrap();
     debit(store.as_ref(), &user, Balance::Credits, "active", &msg, 1)
         .await
         .unwrap();
@@ -352,41 +357,44 @@ async fn a_failed_event_is_marked_failed_and_redelivery_succeeds() {
     );
 }
 
+/// The account takeover of issue 25: a Checkout session made outside this service (a Payment
+/// Link with `?client_reference_id=<victim>`, on a customer of the attacker's) completes. Before,
+/// the webhook linked that customer to the victim, who became subscribed with this plan's
+/// credits and whose portal opened on the attacker's customer. No event links a customer now.
 #[tokio::test]
-async fn checkout_completed_links_an_unlinked_customer_then_syncs() {
+async fn a_checkout_session_made_elsewhere_links_no_customer_to_the_user_it_names() {
     let (stub, store) = (StripeStub::start().await, store().await);
     let app = app(store.clone(), Some(&stub.uri()));
-    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let victim = UserId::parse(&tokens::new_user()).unwrap();
     store
-        .create_user(&UserRecord::new_free(user.clone(), 10, 1))
+        .create_user(&UserRecord::new_free(victim.clone(), 10, 1))
         .await
         .unwrap();
-    let customer = unique("cus");
-    stub.subscriptions(vec![subscription("sub_c", &customer, "trialing", 1, 2)])
-        .await;
+    let attacker = unique("cus");
+    stub.add_customer(&attacker, &tokens::new_user());
+    stub.subscriptions(vec![apps::subscription_paid_by(
+        &attacker,
+        &unique("in"),
+        1_700_000_000,
+        "subscription_create",
+    )])
+    .await;
     let mut session = fixture("checkout.session");
-    session["customer"] = json!(customer);
-    session["client_reference_id"] = json!(user.as_str());
-    assert_eq!(
-        deliver(
-            &app,
-            &event(&unique("evt"), "checkout.session.completed", session)
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        store.user_for_customer(&customer).await.unwrap(),
-        Some(user.clone())
-    );
-    let record = store.get_user(&user).await.unwrap().unwrap();
+    session["customer"] = json!(attacker);
+    session["client_reference_id"] = json!(victim.as_str());
+    session["metadata"] = json!({"user_id": victim.as_str()});
+    let completed = event(&unique("evt"), "checkout.session.completed", session);
+    assert_eq!(deliver(&app, &completed).await.0, 200);
+    assert_eq!(store.user_for_customer(&attacker).await.unwrap(), None);
+    let record = store.get_user(&victim).await.unwrap().unwrap();
     assert_eq!(
         (
             record.subscription_status.as_str(),
+            record.credits_remaining,
             record.stripe_customer_id
         ),
-        ("trialing", Some(customer))
+        ("none", 0, None),
+        "the victim is untouched"
     );
 }
 
@@ -418,5 +426,9 @@ async fn events_for_unknown_customers_or_users_without_records_create_nothing() 
     }
     assert!(emulator::items_of(&ghost).await.is_empty());
     assert_eq!(store.user_for_customer(&customer).await.unwrap(), None);
-    assert!(stub.sent().await.is_empty());
+    // Stripe is only asked whom the customer belongs to (an erased user's is closed): nothing
+    // is written there.
+    let routes: Vec<String> = stub.sent().await.into_iter().map(|s| s.route).collect();
+    let lookup = format!("GET /v1/customers/{customer}");
+    assert!(routes.iter().all(|r| *r == lookup), "{routes:?}");
 }

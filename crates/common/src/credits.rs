@@ -7,7 +7,7 @@
 
 use crate::config::Rules;
 use crate::domain::{
-    Balance, Charge, CreditGrant, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
+    Balance, Charge, CreditGrant, DebitId, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -27,9 +27,11 @@ pub struct Debit {
 }
 
 /// Takes one message's price from `user`: a credit if subscribed (active or trialing), else a
-/// free message. `debit_id` names the message (e.g. the chat service's message id): however often
-/// a debit with the same id is retried within a day, it is charged once, so a caller may retry a
-/// 503 safely. One conditional transaction; `ApiError::InsufficientCredits` (402) when nothing is
+/// free message. `debit_id` names the message (e.g. the chat service's message id; 1 to 128
+/// printable ASCII characters, else `ApiError::InvalidDebitId`, 400, never worth a retry):
+/// however often a debit with the same id is retried within a day, it is charged once, so a
+/// caller may retry a 503 safely; after its refund, the same id is charged anew (the message is
+/// retried). One conditional transaction; `ApiError::InsufficientCredits` (402) when nothing is
 /// left. A user seen for the first time gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
@@ -40,6 +42,7 @@ pub async fn debit_message<S>(
 where
     S: Profiles + Ledger + Erasures + ?Sized,
 {
+    let debit_id = &DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
     for _ in 0..DEBIT_TRIES {
         let record = users::load_or_create(store, user, rules).await?;
         let balance = Balance::paying_for(&record.subscription_status);
@@ -49,6 +52,7 @@ where
                 debit_id,
                 balance,
                 status_seen: &record.subscription_status,
+                period: record.last_grant_created,
                 at: crate::unix_now(),
             };
             store.debit(user, &charge).await?
@@ -73,7 +77,7 @@ where
                 metrics::count(Metric::InsufficientCredits, 1);
                 return Err(ApiError::InsufficientCredits);
             }
-            // The balance reached 0 or the subscription status changed meanwhile: look again.
+            // The balance reached 0, or the status or the period changed meanwhile: look again.
             DebitOutcome::Refused => {}
         }
     }
@@ -85,13 +89,15 @@ where
 /// service's model call failed after the debit: only if that debit happened, at most once, under
 /// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
 /// A caller may retry a 503 safely. `Ok(RefundOutcome::NotCharged)` for an id that was never
-/// charged (or whose debit is past its retention); a refunded id stays spent.
+/// charged (or whose debit is past its retention); `Ok(RefundOutcome::Lapsed)` for a credit of a
+/// paid period that has ended since (nothing is given back: that period's credits are gone).
 pub async fn refund_message<S: Ledger + ?Sized>(
     store: &S,
     user: &UserId,
     debit_id: &str,
 ) -> Result<RefundOutcome, ApiError> {
-    let outcome = store.refund(user, debit_id).await?;
+    let debit_id = DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
+    let outcome = store.refund(user, &debit_id).await?;
     tracing::info!(user = %user.hash(), ?outcome, "message refund");
     if let RefundOutcome::Refunded(_) = outcome {
         metrics::count(Metric::Refunds, 1);
@@ -109,11 +115,12 @@ pub enum GrantOutcome {
 }
 
 /// Starts the period paid by `invoice`: credits set to `credits`, once per invoice, only while
-/// subscribed, and only for an invoice that starts a period ([`PaidInvoice::starts_a_period`]). A grant the
-/// store refuses although it is owed (the record is not active or trialing yet, e.g. Stripe's
-/// `invoice.paid` overtook the subscription's activation) is an error,
-/// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries it:
-/// a paid period is never dropped silently.
+/// subscribed, and only for an invoice that starts a period ([`PaidInvoice::starts_a_period`]).
+/// A grant the store refuses although it is owed while the subscription may still become active
+/// (`incomplete`: Stripe's `invoice.paid` overtook the activation) is an error,
+/// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries
+/// it: a paid period is never dropped silently. In any other status (ended, past due, ...) no
+/// redelivery can change the answer: nothing is owed, and the event is acknowledged.
 pub async fn grant_for_invoice<S: Profiles + ?Sized>(
     store: &S,
     user: &UserId,
@@ -141,6 +148,11 @@ pub async fn grant_for_invoice<S: Profiles + ?Sized>(
         .ok_or(ApiError::StorageUnavailable)?;
     if record.granted_invoices.contains(&invoice.id) || record.last_grant_created > invoice.created
     {
+        return Ok(GrantOutcome::NothingOwed);
+    }
+    if !record.subscription_status.may_become_entitled() {
+        tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid invoice of a subscription that is not active and will not become so; no grant");
+        metrics::count(Metric::UnentitledPaidInvoices, 1);
         return Ok(GrantOutcome::NothingOwed);
     }
     tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid period owed but the subscription is not active yet");

@@ -1,43 +1,64 @@
 //! GDPR erasure (see `docs/api.md`, "Erasure", and `docs/privacy.md`), step by step, in the order
 //! that lets any failure be finished by the next call with the same token. Progress is kept in
-//! the user's tombstone ([`ErasureStage`]), so a retry repeats no step that already succeeded.
+//! the user's tombstone ([`ErasureStage`]), so a retry repeats no step that already succeeded,
+//! but the Stripe step, which is idempotent and runs again until the stored items are gone.
 //!
-//! 1. [`close_stripe`]: every customer of the user (the linked one, and any other that Stripe's
-//!    search finds with the user's id: created, never linked) has its live subscriptions
-//!    canceled immediately, then is deleted. Nothing of ours is touched before: a Stripe failure
-//!    is a 502, the user is intact, and the retry starts over (objects already gone count as done).
-//! 2. [`advance`] to [`ErasureStage::StripeClosed`]: the tombstone, a hash of the id and times,
+//! 1. [`Erasures::mark_erasing`]: the record is marked, so that from now on no endpoint serves
+//!    the user (410) and no customer can be linked (a checkout racing the erasure gets 410).
+//! 2. [`close_stripe`]: the user's open Checkout session is expired, and every customer of the
+//!    user (the linked one, and any other that Stripe's search finds with the user's id:
+//!    created, never linked) has its live subscriptions canceled immediately, then is deleted.
+//!    Stripe is asked only if a customer may exist ([`UserRecord::may_have_stripe_customer`]):
+//!    a user who never opened a checkout is erased with Stripe down. A Stripe failure is a 502;
+//!    the retry runs the step again (objects already gone count as done).
+//! 3. [`advance`] to [`ErasureStage::StripeClosed`]: the tombstone, a hash of the id and times,
 //!    from which moment no request (410) and no late webhook can bring the user back.
-//! 3. [`erase_stored`]: every item of the user's partition, the customer mapping, and the profile
-//!    last (it holds the customer id a retry after a failure midway still needs); then
-//!    [`ErasureStage::StoredErased`].
-//! 4. The login at the auth service ([`crate::login`]), last of all: until it is gone the person
+//! 4. [`erase_stored`]: every item of the user's partition, the mapping of every customer the
+//!    Stripe step closed, and the profile last (it holds the customer id a retry after a failure
+//!    midway still needs); then [`ErasureStage::StoredErased`].
+//! 5. The login at the auth service ([`crate::login`]), last of all: until it is gone the person
 //!    can sign in and retry an erasure that failed midway; after it nothing is left to retry.
 //!    Then [`ErasureStage::LoginDeleted`]: a repeated call finds the erasure complete and makes
 //!    no call at all.
+//!
+//! A customer created for the user while the erasure ran (never linked: the link is refused) is
+//! closed by [`close_if_erased`] when Stripe's webhook about it arrives.
 
 use crate::billing::{Billing, status_of};
 use crate::config::Rules;
-use crate::domain::{ErasureStage, Tombstone, UserId};
+use crate::domain::{ErasureStage, Tombstone, UserId, UserRecord};
 use crate::error::ApiError;
+use crate::metrics::{self, Metric};
 use crate::store::{Erasures, Profiles};
 
 /// Seconds in a day, for the tombstone's expiry.
 const DAY_SECS: i64 = 24 * 3600;
 
-/// Closes every Stripe customer of `user`: `linked` (the one on the profile, if any) and those
-/// Stripe's search finds by `metadata.user_id`. Returns how many were closed. Without Stripe
-/// settings (only the local API) there is nothing to close unless a customer is linked.
+/// Closes what Stripe holds of `user`: expires the open Checkout session of `profile`, and
+/// closes every customer (the linked one, and those Stripe's search finds by
+/// `metadata.user_id`). Returns the customers closed. Stripe is not asked at all when no
+/// customer can exist: a `profile` that [`UserRecord::may_have_stripe_customer`] denies, or no
+/// profile in a first attempt (`resumed` false: customers are only made for a profile).
 pub async fn close_stripe(
     billing: Result<&Billing, ApiError>,
     user: &UserId,
-    linked: Option<&str>,
-) -> Result<usize, ApiError> {
+    profile: Option<&UserRecord>,
+    resumed: bool,
+) -> Result<Vec<String>, ApiError> {
+    let may_exist = profile.map_or(resumed, UserRecord::may_have_stripe_customer);
+    if !may_exist {
+        return Ok(Vec::new());
+    }
+    let linked = profile.and_then(|p| p.stripe_customer_id.as_deref());
     let billing = match (billing, linked) {
         (Ok(billing), _) => billing,
-        (Err(_), None) => return Ok(0),
+        // Without Stripe settings (only the local API) nothing can have been created there.
+        (Err(_), None) => return Ok(Vec::new()),
         (Err(err), Some(_)) => return Err(err),
     };
+    if let Some(session) = profile.and_then(|p| p.open_checkout_session.as_deref()) {
+        billing.expire_checkout_session(session).await?;
+    }
     let mut customers: Vec<String> = linked.into_iter().map(str::to_owned).collect();
     for found in billing.customers_of(user).await? {
         if !customers.contains(&found) {
@@ -47,7 +68,34 @@ pub async fn close_stripe(
     for customer in &customers {
         close_stripe_customer(billing, customer).await?;
     }
-    Ok(customers.len())
+    Ok(customers)
+}
+
+/// Closes `customer` at Stripe if it belongs (by its own `metadata.user_id`, read from Stripe)
+/// to a user who is erased or being erased: a customer created while the erasure ran, which no
+/// erasure step saw. Returns whether it did. Idempotent: a customer gone already is left alone.
+pub async fn close_if_erased<S>(
+    billing: &Billing,
+    store: &S,
+    customer: &str,
+) -> Result<bool, ApiError>
+where
+    S: Profiles + Erasures + ?Sized,
+{
+    let Some(owner) = billing.customer_owner(customer).await? else {
+        return Ok(false);
+    };
+    let erasing = match store.get_user(&owner).await? {
+        Some(record) => record.erasing_since.is_some(),
+        None => store.tombstone(&owner).await?.is_some(),
+    };
+    if !erasing {
+        return Ok(false);
+    }
+    close_stripe_customer(billing, customer).await?;
+    tracing::warn!(user = %owner.hash(), "closed a Stripe customer of an erased user");
+    metrics::count(Metric::ErasedCustomersClosed, 1);
+    Ok(true)
 }
 
 /// Cancels the customer's live subscriptions, then deletes the customer, in that order.
@@ -80,15 +128,21 @@ pub async fn advance<S: Erasures + ?Sized>(
     Ok(stage)
 }
 
-/// Deletes everything stored for `user`: the items of its partition, the customer mapping, the
-/// profile last. Returns how many items went. Safe to repeat.
-pub async fn erase_stored<S>(store: &S, user: &UserId) -> Result<usize, ApiError>
+/// Deletes everything stored for `user`: the items of its partition, the mapping of the linked
+/// customer and of every customer in `closed` (the Stripe step's), the profile last. Returns
+/// how many items went. Safe to repeat.
+pub async fn erase_stored<S>(store: &S, user: &UserId, closed: &[String]) -> Result<usize, ApiError>
 where
     S: Profiles + Erasures + ?Sized,
 {
     let profile = store.get_user(user).await?;
     let mut items = store.delete_owned_items(user).await?;
-    if let Some(customer) = profile.as_ref().and_then(|p| p.stripe_customer_id.as_ref()) {
+    let linked = profile.as_ref().and_then(|p| p.stripe_customer_id.clone());
+    let mut mapped: Vec<&String> = closed.iter().collect();
+    if let Some(linked) = linked.as_ref().filter(|l| !closed.contains(l)) {
+        mapped.push(linked);
+    }
+    for customer in mapped {
         store.delete_customer_link(customer).await?;
         items += 1;
     }

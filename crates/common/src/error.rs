@@ -56,6 +56,10 @@ pub enum ApiError {
         "Billing is not configured: set STRIPE_SECRET_KEY, STRIPE_PRICE_ID and PLAN_CREDITS, and STRIPE_WEBHOOK_SECRET for webhooks."
     )]
     BillingNotConfigured,
+    /// A debit or refund named its message with an id that is empty, over 128 characters, or not
+    /// printable ASCII (400 `INVALID_DEBIT_ID`): a caller's bug, never worth a retry.
+    #[error("The message's debit id must be 1 to 128 printable ASCII characters.")]
+    InvalidDebitId,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(
         "No credits or free messages left. Please subscribe or wait for your next billing period."
@@ -101,11 +105,21 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Throttled | StoreError::Unavailable(_) => ApiError::StorageUnavailable,
             StoreError::Corrupt(_) | StoreError::NoRecord => ApiError::Internal,
+            StoreError::Erasing => ApiError::AccountDeleted,
         }
     }
 }
 
 impl ApiError {
+    /// A storage failure of a write to the record of a user read moments before: a record found
+    /// missing then was deleted meanwhile, which only an erasure does (410); else as always.
+    pub fn erased_if_missing(err: StoreError) -> ApiError {
+        match err {
+            StoreError::NoRecord => ApiError::AccountDeleted,
+            other => other.into(),
+        }
+    }
+
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -121,7 +135,9 @@ impl ApiError {
             | ApiError::EventInProgress
             | ApiError::SubscriptionNotActive => StatusCode::CONFLICT,
             ApiError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
-            ApiError::InvalidSignature | ApiError::InvalidPayload => StatusCode::BAD_REQUEST,
+            ApiError::InvalidSignature | ApiError::InvalidPayload | ApiError::InvalidDebitId => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::AccountDeleted => StatusCode::GONE,
             ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
@@ -142,6 +158,7 @@ impl ApiError {
             ApiError::StorageUnavailable => "SERVICE_UNAVAILABLE",
             ApiError::AlreadySubscribed => "ALREADY_SUBSCRIBED",
             ApiError::InsufficientCredits => "INSUFFICIENT_CREDITS",
+            ApiError::InvalidDebitId => "INVALID_DEBIT_ID",
             ApiError::InvalidSignature => "INVALID_SIGNATURE",
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",

@@ -36,6 +36,15 @@ pub enum Metric {
     ReconcileFailed,
     /// A user reconciliation found subscribed (active or trialing).
     ReconcileSubscribers,
+    /// A paid invoice of a subscription that is not entitled and cannot become so: acknowledged,
+    /// nothing granted.
+    UnentitledPaidInvoices,
+    /// A subscription of a customer to a price this service does not sell: ignored.
+    ForeignSubscriptionsIgnored,
+    /// A second live subscription of a customer, canceled at once and its payment refunded.
+    DuplicateSubscriptionsCanceled,
+    /// A Stripe customer of an erased user, closed when an event about it arrived.
+    ErasedCustomersClosed,
     /// A Stripe call that failed after its retries.
     StripeFailures,
     /// A DynamoDB call that failed after its retries.
@@ -57,6 +66,10 @@ impl Metric {
             Metric::ReconcileRepaired => "ReconcileRepaired",
             Metric::ReconcileFailed => "ReconcileFailed",
             Metric::ReconcileSubscribers => "ReconcileSubscribers",
+            Metric::UnentitledPaidInvoices => "UnentitledPaidInvoices",
+            Metric::ForeignSubscriptionsIgnored => "ForeignSubscriptionsIgnored",
+            Metric::DuplicateSubscriptionsCanceled => "DuplicateSubscriptionsCanceled",
+            Metric::ErasedCustomersClosed => "ErasedCustomersClosed",
             Metric::StripeFailures => "StripeFailures",
             Metric::StorageFailures => "StorageFailures",
         }

@@ -1,10 +1,16 @@
-//! The subscription sync: one function, used by `POST /v1/stripe/sync-subscription` and by
-//! the webhook, that re-reads Stripe and writes what it finds. Because it always writes Stripe's
-//! current state, stamped with when it was observed, the order and repetition of calls cannot
-//! corrupt the record, and an older view never overwrites a newer one. It also grants the
-//! credits of a paid period the record has not had yet (the subscription's latest invoice, once
-//! per invoice id, by the same conditional grant as the webhook's), so a payer whose
-//! `invoice.paid` never arrived is repaired by the next sync.
+//! The subscription sync: one function, used by `POST /v1/stripe/sync-subscription`, the
+//! webhook, checkout and reconciliation, that re-reads Stripe and writes what it finds. Because
+//! it always writes Stripe's current state, stamped with when it was observed, the order and
+//! repetition of calls cannot corrupt the record, and an older view never overwrites a newer
+//! one. It is also the one place credits are granted: the paid period the record has not had
+//! yet, from the subscription's latest invoice as Stripe answers it (once per invoice id), so a
+//! payer whose `invoice.paid` never arrived is repaired by the next sync, and no event's body
+//! can grant anything.
+//!
+//! Only subscriptions to this service's price count ([`ours`]): any other subscription of the
+//! customer (sold elsewhere on the same Stripe account) is ignored for status and grants. Of
+//! ours, one may be live: a second (opened through the dashboard or a race) is refunded and
+//! canceled at once, the older kept ([`close_duplicates`]).
 
 use stripe_billing::{InvoiceStatus, Subscription};
 use stripe_types::Expandable;
@@ -12,9 +18,11 @@ use stripe_types::Expandable;
 use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
+use crate::domain::UserId;
 use crate::domain::reconcile::next_check;
 use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
 use crate::error::ApiError;
+use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Profiles};
 
 /// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
@@ -29,7 +37,9 @@ pub async fn sync_subscription<S: Profiles + ?Sized>(
         return Ok(record);
     };
     let observed_at_ms = crate::unix_now_ms();
-    let subscriptions = billing.list_subscriptions(&customer).await?;
+    let listed = billing.list_subscriptions(&customer).await?;
+    let subscriptions = ours(listed, &billing.config, &record.user_id);
+    let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
     let view = decide(&subscriptions, &billing.config, observed_at_ms);
     let applied = store.apply_subscription(&record.user_id, &view).await?;
     if applied {
@@ -56,6 +66,58 @@ pub async fn sync_subscription<S: Profiles + ?Sized>(
     // A grant, or a newer view written meanwhile: read what stands.
     let user = record.user_id;
     store.get_user(&user).await?.ok_or(ApiError::Internal)
+}
+
+/// The subscriptions to this service's price (`STRIPE_PRICE_ID`) among `listed`; each other one
+/// is logged and counted, and ignored.
+pub fn ours(listed: Vec<Subscription>, config: &StripeConfig, user: &UserId) -> Vec<Subscription> {
+    let (ours, foreign): (Vec<_>, Vec<_>) = listed.into_iter().partition(|subscription| {
+        let items = &subscription.items.data;
+        items
+            .iter()
+            .any(|item| item.price.id.as_str() == config.price_id)
+    });
+    if !foreign.is_empty() {
+        tracing::warn!(user = %user.hash(), ignored = foreign.len(), "subscriptions to a price this service does not sell; ignored");
+        metrics::count(Metric::ForeignSubscriptionsIgnored, foreign.len() as u64);
+    }
+    ours
+}
+
+/// Keeps one live subscription of `subscriptions` (not ended): the oldest. Each newer live one
+/// has its latest invoice's payment refunded, then is canceled at once (refund first, so that a
+/// failure in between is finished by the next sync, which sees it live again; both steps are
+/// idempotent). Returns the subscriptions without those canceled.
+pub async fn close_duplicates(
+    billing: &Billing,
+    mut subscriptions: Vec<Subscription>,
+    user: &UserId,
+) -> Result<Vec<Subscription>, ApiError> {
+    let oldest_live = subscriptions
+        .iter()
+        .filter(|s| !status_of(s).ends_paid_credits())
+        .min_by_key(|s| (s.created, s.id.to_string()))
+        .map(|s| s.id.clone());
+    let Some(kept) = oldest_live else {
+        return Ok(subscriptions);
+    };
+    let duplicates: Vec<Subscription> = subscriptions
+        .extract_if(.., |s| s.id != kept && !status_of(s).ends_paid_credits())
+        .collect();
+    for duplicate in &duplicates {
+        let invoice = duplicate
+            .latest_invoice
+            .as_ref()
+            .and_then(|i| i.id().clone());
+        let refunded = match invoice {
+            Some(invoice) => billing.refund_invoice(invoice.as_str()).await?,
+            None => 0,
+        };
+        billing.cancel_subscription(duplicate.id.as_str()).await?;
+        tracing::warn!(user = %user.hash(), refunded, "a second live subscription: refunded and canceled; the older one kept");
+        metrics::count(Metric::DuplicateSubscriptionsCanceled, 1);
+    }
+    Ok(subscriptions)
 }
 
 /// The subscription's latest invoice, if it is expanded and paid.

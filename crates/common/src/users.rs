@@ -38,8 +38,9 @@ impl From<&UserRecord> for UserStatus {
 }
 
 /// The user's record, created on first sight as a free account. Concurrent first calls create
-/// exactly one record: the losers of the conditional put read the winner's. An erased account
-/// (tombstoned) gets 410 and nothing is created; the tombstone is only read when no record exists.
+/// exactly one record: the losers of the conditional put read the winner's. An account being
+/// erased (its record marked) or erased (tombstoned) gets 410 and nothing is created; the
+/// tombstone is only read when no record exists.
 pub async fn load_or_create<S>(
     store: &S,
     user: &UserId,
@@ -49,6 +50,9 @@ where
     S: Profiles + Erasures + ?Sized,
 {
     if let Some(record) = store.get_user(user).await? {
+        if record.erasing_since.is_some() {
+            return Err(ApiError::AccountDeleted);
+        }
         return Ok(record);
     }
     if store.tombstone(user).await?.is_some() {

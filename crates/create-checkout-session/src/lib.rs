@@ -1,7 +1,8 @@
 //! `POST /v1/stripe/create-checkout-session`: authenticate → load the record → refuse if already
-//! subscribed (stored state, then Stripe when a customer exists) → ensure the one Stripe
-//! customer → create the Checkout session (replacing a customer deleted at Stripe) → respond
-//! with its URL.
+//! subscribed (stored state, then Stripe when a customer exists) → a subscription whose payment
+//! failed gets the portal's payment-method update instead, never a second subscription → ensure
+//! the one Stripe customer → expire the user's previous Checkout session → create the new one
+//! (replacing a customer deleted at Stripe) and remember it → respond with its URL.
 
 use common::ApiError;
 use common::app::App;
@@ -46,10 +47,27 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
     if record.subscription_status.is_entitled() {
         return Err(ApiError::AlreadySubscribed);
     }
+    if let Some(customer) = record.stripe_customer_id.as_deref()
+        && record.subscription_status.awaits_payment()
+        && let Some(fix_url) = billing.create_portal_session(customer, true).await?
+    {
+        // Stripe is still collecting for a subscription: fix its payment, never buy a second.
+        tracing::info!(user = %user.hash(), status = %record.subscription_status, "checkout of a subscriber whose payment failed: payment-method update");
+        return Ok(CheckoutSession {
+            checkout_url: fix_url,
+        });
+    }
     let mut customer = ensure_customer(billing, store, &record).await?;
+    if let Some(previous) = record.open_checkout_session.as_deref() {
+        billing.expire_checkout_session(previous).await?;
+    }
     for _ in 0..CUSTOMER_REPLACEMENTS {
-        if let Some(checkout_url) = billing.create_checkout_session(&user, &customer).await? {
-            return Ok(CheckoutSession { checkout_url });
+        if let Some(session) = billing.create_checkout_session(&user, &customer).await? {
+            let remembered = store.set_open_checkout(&user, Some(&session.id)).await;
+            remembered.map_err(ApiError::erased_if_missing)?;
+            return Ok(CheckoutSession {
+                checkout_url: session.url,
+            });
         }
         // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
         customer = replace_customer(billing, store, &user, &customer).await?;

@@ -32,7 +32,7 @@ async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession
     let billing = app.billing()?;
     let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
     let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;
-    let Some(portal_url) = billing.create_portal_session(&customer).await? else {
+    let Some(portal_url) = billing.create_portal_session(&customer, false).await? else {
         // Deleted at Stripe (e.g. in the dashboard): forgotten here too; nothing to manage.
         app.store.unlink_customer(&user, &customer).await?;
         return Err(ApiError::NoSubscription);

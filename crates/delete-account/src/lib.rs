@@ -1,10 +1,11 @@
 //! `DELETE /v1/user/delete-account`: authenticate → read how far an earlier attempt got (the
-//! tombstone) → close every Stripe customer of the user (a failure is a 502 with nothing of ours
-//! touched) → tombstone → erase every stored item (a failure midway is a 503) → delete the login
-//! at the auth service (a failure is a 502) → audit line → `{"deleted": true}`. Each step is
-//! recorded as done, so the next call with the same token resumes after the last step that
-//! succeeded; after a complete erasure it answers 200 and calls nothing. The order and why:
-//! `common::erasure`.
+//! tombstone) → mark the record (from now on every other endpoint answers 410 and no customer
+//! can be linked) → close what Stripe holds of the user, if anything can be there (a failure is a
+//! 502; run again on every resume, so a customer made meanwhile is closed too) → tombstone →
+//! erase every stored item (a failure midway is a 503) → delete the login at the auth service (a
+//! failure is a 502) → audit line → `{"deleted": true}`. Each step is recorded as done, so the
+//! next call with the same token resumes; after a complete erasure it answers 200 and calls
+//! nothing. The order and why: `common::erasure`.
 
 use std::time::Instant;
 
@@ -44,16 +45,16 @@ async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
     let mut stage = resumed_from;
     let (mut stripe_customers, mut items, mut login) = (0, 0, "not needed");
 
-    if stage.is_none() {
-        let linked = store
-            .get_user(&user)
-            .await?
-            .and_then(|r| r.stripe_customer_id);
-        stripe_customers = close_stripe(app.billing(), &user, linked.as_deref()).await?;
-        stage = Some(advance(store, &user, ErasureStage::StripeClosed, erased_at, rules).await?);
-    }
     if stage < Some(ErasureStage::StoredErased) {
-        items = erase_stored(store, &user).await?;
+        store.mark_erasing(&user, erased_at).await?;
+        let profile = store.get_user(&user).await?;
+        let resumed = stage.is_some();
+        let closed = close_stripe(app.billing(), &user, profile.as_ref(), resumed).await?;
+        stripe_customers = closed.len();
+        if !resumed {
+            advance(store, &user, ErasureStage::StripeClosed, erased_at, rules).await?;
+        }
+        items = erase_stored(store, &user, &closed).await?;
         stage = Some(advance(store, &user, ErasureStage::StoredErased, erased_at, rules).await?);
     }
     if stage < Some(ErasureStage::LoginDeleted) {

@@ -13,8 +13,10 @@ use crate::idempotency::{Keys, Seen};
 use crate::objects::{self, collapsed, param};
 use crate::unix_now;
 
-/// Longest a Checkout session stays payable (Stripe's default).
+/// Longest a Checkout session stays payable (Stripe's default, and its maximum).
 const SESSION_LIFETIME_SECS: i64 = 24 * 3600;
+/// Shortest `expires_at` Stripe accepts, from the session's creation.
+const SESSION_MIN_LIFETIME_SECS: i64 = 30 * 60;
 /// Stripe's largest list page.
 const MAX_PAGE: usize = 100;
 
@@ -102,6 +104,10 @@ pub struct Stripe {
     subscriptions: Vec<Value>,
     keys: Keys,
     outbox: Vec<Value>,
+    /// Refunds by the payment intent they refund (each in full).
+    refunds: BTreeMap<String, Value>,
+    /// Every customer made with a `metadata.user_id`, by that user id (deleted ones included).
+    made_for: BTreeMap<String, Vec<String>>,
 }
 
 impl Stripe {
@@ -119,6 +125,8 @@ impl Stripe {
             subscriptions: Vec::new(),
             keys: Keys::default(),
             outbox: Vec::new(),
+            refunds: BTreeMap::new(),
+            made_for: BTreeMap::new(),
         }
     }
 
@@ -188,6 +196,7 @@ impl Stripe {
             },
             ("DELETE", ["v1", "customers", id]) => self.delete_customer(id),
             ("POST", ["v1", "checkout", "sessions"]) => self.create_checkout(p),
+            ("POST", ["v1", "checkout", "sessions", id, "expire"]) => self.expire_checkout(id),
             ("POST", ["v1", "billing_portal", "sessions"]) => self.create_portal(p),
             ("GET", ["v1", "subscriptions"]) => (200, self.list_subscriptions(p)),
             ("GET", ["v1", "subscriptions", id]) => match self.subscription(id) {
@@ -198,6 +207,8 @@ impl Stripe {
                 None => (404, objects::no_such("subscription", id, "id")),
             },
             ("DELETE", ["v1", "subscriptions", id]) => self.cancel_subscription(id),
+            ("GET", ["v1", "invoice_payments"]) => (200, self.invoice_payments(p)),
+            ("POST", ["v1", "refunds"]) => self.create_refund(p),
             _ => {
                 let message = format!("Unrecognized request URL ({}: {}).", call.method, call.path);
                 (
@@ -211,9 +222,24 @@ impl Stripe {
     fn create_customer(&mut self, params: &[(String, String)], key: Option<&str>) -> (u16, Value) {
         let id = key.map_or_else(|| new_id("cus"), objects::customer_for_key);
         let customer = objects::customer(&id, metadata(params, "metadata"), self.now());
+        self.remember_owner(&id, &customer["metadata"]);
         self.customers.insert(id, customer.clone());
         self.emit("customer.created", customer.clone());
         (200, customer)
+    }
+
+    fn remember_owner(&mut self, id: &str, metadata: &Value) {
+        if let Some(user) = metadata["user_id"].as_str() {
+            let made = self.made_for.entry(user.to_owned()).or_default();
+            if !made.iter().any(|known| known == id) {
+                made.push(id.to_owned());
+            }
+        }
+    }
+
+    /// Every customer ever made with `metadata.user_id` = `user`, deleted ones included.
+    pub fn customers_made_for(&self, user: &str) -> Vec<String> {
+        self.made_for.get(user).cloned().unwrap_or_default()
     }
 
     /// Only the query this service sends: `metadata['KEY']:'VALUE'`.
@@ -300,8 +326,23 @@ impl Stripe {
             );
             return (400, body);
         };
-        let id = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
         let now = self.now();
+        let expires_at = match param(params, "expires_at").map(str::parse::<i64>) {
+            None => now + SESSION_LIFETIME_SECS,
+            Some(Ok(at))
+                if (now + SESSION_MIN_LIFETIME_SECS..=now + SESSION_LIFETIME_SECS)
+                    .contains(&at) =>
+            {
+                at
+            }
+            Some(_) => {
+                let message = "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.";
+                let body =
+                    objects::error("invalid_request_error", None, Some("expires_at"), message);
+                return (400, body);
+            }
+        };
+        let id = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
         let mut session = crate::fixtures::fixture("checkout.session");
         for (field, value) in [
             ("id", json!(id)),
@@ -318,7 +359,7 @@ impl Stripe {
             ("status", json!("open")),
             ("payment_status", json!("unpaid")),
             ("created", json!(now)),
-            ("expires_at", json!(now + SESSION_LIFETIME_SECS)),
+            ("expires_at", json!(expires_at)),
             ("amount_subtotal", json!(self.plan.unit_amount)),
             ("amount_total", json!(self.plan.unit_amount)),
             ("currency", json!(self.plan.currency)),
@@ -336,6 +377,102 @@ impl Stripe {
         (200, session)
     }
 
+    /// Only an open session can be expired (Stripe answers 400 for a paid or expired one).
+    fn expire_checkout(&mut self, id: &str) -> (u16, Value) {
+        let now = self.now();
+        let Some(checkout) = self.checkouts.get_mut(id) else {
+            return (404, objects::no_such("checkout.session", id, "session"));
+        };
+        let session = &mut checkout.session;
+        let lapsed = session["expires_at"].as_i64().unwrap_or(0) <= now;
+        if session["status"] != "open" || lapsed {
+            let message = "Only Checkout Sessions with a status in [\"open\"] can be expired.";
+            return (
+                400,
+                objects::error("invalid_request_error", None, None, message),
+            );
+        }
+        session["status"] = json!("expired");
+        session["expires_at"] = json!(now);
+        session["url"] = Value::Null;
+        let expired = session.clone();
+        self.emit("checkout.session.expired", expired.clone());
+        (200, expired)
+    }
+
+    /// `GET /v1/invoice_payments?invoice=in_X`: the sandbox holds every invoice it is asked about
+    /// as paid in full by one payment intent of its own, `pi_for_in_X` (since API version
+    /// 2025-03-31 an invoice names no payment itself).
+    fn invoice_payments(&self, params: &[(String, String)]) -> Value {
+        let invoice = param(params, "invoice").unwrap_or_default();
+        let mut payment = crate::fixtures::fixture("invoice_payment");
+        payment["id"] = json!(format!("inpay_for_{invoice}"));
+        payment["invoice"] = json!(invoice);
+        payment["status"] = json!("paid");
+        payment["amount_paid"] = json!(self.plan.unit_amount);
+        payment["amount_requested"] = json!(self.plan.unit_amount);
+        payment["payment"] = json!({"type": "payment_intent",
+            "payment_intent": objects::payment_intent_of(invoice)});
+        let data = if invoice.is_empty() {
+            vec![]
+        } else {
+            vec![payment]
+        };
+        json!({"object": "list", "data": data, "has_more": false, "url": "/v1/invoice_payments"})
+    }
+
+    /// `POST /v1/refunds` of a payment intent, in full; a second refund of it is refused with
+    /// 400 `charge_already_refunded`, as Stripe refuses it.
+    fn create_refund(&mut self, params: &[(String, String)]) -> (u16, Value) {
+        let Some(intent) = param(params, "payment_intent").map(str::to_owned) else {
+            let message = "Must provide either `payment_intent` or `charge`.";
+            return (
+                400,
+                objects::error(
+                    "invalid_request_error",
+                    Some("parameter_missing"),
+                    None,
+                    message,
+                ),
+            );
+        };
+        if self.refunds.contains_key(&intent) {
+            let message = format!("Charge for payment intent {intent} has already been refunded.");
+            return (
+                400,
+                objects::error(
+                    "invalid_request_error",
+                    Some("charge_already_refunded"),
+                    None,
+                    &message,
+                ),
+            );
+        }
+        let mut refund = crate::fixtures::fixture("refund");
+        refund["id"] = json!(new_id("re"));
+        refund["payment_intent"] = json!(intent);
+        refund["amount"] = json!(self.plan.unit_amount);
+        refund["status"] = json!("succeeded");
+        refund["created"] = json!(self.now());
+        self.refunds.insert(intent, refund.clone());
+        (200, refund)
+    }
+
+    /// The refund of payment intent `intent`, if one was made.
+    pub fn refund_of(&self, intent: &str) -> Option<&Value> {
+        self.refunds.get(intent)
+    }
+
+    /// The status of Checkout session `id` (`open`, `complete` or `expired`), if it exists.
+    pub fn checkout_status(&self, id: &str) -> Option<String> {
+        let session = &self.checkouts.get(id)?.session;
+        let lapsed = session["expires_at"].as_i64().unwrap_or(0) <= self.now();
+        match session["status"].as_str() {
+            Some("open") if lapsed => Some("expired".to_owned()),
+            other => other.map(str::to_owned),
+        }
+    }
+
     fn create_portal(&mut self, params: &[(String, String)]) -> (u16, Value) {
         let customer = match self.live_customer(params) {
             Ok(customer) => customer,
@@ -349,7 +486,10 @@ impl Stripe {
         session["return_url"] = json!(param(params, "return_url"));
         session["created"] = json!(self.now());
         session["livemode"] = json!(false);
-        session["flow"] = Value::Null;
+        session["flow"] = match param(params, "flow_data[type]") {
+            Some(flow) => json!({"type": flow, "after_completion": {"type": "portal_homepage"}}),
+            None => Value::Null,
+        };
         self.portals.insert(id, session.clone());
         (200, session)
     }
@@ -546,6 +686,7 @@ impl Stripe {
 
     /// Adds customer `id` carrying `metadata`, as if created earlier (tests).
     pub fn add_customer(&mut self, id: &str, metadata: Value) {
+        self.remember_owner(id, &metadata);
         let customer = objects::customer(id, metadata, self.now());
         self.customers.insert(id.to_owned(), customer);
     }

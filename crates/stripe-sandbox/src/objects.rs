@@ -78,6 +78,11 @@ pub fn paid_invoice(id: &str, sub: &str, created: i64, billing_reason: &str) -> 
     invoice
 }
 
+/// The payment intent that paid invoice `invoice` in the sandbox: `pi_for_<invoice>`.
+pub fn payment_intent_of(invoice: &str) -> String {
+    format!("pi_for_{invoice}")
+}
+
 /// An event of type `kind` about `object`, as Stripe delivers it to a webhook endpoint.
 pub fn event(id: &str, kind: &str, object: Value, created: i64) -> Value {
     let mut event = fixture("event");

@@ -1,16 +1,19 @@
 //! `POST /webhooks/stripe` (no bearer token): verify the signature on the raw body → parse the
-//! event → claim its id (exactly-once) → re-read Stripe through the shared sync and grant paid
-//! periods → record the outcome → `{"received": true}`.
+//! event → claim its id (exactly-once) → re-read Stripe through the shared sync, which grants
+//! paid periods from the invoices it reads → record the outcome → `{"received": true}`.
 //!
-//! Every state change re-reads Stripe, so events arriving late, twice or out of order cannot
-//! corrupt the record. Unknown customers and erased users are acknowledged and change nothing.
+//! Only the event's type and customer id are read: every state change, and every grant, comes
+//! from Stripe re-read, so events arriving late, twice, out of order or forged with a leaked
+//! secret cannot corrupt the record, and no event links a customer to a user (only this
+//! service's own checkout does). A customer linked to no one is closed if Stripe says it was
+//! made for a user who is being or was erased; otherwise it is acknowledged and changes nothing.
 
 use common::ApiError;
 use common::app::App;
 use common::billing::Billing;
-use common::credits;
 use common::domain::{EventClaim, EventOutcome};
 use common::endpoint::{access_logged, require_route, respond};
+use common::erasure;
 use common::metrics::{self, Metric};
 use common::sync::sync_customer;
 use common::webhook::event::Event;
@@ -76,45 +79,44 @@ async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
     Ok(Received { received: true })
 }
 
+/// The event types that re-sync the customer (the others are acknowledged and ignored).
+const SYNCED: [&str; 7] = [
+    "checkout.session.completed",
+    "customer.created",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+];
+
 async fn process(app: &App, billing: &Billing, event: &Event) -> Result<(), ApiError> {
     let store = app.store.as_ref();
     let Some(customer) = event.customer() else {
         tracing::debug!(kind = %event.kind, "event without a customer; ignored");
         return Ok(());
     };
-    match event.kind.as_str() {
-        "checkout.session.completed" => {
-            // Link the customer if checkout was the first we heard of it, then sync.
-            if store.user_for_customer(customer).await?.is_none()
-                && let Some(user) = event.user_reference()
-                && store.get_user(&user).await?.is_some()
-            {
-                store.link_customer(&user, customer).await?;
-            }
-            sync_customer(billing, store, customer).await?;
+    if event.kind == "customer.deleted" {
+        // Deleted at Stripe (e.g. in the dashboard): forget it, with its subscription.
+        if let Some(user) = store.user_for_customer(customer).await? {
+            store.unlink_customer(&user, customer).await?;
         }
-        "customer.deleted" => {
-            // Deleted at Stripe (e.g. in the dashboard): forget it, with its subscription.
-            if let Some(user) = store.user_for_customer(customer).await? {
-                store.unlink_customer(&user, customer).await?;
-            }
-        }
-        "customer.subscription.created"
-        | "customer.subscription.updated"
-        | "customer.subscription.deleted"
-        | "invoice.payment_failed" => {
-            sync_customer(billing, store, customer).await?;
-        }
-        "invoice.paid" => {
-            let Some(record) = sync_customer(billing, store, customer).await? else {
-                return Ok(());
-            };
-            if let Some(invoice) = event.subscription_invoice() {
-                let credits = billing.config.plan_credits;
-                credits::grant_for_invoice(store, &record.user_id, &invoice, credits).await?;
-            }
-        }
-        other => tracing::debug!(kind = other, "event type not handled; ignored"),
+        return Ok(());
+    }
+    if !SYNCED.contains(&event.kind.as_str()) {
+        tracing::debug!(kind = %event.kind, "event type not handled; ignored");
+        return Ok(());
+    }
+    let Some(record) = sync_customer(billing, store, customer).await? else {
+        // Linked to no one: perhaps made for a user whose erasure was under way.
+        erasure::close_if_erased(billing, store, customer).await?;
+        return Ok(());
+    };
+    if event.kind == "invoice.paid" && record.subscription_status.may_become_entitled() {
+        // Paid, but Stripe has not activated the subscription yet: the sync that finds it
+        // active grants the period; fail, so that Stripe's redelivery brings that sync.
+        tracing::warn!(user = %record.user_id.hash(), "invoice paid before its subscription is active; redelivery expected");
+        return Err(ApiError::SubscriptionNotActive);
     }
     Ok(())
 }

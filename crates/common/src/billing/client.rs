@@ -9,13 +9,21 @@ use backon::Retryable;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
 use stripe_billing::Subscription;
-use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::billing_portal_session::{
+    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+    CreateBillingPortalSessionFlowDataType,
+};
+use stripe_billing::invoice_payment::ListInvoicePayment;
 use stripe_billing::subscription::{CancelSubscription, ListSubscription, ListSubscriptionStatus};
 use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::checkout_session::ExpireCheckoutSession;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
-use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer};
+use stripe_core::customer::{
+    CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned, SearchCustomer,
+};
+use stripe_core::refund::CreateRefund;
 
 use crate::config::{ConfigError, StripeConfig};
 use crate::domain::UserId;
@@ -29,6 +37,18 @@ const IDEMPOTENCY_WAIT: Duration = Duration::from_millis(250);
 const MAX_SEARCH_PAGES: usize = 10;
 /// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
 const MAX_LIST_PAGES: usize = 10;
+/// How long a Checkout session stays payable (Stripe allows 30 minutes to 24 hours): a session
+/// the user walked away from cannot be paid hours later, beside another.
+pub const CHECKOUT_SESSION_TTL_SECS: i64 = 3600;
+
+/// A Checkout session this service opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedCheckout {
+    /// `cs_...`: expired before the user's next one is opened.
+    pub id: String,
+    /// Where the client sends the user to pay.
+    pub url: String,
+}
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
@@ -101,6 +121,36 @@ impl Billing {
         Ok(found)
     }
 
+    /// The user `customer` was created for, by its own `metadata.user_id` as Stripe holds it;
+    /// `None` for a customer that is deleted, unknown, or carries no user id.
+    pub async fn customer_owner(&self, customer: &str) -> Result<Option<UserId>, ApiError> {
+        let request = RetrieveCustomer::new(customer);
+        let found = self.send_unless_gone("retrieve customer", &request).await?;
+        Ok(match found {
+            Some(RetrieveCustomerReturned::Customer(customer)) => customer
+                .metadata
+                .as_ref()
+                .and_then(|metadata| metadata.get("user_id"))
+                .and_then(|id| UserId::parse(id)),
+            _ => None,
+        })
+    }
+
+    /// Expires the Checkout session `id`, so it can no longer be paid. One that is no longer
+    /// open (paid, expired: Stripe answers 400) or unknown (404) needs nothing.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<(), ApiError> {
+        let request = ExpireCheckoutSession::new(id);
+        let what = "expire checkout session";
+        match retrying(what, || request.customize().send(&self.client)).await {
+            Ok(_) => Ok(()),
+            Err(StripeError::Stripe(_, 400 | 404)) => {
+                tracing::info!(call = what, "checkout session no longer open");
+                Ok(())
+            }
+            Err(err) => Err(failed(what, &err)),
+        }
+    }
+
     /// Every subscription of `customer`, whatever its status, with its latest invoice expanded,
     /// following Stripe's pages (`has_more`, continued with `starting_after` the last id; at most
     /// 100 per page).
@@ -131,13 +181,13 @@ impl Billing {
         Err(ApiError::StripeFailed)
     }
 
-    /// A Checkout session for the configured price; returns its URL, or `None` when Stripe says
-    /// `customer` does not exist (deleted, e.g. in the dashboard).
+    /// A Checkout session for the configured price, payable for [`CHECKOUT_SESSION_TTL_SECS`];
+    /// `None` when Stripe says `customer` does not exist (deleted, e.g. in the dashboard).
     pub async fn create_checkout_session(
         &self,
         user: &UserId,
         customer: &str,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<OpenedCheckout>, ApiError> {
         let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
         let mut line_item = CreateCheckoutSessionLineItems::new();
         line_item.price = Some(self.config.price_id.clone());
@@ -152,24 +202,42 @@ impl Billing {
             .metadata(metadata)
             .subscription_data(subscription_data)
             .success_url(&self.config.checkout_success_url)
-            .cancel_url(&self.config.checkout_cancel_url);
+            .cancel_url(&self.config.checkout_cancel_url)
+            .expires_at(crate::unix_now() + CHECKOUT_SESSION_TTL_SECS);
         let what = "create checkout session";
         match self.send_raw(what, &request, Some(new_key())).await {
-            Ok(session) => session.url.map(Some).ok_or_else(|| {
-                tracing::error!("Stripe returned a checkout session without a URL");
-                ApiError::StripeFailed
-            }),
+            Ok(session) => match session.url {
+                Some(url) => Ok(Some(OpenedCheckout {
+                    id: session.id.to_string(),
+                    url,
+                })),
+                None => {
+                    tracing::error!("Stripe returned a checkout session without a URL");
+                    Err(ApiError::StripeFailed)
+                }
+            },
             Err(err) if is_missing_customer(&err) => Ok(None),
             Err(err) => Err(failed(what, &err)),
         }
     }
 
     /// A customer-portal session of `customer`; returns its URL, or `None` when Stripe says
-    /// `customer` does not exist (deleted, e.g. in the dashboard).
-    pub async fn create_portal_session(&self, customer: &str) -> Result<Option<String>, ApiError> {
-        let request = CreateBillingPortalSession::new()
+    /// `customer` does not exist (deleted, e.g. in the dashboard). With `fix_payment`, the
+    /// session opens straight on the portal's payment-method update (`flow_data`), where a user
+    /// whose payment failed puts in a card that works.
+    pub async fn create_portal_session(
+        &self,
+        customer: &str,
+        fix_payment: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let mut request = CreateBillingPortalSession::new()
             .customer(customer)
             .return_url(&self.config.portal_return_url);
+        if fix_payment {
+            request = request.flow_data(CreateBillingPortalSessionFlowData::new(
+                CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
+            ));
+        }
         let what = "create portal session";
         match self.send_raw(what, &request, Some(new_key())).await {
             Ok(session) => Ok(Some(session.url)),
@@ -189,6 +257,33 @@ impl Billing {
             .map(drop)
     }
 
+    /// Refunds in full each payment that paid invoice `invoice` (as `GET /v1/invoice_payments`
+    /// lists them), each under a key derived from the payment, so that a repeat refunds nothing
+    /// more (Stripe replays the key, or answers `charge_already_refunded`). Returns how many
+    /// payments it refunded now or before.
+    pub async fn refund_invoice(&self, invoice: &str) -> Result<usize, ApiError> {
+        let request = ListInvoicePayment::new().invoice(invoice).limit(100);
+        let payments = self.send("list invoice payments", &request, None).await?;
+        let mut refunded = 0;
+        for payment in payments.data.iter().filter(|p| p.status == "paid") {
+            let refund = match (&payment.payment.payment_intent, &payment.payment.charge) {
+                (Some(intent), _) => CreateRefund::new().payment_intent(intent.id().as_str()),
+                (None, Some(charge)) => CreateRefund::new().charge(charge.id().as_str()),
+                (None, None) => continue,
+            };
+            let key = idempotency_key(&format!("refund-{}", payment.id));
+            let what = "refund invoice payment";
+            match self.send_raw(what, &refund, Some(key)).await {
+                Ok(_) => {}
+                Err(StripeError::Stripe(api, 400))
+                    if api.code == Some(ApiErrorsCode::ChargeAlreadyRefunded) => {}
+                Err(err) => return Err(failed(what, &err)),
+            }
+            refunded += 1;
+        }
+        Ok(refunded)
+    }
+
     /// Deletes customer `id`. One that is already gone at Stripe (404) counts as deleted.
     pub async fn delete_customer(&self, id: &str) -> Result<(), ApiError> {
         self.send_unless_gone("delete customer", &DeleteCustomer::new(id))
@@ -204,7 +299,8 @@ impl Billing {
     ) -> Result<Option<R::Output>, ApiError>
     where
         R: StripeRequest,
-        R::Output: miniserde::Deserialize,
+        R: Sync,
+        R::Output: miniserde::Deserialize + Send,
     {
         match retrying(what, || request.customize().send(&self.client)).await {
             Ok(output) => Ok(Some(output)),
@@ -227,7 +323,8 @@ impl Billing {
     ) -> Result<R::Output, ApiError>
     where
         R: StripeRequest,
-        R::Output: miniserde::Deserialize,
+        R: Sync,
+        R::Output: miniserde::Deserialize + Send,
     {
         self.send_raw(what, request, key)
             .await
@@ -243,7 +340,8 @@ impl Billing {
     ) -> Result<R::Output, StripeError>
     where
         R: StripeRequest,
-        R::Output: miniserde::Deserialize,
+        R: Sync,
+        R::Output: miniserde::Deserialize + Send,
     {
         let strategy = key.map_or(RequestStrategy::Once, RequestStrategy::Idempotent);
         let mut waited = 0;
@@ -287,16 +385,24 @@ fn is_idempotency_conflict(err: &StripeError) -> bool {
 }
 
 /// Runs `attempt` up to [`crate::CALL_ATTEMPTS`] times while it fails transiently.
-async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, StripeError>
+/// Boxed: Stripe's objects nest so deeply (a session holds a customer holds a transfer...) that
+/// proving a caller's future `Send` through the unboxed request overflows the compiler's
+/// recursion limit; one allocation per call erases the type.
+fn retrying<'a, T, F, Fut>(
+    what: &'static str,
+    attempt: F,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StripeError>> + Send + 'a>>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StripeError>>,
+    F: FnMut() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, StripeError>> + Send + 'a,
+    T: Send + 'a,
 {
-    attempt
-        .retry(crate::call_backoff())
-        .when(is_transient)
-        .notify(|err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying"))
-        .await
+    Box::pin(
+        attempt
+            .retry(crate::call_backoff())
+            .when(is_transient)
+            .notify(move |err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying")),
+    )
 }
 
 /// Logs a final Stripe failure and maps it to ours.

@@ -63,20 +63,64 @@ impl Balance {
 /// How long a debit id is remembered (its ledger item's TTL): a retry within it is charged once.
 pub const DEBIT_RETENTION_SECS: i64 = 24 * 3600;
 
+/// The id that names one message's debit (the chat service's message id), parsed once: 1 to
+/// [`DebitId::MAX_LEN`] printable ASCII characters. An empty or constant id would make every
+/// message a retry of the first (free for a day); an over-long one would not fit in a key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DebitId(String);
+
+/// Why a debit id was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a debit id is 1 to 128 printable ASCII characters")]
+pub struct InvalidDebitId;
+
+impl DebitId {
+    /// The longest debit id accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Accepts `raw` if it is 1 to [`DebitId::MAX_LEN`] printable ASCII characters (space to `~`).
+    pub fn parse(raw: &str) -> Result<DebitId, InvalidDebitId> {
+        let printable = raw.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !printable {
+            return Err(InvalidDebitId);
+        }
+        Ok(DebitId(raw.to_owned()))
+    }
+
+    /// The id itself, for storage keys.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Debug shows the length only: a message id is the chat service's, not for our logs.
+impl std::fmt::Debug for DebitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DebitId(len {})", self.0.len())
+    }
+}
+
 /// One message's debit, as a store applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge<'a> {
     /// Names the message: a debit with an id charged within [`DEBIT_RETENTION_SECS`] is not
-    /// charged again.
-    pub debit_id: &'a str,
+    /// charged again, unless it was refunded (then it is charged anew: the message is retried).
+    pub debit_id: &'a DebitId,
     /// The balance it takes one from.
     pub balance: Balance,
     /// The subscription status the balance was chosen under: the debit is refused if it changed,
     /// so the payer cannot change under it.
     pub status_seen: &'a SubscriptionStatus,
+    /// The paid period the balance was read in ([`Period`]): the debit is refused if a new one
+    /// began meanwhile, and its refund gives back only within it.
+    pub period: Period,
     /// When, Unix seconds.
     pub at: i64,
 }
+
+/// Which paid period a credit belongs to: the creation time of the invoice that started it
+/// (the record's `last_grant_created`; 0 before any grant). Free messages have no periods.
+pub type Period = i64;
 
 /// What a store's debit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +138,28 @@ pub enum DebitOutcome {
 pub enum RefundOutcome {
     /// The debit's message was given back to this balance now.
     Refunded(Balance),
+    /// The debit's credit belonged to a paid period that has ended since (renewed, or the
+    /// subscription ended): nothing was given back, since that period's credits are gone; the
+    /// debit counts as refunded (a retry of the message is charged anew).
+    Lapsed,
     /// This debit was refunded before; nothing was given now.
     AlreadyRefunded,
     /// No debit with this id was charged (in the retention period): nothing to give back.
     NotCharged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debit_ids_are_one_to_128_printable_ascii_characters() {
+        for good in ["m", "msg_01J9Z#retry-2", &"x".repeat(128), "a b~"] {
+            assert_eq!(DebitId::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", &"x".repeat(129), "tab\there", "é", "line\n", "nul\0"] {
+            assert_eq!(DebitId::parse(bad), Err(InvalidDebitId), "{bad:?}");
+        }
+        assert!(!format!("{:?}", DebitId::parse("secret-msg").unwrap()).contains("secret"));
+    }
 }

@@ -21,7 +21,8 @@ pub mod user;
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
 pub use ledger::{
-    Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitOutcome, PaidInvoice, RefundOutcome,
+    Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitId, DebitOutcome, InvalidDebitId,
+    PaidInvoice, Period, RefundOutcome,
 };
 pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};

@@ -38,6 +38,14 @@ impl SubscriptionStatus {
     pub const ENTITLED: [SubscriptionStatus; 2] =
         [SubscriptionStatus::Active, SubscriptionStatus::Trialing];
 
+    /// The statuses of a subscription that is over for good (canceled, expired before its first
+    /// payment, or none at all): unused paid credits lapse, and nothing is left to cancel.
+    pub const ENDED: [SubscriptionStatus; 3] = [
+        SubscriptionStatus::None,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::Canceled,
+    ];
+
     /// Every known status but [`SubscriptionStatus::Other`], for parsing and tests.
     pub const KNOWN: [SubscriptionStatus; 9] = [
         SubscriptionStatus::None,
@@ -80,15 +88,25 @@ impl SubscriptionStatus {
         Self::ENTITLED.contains(self)
     }
 
-    /// Whether the subscription is over for good (canceled, expired before its first payment, or
-    /// none at all): unused paid credits lapse, and nothing is left to cancel.
+    /// Whether the subscription is over for good ([`SubscriptionStatus::ENDED`]): unused paid
+    /// credits lapse, and nothing is left to cancel.
     pub fn ends_paid_credits(&self) -> bool {
-        matches!(
-            self,
-            SubscriptionStatus::Canceled
-                | SubscriptionStatus::IncompleteExpired
-                | SubscriptionStatus::None
-        )
+        Self::ENDED.contains(self)
+    }
+
+    /// Whether a subscription that is not entitled now may still become so without a new
+    /// checkout: only `incomplete`, whose first payment is still being made. A paid invoice
+    /// that finds the subscription in any other status is owed nothing, and no redelivery of
+    /// its event can change that.
+    pub fn may_become_entitled(&self) -> bool {
+        *self == SubscriptionStatus::Incomplete
+    }
+
+    /// Whether the subscription is live but not entitled (past due, unpaid, incomplete, paused,
+    /// or a status this code does not know): Stripe still holds it open and may still charge
+    /// for it, so the user must fix its payment, never be sold a second one.
+    pub fn awaits_payment(&self) -> bool {
+        !self.is_entitled() && !self.ends_paid_credits()
     }
 
     /// Which subscription of a customer matters most: entitled (0) before past due (1) before
@@ -191,6 +209,23 @@ mod tests {
             .map(SubscriptionStatus::as_str)
             .collect();
         assert_eq!(lapsing, ["none", "incomplete_expired", "canceled"]);
+    }
+
+    #[test]
+    fn live_unpaid_subscriptions_await_payment_and_only_incomplete_may_still_activate() {
+        let awaiting: Vec<&str> = SubscriptionStatus::KNOWN
+            .iter()
+            .filter(|s| s.awaits_payment())
+            .map(SubscriptionStatus::as_str)
+            .collect();
+        assert_eq!(awaiting, ["past_due", "incomplete", "unpaid", "paused"]);
+        assert!(SubscriptionStatus::parse("something_new").awaits_payment());
+        let activating: Vec<&str> = SubscriptionStatus::KNOWN
+            .iter()
+            .filter(|s| s.may_become_entitled())
+            .map(SubscriptionStatus::as_str)
+            .collect();
+        assert_eq!(activating, ["incomplete"]);
     }
 
     #[test]

@@ -80,6 +80,16 @@ pub struct UserRecord {
     /// When reconciliation should next re-sync the user, Unix seconds; `None` while the user has
     /// no Stripe customer (nothing to reconcile).
     pub next_check: Option<i64>,
+    /// Whether a Stripe customer may exist for the user: set before one is first created, so an
+    /// erasure asks Stripe only when there can be something to close. Records from before this
+    /// flag read as `true`.
+    pub stripe_customer_possible: bool,
+    /// The user's Checkout session that may still be open (`cs_...`): expired before another
+    /// is opened, so that at most one is payable.
+    pub open_checkout_session: Option<String>,
+    /// When the user's erasure began, Unix seconds: from then on no endpoint but the erasure
+    /// serves the user, and no customer can be linked.
+    pub erasing_since: Option<i64>,
 }
 
 impl UserRecord {
@@ -102,7 +112,16 @@ impl UserRecord {
             granted_invoices: BTreeSet::new(),
             last_grant_created: 0,
             next_check: None,
+            stripe_customer_possible: false,
+            open_checkout_session: None,
+            erasing_since: None,
         }
+    }
+
+    /// Whether Stripe may hold a customer of this user: one is linked, or one was (about to be)
+    /// created. An erasure asks Stripe only then.
+    pub fn may_have_stripe_customer(&self) -> bool {
+        self.stripe_customer_id.is_some() || self.stripe_customer_possible
     }
 
     /// What is left of `balance`.

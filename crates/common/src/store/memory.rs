@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use super::{CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, StoreError, WebhookEvents};
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
-    Balance, Charge, CreditGrant, DebitOutcome, DuePosition, EVENT_LEASE_SECS, EventClaim,
-    EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS, EventClaim,
+    EventOutcome, Period, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId,
+    UserRecord,
 };
 
 #[derive(Default)]
@@ -18,8 +19,9 @@ struct Tables {
     customers: HashMap<String, UserId>,
     /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
     events: HashMap<String, (bool, i64)>,
-    /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
-    debits: HashMap<(UserId, String), (Balance, bool)>,
+    /// Charged debit ids per user: the balance and period taken from, and whether refunded
+    /// (kept for the process's life: a local store needs no TTL).
+    debits: HashMap<(UserId, String), (Balance, Period, bool)>,
     /// Tombstones of erased users, by the hash of their id.
     tombstones: HashMap<String, Tombstone>,
     /// The cursor of the reconciliation pass under way.
@@ -76,6 +78,17 @@ impl Profiles for MemoryStore {
         Ok(true)
     }
 
+    async fn set_open_checkout(
+        &self,
+        user: &UserId,
+        session: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        record.open_checkout_session = session.map(str::to_owned);
+        Ok(())
+    }
+
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
         let mut tables = self.tables();
         let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
@@ -94,14 +107,23 @@ impl Profiles for MemoryStore {
 
 #[async_trait]
 impl CustomerLinks for MemoryStore {
+    async fn expect_customer(&self, user: &UserId) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
+        record.stripe_customer_possible = true;
+        Ok(())
+    }
+
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError> {
         let mut tables = self.tables();
-        let linked = tables
-            .users
-            .get(user)
-            .ok_or(StoreError::NoRecord)?
-            .stripe_customer_id
-            .clone();
+        let record = tables.users.get(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
+        let linked = record.stripe_customer_id.clone();
         if let Some(existing) = linked.filter(|existing| existing != customer) {
             return Ok(existing);
         }
@@ -149,14 +171,20 @@ impl CustomerLinks for MemoryStore {
 impl Ledger for MemoryStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
         let mut tables = self.tables();
-        let ledger_key = (user.clone(), charge.debit_id.to_owned());
-        if tables.debits.contains_key(&ledger_key) {
+        let ledger_key = (user.clone(), charge.debit_id.as_str().to_owned());
+        if tables
+            .debits
+            .get(&ledger_key)
+            .is_some_and(|(_, _, refunded)| !refunded)
+        {
             return Ok(DebitOutcome::AlreadyCharged);
         }
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(DebitOutcome::Refused);
         };
-        if &record.subscription_status != charge.status_seen {
+        let period_moved =
+            charge.balance == Balance::Credits && record.last_grant_created != charge.period;
+        if &record.subscription_status != charge.status_seen || period_moved {
             return Ok(DebitOutcome::Refused);
         }
         let left = match charge.balance {
@@ -167,14 +195,15 @@ impl Ledger for MemoryStore {
             return Ok(DebitOutcome::Refused);
         }
         *left -= 1;
-        tables.debits.insert(ledger_key, (charge.balance, false));
+        let taken = (charge.balance, charge.period, false);
+        tables.debits.insert(ledger_key, taken);
         Ok(DebitOutcome::Charged)
     }
 
-    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError> {
+    async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError> {
         let mut tables = self.tables();
-        let ledger_key = (user.clone(), debit_id.to_owned());
-        let Some((balance, refunded)) = tables.debits.get(&ledger_key).copied() else {
+        let ledger_key = (user.clone(), debit_id.as_str().to_owned());
+        let Some((balance, period, refunded)) = tables.debits.get(&ledger_key).copied() else {
             return Ok(RefundOutcome::NotCharged);
         };
         if refunded {
@@ -183,12 +212,24 @@ impl Ledger for MemoryStore {
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(RefundOutcome::NotCharged);
         };
-        match balance {
-            Balance::Credits => record.credits_remaining += 1,
-            Balance::FreeMessages => record.free_messages_remaining += 1,
-        }
-        tables.debits.insert(ledger_key, (balance, true));
-        Ok(RefundOutcome::Refunded(balance))
+        let outcome = match balance {
+            Balance::Credits
+                if record.last_grant_created != period
+                    || record.subscription_status.ends_paid_credits() =>
+            {
+                RefundOutcome::Lapsed
+            }
+            Balance::Credits => {
+                record.credits_remaining += 1;
+                RefundOutcome::Refunded(balance)
+            }
+            Balance::FreeMessages => {
+                record.free_messages_remaining += 1;
+                RefundOutcome::Refunded(balance)
+            }
+        };
+        tables.debits.insert(ledger_key, (balance, period, true));
+        Ok(outcome)
     }
 }
 
@@ -227,6 +268,13 @@ impl WebhookEvents for MemoryStore {
 impl Erasures for MemoryStore {
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError> {
         Ok(self.tables().tombstones.get(&user.full_hash()).copied())
+    }
+
+    async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError> {
+        if let Some(record) = self.tables().users.get_mut(user) {
+            record.erasing_since.get_or_insert(at);
+        }
+        Ok(())
     }
 
     async fn write_tombstone(

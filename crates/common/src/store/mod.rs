@@ -18,13 +18,14 @@ mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Charge, CreditGrant, DebitOutcome, DuePosition, EventClaim, EventOutcome, ReconcileCursor,
-    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
+    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
 
-/// Why a storage call failed. Every variant means "the state is unknown", never "empty".
+/// Why a storage call failed. Every variant but the last two means "the state is unknown",
+/// never "empty".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store throttled us beyond the client's retries.
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// The user's record does not exist (it must be created first).
     #[error("no such user record")]
     NoRecord,
+    /// The user's erasure has begun: nothing was written.
+    #[error("the user is being erased")]
+    Erasing,
 }
 
 /// The user's record.
@@ -59,6 +63,14 @@ pub trait Profiles: Send + Sync {
         view: &SubscriptionView,
     ) -> Result<bool, StoreError>;
 
+    /// Records `session` as the user's Checkout session that may still be open, or (`None`)
+    /// that none is.
+    async fn set_open_checkout(
+        &self,
+        user: &UserId,
+        session: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     /// Starts the paid period of `grant` in one conditional update: sets `credits_remaining`
     /// and records the invoice, only if the user's status is entitled
     /// ([`crate::domain::SubscriptionStatus::ENTITLED`]), the invoice was never granted, and no
@@ -69,9 +81,14 @@ pub trait Profiles: Send + Sync {
 /// The link between a user and a Stripe customer, kept both ways.
 #[async_trait]
 pub trait CustomerLinks: Send + Sync {
+    /// Records on the existing record of `user` that a Stripe customer may exist for it, before
+    /// one is created: an erasure then knows to ask Stripe. `Erasing` once its erasure began.
+    async fn expect_customer(&self, user: &UserId) -> Result<(), StoreError>;
+
     /// Links `customer` to the existing record of `user`, and writes the customer→user mapping,
-    /// atomically and only if the user has no other customer. Returns the customer now linked:
-    /// `customer`, or the one linked before.
+    /// atomically and only if the user has no other customer and is not being erased (else
+    /// `Erasing`, nothing written). Returns the customer now linked: `customer`, or the one
+    /// linked before.
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError>;
 
     /// Forgets `customer`, deleted at Stripe: if it is the one linked to `user`, removes the link
@@ -88,15 +105,19 @@ pub trait CustomerLinks: Send + Sync {
 pub trait Ledger: Send + Sync {
     /// Takes one from `charge.balance` for the message `charge.debit_id`, atomically and at most
     /// once per id: only if the balance is above 0, the subscription status is still
-    /// `charge.status_seen` (so the payer cannot change under us), and no debit with that id was
+    /// `charge.status_seen` and, for credits, the paid period still `charge.period` (so neither
+    /// the payer nor the period can change under us), and no unrefunded debit with that id was
     /// charged in the last [`crate::domain::DEBIT_RETENTION_SECS`] (a retry, by the SDK after a
-    /// lost reply or by the caller, is never charged twice).
+    /// lost reply or by the caller, is never charged twice). A refunded id is charged anew: the
+    /// message is being retried, and its refund gave the first charge back.
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError>;
 
     /// Gives back what the debit `debit_id` of `user` took (one credit or one free message, as
     /// its ledger item records), atomically and at most once: the ledger item is marked refunded
-    /// in the same transaction. A refunded id stays spent: a debit retried with it is not charged.
-    async fn refund(&self, user: &UserId, debit_id: &str) -> Result<RefundOutcome, StoreError>;
+    /// in the same transaction. A credit goes back only within the paid period it was taken in,
+    /// and never onto an ended subscription: otherwise nothing is given back
+    /// ([`RefundOutcome::Lapsed`]), and the item is marked refunded all the same.
+    async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError>;
 }
 
 /// The processing of webhook events, once per event id.
@@ -122,6 +143,10 @@ pub trait WebhookEvents: Send + Sync {
 pub trait Erasures: Send + Sync {
     /// The tombstone of `user`, if the user was (being) erased.
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError>;
+
+    /// Marks the record of `user` (if any) as being erased since `at` (kept if marked before):
+    /// from then on it is served to no one and no customer can be linked to it.
+    async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError>;
 
     /// Writes (or overwrites) the tombstone of `user`, keyed by a hash of the id.
     async fn write_tombstone(&self, user: &UserId, tombstone: &Tombstone)

@@ -4,7 +4,6 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{PaidInvoice, UserId};
 use crate::error::ApiError;
 
 /// A Stripe event envelope.
@@ -49,38 +48,6 @@ impl Event {
             .or_else(|| customer.get("id")?.as_str())
             .filter(|id| !id.is_empty())
     }
-
-    /// The user a Checkout session was opened for: `client_reference_id`, else `metadata.user_id`.
-    pub fn user_reference(&self) -> Option<UserId> {
-        let object = &self.data.object;
-        [
-            object.get("client_reference_id"),
-            object.get("metadata").and_then(|m| m.get("user_id")),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(UserId::parse)
-    }
-
-    /// The invoice of an `invoice.*` event, if it bills a subscription.
-    pub fn subscription_invoice(&self) -> Option<PaidInvoice> {
-        let invoice = &self.data.object;
-        let subscription = invoice
-            .pointer("/parent/subscription_details/subscription")
-            .and_then(Value::as_str)
-            .or_else(|| invoice.get("subscription").and_then(Value::as_str))
-            .filter(|s| !s.is_empty());
-        subscription?;
-        Some(PaidInvoice {
-            id: invoice.get("id")?.as_str()?.to_owned(),
-            created: invoice.get("created")?.as_i64()?,
-            billing_reason: invoice
-                .get("billing_reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -121,41 +88,5 @@ mod tests {
             Some("cus_2")
         );
         assert_eq!(event(json!({"customer": null})).customer(), None);
-    }
-
-    #[test]
-    fn user_reference_prefers_client_reference_id_and_requires_a_uuid() {
-        let a = "4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10";
-        let b = "0d6f7e9a-1111-4222-8333-444455556666";
-        let both = event(json!({"client_reference_id": a, "metadata": {"user_id": b}}));
-        assert_eq!(both.user_reference().unwrap().as_str(), a);
-        let metadata_only = event(json!({"client_reference_id": null, "metadata": {"user_id": b}}));
-        assert_eq!(metadata_only.user_reference().unwrap().as_str(), b);
-        assert!(
-            event(json!({"client_reference_id": "admin"}))
-                .user_reference()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn only_subscription_invoices_count() {
-        let new_style = event(
-            json!({"id": "in_1", "created": 5, "billing_reason": "subscription_cycle",
-                   "parent": {"subscription_details": {"subscription": "sub_1"}}}),
-        );
-        assert_eq!(
-            new_style.subscription_invoice(),
-            Some(PaidInvoice {
-                id: "in_1".into(),
-                created: 5,
-                billing_reason: Some("subscription_cycle".into()),
-            })
-        );
-        let legacy = event(json!({"id": "in_2", "created": 6, "subscription": "sub_1"}));
-        assert_eq!(legacy.subscription_invoice().unwrap().id, "in_2");
-        let one_off =
-            event(json!({"id": "in_3", "created": 7, "subscription": null, "parent": null}));
-        assert_eq!(one_off.subscription_invoice(), None);
     }
 }

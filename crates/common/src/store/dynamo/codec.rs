@@ -36,6 +36,10 @@ pub fn to_item(record: &UserRecord) -> Item {
             "last_grant_created".to_owned(),
             n(record.last_grant_created),
         ),
+        (
+            "stripe_customer_possible".to_owned(),
+            AttributeValue::Bool(record.stripe_customer_possible),
+        ),
     ]);
     if !record.granted_invoices.is_empty() {
         let invoices = record.granted_invoices.iter().cloned().collect();
@@ -51,6 +55,11 @@ pub fn to_item(record: &UserRecord) -> Item {
         ("current_period_end", record.current_period_end.map(n)),
         (DUE_SHARD, record.next_check.map(|_| s(DUE))),
         (DUE_AT, record.next_check.map(n)),
+        (
+            "open_checkout_session",
+            record.open_checkout_session.as_deref().map(s),
+        ),
+        ("erasing_since", record.erasing_since.map(n)),
     ];
     item.extend(
         optional
@@ -108,6 +117,13 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
         next_check: optional_n(DUE_AT)?,
+        // Absent on records from before the flag: a customer may exist.
+        stripe_customer_possible: !matches!(
+            item.get("stripe_customer_possible"),
+            Some(AttributeValue::Bool(false))
+        ),
+        open_checkout_session: optional_s("open_checkout_session")?,
+        erasing_since: optional_n("erasing_since")?,
     })
 }
 
@@ -135,6 +151,9 @@ mod tests {
         record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
         record.last_grant_created = 1_700_000_100;
         record.next_check = Some(1_702_595_600);
+        record.stripe_customer_possible = true;
+        record.open_checkout_session = Some("cs_test_1".into());
+        record.erasing_since = Some(1_700_000_200);
         record
     }
 
@@ -177,9 +196,15 @@ mod tests {
     fn nulls_and_older_items_without_sync_attributes_read_as_unset() {
         let mut item = to_item(&subscriber());
         item.insert("price_id".into(), AttributeValue::Null(true));
+        let mut free = to_item(&UserRecord::new_free(user(), 10, 0));
         for older in ["synced_at_ms", "last_grant_created", "granted_invoices"] {
             item.remove(older);
         }
+        free.remove("stripe_customer_possible");
+        assert!(
+            from_item(&user(), &free).unwrap().stripe_customer_possible,
+            "a record from before the flag may have a customer"
+        );
         let record = from_item(&user(), &item).unwrap();
         assert_eq!(record.price_id, None);
         assert_eq!((record.synced_at_ms, record.last_grant_created), (0, 0));

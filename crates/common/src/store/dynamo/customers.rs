@@ -20,7 +20,8 @@ impl CustomerLinks for DynamoStore {
                 "SET stripe_customer_id = :customer, due_shard = :due, due_at = if_not_exists(due_at, :soon)",
             )
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(stripe_customer_id) OR stripe_customer_id = :customer)",
+                "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+                 AND (attribute_not_exists(stripe_customer_id) OR stripe_customer_id = :customer)",
             )
             .expression_attribute_values(":customer", s(customer))
             .expression_attribute_values(":due", s(DUE))
@@ -50,10 +51,13 @@ impl CustomerLinks for DynamoStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_transaction_canceled_exception()) =>
             {
-                // A condition failed: a customer is linked already (this one, by a twin request,
-                // or another: either way the one that stands), or there is no record, or the
-                // mapping belongs to someone else.
+                // A condition failed: the user is being erased, a customer is linked already
+                // (this one, by a twin request, or another: either way the one that stands), or
+                // there is no record, or the mapping belongs to someone else.
                 let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+                if record.erasing_since.is_some() {
+                    return Err(StoreError::Erasing);
+                }
                 match record.stripe_customer_id {
                     Some(existing) if existing != customer => Ok(existing),
                     Some(_) if self.user_for_customer(customer).await?.as_ref() == Some(user) => {
@@ -65,6 +69,30 @@ impl CustomerLinks for DynamoStore {
                 }
             }
             Err(err) => Err(store_error("TransactWriteItems", err)),
+        }
+    }
+
+    async fn expect_customer(&self, user: &UserId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET stripe_customer_possible = :yes")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(erasing_since)")
+            .expression_attribute_values(
+                ":yes",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
+            .send()
+            .await;
+        if conditional("UpdateItem", result)? {
+            return Ok(());
+        }
+        match self.get_user(user).await? {
+            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
+            Some(_) => Ok(()),
+            None => Err(StoreError::NoRecord),
         }
     }
 

@@ -36,6 +36,21 @@ impl Erasures for DynamoStore {
         }))
     }
 
+    async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET erasing_since = if_not_exists(erasing_since, :at)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", n(at))
+            .send()
+            .await;
+        // No record: nothing to mark (and nothing to serve or link).
+        super::conditional("UpdateItem", result).map(drop)
+    }
+
     async fn write_tombstone(
         &self,
         user: &UserId,

@@ -107,6 +107,27 @@ impl Profiles for DynamoStore {
         self.profile_updated(user, written).await
     }
 
+    async fn set_open_checkout(
+        &self,
+        user: &UserId,
+        session: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .condition_expression("attribute_exists(pk)");
+        let update = match session {
+            Some(session) => update
+                .update_expression("SET open_checkout_session = :session")
+                .expression_attribute_values(":session", s(session)),
+            None => update.update_expression("REMOVE open_checkout_session"),
+        };
+        let written = conditional("UpdateItem", update.send().await)?;
+        self.profile_updated(user, written).await.map(drop)
+    }
+
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
         let mut values = HashMap::from([
             (":credits".to_owned(), n(grant.credits)),
