@@ -224,11 +224,19 @@ pub async fn start_local_api(env: &[(&str, &str)]) -> LocalApi {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
+    // A curl line is printed only when tokens are minted: no JWT settings, nothing real behind.
+    let real = [
+        "JWT_",
+        "DYNAMODB_ENDPOINT",
+        "TABLE_NAME",
+        "STRIPE_SECRET_KEY",
+    ];
+    let no_curl = env
+        .iter()
+        .any(|(k, _)| real.iter().any(|r| k.starts_with(r)));
     let read_banner = async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let last = line.starts_with("curl ")
-                || (line.starts_with("listening on")
-                    && env.iter().any(|(k, _)| k.starts_with("JWT_")));
+            let last = line.starts_with("curl ") || (line.starts_with("listening on") && no_curl);
             banner.push(line);
             if last {
                 break;

@@ -193,6 +193,13 @@ async fn at_trace_level_no_log_line_carries_a_token_a_signature_or_a_webhook_bod
     let bearer = token.trim_start_matches("Bearer ");
     assert!(!logs.contains(bearer), "the token never appears:\n{logs}");
     assert!(!logs.contains(&bearer[..20]), "nor a piece of it");
+    // The AWS SDK's own TRACE lines would carry the DynamoDB request and answer: the user id
+    // in the key, the balances.
+    assert!(
+        !logs.contains(integration_tests::tokens::EVENTS_USER),
+        "the user id never appears:\n{logs}"
+    );
+    assert!(!logs.contains("USER#"), "no DynamoDB key or item either");
 
     let api = RuntimeApi::start().await;
     let env = trace(binaries::billing_lambda_env(&stub.uri()));

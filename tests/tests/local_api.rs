@@ -226,3 +226,80 @@ async fn tokens_are_minted_for_any_user_and_messages_debited_as_the_chat_service
         (404, Some("TOKENS_NOT_MINTED"))
     );
 }
+
+/// Issue 25: a token for any user is minted only in front of nothing real (the embedded store and
+/// the sandbox), only for a loopback peer naming a loopback host (a page that rebinds its name
+/// to 127.0.0.1 gets nothing), and a live Stripe key stops the local API at start.
+#[tokio::test]
+async fn tokens_are_minted_only_on_loopback_in_front_of_nothing_real() {
+    let storage = emulator::storage_config();
+    let endpoint = storage.endpoint.clone().unwrap();
+    let with_table = start(&[
+        ("DYNAMODB_ENDPOINT", &endpoint),
+        ("TABLE_NAME", &storage.table_name),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ])
+    .await;
+    assert!(
+        with_table.curl().is_none(),
+        "no demo token in front of a real table"
+    );
+    let (code, body) = get(
+        &format!("{}/local/token", with_table.base),
+        None,
+        reqwest::Method::GET,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (404, Some("TOKENS_NOT_MINTED"))
+    );
+
+    let api = start(&[]).await;
+    for host in [
+        "attacker.example",
+        "127.0.0.1.attacker.example:8080",
+        "127.0.0.1:1@attacker.example",
+    ] {
+        let response = reqwest::Client::new()
+            .get(format!("{}/local/token", api.base))
+            .header(reqwest::header::HOST, host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{host}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "LOCAL_ONLY", "{host}");
+        assert!(body.get("access_token").is_none());
+    }
+    let (code, _) = get(
+        &format!("{}/local/token", api.base),
+        None,
+        reqwest::Method::GET,
+    )
+    .await;
+    assert_eq!(code, 200, "loopback to loopback is served");
+
+    let live_key = "sk_live_0123456789abcdefghijklmnop";
+    let output = tokio::process::Command::new(integration_tests::binaries::path("local-api"))
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{}", integration_tests::binaries::free_port()),
+        ])
+        .env_clear()
+        .env("STRIPE_SECRET_KEY", live_key)
+        .env("STRIPE_PRICE_ID", "price_1")
+        .env("PLAN_CREDITS", "1000")
+        .output()
+        .await
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("STRIPE_SECRET_KEY"), "{printed}");
+    assert!(!printed.contains(live_key), "the key is never printed");
+}

@@ -25,11 +25,26 @@ pub fn init() {
     tracing_subscriber::registry().with(lines).init();
 }
 
-/// Whether a log line may be written: never the runtime's TRACE lines, which carry the raw
-/// invocation event (the `Authorization` header, a webhook's body and signature) in full.
-/// Everything else follows `RUST_LOG`.
+/// The libraries whose TRACE lines carry whole requests and answers: the Lambda runtime's (the
+/// raw invocation event: the `Authorization` header, a webhook's body and signature), the AWS
+/// SDK's (DynamoDB request and response bodies: user ids, customer ids, balances) and the HTTP
+/// stack's under them.
+const RAW_TRACERS: [&str; 6] = [
+    "lambda_runtime",
+    "aws_smithy",
+    "aws_sdk",
+    "aws_runtime",
+    "hyper",
+    "h2",
+];
+
+/// Whether a log line may be written: never a TRACE line of [`RAW_TRACERS`]. Everything else
+/// follows `RUST_LOG`.
 fn never_a_raw_event(metadata: &Metadata<'_>) -> bool {
-    !(*metadata.level() == Level::TRACE && metadata.target().starts_with("lambda_runtime"))
+    let raw = RAW_TRACERS
+        .iter()
+        .any(|prefix| metadata.target().starts_with(prefix));
+    !(*metadata.level() == Level::TRACE && raw)
 }
 
 /// The level `RUST_LOG` names; `info` when it is unset or names none.

@@ -78,9 +78,17 @@ impl LocalConfig {
         (self.env)("STRIPE_SECRET_KEY").is_some()
     }
 
-    /// Stripe itself, with the Lambdas' settings.
+    /// Stripe itself, with the Lambdas' settings, in test mode only: a live key (`sk_live_`,
+    /// `rk_live_`) is refused, since the local API mints tokens and serves anyone on loopback.
     pub fn stripe(&self) -> Result<Billing, ConfigError> {
-        Billing::new(StripeConfig::from_lookup(self.env)?)
+        let config = StripeConfig::from_lookup(self.env)?;
+        if config.secret_key.contains("_live_") {
+            return Err(ConfigError {
+                variable: "STRIPE_SECRET_KEY",
+                problem: "is a live-mode key; the local API takes test-mode keys (sk_test_...) only",
+            });
+        }
+        Billing::new(config)
     }
 
     /// Starts the Stripe sandbox on `listener`, delivering its events to the local API at
@@ -140,8 +148,13 @@ impl LocalConfig {
         Ok(LoginConfig::from_lookup(self.env)?.map(LoginAdmin::new))
     }
 
-    /// Mints tokens accepted by `config`, when the secret was generated here.
+    /// Mints tokens accepted by `config`, when the secret was generated here and nothing real
+    /// is behind the API: the embedded store and the Stripe sandbox. With a real table or a
+    /// Stripe key, a minted token could erase or bill a real user.
     pub fn tokens(&self, config: &Config) -> Option<Tokens> {
+        if self.uses_dynamodb() || self.uses_stripe() {
+            return None;
+        }
         Some(Tokens {
             secret: self.dev_secret.clone()?,
             issuer: config.jwt.issuer.clone(),

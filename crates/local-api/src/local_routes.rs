@@ -3,7 +3,11 @@
 //!
 //! - `GET /local/token[?user_id=<uuid>]`: an access token for that user (a new one without
 //!   `user_id`), as the auth service would issue; only when the development secret was generated
-//!   here (no `JWT_*` settings).
+//!   here (no `JWT_*` settings) and the API runs on the embedded store and the Stripe sandbox.
+//!
+//! Both answer only a peer on loopback that named a loopback `Host` (403 `LOCAL_ONLY`
+//! otherwise): a page in the developer's browser that rebinds its own name to 127.0.0.1, or a
+//! peer on the network when bound to another address, mints nothing.
 //! - `POST /local/debit` (bearer): pays one message the way the chat service does, through the
 //!   shared crate's debit, so a client can watch credits go down.
 
@@ -22,8 +26,22 @@ use crate::dev::Tokens;
 /// The paths served here start with this.
 pub const PREFIX: &str = "/local/";
 
-/// Serves one `/local/` request.
-pub async fn handle(app: &App, tokens: Option<&Tokens>, req: Request) -> Response<Body> {
+/// Serves one `/local/` request from `peer`.
+pub async fn handle(
+    app: &App,
+    tokens: Option<&Tokens>,
+    peer: std::net::SocketAddr,
+    req: Request,
+) -> Response<Body> {
+    let host = req.headers().get(http::header::HOST);
+    let host = host.and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if !peer.ip().is_loopback() || !is_loopback_host(host) {
+        return invalid(
+            StatusCode::FORBIDDEN,
+            "LOCAL_ONLY",
+            "The local routes answer only requests from and to loopback.",
+        );
+    }
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/local/token") => token(tokens, &req),
         (Method::POST, "/local/debit") => match debit(app, &req).await {
@@ -38,12 +56,28 @@ pub async fn handle(app: &App, tokens: Option<&Tokens>, req: Request) -> Respons
     }
 }
 
+/// Whether a `Host` header names loopback: `localhost`, 127.0.0.0/8 or `[::1]`, any port.
+fn is_loopback_host(host: &str) -> bool {
+    let Ok(authority) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    !host.contains('@')
+        && (name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+}
+
 fn token(tokens: Option<&Tokens>, req: &Request) -> Response<Body> {
     let Some(tokens) = tokens else {
         return invalid(
             StatusCode::NOT_FOUND,
             "TOKENS_NOT_MINTED",
-            "Tokens are minted only with the generated development secret (no JWT_* settings).",
+            "Tokens are minted only with the generated development secret, the embedded store and the Stripe sandbox (no JWT_*, DYNAMODB_ENDPOINT, TABLE_NAME or STRIPE_SECRET_KEY settings).",
         );
     };
     let query = req.uri().query().unwrap_or("").as_bytes();

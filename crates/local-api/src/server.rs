@@ -27,12 +27,12 @@ pub struct Served {
 /// Serves `served` on `listener` until the process is stopped.
 pub async fn serve(listener: tokio::net::TcpListener, served: Arc<Served>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let served = Arc::clone(&served);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&served), req));
+            let service = service_fn(move |req| handle(Arc::clone(&served), peer, req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -42,6 +42,7 @@ pub async fn serve(listener: tokio::net::TcpListener, served: Arc<Served>) {
 
 async fn handle(
     served: Arc<Served>,
+    peer: std::net::SocketAddr,
     req: http::Request<Incoming>,
 ) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -56,7 +57,7 @@ async fn handle(
             let req = lambda_http::Request::from_parts(parts, body);
             if req.uri().path().starts_with(crate::local_routes::PREFIX) {
                 let tokens = served.tokens.as_ref();
-                crate::local_routes::handle(&served.app, tokens, req).await
+                crate::local_routes::handle(&served.app, tokens, peer, req).await
             } else {
                 crate::routes::route(&served.app, req).await
             }

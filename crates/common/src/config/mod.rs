@@ -231,16 +231,12 @@ impl<L: Fn(&str) -> Option<String>> Vars<L> {
         in_range(variable, &self.required(variable)?, range, problem)
     }
 
-    /// The value of `name`, if set, which must be an http(s) URL.
+    /// The value of `name`, if set, which must be an endpoint URL ([`https_url`]): an override
+    /// of where a service is reached carries our credentials, so plain http only to loopback.
     fn http_url(&self, variable: &'static str) -> Result<Option<String>, ConfigError> {
-        match self.get(variable) {
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url)),
-            Some(_) => Err(ConfigError {
-                variable,
-                problem: "must be an http(s) URL",
-            }),
-            None => Ok(None),
-        }
+        self.get(variable)
+            .map(|url| https_url(variable, url))
+            .transpose()
     }
 }
 
@@ -259,29 +255,31 @@ fn in_range(
 }
 
 /// `value` if it is an https URL, or plain http to a loopback address (tests, local stacks):
-/// for endpoints that receive a secret or are trusted for keys.
+/// for endpoints that receive a secret or are trusted for keys. Parsed as a URI, never split by
+/// hand: a URL with userinfo (`http://127.0.0.1:1@attacker.example/`, whose host is the
+/// attacker's) is refused, and the host is what is checked.
 pub(crate) fn https_url(variable: &'static str, value: String) -> Result<String, ConfigError> {
-    if value.starts_with("https://") || is_loopback_http(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError {
-            variable,
-            problem: "must be an https URL (http only to a loopback address)",
-        })
+    let refused = ConfigError {
+        variable,
+        problem: "must be an https URL without userinfo (http only to a loopback address)",
+    };
+    let uri: http::Uri = value.parse().map_err(|_| refused.clone())?;
+    let authority = uri.authority().ok_or_else(|| refused.clone())?;
+    let host = authority.host();
+    if authority.as_str().contains('@') || host.is_empty() {
+        return Err(refused);
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(value),
+        Some("http") if is_loopback(host) => Ok(value),
+        _ => Err(refused),
     }
 }
 
-/// Whether `url` is plain http to 127.0.0.0/8, `localhost` or `[::1]` (tests, local stacks).
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    host == "localhost"
+/// Whether `host` (as a URI names it: `[::1]` bracketed) is 127.0.0.0/8, `localhost` or `::1`.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -362,6 +360,27 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_overrides_are_https_or_loopback_http() {
+        for (url, ok) in [
+            ("https://dynamodb.eu-central-1.amazonaws.com", true),
+            ("http://127.0.0.1:8000", true),
+            ("http://localhost:8000", true),
+            ("http://10.0.0.5:8000", false),
+            ("http://dynamodb.example", false),
+            ("http://127.0.0.1:8000@attacker.example", false),
+        ] {
+            let mut vars = base();
+            vars.push(("DYNAMODB_ENDPOINT", url));
+            let result = load(&vars);
+            assert_eq!(result.is_ok(), ok, "{url}");
+            if let Err(err) = result {
+                assert_eq!(err.variable, "DYNAMODB_ENDPOINT");
+                assert!(!err.to_string().contains(url));
+            }
+        }
+    }
+
+    #[test]
     fn the_jwks_url_must_be_https_but_loopback() {
         for (url, ok) in [
             (
@@ -375,6 +394,13 @@ mod tests {
                 false,
             ),
             ("http://127.0.0.1.attacker.example/jwks.json", false),
+            ("http://[::1]:9999/jwks.json", true),
+            // The host of these is the attacker's: the loopback part is userinfo.
+            ("http://127.0.0.1:1@attacker.example/jwks.json", false),
+            ("https://127.0.0.1:1@attacker.example/jwks.json", false),
+            ("http://localhost@attacker.example/", false),
+            ("ftp://127.0.0.1/jwks.json", false),
+            ("https:///jwks.json", false),
         ] {
             let mut vars = without("JWT_HS256_SECRET");
             vars.push(("JWT_JWKS_URL", url));
@@ -446,6 +472,8 @@ mod tests {
             ("PLAN_CREDITS", "-3"),
             ("PLAN_CREDITS", "many"),
             ("STRIPE_API_BASE", "127.0.0.1:12111"),
+            ("STRIPE_API_BASE", "http://stripe-mock.internal:12111"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:1@attacker.example"),
             ("CHECKOUT_SUCCESS_URL", "chuk.chat/ok"),
             ("STRIPE_TIMEOUT_MS", "7"),
         ] {
