@@ -7,8 +7,8 @@ use std::sync::Arc;
 use common::config::Rules;
 use common::domain::{
     Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS,
-    ErasureStage, EventClaim, EventOutcome, ReconcileCursor, RefundOutcome, SubscriptionStatus,
-    SubscriptionView, Tombstone, UserId, UserRecord,
+    ErasureStage, EventClaim, EventOutcome, OpenCheckout, ReconcileCursor, RefundOutcome,
+    SubscriptionStatus, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{Store, StoreError};
 use common::users;
@@ -947,16 +947,15 @@ pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
     let fresh = store.get_user(&user).await.unwrap().unwrap();
     assert!(!fresh.stripe_customer_possible && fresh.erasing_since.is_none());
     store.expect_customer(&user).await.unwrap();
-    store
-        .set_open_checkout(&user, Some("cs_test_1"))
-        .await
-        .unwrap();
+    let open = OpenCheckout {
+        id: "cs_test_1".into(),
+        url: "https://checkout.stripe.com/c/pay/cs_test_1".into(),
+        expires_at: 1_800_003_600,
+    };
+    store.set_open_checkout(&user, Some(&open)).await.unwrap();
     let expecting = store.get_user(&user).await.unwrap().unwrap();
     assert!(expecting.stripe_customer_possible);
-    assert_eq!(
-        expecting.open_checkout_session.as_deref(),
-        Some("cs_test_1")
-    );
+    assert_eq!(expecting.open_checkout.as_ref(), Some(&open));
     store.set_open_checkout(&user, None).await.unwrap();
 
     store.mark_erasing(&user, 1_800_000_000).await.unwrap();
@@ -972,7 +971,7 @@ pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
         (
             marked.erasing_since,
             marked.stripe_customer_id,
-            marked.open_checkout_session
+            marked.open_checkout
         ),
         (Some(1_800_000_000), None, None)
     );

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::domain::{
     Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
-    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    OpenCheckout, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
-    CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError, WebhookEvents,
+    CallLimits, CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError,
+    WebhookEvents,
 };
 
 /// A shared, ordered log of calls (`store:<operation>`), which other fakes can write to too.
@@ -147,7 +148,7 @@ impl Profiles for FaultyStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
-        session: Option<&str>,
+        session: Option<&OpenCheckout>,
     ) -> Result<(), StoreError> {
         let call = self.inner.set_open_checkout(user, session);
         self.run("set_open_checkout", call).await
@@ -257,5 +258,21 @@ impl Reconciliation for FaultyStore {
     ) -> Result<(), StoreError> {
         let call = self.inner.save_reconcile_cursor(cursor);
         self.run("save_reconcile_cursor", call).await
+    }
+}
+
+#[async_trait]
+impl CallLimits for FaultyStore {
+    async fn count_stripe_call(
+        &self,
+        user: &UserId,
+        window: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let call = self
+            .inner
+            .count_stripe_call(user, window, limit, expires_at);
+        self.run("count_stripe_call", call).await
     }
 }

@@ -56,8 +56,8 @@ pub async fn close_stripe(
         (Err(_), None) => return Ok(Vec::new()),
         (Err(err), Some(_)) => return Err(err),
     };
-    if let Some(session) = profile.and_then(|p| p.open_checkout_session.as_deref()) {
-        billing.expire_checkout_session(session).await?;
+    if let Some(session) = profile.and_then(|p| p.open_checkout.as_ref()) {
+        billing.expire_checkout_session(&session.id).await?;
     }
     let mut customers: Vec<String> = linked.into_iter().map(str::to_owned).collect();
     for found in billing.customers_of(user).await? {

@@ -81,6 +81,13 @@ pub enum ApiError {
     /// The account was erased; its still-valid token gets nothing (410 `ACCOUNT_DELETED`).
     #[error("This account has been deleted.")]
     AccountDeleted,
+    /// The caller's allowance of requests that reach Stripe is used up for this window (429
+    /// `RATE_LIMITED`, with `Retry-After`).
+    #[error("Too many billing requests. Please retry in a moment.")]
+    RateLimited {
+        /// Seconds until the next window.
+        retry_after: u64,
+    },
     /// The route exists but not for this method (405 `METHOD_NOT_ALLOWED`).
     #[error("Method not allowed.")]
     MethodNotAllowed {
@@ -143,6 +150,7 @@ impl ApiError {
             ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -172,6 +180,7 @@ impl ApiError {
             ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::NotFound => "NOT_FOUND",
             ApiError::Internal => "INTERNAL_ERROR",
         }
@@ -184,6 +193,7 @@ impl ApiError {
             | ApiError::StorageUnavailable
             | ApiError::DeadlineExceeded => Some(STORAGE_RETRY_AFTER_SECS),
             ApiError::StripeUnavailable => Some(STRIPE_RETRY_AFTER_SECS),
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

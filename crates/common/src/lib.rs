@@ -17,6 +17,7 @@
 //! | | [`webhook`] | Stripe webhook signature and event envelope |
 //! | rules | [`users`] | the status view, first-sight record creation |
 //! | | [`credits`] | the credit rules: grants per paid invoice, the atomic debit and its refund |
+//! | | [`limits`] | limits per caller: each user's Stripe calls per window |
 //! | | [`sync`] | the subscription sync: Stripe's state into the record, and the period owed |
 //! | | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
 //! | entry | [`app`] | what a Lambda builds once at init |
@@ -34,6 +35,7 @@ pub mod endpoint;
 pub mod erasure;
 pub mod error;
 pub mod https;
+pub mod limits;
 pub mod login;
 pub mod metrics;
 pub mod store;

@@ -1,10 +1,11 @@
 //! `POST /v1/stripe/create-portal-session`: authenticate → load the record → 404 without a
-//! Stripe customer (or with one deleted at Stripe, then forgotten) → create the portal session →
-//! respond with its URL.
+//! Stripe customer → 429 over the user's Stripe allowance → create the portal session (404 for
+//! a customer deleted at Stripe, then forgotten) → respond with its URL.
 
 use common::ApiError;
 use common::app::App;
 use common::endpoint::{access_logged, bearer_request, respond};
+use common::limits;
 use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -30,8 +31,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession, ApiError> {
     let user = bearer_request(app, req, http::Method::POST).await?;
     let billing = app.billing()?;
-    let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
+    let (store, rules) = (app.store.as_ref(), &app.config.rules);
+    let record = users::load_or_create(store, &user, rules).await?;
     let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;
+    if !limits::stripe_call_allowed(store, &user, rules).await? {
+        return Err(limits::over_allowance(rules));
+    }
     let Some(portal_url) = billing.create_portal_session(&customer, false).await? else {
         // Deleted at Stripe (e.g. in the dashboard): forgotten here too; nothing to manage.
         app.store.unlink_customer(&user, &customer).await?;

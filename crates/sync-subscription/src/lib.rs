@@ -1,9 +1,11 @@
-//! `POST /v1/stripe/sync-subscription`: authenticate → load the record → pull the subscription
-//! state from Stripe with the shared sync (the webhook's too) → respond with the status body.
+//! `POST /v1/stripe/sync-subscription`: authenticate → load the record → over the user's Stripe
+//! allowance, the stored state → else pull the subscription state from Stripe with the shared
+//! sync (the webhook's too) → respond with the status body.
 
 use common::ApiError;
 use common::app::App;
 use common::endpoint::{access_logged, bearer_request, respond};
+use common::limits;
 use common::sync::sync_subscription;
 use common::users::{self, UserStatus};
 use lambda_http::{Body, Request, Response};
@@ -20,7 +22,13 @@ async fn sync(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
     let user = bearer_request(app, req, http::Method::POST).await?;
     let billing = app.billing()?;
     let store = app.store.as_ref();
-    let record = users::load_or_create(store, &user, &app.config.rules).await?;
+    let rules = &app.config.rules;
+    let record = users::load_or_create(store, &user, rules).await?;
+    if record.stripe_customer_id.is_none()
+        || !limits::stripe_call_allowed(store, &user, rules).await?
+    {
+        return Ok(UserStatus::from(&record));
+    }
     let record = sync_subscription(billing, store, record).await?;
     Ok(UserStatus::from(&record))
 }

@@ -26,7 +26,7 @@ use stripe_core::customer::{
 use stripe_core::refund::CreateRefund;
 
 use crate::config::{ConfigError, StripeConfig};
-use crate::domain::UserId;
+use crate::domain::{OpenCheckout, UserId};
 use crate::error::ApiError;
 
 /// Waits for a twin request holding the same idempotency key to finish (409
@@ -40,15 +40,6 @@ const MAX_LIST_PAGES: usize = 10;
 /// How long a Checkout session stays payable (Stripe allows 30 minutes to 24 hours): a session
 /// the user walked away from cannot be paid hours later, beside another.
 pub const CHECKOUT_SESSION_TTL_SECS: i64 = 3600;
-
-/// A Checkout session this service opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenedCheckout {
-    /// `cs_...`: expired before the user's next one is opened.
-    pub id: String,
-    /// Where the client sends the user to pay.
-    pub url: String,
-}
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
@@ -187,8 +178,9 @@ impl Billing {
         &self,
         user: &UserId,
         customer: &str,
-    ) -> Result<Option<OpenedCheckout>, ApiError> {
+    ) -> Result<Option<OpenCheckout>, ApiError> {
         let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
+        let expires_at = crate::unix_now() + CHECKOUT_SESSION_TTL_SECS;
         let mut line_item = CreateCheckoutSessionLineItems::new();
         line_item.price = Some(self.config.price_id.clone());
         line_item.quantity = Some(1);
@@ -203,13 +195,14 @@ impl Billing {
             .subscription_data(subscription_data)
             .success_url(&self.config.checkout_success_url)
             .cancel_url(&self.config.checkout_cancel_url)
-            .expires_at(crate::unix_now() + CHECKOUT_SESSION_TTL_SECS);
+            .expires_at(expires_at);
         let what = "create checkout session";
         match self.send_raw(what, &request, Some(new_key())).await {
             Ok(session) => match session.url {
-                Some(url) => Ok(Some(OpenedCheckout {
+                Some(url) => Ok(Some(OpenCheckout {
                     id: session.id.to_string(),
                     url,
+                    expires_at: session.expires_at,
                 })),
                 None => {
                     tracing::error!("Stripe returned a checkout session without a URL");

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::domain::StripeAllowance;
+
 mod stripe;
 
 pub use stripe::*;
@@ -15,6 +17,11 @@ pub const DEFAULT_JWT_AUDIENCE: &str = "authenticated";
 pub const DEFAULT_FREE_MESSAGES: i64 = 10;
 /// Default retention of an erased account's tombstone.
 pub const DEFAULT_TOMBSTONE_TTL_DAYS: i64 = 90;
+/// The default number of one user's requests that may reach Stripe per window
+/// (`STRIPE_CALLS_PER_USER`).
+pub const DEFAULT_STRIPE_CALLS_PER_USER: i64 = 10;
+/// The default window of that allowance, seconds (`STRIPE_CALL_WINDOW_SECS`).
+pub const DEFAULT_STRIPE_CALL_WINDOW_SECS: i64 = 60;
 /// Default per-attempt timeout of a DynamoDB call (`DYNAMODB_TIMEOUT_MS`).
 pub const DEFAULT_DYNAMODB_TIMEOUT_MS: u64 = 2000;
 
@@ -89,6 +96,9 @@ pub struct Rules {
     pub free_messages: i64,
     /// Days an erased account's tombstone is kept before TTL removes it (`TOMBSTONE_TTL_DAYS`).
     pub tombstone_days: i64,
+    /// How many of one user's requests may reach Stripe per window (`STRIPE_CALLS_PER_USER`,
+    /// `STRIPE_CALL_WINDOW_SECS`).
+    pub stripe_allowance: StripeAllowance,
 }
 
 impl Default for Rules {
@@ -96,6 +106,10 @@ impl Default for Rules {
         Rules {
             free_messages: DEFAULT_FREE_MESSAGES,
             tombstone_days: DEFAULT_TOMBSTONE_TTL_DAYS,
+            stripe_allowance: StripeAllowance {
+                calls: DEFAULT_STRIPE_CALLS_PER_USER,
+                window_secs: DEFAULT_STRIPE_CALL_WINDOW_SECS,
+            },
         }
     }
 }
@@ -172,12 +186,27 @@ impl Config {
             1..=3650,
             "must be an integer between 1 and 3650",
         )?;
+        let stripe_allowance = StripeAllowance {
+            calls: vars.integer(
+                "STRIPE_CALLS_PER_USER",
+                DEFAULT_STRIPE_CALLS_PER_USER,
+                1..=10_000,
+                "must be an integer between 1 and 10000",
+            )?,
+            window_secs: vars.integer(
+                "STRIPE_CALL_WINDOW_SECS",
+                DEFAULT_STRIPE_CALL_WINDOW_SECS,
+                1..=86_400,
+                "must be an integer between 1 and 86400",
+            )?,
+        };
         Ok(Config {
             storage,
             jwt,
             rules: Rules {
                 free_messages,
                 tombstone_days,
+                stripe_allowance,
             },
         })
     }

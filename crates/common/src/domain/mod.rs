@@ -8,12 +8,14 @@
 //! | [`subscription`] | the typed [`SubscriptionStatus`] with its rules, and a [`SubscriptionView`] |
 //! | [`ledger`] | paid periods ([`CreditGrant`]) and debits of messages: balances and outcomes |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
+//! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
 
 pub mod erasure;
 pub mod events;
 pub mod ledger;
+pub mod limits;
 pub mod reconcile;
 pub mod subscription;
 pub mod user;
@@ -24,6 +26,7 @@ pub use ledger::{
     Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitId, DebitOutcome, InvalidDebitId,
     PaidInvoice, Period, RefundOutcome,
 };
+pub use limits::StripeAllowance;
 pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
-pub use user::{UserId, UserRecord};
+pub use user::{OpenCheckout, UserId, UserRecord};

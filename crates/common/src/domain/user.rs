@@ -43,6 +43,24 @@ impl fmt::Debug for UserId {
     }
 }
 
+/// A Checkout session this service opened for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCheckout {
+    /// `cs_...`.
+    pub id: String,
+    /// Where the client sends the user to pay.
+    pub url: String,
+    /// When Stripe stops taking payment for it, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl OpenCheckout {
+    /// Whether it can still be paid at `now` with a minute to spare (Unix seconds).
+    pub fn payable_at(&self, now: i64) -> bool {
+        self.expires_at > now + 60
+    }
+}
+
 /// A user's profile and billing record (`pk = USER#<id>`, `sk = PROFILE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -84,9 +102,9 @@ pub struct UserRecord {
     /// erasure asks Stripe only when there can be something to close. Records from before this
     /// flag read as `true`.
     pub stripe_customer_possible: bool,
-    /// The user's Checkout session that may still be open (`cs_...`): expired before another
-    /// is opened, so that at most one is payable.
-    pub open_checkout_session: Option<String>,
+    /// The user's Checkout session that may still be open: expired before another is opened,
+    /// so that at most one is payable.
+    pub open_checkout: Option<OpenCheckout>,
     /// When the user's erasure began, Unix seconds: from then on no endpoint but the erasure
     /// serves the user, and no customer can be linked.
     pub erasing_since: Option<i64>,
@@ -113,7 +131,7 @@ impl UserRecord {
             last_grant_created: 0,
             next_check: None,
             stripe_customer_possible: false,
-            open_checkout_session: None,
+            open_checkout: None,
             erasing_since: None,
         }
     }

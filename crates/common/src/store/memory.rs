@@ -5,12 +5,15 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, StoreError, WebhookEvents};
+use super::{
+    CallLimits, CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, StoreError,
+    WebhookEvents,
+};
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
     Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS, EventClaim,
-    EventOutcome, Period, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId,
-    UserRecord,
+    EventOutcome, OpenCheckout, Period, ReconcileCursor, RefundOutcome, SubscriptionView,
+    Tombstone, UserId, UserRecord,
 };
 
 #[derive(Default)]
@@ -26,6 +29,8 @@ struct Tables {
     tombstones: HashMap<String, Tombstone>,
     /// The cursor of the reconciliation pass under way.
     cursor: Option<ReconcileCursor>,
+    /// Stripe-calling requests per user and window start (kept for the process's life).
+    stripe_calls: HashMap<(UserId, i64), i64>,
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -81,11 +86,11 @@ impl Profiles for MemoryStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
-        session: Option<&str>,
+        session: Option<&OpenCheckout>,
     ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
-        record.open_checkout_session = session.map(str::to_owned);
+        record.open_checkout = session.cloned();
         Ok(())
     }
 
@@ -292,9 +297,10 @@ impl Erasures for MemoryStore {
         // Of the user's items, the embedded store holds the profile (deleted last, elsewhere)
         // and the debit ledger; no other service writes here.
         let mut tables = self.tables();
-        let before = tables.debits.len();
+        let before = tables.debits.len() + tables.stripe_calls.len();
         tables.debits.retain(|(owner, _), _| owner != user);
-        Ok(before - tables.debits.len())
+        tables.stripe_calls.retain(|(owner, _), _| owner != user);
+        Ok(before - tables.debits.len() - tables.stripe_calls.len())
     }
 
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
@@ -344,5 +350,27 @@ impl Reconciliation for MemoryStore {
     ) -> Result<(), StoreError> {
         self.tables().cursor = cursor.cloned();
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CallLimits for MemoryStore {
+    async fn count_stripe_call(
+        &self,
+        user: &UserId,
+        window: i64,
+        limit: i64,
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        let calls = tables
+            .stripe_calls
+            .entry((user.clone(), window))
+            .or_default();
+        if *calls >= limit {
+            return Ok(false);
+        }
+        *calls += 1;
+        Ok(true)
     }
 }

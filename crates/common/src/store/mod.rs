@@ -11,6 +11,7 @@
 //! | [`WebhookEvents`] | claiming and finishing a webhook event, once per event id |
 //! | [`Erasures`] | the tombstone and the deletion of everything a user has |
 //! | [`Reconciliation`] | the users due for a re-sync, in order, and the cursor of a pass |
+//! | [`CallLimits`] | how many of a user's requests reached Stripe in a window |
 
 mod dynamo;
 mod memory;
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
-    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    OpenCheckout, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
@@ -68,7 +69,7 @@ pub trait Profiles: Send + Sync {
     async fn set_open_checkout(
         &self,
         user: &UserId,
-        session: Option<&str>,
+        session: Option<&OpenCheckout>,
     ) -> Result<(), StoreError>;
 
     /// Starts the paid period of `grant` in one conditional update: sets `credits_remaining`
@@ -187,13 +188,36 @@ pub trait Reconciliation: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Limits per caller.
+#[async_trait]
+pub trait CallLimits: Send + Sync {
+    /// Counts one request of `user` that is about to reach Stripe in the window starting at
+    /// `window` (Unix seconds), in one conditional write, if fewer than `limit` were counted in
+    /// it; the count expires by TTL at `expires_at`. `Ok(false)`: the limit is reached, nothing
+    /// was counted.
+    async fn count_stripe_call(
+        &self,
+        user: &UserId,
+        window: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Every capability: what the app of a Lambda holds. Implemented by whatever implements them all.
 pub trait Store:
-    Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation
+    Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation + CallLimits
 {
 }
 
 impl<T> Store for T where
-    T: Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation + ?Sized
+    T: Profiles
+        + CustomerLinks
+        + Ledger
+        + WebhookEvents
+        + Erasures
+        + Reconciliation
+        + CallLimits
+        + ?Sized
 {
 }

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{DUE, DUE_AT, DUE_SHARD, Item, n, profile_key, s};
-use crate::domain::{SubscriptionStatus, UserId, UserRecord};
+use crate::domain::{OpenCheckout, SubscriptionStatus, UserId, UserRecord};
 use crate::store::StoreError;
 
 /// The item of `record`, keys included.
@@ -57,7 +57,15 @@ pub fn to_item(record: &UserRecord) -> Item {
         (DUE_AT, record.next_check.map(n)),
         (
             "open_checkout_session",
-            record.open_checkout_session.as_deref().map(s),
+            record.open_checkout.as_ref().map(|o| s(&o.id)),
+        ),
+        (
+            "open_checkout_url",
+            record.open_checkout.as_ref().map(|o| s(&o.url)),
+        ),
+        (
+            "open_checkout_expires",
+            record.open_checkout.as_ref().map(|o| n(o.expires_at)),
         ),
         ("erasing_since", record.erasing_since.map(n)),
     ];
@@ -122,7 +130,18 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             item.get("stripe_customer_possible"),
             Some(AttributeValue::Bool(false))
         ),
-        open_checkout_session: optional_s("open_checkout_session")?,
+        open_checkout: match (
+            optional_s("open_checkout_session")?,
+            optional_s("open_checkout_url")?,
+            optional_n("open_checkout_expires")?,
+        ) {
+            (Some(id), Some(url), Some(expires_at)) => Some(OpenCheckout {
+                id,
+                url,
+                expires_at,
+            }),
+            _ => None,
+        },
         erasing_since: optional_n("erasing_since")?,
     })
 }
@@ -152,7 +171,11 @@ mod tests {
         record.last_grant_created = 1_700_000_100;
         record.next_check = Some(1_702_595_600);
         record.stripe_customer_possible = true;
-        record.open_checkout_session = Some("cs_test_1".into());
+        record.open_checkout = Some(OpenCheckout {
+            id: "cs_test_1".into(),
+            url: "https://checkout.stripe.com/c/pay/cs_test_1".into(),
+            expires_at: 1_700_003_600,
+        });
         record.erasing_since = Some(1_700_000_200);
         record
     }

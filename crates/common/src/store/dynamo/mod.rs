@@ -8,6 +8,7 @@ mod erasure;
 mod events;
 mod keys;
 mod ledger;
+mod limits;
 mod profiles;
 mod reconcile;
 

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::codec::{from_item, to_item};
 use super::keys::{DUE, DUE_AT, DUE_SHARD, PK, n, profile_key, s};
 use super::{DynamoStore, conditional};
-use crate::domain::{CreditGrant, SubscriptionStatus, SubscriptionView, UserId, UserRecord};
+use crate::domain::{
+    CreditGrant, OpenCheckout, SubscriptionStatus, SubscriptionView, UserId, UserRecord,
+};
 use crate::store::{Profiles, StoreError};
 
 impl DynamoStore {
@@ -110,7 +112,7 @@ impl Profiles for DynamoStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
-        session: Option<&str>,
+        session: Option<&OpenCheckout>,
     ) -> Result<(), StoreError> {
         let update = self
             .client
@@ -120,9 +122,16 @@ impl Profiles for DynamoStore {
             .condition_expression("attribute_exists(pk)");
         let update = match session {
             Some(session) => update
-                .update_expression("SET open_checkout_session = :session")
-                .expression_attribute_values(":session", s(session)),
-            None => update.update_expression("REMOVE open_checkout_session"),
+                .update_expression(
+                    "SET open_checkout_session = :id, open_checkout_url = :url, \
+                     open_checkout_expires = :expires",
+                )
+                .expression_attribute_values(":id", s(&session.id))
+                .expression_attribute_values(":url", s(&session.url))
+                .expression_attribute_values(":expires", n(session.expires_at)),
+            None => update.update_expression(
+                "REMOVE open_checkout_session, open_checkout_url, open_checkout_expires",
+            ),
         };
         let written = conditional("UpdateItem", update.send().await)?;
         self.profile_updated(user, written).await.map(drop)
