@@ -556,6 +556,24 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
         DebitOutcome::AlreadyCharged,
         "and charged once again"
     );
+    assert_eq!(
+        store.refund(&user, &credit).await.unwrap(),
+        RefundOutcome::Refunded(Balance::Credits),
+        "the new charge is refunded on its own"
+    );
+    assert_eq!(
+        store.refund(&user, &credit).await.unwrap(),
+        RefundOutcome::AlreadyRefunded
+    );
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        5
+    );
 
     // A free message comes back as a free message.
     let free_user = new_user();
@@ -952,11 +970,25 @@ pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
         url: "https://checkout.stripe.com/c/pay/cs_test_1".into(),
         expires_at: 1_800_003_600,
     };
-    store.set_open_checkout(&user, Some(&open)).await.unwrap();
+    let recorded = store.set_open_checkout(&user, None, Some(&open)).await;
+    assert_eq!(recorded, Ok(true));
+    let racing = OpenCheckout {
+        id: "cs_test_2".into(),
+        ..open.clone()
+    };
+    let overwritten = store.set_open_checkout(&user, None, Some(&racing)).await;
+    assert_eq!(
+        overwritten,
+        Ok(false),
+        "a concurrent checkout's session does not overwrite the one recorded"
+    );
     let expecting = store.get_user(&user).await.unwrap().unwrap();
     assert!(expecting.stripe_customer_possible);
     assert_eq!(expecting.open_checkout.as_ref(), Some(&open));
-    store.set_open_checkout(&user, None).await.unwrap();
+    let cleared = store
+        .set_open_checkout(&user, Some("cs_test_1"), None)
+        .await;
+    assert_eq!(cleared, Ok(true));
 
     store.mark_erasing(&user, 1_800_000_000).await.unwrap();
     store.mark_erasing(&user, 1_900_000_000).await.unwrap();
@@ -966,6 +998,26 @@ pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
         Err(StoreError::Erasing)
     );
     assert_eq!(store.expect_customer(&user).await, Err(StoreError::Erasing));
+    let message = debit_id();
+    let in_flight = debit(
+        store.as_ref(),
+        &user,
+        Balance::FreeMessages,
+        "none",
+        &message,
+        1,
+    );
+    assert_eq!(
+        in_flight.await.unwrap(),
+        DebitOutcome::Refused,
+        "no message is debited once erasing"
+    );
+    let late = store.set_open_checkout(&user, None, Some(&open)).await;
+    assert_eq!(
+        late,
+        Err(StoreError::Erasing),
+        "no session is recorded once erasing"
+    );
     let marked = store.get_user(&user).await.unwrap().unwrap();
     assert_eq!(
         (

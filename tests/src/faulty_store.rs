@@ -148,9 +148,10 @@ impl Profiles for FaultyStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
+        previous: Option<&str>,
         session: Option<&OpenCheckout>,
-    ) -> Result<(), StoreError> {
-        let call = self.inner.set_open_checkout(user, session);
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.set_open_checkout(user, previous, session);
         self.run("set_open_checkout", call).await
     }
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
@@ -268,11 +269,8 @@ impl CallLimits for FaultyStore {
         user: &UserId,
         window: i64,
         limit: i64,
-        expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let call = self
-            .inner
-            .count_stripe_call(user, window, limit, expires_at);
+        let call = self.inner.count_stripe_call(user, window, limit);
         self.run("count_stripe_call", call).await
     }
 }

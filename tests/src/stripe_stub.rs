@@ -255,6 +255,11 @@ impl StripeStub {
         self.stripe.lock().unwrap().checkout_status(id)
     }
 
+    /// How many Checkout sessions of `customer` can still be paid at the stub.
+    pub fn payable_checkouts_of(&self, customer: &str) -> usize {
+        self.stripe.lock().unwrap().payable_checkouts_of(customer)
+    }
+
     /// Pays Checkout session `id` at the stub, as the user would on its page (the events it
     /// emits are dropped: tests send their own).
     pub fn pay(&self, id: &str) -> Result<String, stripe_sandbox::api::Refusal> {

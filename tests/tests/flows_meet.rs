@@ -148,6 +148,28 @@ async fn a_subscriber_whose_payment_failed_gets_the_payment_update_not_a_second_
         let record = store.get_user(&user).await.unwrap().unwrap();
         assert_eq!(record.subscription_status.as_str(), status);
     }
+
+    // With its renewal invoice open, the user pays that invoice's hosted page with a new card.
+    let (stub, store) = (StripeStub::start().await, dynamo().await);
+    let app = app(store.clone(), Some(&stub.uri()));
+    let (user, customer) = customer_of_new_user(&store).await;
+    let mut sub = stripe_stub::subscription("sub_dunning", &customer, "past_due", 1, 1_900_000_000);
+    let mut open = paid_invoice(
+        "in_open",
+        "sub_dunning",
+        1_800_000_000,
+        "subscription_cycle",
+    );
+    open["status"] = json!("open");
+    open["hosted_invoice_url"] = json!("https://invoice.stripe.com/i/acct_1/in_open");
+    sub["latest_invoice"] = open;
+    stub.subscriptions(vec![sub]).await;
+    let (code, body) = call("create-checkout-session", &app, user.as_str()).await;
+    assert_eq!(
+        (code, body["checkout_url"].as_str()),
+        (200, Some("https://invoice.stripe.com/i/acct_1/in_open"))
+    );
+    assert!(stub.sent_to("POST /v1/checkout/sessions").await.is_empty());
 }
 
 /// Every session expires within Stripe's bounds, and opening a new one expires the previous:
@@ -180,6 +202,37 @@ async fn a_new_checkout_expires_the_previous_session() {
         .unwrap()
         .unwrap();
     assert_eq!(record.open_checkout.map(|o| o.id), Some(second));
+}
+
+/// A double tap: concurrent checkouts all answer 200 with one session, the only payable one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checkouts_leave_one_payable_session() {
+    let (stub, store) = (StripeStub::start().await, dynamo().await);
+    let app = Arc::new(app(store.clone(), Some(&stub.uri())));
+    let user = tokens::new_user();
+    assert_eq!(call("create-checkout-session", &app, &user).await.0, 200);
+    let taps: Vec<_> = (0..5)
+        .map(|_| {
+            let (app, user) = (app.clone(), user.clone());
+            tokio::spawn(async move { call("create-checkout-session", &app, &user).await })
+        })
+        .collect();
+    let mut urls = std::collections::BTreeSet::new();
+    for tap in taps {
+        let (code, body) = tap.await.unwrap();
+        assert_eq!(code, 200, "{body}");
+        urls.insert(body["checkout_url"].as_str().unwrap().to_owned());
+    }
+    let record = store
+        .get_user(&UserId::parse(&user).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let customer = record.stripe_customer_id.unwrap();
+    assert_eq!(stub.payable_checkouts_of(&customer), 1);
+    let open = record.open_checkout.unwrap();
+    assert_eq!(stub.checkout_status(&open.id).as_deref(), Some("open"));
+    assert!(urls.contains(&open.url), "{urls:?}");
 }
 
 /// A second live subscription (opened through the dashboard, or a race): the sync keeps the
@@ -233,6 +286,32 @@ async fn a_second_live_subscription_is_refunded_and_canceled_once() {
         stub.sent_to("DELETE /v1/subscriptions/sub_new").await.len(),
         1
     );
+
+    // An older one in dunning beside a newer paying one: the paying one is kept.
+    let (user, customer) = customer_of_new_user(&store).await;
+    let with_invoice = |id: &str, created: i64, status: &str| {
+        let mut sub = stripe_stub::subscription(id, &customer, status, created, 1_900_000_000);
+        let mut invoice = paid_invoice(&format!("in_{id}"), id, created, "subscription_create");
+        invoice["customer"] = json!(customer);
+        sub["latest_invoice"] = invoice;
+        sub
+    };
+    stub.subscriptions(vec![
+        with_invoice("sub_paying", 1_700_000_500, "active"),
+        with_invoice("sub_dunning", 1_700_000_000, "past_due"),
+    ])
+    .await;
+    let (code, body) = call("sync-subscription", &app, user.as_str()).await;
+    assert_eq!(
+        (code, body["has_subscription"].as_bool()),
+        (200, Some(true))
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.subscription_id.as_deref(), Some("sub_paying"));
+    let canceled = stub.sent_to("DELETE /v1/subscriptions/sub_dunning").await;
+    assert_eq!(canceled.len(), 1);
+    let kept = stub.sent_to("DELETE /v1/subscriptions/sub_paying").await;
+    assert!(kept.is_empty());
 }
 
 /// A subscription to a price this service does not sell (on the same Stripe account) neither
@@ -314,33 +393,34 @@ where
     Some((first.await.unwrap(), second))
 }
 
+/// A checkout held back by nothing, run while the erasure is held at each of its store calls in
+/// turn: for a user with a record, and for one whose first request of all is that checkout (no
+/// record yet: the erasure's mark stands in for one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_at_any_step_of_an_erasure_leaves_no_paying_ghost() {
     let stub = StripeStub::start().await;
     let dynamo = dynamo().await;
     let plain = Arc::new(app(dynamo.clone(), Some(&stub.uri())));
-    for step in 0.. {
-        let user = tokens::new_user();
-        assert_eq!(call("user-status", &plain, &user).await.0, 200);
-        let faulty = Arc::new(FaultyStore::new(dynamo.clone(), Default::default()));
-        let erasing = Arc::new(app(faulty.clone(), Some(&stub.uri())));
-        let erase = {
-            let (erasing, user) = (erasing.clone(), user.clone());
-            async move { call("delete-account", &erasing, &user).await }
-        };
-        let Some((erased, checkout)) = interleave(
-            &faulty,
-            step,
-            erase,
-            call("create-checkout-session", &plain, &user),
-        )
-        .await
-        else {
-            assert!(step > 3, "the erasure makes several store calls");
-            break;
-        };
-        assert_eq!(erased.0, 200, "step {step}: {erased:?}");
-        assert_no_paying_ghost(&stub, &plain, &user, &checkout).await;
+    for seeded in [true, false] {
+        for step in 0.. {
+            let user = tokens::new_user();
+            if seeded {
+                assert_eq!(call("user-status", &plain, &user).await.0, 200);
+            }
+            let faulty = Arc::new(FaultyStore::new(dynamo.clone(), Default::default()));
+            let erasing = Arc::new(app(faulty.clone(), Some(&stub.uri())));
+            let erase = {
+                let (erasing, user) = (erasing.clone(), user.clone());
+                async move { call("delete-account", &erasing, &user).await }
+            };
+            let checkout = call("create-checkout-session", &plain, &user);
+            let Some((erased, checkout)) = interleave(&faulty, step, erase, checkout).await else {
+                assert!(step > 3, "the erasure makes several store calls");
+                break;
+            };
+            assert_eq!(erased.0, 200, "step {step}: {erased:?}");
+            assert_no_paying_ghost(&stub, &plain, &user, &checkout).await;
+        }
     }
 }
 

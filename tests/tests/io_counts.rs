@@ -103,6 +103,7 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
             "store:get_user",
             "store:tombstone",
             "store:create_user",
+            "store:count_stripe_call",
             "store:expect_customer",
             "store:link_customer",
             "store:set_open_checkout"
@@ -129,6 +130,7 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
         calls(&counting),
         [
             "store:get_user",
+            "store:count_stripe_call",
             "store:apply_subscription",
             "store:set_open_checkout"
         ]

@@ -103,11 +103,18 @@ async fn billing_goes_to_stripe_with_its_settings() {
     let stub = integration_tests::stripe_stub::StripeStub::start().await;
     let mut env: Vec<(&str, String)> = integration_tests::binaries::stripe_env(&stub.uri());
     env.push(("STRIPE_TIMEOUT_MS", "1000".into()));
+    env.push(("JWT_HS256_SECRET", tokens::EVENTS_SECRET.into()));
+    env.push(("JWT_ISSUER", tokens::EVENTS_ISSUER.into()));
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let api = start(&borrowed).await;
     let billing = api.line("billing: ").unwrap_or_default();
     assert_eq!(billing, format!("billing: Stripe at {}", stub.uri()));
-    let (token, _) = parse_curl(api.curl().expect("demo token"));
+    assert!(api.curl().is_none(), "no demo token in front of Stripe");
+    let user = tokens::new_user();
+    let token = tokens::hs256(
+        &tokens::claims(&user, tokens::EVENTS_ISSUER),
+        tokens::EVENTS_SECRET,
+    );
     let post = |route: &'static str| {
         let (base, token) = (api.base.clone(), token.clone());
         async move {

@@ -26,5 +26,6 @@ mod reconcile;
 mod sandbox;
 mod storage_faults;
 mod store_conformance;
+mod trust;
 mod user_status;
 mod webhook;

@@ -272,7 +272,51 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
     let (body, signature) = signed(&ok);
     down.webhook(body, signature, 503).await;
 
-    let seen: BTreeSet<Operation> = api.seen.union(&down.seen).cloned().collect();
+    // Over the per-user Stripe allowance (one request a day here; a run at the day's end waits
+    // for the next): a user with a customer and no open session gets 429 from checkout and the
+    // portal.
+    let day = common::domain::StripeAllowance {
+        calls: 1,
+        window_secs: 86_400,
+    };
+    let left = day.retry_after(common::unix_now());
+    if left < 120 {
+        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
+    }
+    let mut limited_env = env(&stub, &storage);
+    limited_env.push(("STRIPE_CALLS_PER_USER", "1".to_owned()));
+    limited_env.push(("STRIPE_CALL_WINDOW_SECS", "86400".to_owned()));
+    let (_limited, limited_base) = local_api(&limited_env).await;
+    let mut limited = Api {
+        base: limited_base,
+        spec: spec.clone(),
+        seen: BTreeSet::new(),
+        client: reqwest::Client::new(),
+    };
+    let (busy, customer) = integration_tests::apps::customer_of_new_user(&store).await;
+    stub.add_customer(&customer, busy.as_str());
+    limited
+        .call(
+            "POST",
+            "/v1/stripe/sync-subscription",
+            Some(busy.as_str()),
+            200,
+        )
+        .await;
+    for path in [
+        "/v1/stripe/create-checkout-session",
+        "/v1/stripe/create-portal-session",
+    ] {
+        let body = limited.call("POST", path, Some(busy.as_str()), 429).await;
+        assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    }
+
+    let seen: BTreeSet<Operation> = api
+        .seen
+        .union(&down.seen)
+        .chain(limited.seen.iter())
+        .cloned()
+        .collect();
     let missing: Vec<_> = spec.operations().difference(&seen).cloned().collect();
     assert!(
         missing.is_empty(),

@@ -7,7 +7,7 @@
 
 use crate::config::Rules;
 use crate::domain::{
-    Balance, Charge, CreditGrant, DebitId, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
+    Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -35,16 +35,18 @@ pub struct Debit {
 /// left. A user seen for the first time gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
-    user: &UserId,
+    caller: impl Into<Caller>,
     rules: &Rules,
     debit_id: &str,
 ) -> Result<Debit, ApiError>
 where
     S: Profiles + Ledger + Erasures + ?Sized,
 {
+    let caller = caller.into();
+    let user = &caller.user;
     let debit_id = &DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
     for _ in 0..DEBIT_TRIES {
-        let record = users::load_or_create(store, user, rules).await?;
+        let record = users::load_or_create(store, &caller, rules).await?;
         let balance = Balance::paying_for(&record.subscription_status);
         let available = record.balance(balance);
         let outcome = if available > 0 {

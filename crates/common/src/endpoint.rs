@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::App;
-use crate::domain::UserId;
+use crate::domain::Caller;
 use crate::error::ApiError;
 
 /// A JSON response with `status`. Responses are never cacheable: they describe one user's money.
@@ -68,7 +68,7 @@ pub async fn bearer_request(
     app: &App,
     req: &Request,
     allowed: ::http::Method,
-) -> Result<UserId, ApiError> {
+) -> Result<Caller, ApiError> {
     require_route(req, allowed)?;
     if req.body().len() > MAX_BEARER_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);

@@ -36,16 +36,17 @@ const DAY_SECS: i64 = 24 * 3600;
 
 /// Closes what Stripe holds of `user`: expires the open Checkout session of `profile`, and
 /// closes every customer (the linked one, and those Stripe's search finds by
-/// `metadata.user_id`). Returns the customers closed. Stripe is not asked at all when no
-/// customer can exist: a `profile` that [`UserRecord::may_have_stripe_customer`] denies, or no
-/// profile in a first attempt (`resumed` false: customers are only made for a profile).
+/// `metadata.user_id`). Returns the customers closed. In a first attempt (`resumed` false)
+/// Stripe is not asked at all when no customer can exist: no profile (customers are only made
+/// for one), or one that [`UserRecord::may_have_stripe_customer`] denies. A resumed erasure
+/// always asks.
 pub async fn close_stripe(
     billing: Result<&Billing, ApiError>,
     user: &UserId,
     profile: Option<&UserRecord>,
     resumed: bool,
 ) -> Result<Vec<String>, ApiError> {
-    let may_exist = profile.map_or(resumed, UserRecord::may_have_stripe_customer);
+    let may_exist = resumed || profile.is_some_and(UserRecord::may_have_stripe_customer);
     if !may_exist {
         return Ok(Vec::new());
     }

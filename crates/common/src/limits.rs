@@ -16,12 +16,11 @@ pub async fn stripe_call_allowed<S: CallLimits + ?Sized>(
     rules: &Rules,
 ) -> Result<bool, ApiError> {
     let allowance = rules.stripe_allowance;
-    let now = crate::unix_now();
-    let window = allowance.window_of(now);
-    let expires_at = window + allowance.window_secs + 3600;
+    let window = allowance.window_of(crate::unix_now());
     let counted = store
-        .count_stripe_call(user, window, allowance.calls, expires_at)
-        .await?;
+        .count_stripe_call(user, window, allowance.calls)
+        .await
+        .map_err(ApiError::erased_if_missing)?;
     if !counted {
         tracing::warn!(user = %user.hash(), calls = allowance.calls, window_secs = allowance.window_secs, "Stripe allowance of the user reached");
     }

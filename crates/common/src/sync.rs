@@ -84,10 +84,12 @@ pub fn ours(listed: Vec<Subscription>, config: &StripeConfig, user: &UserId) -> 
     ours
 }
 
-/// Keeps one live subscription of `subscriptions` (not ended): the oldest. Each newer live one
-/// has its latest invoice's payment refunded, then is canceled at once (refund first, so that a
-/// failure in between is finished by the next sync, which sees it live again; both steps are
-/// idempotent). Returns the subscriptions without those canceled.
+/// Keeps one live subscription of `subscriptions` (not ended): the one that matters most, by
+/// [`crate::domain::SubscriptionStatus::rank`] (a paying one before one in dunning), the oldest
+/// within a rank. Each other live one has its latest invoice's payment refunded, then is
+/// canceled at once (refund first, so that a failure in between is finished by the next sync,
+/// which sees it live again; both steps are idempotent). Returns the subscriptions without
+/// those canceled.
 pub async fn close_duplicates(
     billing: &Billing,
     mut subscriptions: Vec<Subscription>,
@@ -96,7 +98,7 @@ pub async fn close_duplicates(
     let oldest_live = subscriptions
         .iter()
         .filter(|s| !status_of(s).ends_paid_credits())
-        .min_by_key(|s| (s.created, s.id.to_string()))
+        .min_by_key(|s| (status_of(s).rank(), s.created, s.id.to_string()))
         .map(|s| s.id.clone());
     let Some(kept) = oldest_live else {
         return Ok(subscriptions);

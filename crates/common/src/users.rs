@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::Rules;
-use crate::domain::{UserId, UserRecord};
+use crate::domain::{Caller, UserRecord};
 use crate::error::ApiError;
 use crate::store::{Erasures, Profiles};
 
@@ -37,18 +37,21 @@ impl From<&UserRecord> for UserStatus {
     }
 }
 
-/// The user's record, created on first sight as a free account. Concurrent first calls create
+/// The user's record, created on first sight as a free account (with no free messages for an
+/// anonymous sign-in, unless allowed: [`Rules::free_messages_for`]). Concurrent first calls create
 /// exactly one record: the losers of the conditional put read the winner's. An account being
 /// erased (its record marked) or erased (tombstoned) gets 410 and nothing is created; the
 /// tombstone is only read when no record exists.
 pub async fn load_or_create<S>(
     store: &S,
-    user: &UserId,
+    caller: impl Into<Caller>,
     rules: &Rules,
 ) -> Result<UserRecord, ApiError>
 where
     S: Profiles + Erasures + ?Sized,
 {
+    let caller = caller.into();
+    let user = &caller.user;
     if let Some(record) = store.get_user(user).await? {
         if record.erasing_since.is_some() {
             return Err(ApiError::AccountDeleted);
@@ -58,7 +61,8 @@ where
     if store.tombstone(user).await?.is_some() {
         return Err(ApiError::AccountDeleted);
     }
-    let fresh = UserRecord::new_free(user.clone(), rules.free_messages, crate::unix_now());
+    let free_messages = rules.free_messages_for(&caller);
+    let fresh = UserRecord::new_free(user.clone(), free_messages, crate::unix_now());
     if store.create_user(&fresh).await? {
         tracing::info!(user = %user.hash(), "user record created");
         return Ok(fresh);

@@ -8,6 +8,7 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::customers::{ensure_customer, replace_customer};
+use common::domain::{OpenCheckout, UserId};
 use common::endpoint::{access_logged, bearer_request, respond};
 use common::limits;
 use common::sync::sync_subscription;
@@ -38,11 +39,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSession, ApiError> {
-    let user = bearer_request(app, req, http::Method::POST).await?;
+    let caller = bearer_request(app, req, http::Method::POST).await?;
+    let user = caller.user.clone();
     let billing = app.billing()?;
     let store = app.store.as_ref();
     let rules = &app.config.rules;
-    let mut record = users::load_or_create(store, &user, rules).await?;
+    let mut record = users::load_or_create(store, &caller, rules).await?;
     if record.subscription_status.is_entitled() {
         return Err(ApiError::AlreadySubscribed);
     }
@@ -64,7 +66,7 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
     }
     if let Some(customer) = record.stripe_customer_id.as_deref()
         && record.subscription_status.awaits_payment()
-        && let Some(fix_url) = billing.create_portal_session(customer, true).await?
+        && let Some(fix_url) = billing.payment_fix_url(customer).await?
     {
         // Stripe is still collecting for a subscription: fix its payment, never buy a second.
         tracing::info!(user = %user.hash(), status = %record.subscription_status, "checkout of a subscriber whose payment failed: payment-method update");
@@ -73,19 +75,46 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
         });
     }
     let mut customer = ensure_customer(billing, store, &record).await?;
-    if let Some(previous) = &record.open_checkout {
-        billing.expire_checkout_session(&previous.id).await?;
+    let previous = record.open_checkout.as_ref().map(|o| o.id.as_str());
+    if let Some(previous) = previous {
+        billing.expire_checkout_session(previous).await?;
     }
     for _ in 0..CUSTOMER_REPLACEMENTS {
         if let Some(session) = billing.create_checkout_session(&user, &customer).await? {
-            let remembered = store.set_open_checkout(&user, Some(&session)).await;
-            remembered.map_err(ApiError::erased_if_missing)?;
-            return Ok(CheckoutSession {
-                checkout_url: session.url,
-            });
+            let checkout_url = remember(app, &user, previous, session).await?;
+            return Ok(CheckoutSession { checkout_url });
         }
         // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
         customer = replace_customer(billing, store, &user, &customer).await?;
     }
     Err(ApiError::StripeFailed)
+}
+
+/// Records `session` as the user's one open session, and answers its URL. If a concurrent
+/// checkout recorded its own first (a double tap), `session` is expired and theirs answered, so
+/// one stays payable; if an erasure began, it is expired and the answer is 410.
+async fn remember(
+    app: &App,
+    user: &UserId,
+    previous: Option<&str>,
+    session: OpenCheckout,
+) -> Result<String, ApiError> {
+    let (billing, store) = (app.billing()?, app.store.as_ref());
+    let recorded = store
+        .set_open_checkout(user, previous, Some(&session))
+        .await;
+    if recorded == Ok(true) {
+        return Ok(session.url);
+    }
+    billing.expire_checkout_session(&session.id).await?;
+    recorded.map_err(ApiError::erased_if_missing)?;
+    let record = store
+        .get_user(user)
+        .await?
+        .ok_or(ApiError::AccountDeleted)?;
+    record
+        .open_checkout
+        .filter(|open| open.payable_at(common::unix_now()))
+        .map(|open| open.url)
+        .ok_or(ApiError::StripeFailed)
 }

@@ -29,10 +29,11 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn create_portal_session(app: &App, req: &Request) -> Result<PortalSession, ApiError> {
-    let user = bearer_request(app, req, http::Method::POST).await?;
+    let caller = bearer_request(app, req, http::Method::POST).await?;
+    let user = caller.user.clone();
     let billing = app.billing()?;
     let (store, rules) = (app.store.as_ref(), &app.config.rules);
-    let record = users::load_or_create(store, &user, rules).await?;
+    let record = users::load_or_create(store, &caller, rules).await?;
     let customer = record.stripe_customer_id.ok_or(ApiError::NoSubscription)?;
     if !limits::stripe_call_allowed(store, &user, rules).await? {
         return Err(limits::over_allowance(rules));

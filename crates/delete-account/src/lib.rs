@@ -36,7 +36,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
-    let user = bearer_request(app, req, http::Method::DELETE).await?;
+    let user = bearer_request(app, req, http::Method::DELETE).await?.user;
     let started = Instant::now();
     let (store, rules) = (app.store.as_ref(), &app.config.rules);
     let tombstone = store.tombstone(&user).await?;

@@ -463,6 +463,16 @@ impl Stripe {
         self.refunds.get(intent)
     }
 
+    /// How many Checkout sessions of `customer` can still be paid.
+    pub fn payable_checkouts_of(&self, customer: &str) -> usize {
+        self.checkouts
+            .values()
+            .filter(|c| c.session["customer"] == customer)
+            .filter_map(|c| c.session["id"].as_str())
+            .filter(|id| self.checkout_status(id).as_deref() == Some("open"))
+            .count()
+    }
+
     /// The status of Checkout session `id` (`open`, `complete` or `expired`), if it exists.
     pub fn checkout_status(&self, id: &str) -> Option<String> {
         let session = &self.checkouts.get(id)?.session;

@@ -19,11 +19,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn sync(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
-    let user = bearer_request(app, req, http::Method::POST).await?;
+    let caller = bearer_request(app, req, http::Method::POST).await?;
+    let user = caller.user.clone();
     let billing = app.billing()?;
     let store = app.store.as_ref();
     let rules = &app.config.rules;
-    let record = users::load_or_create(store, &user, rules).await?;
+    let record = users::load_or_create(store, &caller, rules).await?;
     if record.stripe_customer_id.is_none()
         || !limits::stripe_call_allowed(store, &user, rules).await?
     {

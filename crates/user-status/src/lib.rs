@@ -16,8 +16,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn status(app: &App, req: &Request) -> Result<UserStatus, ApiError> {
-    let user = bearer_request(app, req, http::Method::GET).await?;
-    let record = users::load_or_create(app.store.as_ref(), &user, &app.config.rules).await?;
+    let caller = bearer_request(app, req, http::Method::GET).await?;
+    let record = users::load_or_create(app.store.as_ref(), &caller, &app.config.rules).await?;
     Ok(UserStatus::from(&record))
 }
 

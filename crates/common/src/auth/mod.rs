@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
 use crate::config::{JwtConfig, JwtKeys};
-use crate::domain::UserId;
+use crate::domain::{Caller, UserId};
 use crate::error::ApiError;
 pub use jwks::JwksCache;
 
@@ -28,6 +28,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Supabase's claim of an anonymous sign-in; absent on other tokens.
+    #[serde(default)]
+    is_anonymous: bool,
 }
 
 enum KeySource {
@@ -72,12 +75,13 @@ impl Authenticator {
     }
 
     /// Authenticates a request by its `Authorization: Bearer` header.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         self.verify(bearer_token(headers)?).await
     }
 
-    /// Verifies one token and returns the user it identifies.
-    pub async fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+    /// Verifies one token and returns who it identifies: the user, and whether the token is an
+    /// anonymous sign-in's.
+    pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let header = decode_header(token).map_err(|_| ApiError::InvalidToken)?;
         let validation = self
             .validations
@@ -100,7 +104,10 @@ impl Authenticator {
         .claims;
         let user = UserId::parse(&claims.sub).ok_or(ApiError::InvalidToken)?;
         tracing::Span::current().record("user", user.hash());
-        Ok(user)
+        Ok(Caller {
+            user,
+            anonymous: claims.is_anonymous,
+        })
     }
 }
 

@@ -81,7 +81,22 @@ fn bearer(value: &str) -> HeaderMap {
 }
 
 async fn check(auth: &Authenticator, header_value: &str) -> Result<UserId, ApiError> {
-    auth.authenticate(&bearer(header_value)).await
+    auth.authenticate(&bearer(header_value))
+        .await
+        .map(|caller| caller.user)
+}
+
+#[tokio::test]
+async fn an_anonymous_sign_in_is_told_apart_by_its_claim() {
+    let auth = hs_auth();
+    let signed_in = auth.verify(&hs256(&claims())).await.unwrap();
+    assert!(!signed_in.anonymous);
+    let token = hs256(&with(claims(), "is_anonymous", Value::Bool(true)));
+    let anonymous = auth.verify(&token).await.unwrap();
+    assert!(anonymous.anonymous);
+    assert_eq!(anonymous.user, signed_in.user);
+    let explicit = hs256(&with(claims(), "is_anonymous", Value::Bool(false)));
+    assert!(!auth.verify(&explicit).await.unwrap().anonymous);
 }
 
 #[tokio::test]

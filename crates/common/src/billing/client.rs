@@ -8,13 +8,13 @@ use std::time::Duration;
 use backon::Retryable;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
-use stripe_billing::Subscription;
 use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
     CreateBillingPortalSessionFlowDataType,
 };
 use stripe_billing::invoice_payment::ListInvoicePayment;
 use stripe_billing::subscription::{CancelSubscription, ListSubscription, ListSubscriptionStatus};
+use stripe_billing::{InvoiceStatus, Subscription};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::ExpireCheckoutSession;
 use stripe_checkout::checkout_session::{
@@ -24,6 +24,7 @@ use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned, SearchCustomer,
 };
 use stripe_core::refund::CreateRefund;
+use stripe_types::Expandable;
 
 use crate::config::{ConfigError, StripeConfig};
 use crate::domain::{OpenCheckout, UserId};
@@ -214,6 +215,30 @@ impl Billing {
         }
     }
 
+    /// Where `customer` pays what Stripe is still collecting for a subscription that is live but
+    /// not entitled (past due, unpaid, incomplete, paused): the hosted page of its latest invoice
+    /// while that invoice is open (a new card pays it at once), else a portal session on its
+    /// payment-method update. `None` when Stripe says the customer no longer exists.
+    pub async fn payment_fix_url(&self, customer: &str) -> Result<Option<String>, ApiError> {
+        let subscriptions = self.list_subscriptions(customer).await?;
+        let open_invoice = subscriptions
+            .iter()
+            .filter(|s| super::status_of(s).awaits_payment())
+            .filter_map(|s| match &s.latest_invoice {
+                Some(Expandable::Object(invoice))
+                    if invoice.status == Some(InvoiceStatus::Open) =>
+                {
+                    invoice.hosted_invoice_url.clone()
+                }
+                _ => None,
+            })
+            .next();
+        match open_invoice {
+            Some(url) => Ok(Some(url)),
+            None => self.create_portal_session(customer, true).await,
+        }
+    }
+
     /// A customer-portal session of `customer`; returns its URL, or `None` when Stripe says
     /// `customer` does not exist (deleted, e.g. in the dashboard). With `fix_payment`, the
     /// session opens straight on the portal's payment-method update (`flow_data`), where a user
@@ -250,27 +275,37 @@ impl Billing {
             .map(drop)
     }
 
-    /// Refunds in full each payment that paid invoice `invoice` (as `GET /v1/invoice_payments`
-    /// lists them), each under a key derived from the payment, so that a repeat refunds nothing
-    /// more (Stripe replays the key, or answers `charge_already_refunded`). Returns how many
-    /// payments it refunded now or before.
+    /// Refunds each payment that paid invoice `invoice` (as `GET /v1/invoice_payments` lists
+    /// them), for the amount it paid, each under a key derived from the payment, so that a repeat
+    /// refunds nothing more (Stripe replays the key, or answers `charge_already_refunded`).
+    /// Returns how many payments it refunded now or before. A refund Stripe refuses for good
+    /// (a disputed charge, an expired refund window) is logged and skipped: only a transient
+    /// failure fails the call.
     pub async fn refund_invoice(&self, invoice: &str) -> Result<usize, ApiError> {
         let request = ListInvoicePayment::new().invoice(invoice).limit(100);
         let payments = self.send("list invoice payments", &request, None).await?;
         let mut refunded = 0;
         for payment in payments.data.iter().filter(|p| p.status == "paid") {
-            let refund = match (&payment.payment.payment_intent, &payment.payment.charge) {
+            let mut refund = match (&payment.payment.payment_intent, &payment.payment.charge) {
                 (Some(intent), _) => CreateRefund::new().payment_intent(intent.id().as_str()),
                 (None, Some(charge)) => CreateRefund::new().charge(charge.id().as_str()),
                 (None, None) => continue,
             };
+            if let Some(paid) = payment.amount_paid {
+                refund = refund.amount(paid);
+            }
             let key = idempotency_key(&format!("refund-{}", payment.id));
             let what = "refund invoice payment";
             match self.send_raw(what, &refund, Some(key)).await {
                 Ok(_) => {}
                 Err(StripeError::Stripe(api, 400))
                     if api.code == Some(ApiErrorsCode::ChargeAlreadyRefunded) => {}
-                Err(err) => return Err(failed(what, &err)),
+                Err(err) if is_transient(&err) => return Err(failed(what, &err)),
+                Err(err) => {
+                    tracing::error!(call = what, error = %describe(&err), "refund refused for good; the duplicate is canceled all the same");
+                    crate::metrics::count(crate::metrics::Metric::StripeFailures, 1);
+                    continue;
+                }
             }
             refunded += 1;
         }

@@ -3,7 +3,7 @@
 use crate::billing::Billing;
 use crate::domain::{UserId, UserRecord};
 use crate::error::ApiError;
-use crate::store::CustomerLinks;
+use crate::store::{CustomerLinks, StoreError};
 
 /// The Stripe customer of the user of `record`, created and linked on first need.
 ///
@@ -26,8 +26,7 @@ pub async fn ensure_customer<S: CustomerLinks + ?Sized>(
         expected.map_err(ApiError::erased_if_missing)?;
     }
     let created = billing.create_customer(&record.user_id, None).await?;
-    let linked = store.link_customer(&record.user_id, &created).await;
-    let linked = linked.map_err(ApiError::erased_if_missing)?;
+    let linked = link_or_close(billing, store, &record.user_id, &created).await?;
     if linked != created {
         tracing::warn!(
             user = %record.user_id.hash(),
@@ -50,6 +49,25 @@ pub async fn replace_customer<S: CustomerLinks + ?Sized>(
     tracing::warn!(user = %user.hash(), "the Stripe customer was deleted at Stripe; replacing it");
     store.unlink_customer(user, gone).await?;
     let created = billing.create_customer(user, Some(gone)).await?;
-    let linked = store.link_customer(user, &created).await;
-    linked.map_err(ApiError::erased_if_missing)
+    link_or_close(billing, store, user, &created).await
+}
+
+/// Links `created` to `user`; if the user's erasure began meanwhile (the link is refused, or the
+/// record is gone), deletes the customer at Stripe before answering 410, so nothing billable is
+/// left behind whatever Stripe's search shows the erasure.
+async fn link_or_close<S: CustomerLinks + ?Sized>(
+    billing: &Billing,
+    store: &S,
+    user: &UserId,
+    created: &str,
+) -> Result<String, ApiError> {
+    match store.link_customer(user, created).await {
+        Ok(linked) => Ok(linked),
+        Err(StoreError::Erasing | StoreError::NoRecord) => {
+            tracing::warn!(user = %user.hash(), "erasure began during checkout; the new customer is deleted");
+            billing.delete_customer(created).await?;
+            Err(ApiError::AccountDeleted)
+        }
+        Err(err) => Err(err.into()),
+    }
 }

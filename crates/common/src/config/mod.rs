@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::domain::StripeAllowance;
+use crate::domain::{Caller, StripeAllowance};
 
 mod stripe;
 
@@ -99,6 +99,20 @@ pub struct Rules {
     /// How many of one user's requests may reach Stripe per window (`STRIPE_CALLS_PER_USER`,
     /// `STRIPE_CALL_WINDOW_SECS`).
     pub stripe_allowance: StripeAllowance,
+    /// Whether anonymous sign-ins get the free messages too (`ALLOW_ANONYMOUS_FREE_MESSAGES`,
+    /// default no).
+    pub anonymous_free_messages: bool,
+}
+
+impl Rules {
+    /// The free messages a new account of `caller` starts with.
+    pub fn free_messages_for(&self, caller: &Caller) -> i64 {
+        if caller.anonymous && !self.anonymous_free_messages {
+            0
+        } else {
+            self.free_messages
+        }
+    }
 }
 
 impl Default for Rules {
@@ -110,6 +124,7 @@ impl Default for Rules {
                 calls: DEFAULT_STRIPE_CALLS_PER_USER,
                 window_secs: DEFAULT_STRIPE_CALL_WINDOW_SECS,
             },
+            anonymous_free_messages: false,
         }
     }
 }
@@ -200,6 +215,16 @@ impl Config {
                 "must be an integer between 1 and 86400",
             )?,
         };
+        let anonymous_free_messages = match vars.get("ALLOW_ANONYMOUS_FREE_MESSAGES").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "ALLOW_ANONYMOUS_FREE_MESSAGES",
+                    problem: "must be true or false",
+                });
+            }
+        };
         Ok(Config {
             storage,
             jwt,
@@ -207,6 +232,7 @@ impl Config {
                 free_messages,
                 tombstone_days,
                 stripe_allowance,
+                anonymous_free_messages,
             },
         })
     }

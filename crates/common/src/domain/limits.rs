@@ -34,9 +34,10 @@ mod tests {
             calls: 10,
             window_secs: 60,
         };
-        assert_eq!(allowance.window_of(1_700_000_039), 1_700_000_020);
-        assert_eq!(allowance.window_of(1_700_000_020), 1_700_000_020);
-        assert_eq!(allowance.retry_after(1_700_000_039), 41);
-        assert_eq!(allowance.retry_after(1_700_000_079), 1);
+        // 1_699_999_980 is a multiple of 60.
+        assert_eq!(allowance.window_of(1_700_000_039), 1_699_999_980);
+        assert_eq!(allowance.window_of(1_699_999_980), 1_699_999_980);
+        assert_eq!(allowance.retry_after(1_700_000_000), 40);
+        assert_eq!(allowance.retry_after(1_700_000_039), 1);
     }
 }

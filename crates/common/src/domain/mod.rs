@@ -29,4 +29,4 @@ pub use ledger::{
 pub use limits::StripeAllowance;
 pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
-pub use user::{OpenCheckout, UserId, UserRecord};
+pub use user::{Caller, OpenCheckout, UserId, UserRecord};

@@ -43,6 +43,33 @@ impl fmt::Debug for UserId {
     }
 }
 
+/// Who makes a request: the user of a verified token, and whether the token is an anonymous
+/// sign-in's (Supabase's `is_anonymous` claim), which gets no free messages unless allowed
+/// (`ALLOW_ANONYMOUS_FREE_MESSAGES`): throwaway accounts must not farm them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`.
+    pub user: UserId,
+    /// The token is an anonymous sign-in's.
+    pub anonymous: bool,
+}
+
+/// A user id alone is a signed-in (not anonymous) caller: the chat service's and the tests'.
+impl From<&UserId> for Caller {
+    fn from(user: &UserId) -> Self {
+        Caller {
+            user: user.clone(),
+            anonymous: false,
+        }
+    }
+}
+
+impl From<&Caller> for Caller {
+    fn from(caller: &Caller) -> Self {
+        caller.clone()
+    }
+}
+
 /// A Checkout session this service opened for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenCheckout {

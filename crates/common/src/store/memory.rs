@@ -29,7 +29,7 @@ struct Tables {
     tombstones: HashMap<String, Tombstone>,
     /// The cursor of the reconciliation pass under way.
     cursor: Option<ReconcileCursor>,
-    /// Stripe-calling requests per user and window start (kept for the process's life).
+    /// Stripe-calling requests per user and window start (on the record in DynamoDB).
     stripe_calls: HashMap<(UserId, i64), i64>,
 }
 
@@ -86,12 +86,19 @@ impl Profiles for MemoryStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
+        previous: Option<&str>,
         session: Option<&OpenCheckout>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tables = self.tables();
         let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
+        if record.open_checkout.as_ref().map(|o| o.id.as_str()) != previous {
+            return Ok(false);
+        }
         record.open_checkout = session.cloned();
-        Ok(())
+        Ok(true)
     }
 
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
@@ -189,7 +196,8 @@ impl Ledger for MemoryStore {
         };
         let period_moved =
             charge.balance == Balance::Credits && record.last_grant_created != charge.period;
-        if &record.subscription_status != charge.status_seen || period_moved {
+        let erasing = record.erasing_since.is_some();
+        if &record.subscription_status != charge.status_seen || period_moved || erasing {
             return Ok(DebitOutcome::Refused);
         }
         let left = match charge.balance {
@@ -276,9 +284,12 @@ impl Erasures for MemoryStore {
     }
 
     async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError> {
-        if let Some(record) = self.tables().users.get_mut(user) {
-            record.erasing_since.get_or_insert(at);
-        }
+        let mut tables = self.tables();
+        let record = tables.users.entry(user.clone()).or_insert_with(|| {
+            // No record yet: a marked one, so no first request can create one meanwhile.
+            UserRecord::new_free(user.clone(), 0, at)
+        });
+        record.erasing_since.get_or_insert(at);
         Ok(())
     }
 
@@ -297,10 +308,10 @@ impl Erasures for MemoryStore {
         // Of the user's items, the embedded store holds the profile (deleted last, elsewhere)
         // and the debit ledger; no other service writes here.
         let mut tables = self.tables();
-        let before = tables.debits.len() + tables.stripe_calls.len();
+        let before = tables.debits.len();
         tables.debits.retain(|(owner, _), _| owner != user);
         tables.stripe_calls.retain(|(owner, _), _| owner != user);
-        Ok(before - tables.debits.len() - tables.stripe_calls.len())
+        Ok(before - tables.debits.len())
     }
 
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
@@ -360,9 +371,12 @@ impl CallLimits for MemoryStore {
         user: &UserId,
         window: i64,
         limit: i64,
-        _expires_at: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.tables();
+        let record = tables.users.get(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
         let calls = tables
             .stripe_calls
             .entry((user.clone(), window))

@@ -65,12 +65,15 @@ pub trait Profiles: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Records `session` as the user's Checkout session that may still be open, or (`None`)
-    /// that none is.
+    /// that none is, in one conditional write: only if the one recorded is still `previous` (by
+    /// id) and no erasure began (else `Erasing`). `Ok(false)`: a concurrent checkout recorded
+    /// its own first; nothing written.
     async fn set_open_checkout(
         &self,
         user: &UserId,
+        previous: Option<&str>,
         session: Option<&OpenCheckout>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Starts the paid period of `grant` in one conditional update: sets `credits_remaining`
     /// and records the invoice, only if the user's status is entitled
@@ -145,8 +148,9 @@ pub trait Erasures: Send + Sync {
     /// The tombstone of `user`, if the user was (being) erased.
     async fn tombstone(&self, user: &UserId) -> Result<Option<Tombstone>, StoreError>;
 
-    /// Marks the record of `user` (if any) as being erased since `at` (kept if marked before):
-    /// from then on it is served to no one and no customer can be linked to it.
+    /// Marks the record of `user` as being erased since `at` (kept if marked before), creating a
+    /// marked record if there is none: from then on it is served to no one, no customer can be
+    /// linked to it and no message debited from it.
     async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError>;
 
     /// Writes (or overwrites) the tombstone of `user`, keyed by a hash of the id.
@@ -192,15 +196,14 @@ pub trait Reconciliation: Send + Sync {
 #[async_trait]
 pub trait CallLimits: Send + Sync {
     /// Counts one request of `user` that is about to reach Stripe in the window starting at
-    /// `window` (Unix seconds), in one conditional write, if fewer than `limit` were counted in
-    /// it; the count expires by TTL at `expires_at`. `Ok(false)`: the limit is reached, nothing
-    /// was counted.
+    /// `window` (Unix seconds), by conditional writes on the user's record, if fewer than
+    /// `limit` were counted in it. `Ok(false)`: the limit is reached, nothing was counted;
+    /// `Erasing` once the user's erasure began, `NoRecord` without a record.
     async fn count_stripe_call(
         &self,
         user: &UserId,
         window: i64,
         limit: i64,
-        expires_at: i64,
     ) -> Result<bool, StoreError>;
 }
 

@@ -8,7 +8,7 @@ use super::keys::{
     Item, PK, PROFILE, SK, TTL, customer_key, n, profile_key, s, tombstone_key, user_pk,
 };
 use super::{DynamoStore, store_error};
-use crate::domain::{ErasureStage, Tombstone, UserId};
+use crate::domain::{ErasureStage, Tombstone, UserId, UserRecord};
 use crate::store::{Erasures, StoreError};
 
 /// Items per `BatchWriteItem` (DynamoDB's limit).
@@ -37,18 +37,39 @@ impl Erasures for DynamoStore {
     }
 
     async fn mark_erasing(&self, user: &UserId, at: i64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .update_expression("SET erasing_since = if_not_exists(erasing_since, :at)")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", n(at))
-            .send()
-            .await;
-        // No record: nothing to mark (and nothing to serve or link).
-        super::conditional("UpdateItem", result).map(drop)
+        for _ in 0..2 {
+            let marked = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(profile_key(user)))
+                .update_expression("SET erasing_since = if_not_exists(erasing_since, :at)")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":at", n(at))
+                .send()
+                .await;
+            if super::conditional("UpdateItem", marked)? {
+                return Ok(());
+            }
+            // No record yet: a marked one, so that a first request racing the erasure (another
+            // device) finds the mark instead of creating a record the erasure never saw.
+            let mut stub = UserRecord::new_free(user.clone(), 0, at);
+            stub.erasing_since = Some(at);
+            let created = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(super::codec::to_item(&stub)))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            if super::conditional("PutItem", created)? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the record kept changing under the erasure's mark".into(),
+        ))
     }
 
     async fn write_tombstone(

@@ -62,11 +62,6 @@ pub fn debit_key(user: &UserId, debit_id: &str) -> Item {
     key(user_pk(user), &format!("{DEBIT}{debit_id}"))
 }
 
-/// The key of the counter of `user`'s Stripe-calling requests in the window starting at `window`.
-pub fn limit_key(user: &UserId, window: i64) -> Item {
-    key(user_pk(user), &format!("LIMIT#{window}"))
-}
-
 /// The key of the customer→user mapping item of `customer`.
 pub fn customer_key(customer: &str) -> Item {
     key(format!("CUSTOMER#{customer}"), "CUSTOMER")

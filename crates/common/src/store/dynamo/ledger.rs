@@ -75,6 +75,11 @@ impl Ledger for DynamoStore {
             ("entity".to_owned(), s("debit")),
             ("balance".to_owned(), s(attribute(charge.balance))),
             ("period".to_owned(), n(charge.period)),
+            // Names this charge of the id: a refund gives back only the charge it read.
+            (
+                "charge".to_owned(),
+                s(&uuid::Uuid::new_v4().simple().to_string()),
+            ),
             (TTL.to_owned(), n(charge.at + DEBIT_RETENTION_SECS)),
         ]);
         let ledger = Put::builder()
@@ -83,8 +88,10 @@ impl Ledger for DynamoStore {
             .condition_expression("attribute_not_exists(pk) OR attribute_exists(refunded_at)")
             .build()
             .map_err(|_| StoreError::Unavailable("build Put".into()))?;
-        let mut condition =
-            "attribute_exists(pk) AND #balance > :zero AND #status = :seen".to_owned();
+        // Never once the user's erasure began: its items may be gone already.
+        let mut condition = "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+             AND #balance > :zero AND #status = :seen"
+            .to_owned();
         let mut decrement = step_balance(&self.table, user, charge.balance, '-')
             .expression_attribute_names("#status", "subscription_status")
             .expression_attribute_values(":zero", n(0))
@@ -125,17 +132,29 @@ impl Ledger for DynamoStore {
             return Ok(RefundOutcome::NotCharged);
         };
         let period = recorded_period(&ledger);
+        // The charge read: a re-debit of the id after a concurrent refund is another charge,
+        // which this refund must not touch (items from before charges were named have none).
+        let charge = ledger.get("charge").cloned();
         let key: Item = ledger
             .into_iter()
             .filter(|(name, _)| name == PK || name == SK)
             .collect();
+        let same_charge = match charge {
+            Some(_) => "charge = :charge",
+            None => "attribute_not_exists(charge)",
+        };
+        let mark_condition = format!("{NOT_REFUNDED} AND {same_charge}");
         let mark = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key.clone()))
             .update_expression(MARK_REFUNDED)
-            .condition_expression(NOT_REFUNDED)
+            .condition_expression(&mark_condition)
             .expression_attribute_values(":now", n(crate::unix_now()))
             .expression_attribute_values(":lapsed", AttributeValue::Bool(false));
+        let mark = match &charge {
+            Some(charge) => mark.expression_attribute_values(":charge", charge.clone()),
+            None => mark,
+        };
         let give_back = match balance {
             Balance::FreeMessages => step_balance(&self.table, user, balance, '+')
                 .condition_expression("attribute_exists(pk)"),
@@ -169,24 +188,27 @@ impl Ledger for DynamoStore {
             Err(err) => err,
         };
         match (cancellation_code(&err, 0), cancellation_code(&err, 1)) {
-            // A concurrent refund marked it first, or the item expired meanwhile.
+            // A concurrent refund marked it first (and the id may have been charged anew since),
+            // or the item expired meanwhile.
             (Some("ConditionalCheckFailed"), _) => Ok(RefundOutcome::AlreadyRefunded),
             (_, Some("ConditionalCheckFailed")) => {
                 if self.get_item(profile_key(user)).await?.is_none() {
                     return Ok(RefundOutcome::NotCharged);
                 }
                 // The debit's period ended: nothing to give back; the debit counts as refunded.
-                let marked = self
+                let mut lapse = self
                     .client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key))
                     .update_expression(MARK_REFUNDED)
-                    .condition_expression(NOT_REFUNDED)
+                    .condition_expression(&mark_condition)
                     .expression_attribute_values(":now", n(crate::unix_now()))
-                    .expression_attribute_values(":lapsed", AttributeValue::Bool(true))
-                    .send()
-                    .await;
+                    .expression_attribute_values(":lapsed", AttributeValue::Bool(true));
+                if let Some(charge) = charge {
+                    lapse = lapse.expression_attribute_values(":charge", charge);
+                }
+                let marked = lapse.send().await;
                 match super::conditional("UpdateItem", marked)? {
                     true => Ok(RefundOutcome::Lapsed),
                     false => Ok(RefundOutcome::AlreadyRefunded),

@@ -1,13 +1,14 @@
-//! [`CallLimits`] on DynamoDB: one counter item per user and window (`LIMIT#<window start>`,
-//! under the user's partition, so an erasure takes it), incremented by a conditional `ADD` and
-//! expired by TTL.
+//! [`CallLimits`] on DynamoDB: the counter lives on the profile (`stripe_window`, the window's
+//! start, and `stripe_calls` in it), so it needs no item of its own, goes with the erasure, and
+//! is refused once the erasure began. In a window already begun one conditional increment; the
+//! first request of a window one more conditional write, which starts it.
 
 use async_trait::async_trait;
 
-use super::keys::{TTL, limit_key, n};
+use super::keys::{n, profile_key};
 use super::{DynamoStore, conditional};
 use crate::domain::UserId;
-use crate::store::{CallLimits, StoreError};
+use crate::store::{CallLimits, Profiles, StoreError};
 
 #[async_trait]
 impl CallLimits for DynamoStore {
@@ -16,22 +17,45 @@ impl CallLimits for DynamoStore {
         user: &UserId,
         window: i64,
         limit: i64,
-        expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
+        const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(erasing_since)";
+        let counted = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(limit_key(user, window)))
-            .update_expression("ADD calls :one SET entity = :entity, #ttl = :ttl")
-            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
-            .expression_attribute_names("#ttl", TTL)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET stripe_calls = stripe_calls + :one")
+            .condition_expression(format!(
+                "{LIVE} AND stripe_window = :window AND stripe_calls < :limit"
+            ))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":window", n(window))
             .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":ttl", n(expires_at))
-            .expression_attribute_values(":entity", super::keys::s("limit"))
             .send()
             .await;
-        conditional("UpdateItem", result)
+        if conditional("UpdateItem", counted)? {
+            return Ok(true);
+        }
+        let started = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET stripe_window = :window, stripe_calls = :one")
+            .condition_expression(format!(
+                "{LIVE} AND (attribute_not_exists(stripe_window) OR stripe_window < :window)"
+            ))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":window", n(window))
+            .send()
+            .await;
+        if conditional("UpdateItem", started)? {
+            return Ok(limit >= 1);
+        }
+        match self.get_user(user).await? {
+            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
     }
 }

@@ -112,14 +112,26 @@ impl Profiles for DynamoStore {
     async fn set_open_checkout(
         &self,
         user: &UserId,
+        previous: Option<&str>,
         session: Option<&OpenCheckout>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .condition_expression("attribute_exists(pk)");
+            .set_key(Some(profile_key(user)));
+        let update = match previous {
+            Some(previous) => update
+                .condition_expression(
+                    "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+                     AND open_checkout_session = :previous",
+                )
+                .expression_attribute_values(":previous", s(previous)),
+            None => update.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+                 AND attribute_not_exists(open_checkout_session)",
+            ),
+        };
         let update = match session {
             Some(session) => update
                 .update_expression(
@@ -133,8 +145,14 @@ impl Profiles for DynamoStore {
                 "REMOVE open_checkout_session, open_checkout_url, open_checkout_expires",
             ),
         };
-        let written = conditional("UpdateItem", update.send().await)?;
-        self.profile_updated(user, written).await.map(drop)
+        if conditional("UpdateItem", update.send().await)? {
+            return Ok(true);
+        }
+        match self.get_user(user).await? {
+            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
     }
 
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
