@@ -232,6 +232,7 @@ pub async fn start_local_api(env: &[(&str, &str)]) -> LocalApi {
         "DYNAMODB_ENDPOINT",
         "TABLE_NAME",
         "STRIPE_SECRET_KEY",
+        "SUPABASE_URL",
     ];
     let no_curl = env
         .iter()

@@ -334,6 +334,21 @@ async fn a_subscription_to_another_price_entitles_nothing() {
         ),
         (Some(false), Some(0))
     );
+
+    // A price this service sold before and retired (`STRIPE_RETIRED_PRICE_IDS`) still counts.
+    let mut stripe = apps::stripe_config(&stub.uri());
+    stripe.retired_price_ids = vec!["price_cheaper_product".into()];
+    let billing = common::billing::Billing::new(stripe).unwrap();
+    let retiring = common::App::new(apps::config(), store.clone(), Some(billing));
+    let (code, body) = call("sync-subscription", &retiring, user.as_str()).await;
+    assert_eq!(
+        (
+            code,
+            body["has_subscription"].as_bool(),
+            body["credits_remaining"].as_i64()
+        ),
+        (200, Some(true), Some(1000))
+    );
 }
 
 // 3. Erasure and checkout cannot interleave into a paying ghost.

@@ -68,14 +68,14 @@ pub async fn sync_subscription<S: Profiles + ?Sized>(
     store.get_user(&user).await?.ok_or(ApiError::Internal)
 }
 
-/// The subscriptions to this service's price (`STRIPE_PRICE_ID`) among `listed`; each other one
-/// is logged and counted, and ignored.
+/// The subscriptions to this service's prices ([`StripeConfig::is_our_price`]: `STRIPE_PRICE_ID`,
+/// or a retired one) among `listed`; each other one is logged and counted, and ignored.
 pub fn ours(listed: Vec<Subscription>, config: &StripeConfig, user: &UserId) -> Vec<Subscription> {
     let (ours, foreign): (Vec<_>, Vec<_>) = listed.into_iter().partition(|subscription| {
         let items = &subscription.items.data;
         items
             .iter()
-            .any(|item| item.price.id.as_str() == config.price_id)
+            .any(|item| config.is_our_price(item.price.id.as_str()))
     });
     if !foreign.is_empty() {
         tracing::warn!(user = %user.hash(), ignored = foreign.len(), "subscriptions to a price this service does not sell; ignored");

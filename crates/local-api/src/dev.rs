@@ -149,10 +149,12 @@ impl LocalConfig {
     }
 
     /// Mints tokens accepted by `config`, when the secret was generated here and nothing real
-    /// is behind the API: the embedded store and the Stripe sandbox. With a real table or a
-    /// Stripe key, a minted token could erase or bill a real user.
+    /// is behind the API: the embedded store, the Stripe sandbox, no auth service's admin API.
+    /// With a real table, a Stripe key or `SUPABASE_URL`, a minted token could erase or bill a
+    /// real user, or delete their login.
     pub fn tokens(&self, config: &Config) -> Option<Tokens> {
-        if self.uses_dynamodb() || self.uses_stripe() {
+        let deletes_logins = (self.env)("SUPABASE_URL").is_some();
+        if self.uses_dynamodb() || self.uses_stripe() || deletes_logins {
             return None;
         }
         Some(Tokens {

@@ -35,7 +35,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let host = req.headers().get(http::header::HOST);
     let host = host.and_then(|h| h.to_str().ok()).unwrap_or_default();
-    if !peer.ip().is_loopback() || !is_loopback_host(host) {
+    if !peer.ip().to_canonical().is_loopback() || !is_loopback_host(host) {
         return invalid(
             StatusCode::FORBIDDEN,
             "LOCAL_ONLY",

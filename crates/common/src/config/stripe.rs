@@ -23,6 +23,9 @@ pub struct StripeConfig {
     pub secret_key: String,
     /// The subscription's price (`STRIPE_PRICE_ID`).
     pub price_id: String,
+    /// Prices no longer sold whose subscribers still count (`STRIPE_RETIRED_PRICE_IDS`,
+    /// comma-separated): a price can be replaced without dropping its subscribers.
+    pub retired_price_ids: Vec<String>,
     /// Credits granted for each paid period (`PLAN_CREDITS`).
     pub plan_credits: i64,
     /// Name shown as `current_plan` to subscribers (`PLAN_NAME`).
@@ -42,6 +45,14 @@ pub struct StripeConfig {
     /// The most time between two syncs of a user with a Stripe customer, after which
     /// reconciliation re-syncs it (`RECONCILE_MAX_AGE_HOURS`, in seconds here).
     pub max_sync_age_secs: i64,
+}
+
+impl StripeConfig {
+    /// Whether `price` is this service's: the one sold, or one retired whose subscribers still
+    /// count. A subscription to any other price entitles nothing.
+    pub fn is_our_price(&self, price: &str) -> bool {
+        price == self.price_id || self.retired_price_ids.iter().any(|p| p == price)
+    }
 }
 
 impl fmt::Debug for StripeConfig {
@@ -93,6 +104,16 @@ impl StripeConfig {
         Ok(StripeConfig {
             secret_key,
             price_id: vars.required("STRIPE_PRICE_ID")?,
+            retired_price_ids: vars
+                .get("STRIPE_RETIRED_PRICE_IDS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             plan_credits,
             plan_name: vars
                 .get("PLAN_NAME")

@@ -82,9 +82,10 @@ pub struct OpenCheckout {
 }
 
 impl OpenCheckout {
-    /// Whether it can still be paid at `now` with a minute to spare (Unix seconds).
+    /// Whether it can still be paid at `now` (Unix seconds) with time to fill it in: ten
+    /// minutes to spare.
     pub fn payable_at(&self, now: i64) -> bool {
-        self.expires_at > now + 60
+        self.expires_at > now + 600
     }
 }
 

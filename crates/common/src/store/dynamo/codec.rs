@@ -135,12 +135,13 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             optional_s("open_checkout_url")?,
             optional_n("open_checkout_expires")?,
         ) {
-            (Some(id), Some(url), Some(expires_at)) => Some(OpenCheckout {
+            (Some(id), url, expires_at) => Some(OpenCheckout {
                 id,
-                url,
-                expires_at,
+                // A session recorded by its id alone (an older record) is expired, never reused.
+                url: url.unwrap_or_default(),
+                expires_at: expires_at.unwrap_or(0),
             }),
-            _ => None,
+            (None, _, _) => None,
         },
         erasing_since: optional_n("erasing_since")?,
     })

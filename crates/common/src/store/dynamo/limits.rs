@@ -18,7 +18,29 @@ impl CallLimits for DynamoStore {
         window: i64,
         limit: i64,
     ) -> Result<bool, StoreError> {
-        const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(erasing_since)";
+        // Twice: a concurrent request may start the window between this one's two writes.
+        for _ in 0..2 {
+            if self.increment(user, window, limit).await? {
+                return Ok(true);
+            }
+            if self.start_window(user, window).await? {
+                return Ok(limit >= 1);
+            }
+        }
+        match self.get_user(user).await? {
+            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
+    }
+}
+
+/// Neither write touches a record being erased, nor makes one.
+const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(erasing_since)";
+
+impl DynamoStore {
+    /// Counts one more call in `window`, if it is the record's window and below `limit`.
+    async fn increment(&self, user: &UserId, window: i64, limit: i64) -> Result<bool, StoreError> {
         let counted = self
             .client
             .update_item()
@@ -33,9 +55,11 @@ impl CallLimits for DynamoStore {
             .expression_attribute_values(":limit", n(limit))
             .send()
             .await;
-        if conditional("UpdateItem", counted)? {
-            return Ok(true);
-        }
+        conditional("UpdateItem", counted)
+    }
+
+    /// Starts `window` with one call, if the record's window is older (or none).
+    async fn start_window(&self, user: &UserId, window: i64) -> Result<bool, StoreError> {
         let started = self
             .client
             .update_item()
@@ -49,13 +73,6 @@ impl CallLimits for DynamoStore {
             .expression_attribute_values(":window", n(window))
             .send()
             .await;
-        if conditional("UpdateItem", started)? {
-            return Ok(limit >= 1);
-        }
-        match self.get_user(user).await? {
-            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
-            Some(_) => Ok(false),
-            None => Err(StoreError::NoRecord),
-        }
+        conditional("UpdateItem", started)
     }
 }
