@@ -9,17 +9,7 @@ start_dynamodb_emulator() {
   "$venv_bin/python" scripts/dynamodb_emulator.py "$port" > target/moto.log 2>&1 &
   EMULATOR_PID=$!
   trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true' EXIT
-  "$venv_bin/python" - "$port" <<'PY'
-import socket, sys, time
-deadline = time.time() + 30
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit("the DynamoDB emulator did not start; see target/moto.log")
-PY
+  wait_for_port "$port" "the DynamoDB emulator did not start; see target/moto.log"
   export TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
   export TEST_TABLE_NAME="users-test"
   "$venv_bin/python" scripts/create_table.py template.yaml "$TEST_DYNAMODB_ENDPOINT" "$TEST_TABLE_NAME"
@@ -38,7 +28,13 @@ start_iam_proxy() {
   target/debug/iam-proxy "127.0.0.1:$port" "$emulator" "$TEST_TABLE_NAME" "$IAM_USAGE_FILE" > target/iam-proxy.log 2>&1 &
   IAM_PROXY_PID=$!
   trap 'kill "$IAM_PROXY_PID" "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true' EXIT
-  "$PWD/.venv/bin/python" - "$port" <<'PY'
+  wait_for_port "$port" "the IAM proxy did not start; see target/iam-proxy.log"
+  export TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+}
+
+# Waits up to 30 s for something to listen on loopback port $1; else fails with message $2.
+wait_for_port() {
+  "$PWD/.venv/bin/python" - "$1" "$2" <<'PY'
 import socket, sys, time
 deadline = time.time() + 30
 while time.time() < deadline:
@@ -47,7 +43,6 @@ while time.time() < deadline:
         sys.exit(0)
     except OSError:
         time.sleep(0.1)
-sys.exit("the IAM proxy did not start; see target/iam-proxy.log")
+sys.exit(sys.argv[2])
 PY
-  export TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 }

@@ -144,26 +144,7 @@ impl FaultProxy {
             .and_then(|v| v.rsplit('.').next())
             .unwrap_or("unknown")
             .to_owned();
-        let forward = || async {
-            let mut request = client.post(upstream).body(body.clone());
-            for (name, value) in &parts.headers {
-                if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-                    request = request.header(name, value);
-                }
-            }
-            let response = request.send().await.map_err(std::io::Error::other)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(std::io::Error::other)?;
-            let mut answer = http::Response::new(Full::new(bytes));
-            *answer.status_mut() = status;
-            for (name, value) in &headers {
-                if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
-                    answer.headers_mut().insert(name, value.clone());
-                }
-            }
-            Ok::<_, std::io::Error>(answer)
-        };
+        let forward = || forward(client, upstream, &parts.headers, body.clone());
         match self.fault_for(&operation) {
             None => forward().await,
             Some(Fault::Throttle) => Ok(aws_error(
@@ -184,6 +165,34 @@ impl FaultProxy {
             Some(Fault::TransactionConflict) => Ok(transaction_conflict(&body)),
         }
     }
+}
+
+/// Sends a DynamoDB request (its `headers` and `body`) on to `upstream` as it came, and returns
+/// the answer as it came: the proxies' way through.
+pub async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    headers: &http::HeaderMap,
+    body: Bytes,
+) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
+    let mut request = client.post(upstream).body(body);
+    for (name, value) in headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let response = request.send().await.map_err(std::io::Error::other)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(std::io::Error::other)?;
+    let mut answer = http::Response::new(Full::new(bytes));
+    *answer.status_mut() = status;
+    for (name, value) in &headers {
+        if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(answer)
 }
 
 /// DynamoDB's answer to a `TransactWriteItems` (`request`) that met another transaction on its

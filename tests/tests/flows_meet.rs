@@ -235,6 +235,16 @@ async fn concurrent_checkouts_leave_one_payable_session() {
     assert!(urls.contains(&open.url), "{urls:?}");
 }
 
+/// Subscription `id` of `customer` in `status`, created at `created`, its first invoice
+/// `in_<id>` paid (and expanded, as the sync lists it).
+fn subscription_paid_first(id: &str, customer: &str, created: i64, status: &str) -> Value {
+    let mut sub = stripe_stub::subscription(id, customer, status, created, 1_900_000_000);
+    let mut invoice = paid_invoice(&format!("in_{id}"), id, created, "subscription_create");
+    invoice["customer"] = json!(customer);
+    sub["latest_invoice"] = invoice;
+    sub
+}
+
 /// A second live subscription (opened through the dashboard, or a race): the sync keeps the
 /// older, refunds the newer's payment and cancels it, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,11 +253,7 @@ async fn a_second_live_subscription_is_refunded_and_canceled_once() {
     let app = app(store.clone(), Some(&stub.uri()));
     let (user, customer) = customer_of_new_user(&store).await;
     let with_invoice = |id: &str, created: i64, status: &str| {
-        let mut sub = stripe_stub::subscription(id, &customer, status, created, 1_900_000_000);
-        let mut invoice = paid_invoice(&format!("in_{id}"), id, created, "subscription_create");
-        invoice["customer"] = json!(customer);
-        sub["latest_invoice"] = invoice;
-        sub
+        subscription_paid_first(id, &customer, created, status)
     };
     stub.subscriptions(vec![
         with_invoice("sub_new", 1_700_000_500, "active"),
@@ -290,11 +296,7 @@ async fn a_second_live_subscription_is_refunded_and_canceled_once() {
     // An older one in dunning beside a newer paying one: the paying one is kept.
     let (user, customer) = customer_of_new_user(&store).await;
     let with_invoice = |id: &str, created: i64, status: &str| {
-        let mut sub = stripe_stub::subscription(id, &customer, status, created, 1_900_000_000);
-        let mut invoice = paid_invoice(&format!("in_{id}"), id, created, "subscription_create");
-        invoice["customer"] = json!(customer);
-        sub["latest_invoice"] = invoice;
-        sub
+        subscription_paid_first(id, &customer, created, status)
     };
     stub.subscriptions(vec![
         with_invoice("sub_paying", 1_700_000_500, "active"),

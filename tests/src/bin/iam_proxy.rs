@@ -16,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use integration_tests::iam::{self, Access, Policies};
+use integration_tests::storage_faults;
 
 struct Proxy {
     policies: Policies,
@@ -130,24 +131,7 @@ impl Proxy {
         headers: &http::HeaderMap,
         body: Bytes,
     ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
-        let mut request = self.client.post(&self.upstream).body(body);
-        for (name, value) in headers {
-            if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-                request = request.header(name, value);
-            }
-        }
-        let response = request.send().await.map_err(std::io::Error::other)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(std::io::Error::other)?;
-        let mut answer = http::Response::new(Full::new(bytes));
-        *answer.status_mut() = status;
-        for (name, value) in &headers {
-            if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
-                answer.headers_mut().insert(name, value.clone());
-            }
-        }
-        Ok(answer)
+        storage_faults::forward(&self.client, &self.upstream, headers, body).await
     }
 }
 

@@ -89,11 +89,7 @@ impl CustomerLinks for DynamoStore {
         if conditional("UpdateItem", result)? {
             return Ok(());
         }
-        match self.get_user(user).await? {
-            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
-            Some(_) => Ok(()),
-            None => Err(StoreError::NoRecord),
-        }
+        self.refused_unless_erasing(user).await.map(drop)
     }
 
     async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {

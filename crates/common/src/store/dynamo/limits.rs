@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::keys::{n, profile_key};
 use super::{DynamoStore, conditional};
 use crate::domain::UserId;
-use crate::store::{CallLimits, Profiles, StoreError};
+use crate::store::{CallLimits, StoreError};
 
 #[async_trait]
 impl CallLimits for DynamoStore {
@@ -27,11 +27,7 @@ impl CallLimits for DynamoStore {
                 return Ok(limit >= 1);
             }
         }
-        match self.get_user(user).await? {
-            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
-            Some(_) => Ok(false),
-            None => Err(StoreError::NoRecord),
-        }
+        self.refused_unless_erasing(user).await
     }
 }
 

@@ -25,6 +25,17 @@ impl DynamoStore {
             None => Err(StoreError::NoRecord),
         }
     }
+
+    /// After a write to the record of `user` that its condition refused, with the record's
+    /// erasure mark in that condition: `Erasing` once the erasure began, `NoRecord` without a
+    /// record, else `Ok(false)` (the rest of the condition failed; nothing written).
+    pub(super) async fn refused_unless_erasing(&self, user: &UserId) -> Result<bool, StoreError> {
+        match self.get_user(user).await? {
+            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
+            Some(_) => Ok(false),
+            None => Err(StoreError::NoRecord),
+        }
+    }
 }
 
 #[async_trait]
@@ -148,11 +159,7 @@ impl Profiles for DynamoStore {
         if conditional("UpdateItem", update.send().await)? {
             return Ok(true);
         }
-        match self.get_user(user).await? {
-            Some(record) if record.erasing_since.is_some() => Err(StoreError::Erasing),
-            Some(_) => Ok(false),
-            None => Err(StoreError::NoRecord),
-        }
+        self.refused_unless_erasing(user).await
     }
 
     async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
