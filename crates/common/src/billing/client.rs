@@ -8,26 +8,16 @@ use std::time::Duration;
 use backon::Retryable;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
-use stripe_billing::billing_portal_session::{
-    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
-    CreateBillingPortalSessionFlowDataType,
-};
+use stripe_billing::Subscription;
 use stripe_billing::invoice_payment::ListInvoicePayment;
 use stripe_billing::subscription::{CancelSubscription, ListSubscription, ListSubscriptionStatus};
-use stripe_billing::{InvoiceStatus, Subscription};
-use stripe_checkout::CheckoutSessionMode;
-use stripe_checkout::checkout_session::ExpireCheckoutSession;
-use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
-};
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned, SearchCustomer,
 };
 use stripe_core::refund::CreateRefund;
-use stripe_types::Expandable;
 
 use crate::config::{ConfigError, StripeConfig};
-use crate::domain::{OpenCheckout, UserId};
+use crate::domain::UserId;
 use crate::error::ApiError;
 
 /// Waits for a twin request holding the same idempotency key to finish (409
@@ -38,13 +28,10 @@ const IDEMPOTENCY_WAIT: Duration = Duration::from_millis(250);
 const MAX_SEARCH_PAGES: usize = 10;
 /// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
 const MAX_LIST_PAGES: usize = 10;
-/// How long a Checkout session stays payable (Stripe allows 30 minutes to 24 hours): a session
-/// the user walked away from cannot be paid hours later, beside another.
-pub const CHECKOUT_SESSION_TTL_SECS: i64 = 3600;
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
-    client: Client,
+    pub(super) client: Client,
     /// Validated Stripe settings.
     pub config: StripeConfig,
 }
@@ -128,21 +115,6 @@ impl Billing {
         })
     }
 
-    /// Expires the Checkout session `id`, so it can no longer be paid. One that is no longer
-    /// open (paid, expired: Stripe answers 400) or unknown (404) needs nothing.
-    pub async fn expire_checkout_session(&self, id: &str) -> Result<(), ApiError> {
-        let request = ExpireCheckoutSession::new(id);
-        let what = "expire checkout session";
-        match retrying(what, || request.customize().send(&self.client)).await {
-            Ok(_) => Ok(()),
-            Err(StripeError::Stripe(_, 400 | 404)) => {
-                tracing::info!(call = what, "checkout session no longer open");
-                Ok(())
-            }
-            Err(err) => Err(failed(what, &err)),
-        }
-    }
-
     /// Every subscription of `customer`, whatever its status, with its latest invoice expanded,
     /// following Stripe's pages (`has_more`, continued with `starting_after` the last id; at most
     /// 100 per page).
@@ -171,97 +143,6 @@ impl Billing {
             "Stripe kept answering has_more; giving up"
         );
         Err(ApiError::StripeFailed)
-    }
-
-    /// A Checkout session for the configured price, payable for [`CHECKOUT_SESSION_TTL_SECS`];
-    /// `None` when Stripe says `customer` does not exist (deleted, e.g. in the dashboard).
-    pub async fn create_checkout_session(
-        &self,
-        user: &UserId,
-        customer: &str,
-    ) -> Result<Option<OpenCheckout>, ApiError> {
-        let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
-        let expires_at = crate::unix_now() + CHECKOUT_SESSION_TTL_SECS;
-        let mut line_item = CreateCheckoutSessionLineItems::new();
-        line_item.price = Some(self.config.price_id.clone());
-        line_item.quantity = Some(1);
-        let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
-        subscription_data.metadata = Some(metadata.clone());
-        let request = CreateCheckoutSession::new()
-            .mode(CheckoutSessionMode::Subscription)
-            .customer(customer)
-            .line_items(vec![line_item])
-            .client_reference_id(user.as_str())
-            .metadata(metadata)
-            .subscription_data(subscription_data)
-            .success_url(&self.config.checkout_success_url)
-            .cancel_url(&self.config.checkout_cancel_url)
-            .expires_at(expires_at);
-        let what = "create checkout session";
-        match self.send_raw(what, &request, Some(new_key())).await {
-            Ok(session) => match session.url {
-                Some(url) => Ok(Some(OpenCheckout {
-                    id: session.id.to_string(),
-                    url,
-                    expires_at: session.expires_at,
-                })),
-                None => {
-                    tracing::error!("Stripe returned a checkout session without a URL");
-                    Err(ApiError::StripeFailed)
-                }
-            },
-            Err(err) if is_missing_customer(&err) => Ok(None),
-            Err(err) => Err(failed(what, &err)),
-        }
-    }
-
-    /// Where `customer` pays what Stripe is still collecting for a subscription that is live but
-    /// not entitled (past due, unpaid, incomplete, paused): the hosted page of its latest invoice
-    /// while that invoice is open (a new card pays it at once), else a portal session on its
-    /// payment-method update. `None` when Stripe says the customer no longer exists.
-    pub async fn payment_fix_url(&self, customer: &str) -> Result<Option<String>, ApiError> {
-        let subscriptions = self.list_subscriptions(customer).await?;
-        let open_invoice = subscriptions
-            .iter()
-            .filter(|s| super::status_of(s).awaits_payment())
-            .filter_map(|s| match &s.latest_invoice {
-                Some(Expandable::Object(invoice))
-                    if invoice.status == Some(InvoiceStatus::Open) =>
-                {
-                    invoice.hosted_invoice_url.clone()
-                }
-                _ => None,
-            })
-            .next();
-        match open_invoice {
-            Some(url) => Ok(Some(url)),
-            None => self.create_portal_session(customer, true).await,
-        }
-    }
-
-    /// A customer-portal session of `customer`; returns its URL, or `None` when Stripe says
-    /// `customer` does not exist (deleted, e.g. in the dashboard). With `fix_payment`, the
-    /// session opens straight on the portal's payment-method update (`flow_data`), where a user
-    /// whose payment failed puts in a card that works.
-    pub async fn create_portal_session(
-        &self,
-        customer: &str,
-        fix_payment: bool,
-    ) -> Result<Option<String>, ApiError> {
-        let mut request = CreateBillingPortalSession::new()
-            .customer(customer)
-            .return_url(&self.config.portal_return_url);
-        if fix_payment {
-            request = request.flow_data(CreateBillingPortalSessionFlowData::new(
-                CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
-            ));
-        }
-        let what = "create portal session";
-        match self.send_raw(what, &request, Some(new_key())).await {
-            Ok(session) => Ok(Some(session.url)),
-            Err(err) if is_missing_customer(&err) => Ok(None),
-            Err(err) => Err(failed(what, &err)),
-        }
     }
 
     /// Cancels subscription `id` immediately, without proration or a final invoice. One that is
@@ -320,7 +201,7 @@ impl Billing {
     }
 
     /// [`Billing::send`] for deletions: `Ok(None)` when the object does not exist (any more).
-    async fn send_unless_gone<R>(
+    pub(super) async fn send_unless_gone<R>(
         &self,
         what: &'static str,
         request: &R,
@@ -343,7 +224,7 @@ impl Billing {
     /// Sends `request`, retrying what Stripe documents as transient (429, 5xx, connection
     /// failures, timeouts) with exponential backoff. Every attempt of a create carries the
     /// same idempotency key, so a retry can never create twice.
-    async fn send<R>(
+    pub(super) async fn send<R>(
         &self,
         what: &'static str,
         request: &R,
@@ -360,7 +241,7 @@ impl Billing {
     }
 
     /// [`Billing::send`], leaving Stripe's final error to the caller.
-    async fn send_raw<R>(
+    pub(super) async fn send_raw<R>(
         &self,
         what: &'static str,
         request: &R,
@@ -400,7 +281,7 @@ impl Billing {
 
 /// Whether Stripe refused a request because its `customer` does not exist (any more): 400
 /// `resource_missing` on the `customer` parameter, as for a customer deleted in the dashboard.
-fn is_missing_customer(err: &StripeError) -> bool {
+pub(super) fn is_missing_customer(err: &StripeError) -> bool {
     matches!(err, StripeError::Stripe(api, 400)
         if api.code == Some(ApiErrorsCode::ResourceMissing)
             && api.param.as_deref() == Some("customer"))
@@ -416,7 +297,7 @@ fn is_idempotency_conflict(err: &StripeError) -> bool {
 /// Boxed: Stripe's objects nest so deeply (a session holds a customer holds a transfer...) that
 /// proving a caller's future `Send` through the unboxed request overflows the compiler's
 /// recursion limit; one allocation per call erases the type.
-fn retrying<'a, T, F, Fut>(
+pub(super) fn retrying<'a, T, F, Fut>(
     what: &'static str,
     attempt: F,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StripeError>> + Send + 'a>>
@@ -434,7 +315,7 @@ where
 }
 
 /// Logs a final Stripe failure and maps it to ours.
-fn failed(what: &'static str, err: &StripeError) -> ApiError {
+pub(super) fn failed(what: &'static str, err: &StripeError) -> ApiError {
     tracing::error!(call = what, error = %describe(err), "Stripe call failed");
     crate::metrics::count(crate::metrics::Metric::StripeFailures, 1);
     to_api_error(err)
@@ -476,6 +357,6 @@ fn idempotency_key(value: &str) -> IdempotencyKey {
     IdempotencyKey::new(value).expect("keys built here are short and non-empty")
 }
 
-fn new_key() -> IdempotencyKey {
+pub(super) fn new_key() -> IdempotencyKey {
     idempotency_key(&uuid::Uuid::new_v4().to_string())
 }
