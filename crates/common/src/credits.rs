@@ -26,8 +26,9 @@ pub struct Debit {
     pub remaining: i64,
 }
 
-/// Takes one message's price from `user`: a credit if subscribed (active or trialing), else a
-/// free message. `debit_id` names the message (e.g. the chat service's message id; 1 to 128
+/// Takes one message's price from `caller` (the `Caller` the authenticator returns; a bare
+/// `&UserId` counts as a signed-in, non-anonymous account): a credit if subscribed (active or
+/// trialing), else a free message. An account whose erasure began is refused (410). `debit_id` names the message (e.g. the chat service's message id; 1 to 128
 /// printable ASCII characters, else `ApiError::InvalidDebitId`, 400, never worth a retry):
 /// however often a debit with the same id is retried within a day, it is charged once, so a
 /// caller may retry a 503 safely; after its refund, the same id is charged anew (the message is
