@@ -81,9 +81,13 @@ pub async fn concurrent_first_sight_agrees_on_one_record(store: Arc<dyn Store>) 
     let calls = (0..20).map(|_| {
         let (store, user, rules) = (Arc::clone(&store), user.clone(), rules.clone());
         tokio::spawn(async move {
-            users::load_or_create(store.as_ref(), &user, &rules)
-                .await
-                .unwrap()
+            users::load_or_create(
+                store.as_ref(),
+                &common::domain::Caller::signed_in(&user),
+                &rules,
+            )
+            .await
+            .unwrap()
         })
     });
     let mut seen = Vec::new();
@@ -784,7 +788,12 @@ pub async fn tombstoned_users_are_not_recreated(store: Arc<dyn Store>) {
         stage: ErasureStage::LoginDeleted,
     };
     store.write_tombstone(&user, &tombstone).await.unwrap();
-    let result = users::load_or_create(store.as_ref(), &user, &Rules::default()).await;
+    let result = users::load_or_create(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &Rules::default(),
+    )
+    .await;
     assert_eq!(result, Err(common::ApiError::AccountDeleted));
     assert_eq!(store.get_user(&user).await.unwrap(), None);
 }

@@ -35,7 +35,13 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
             .map(|_| {
                 let (store, user) = (Arc::clone(&store), user.clone());
                 tokio::spawn(async move {
-                    debit_message(store.as_ref(), &user, &Rules::default(), &message_id()).await
+                    debit_message(
+                        store.as_ref(),
+                        &common::domain::Caller::signed_in(&user),
+                        &Rules::default(),
+                        &message_id(),
+                    )
+                    .await
                 })
             })
             .collect();
@@ -69,22 +75,37 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
     let store: Arc<dyn Store> = Arc::new(emulator::store().await);
     let rules = Rules::default();
     let trialing = user_with(&store, "trialing", 2, 5).await;
-    let debit = debit_message(store.as_ref(), &trialing, &rules, &message_id())
-        .await
-        .unwrap();
+    let debit = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&trialing),
+        &rules,
+        &message_id(),
+    )
+    .await
+    .unwrap();
     assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 1));
 
     let past_due = user_with(&store, "past_due", 50, 1).await;
-    let debit = debit_message(store.as_ref(), &past_due, &rules, &message_id())
-        .await
-        .unwrap();
+    let debit = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&past_due),
+        &rules,
+        &message_id(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (debit.paid_with, debit.remaining),
         (Balance::FreeMessages, 0)
     );
-    let err = debit_message(store.as_ref(), &past_due, &rules, &message_id())
-        .await
-        .unwrap_err();
+    let err = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&past_due),
+        &rules,
+        &message_id(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err, ApiError::InsufficientCredits);
     assert_eq!(err.status().as_u16(), 402);
     assert_eq!(err.code(), "INSUFFICIENT_CREDITS");
@@ -100,9 +121,14 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
     );
 
     let newcomer = UserId::parse(&tokens::new_user()).unwrap();
-    let debit = debit_message(store.as_ref(), &newcomer, &rules, &message_id())
-        .await
-        .unwrap();
+    let debit = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&newcomer),
+        &rules,
+        &message_id(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (debit.paid_with, debit.remaining),
         (Balance::FreeMessages, 9)
@@ -116,13 +142,23 @@ async fn a_retried_message_is_charged_once() {
     let user = user_with(&store, "active", 3, 10).await;
     let message = message_id();
     for _ in 0..3 {
-        let debit = debit_message(store.as_ref(), &user, &rules, &message)
-            .await
-            .unwrap();
-        assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 2));
-    }
-    let debit = debit_message(store.as_ref(), &user, &rules, &message_id())
+        let debit = debit_message(
+            store.as_ref(),
+            &common::domain::Caller::signed_in(&user),
+            &rules,
+            &message,
+        )
         .await
         .unwrap();
+        assert_eq!((debit.paid_with, debit.remaining), (Balance::Credits, 2));
+    }
+    let debit = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &rules,
+        &message_id(),
+    )
+    .await
+    .unwrap();
     assert_eq!(debit.remaining, 1, "another message is charged");
 }

@@ -533,22 +533,37 @@ async fn a_debit_after_its_refund_is_charged_again() {
     let rules = apps::config().rules;
     let user = UserId::parse(&tokens::new_user()).unwrap();
     let message = unique("msg");
-    let first = debit_message(store.as_ref(), &user, &rules, &message)
-        .await
-        .unwrap();
+    let first = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &rules,
+        &message,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         refund_message(store.as_ref(), &user, &message)
             .await
             .unwrap(),
         RefundOutcome::Refunded(first.paid_with)
     );
-    let retried = debit_message(store.as_ref(), &user, &rules, &message)
-        .await
-        .unwrap();
+    let retried = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &rules,
+        &message,
+    )
+    .await
+    .unwrap();
     assert_eq!(retried.remaining, first.remaining, "the retry is paid for");
-    let again = debit_message(store.as_ref(), &user, &rules, &message)
-        .await
-        .unwrap();
+    let again = debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &rules,
+        &message,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.remaining, first.remaining, "and only once");
 }
 
@@ -557,9 +572,14 @@ async fn a_bad_debit_id_is_a_distinct_error_and_changes_nothing() {
     let store = dynamo().await;
     let rules = apps::config().rules;
     let user = UserId::parse(&tokens::new_user()).unwrap();
-    debit_message(store.as_ref(), &user, &rules, "msg_first")
-        .await
-        .unwrap();
+    debit_message(
+        store.as_ref(),
+        &common::domain::Caller::signed_in(&user),
+        &rules,
+        "msg_first",
+    )
+    .await
+    .unwrap();
     let before = store.get_user(&user).await.unwrap();
     let items = emulator::items_of(user.as_str()).await.len();
     for bad in [
@@ -569,9 +589,14 @@ async fn a_bad_debit_id_is_a_distinct_error_and_changes_nothing() {
         "tab\there",
         &"k".repeat(2000),
     ] {
-        let err = debit_message(store.as_ref(), &user, &rules, bad)
-            .await
-            .unwrap_err();
+        let err = debit_message(
+            store.as_ref(),
+            &common::domain::Caller::signed_in(&user),
+            &rules,
+            bad,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err, common::ApiError::InvalidDebitId, "{bad:?}");
         assert_eq!(
             (err.status().as_u16(), err.code()),

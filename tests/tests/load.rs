@@ -106,7 +106,14 @@ async fn run_user(
             }
             Op::Debit => {
                 let message = format!("msg_{}_{n}", user.id.as_str());
-                match debit_message(store.as_ref(), &user.id, &rules, &message).await {
+                match debit_message(
+                    store.as_ref(),
+                    &common::domain::Caller::signed_in(&user.id),
+                    &rules,
+                    &message,
+                )
+                .await
+                {
                     Ok(_) => tally.debits_paid += 1,
                     Err(common::ApiError::InsufficientCredits) => tally.debits_refused += 1,
                     Err(other) => panic!("unexpected debit failure: {other:?}"),

@@ -251,9 +251,14 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
 
     // The debit lands, its reply is lost, and the SDK retries it.
     proxy.inject("TransactWriteItems", Fault::LoseReply, 1);
-    let debit = common::credits::debit_message(&store, &record.user_id, &rules, &message)
-        .await
-        .unwrap();
+    let debit = common::credits::debit_message(
+        &store,
+        &common::domain::Caller::signed_in(&record.user_id),
+        &rules,
+        &message,
+    )
+    .await
+    .unwrap();
     assert_eq!(debit.remaining, 849, "charged once");
     assert_eq!(
         proxy
@@ -268,14 +273,24 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
     // Every attempt's reply is lost: the caller gets a 503, and its own retry is not charged.
     proxy.inject("TransactWriteItems", Fault::LoseReply, usize::MAX);
     let second = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let err = common::credits::debit_message(&store, &record.user_id, &rules, &second)
-        .await
-        .unwrap_err();
+    let err = common::credits::debit_message(
+        &store,
+        &common::domain::Caller::signed_in(&record.user_id),
+        &rules,
+        &second,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.status().as_u16(), 503);
     proxy.heal();
-    let debit = common::credits::debit_message(&store, &record.user_id, &rules, &second)
-        .await
-        .unwrap();
+    let debit = common::credits::debit_message(
+        &store,
+        &common::domain::Caller::signed_in(&record.user_id),
+        &rules,
+        &second,
+    )
+    .await
+    .unwrap();
     assert_eq!(debit.remaining, 848, "two messages, two credits");
     let stored = table.get_user(&record.user_id).await.unwrap().unwrap();
     assert_eq!(stored.credits_remaining, 848);
@@ -298,7 +313,13 @@ async fn transaction_conflicts_are_retried_so_a_hundred_debits_against_ten_pay_t
             let (store, user) = (Arc::clone(&store), user.clone());
             tokio::spawn(async move {
                 let id = format!("msg_conflict_{i}");
-                debit_message(store.as_ref(), &user, &Rules::default(), &id).await
+                debit_message(
+                    store.as_ref(),
+                    &common::domain::Caller::signed_in(&user),
+                    &Rules::default(),
+                    &id,
+                )
+                .await
             })
         })
         .collect();

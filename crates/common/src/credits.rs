@@ -26,8 +26,8 @@ pub struct Debit {
     pub remaining: i64,
 }
 
-/// Takes one message's price from `caller` (the `Caller` the authenticator returns; a bare
-/// `&UserId` counts as a signed-in, non-anonymous account): a credit if subscribed (active or
+/// Takes one message's price from `caller` (the `Caller` the authenticator returns, which knows
+/// an anonymous sign-in): a credit if subscribed (active or
 /// trialing), else a free message. An account whose erasure began is refused (410). `debit_id` names the message (e.g. the chat service's message id; 1 to 128
 /// printable ASCII characters, else `ApiError::InvalidDebitId`, 400, never worth a retry):
 /// however often a debit with the same id is retried within a day, it is charged once, so a
@@ -36,18 +36,17 @@ pub struct Debit {
 /// left. A user seen for the first time gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
-    caller: impl Into<Caller>,
+    caller: &Caller,
     rules: &Rules,
     debit_id: &str,
 ) -> Result<Debit, ApiError>
 where
     S: Profiles + Ledger + Erasures + ?Sized,
 {
-    let caller = caller.into();
     let user = &caller.user;
     let debit_id = &DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
     for _ in 0..DEBIT_TRIES {
-        let record = users::load_or_create(store, &caller, rules).await?;
+        let record = users::load_or_create(store, caller, rules).await?;
         let balance = Balance::paying_for(&record.subscription_status);
         let available = record.balance(balance);
         let outcome = if available > 0 {

@@ -44,13 +44,12 @@ impl From<&UserRecord> for UserStatus {
 /// tombstone is only read when no record exists.
 pub async fn load_or_create<S>(
     store: &S,
-    caller: impl Into<Caller>,
+    caller: &Caller,
     rules: &Rules,
 ) -> Result<UserRecord, ApiError>
 where
     S: Profiles + Erasures + ?Sized,
 {
-    let caller = caller.into();
     let user = &caller.user;
     if let Some(record) = store.get_user(user).await? {
         if record.erasing_since.is_some() {
@@ -61,7 +60,7 @@ where
     if store.tombstone(user).await?.is_some() {
         return Err(ApiError::AccountDeleted);
     }
-    let free_messages = rules.free_messages_for(&caller);
+    let free_messages = rules.free_messages_for(caller);
     let fresh = UserRecord::new_free(user.clone(), free_messages, crate::unix_now());
     if store.create_user(&fresh).await? {
         tracing::info!(user = %user.hash(), "user record created");
