@@ -131,19 +131,7 @@ impl FaultProxy {
         upstream: &str,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
-        let (parts, body) = req.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        let operation = parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_owned();
+        let (parts, body, operation) = read(req).await?;
         let forward = || forward(client, upstream, &parts.headers, body.clone());
         match self.fault_for(&operation) {
             None => forward().await,
@@ -165,6 +153,27 @@ impl FaultProxy {
             Some(Fault::TransactionConflict) => Ok(transaction_conflict(&body)),
         }
     }
+}
+
+/// A DynamoDB request as the proxies read it: its head, its body, and the operation its
+/// `X-Amz-Target` names (`GetItem`, `TransactWriteItems`, ...; `unknown` without one).
+pub async fn read(
+    req: http::Request<Incoming>,
+) -> Result<(http::request::Parts, Bytes, String), std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit('.').next())
+        .unwrap_or("unknown")
+        .to_owned();
+    Ok((parts, body, operation))
 }
 
 /// Sends a DynamoDB request (its `headers` and `body`) on to `upstream` as it came, and returns

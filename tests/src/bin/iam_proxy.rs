@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -67,18 +67,11 @@ impl Proxy {
         &self,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
-        let (parts, body) = req.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let operation = header("x-amz-target")
-            .and_then(|v| v.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_owned();
-        let principal = header("authorization")
+        let (parts, body, operation) = storage_faults::read(req).await?;
+        let principal = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
             .and_then(iam::access_key_id)
             .unwrap_or_default()
             .to_owned();
