@@ -1,0 +1,291 @@
+//! Checkout and portal sessions: created, expired, paid and acted on from their pages.
+
+use serde_json::{Value, json};
+
+use super::{Checkout, PortalAction, Refusal, Stripe, metadata, new_id};
+use crate::objects::{self, collapsed, param};
+
+/// Longest a Checkout session stays payable (Stripe's default, and its maximum).
+const SESSION_LIFETIME_SECS: i64 = 24 * 3600;
+/// Shortest `expires_at` Stripe accepts, from the session's creation.
+const SESSION_MIN_LIFETIME_SECS: i64 = 30 * 60;
+
+impl Stripe {
+    pub(super) fn create_checkout(&mut self, params: &[(String, String)]) -> (u16, Value) {
+        let customer = match self.live_customer(params) {
+            Ok(customer) => customer,
+            Err(refusal) => return refusal,
+        };
+        if param(params, "mode") != Some("subscription") {
+            let message = "The sandbox sells subscriptions only: mode must be `subscription`.";
+            return (
+                400,
+                objects::error("invalid_request_error", None, Some("mode"), message),
+            );
+        }
+        let price = param(params, "line_items[0][price]").unwrap_or_default();
+        if price != self.plan.price_id {
+            return (
+                400,
+                objects::no_such("price", price, "line_items[0][price]"),
+            );
+        }
+        let Some(success_url) = param(params, "success_url") else {
+            let message = "Missing required param: success_url.";
+            let body = objects::error(
+                "invalid_request_error",
+                Some("parameter_missing"),
+                Some("success_url"),
+                message,
+            );
+            return (400, body);
+        };
+        let now = self.now();
+        let expires_at = match param(params, "expires_at").map(str::parse::<i64>) {
+            None => now + SESSION_LIFETIME_SECS,
+            Some(Ok(at))
+                if (now + SESSION_MIN_LIFETIME_SECS..=now + SESSION_LIFETIME_SECS)
+                    .contains(&at) =>
+            {
+                at
+            }
+            Some(_) => {
+                let message = "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.";
+                let body =
+                    objects::error("invalid_request_error", None, Some("expires_at"), message);
+                return (400, body);
+            }
+        };
+        let id = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
+        let mut session = crate::fixtures::fixture("checkout.session");
+        for (field, value) in [
+            ("id", json!(id)),
+            ("url", json!(format!("{}/checkout/{id}", self.pages_base))),
+            ("mode", json!("subscription")),
+            ("customer", json!(customer)),
+            (
+                "client_reference_id",
+                json!(param(params, "client_reference_id")),
+            ),
+            ("metadata", metadata(params, "metadata")),
+            ("success_url", json!(success_url)),
+            ("cancel_url", json!(param(params, "cancel_url"))),
+            ("status", json!("open")),
+            ("payment_status", json!("unpaid")),
+            ("created", json!(now)),
+            ("expires_at", json!(expires_at)),
+            ("amount_subtotal", json!(self.plan.unit_amount)),
+            ("amount_total", json!(self.plan.unit_amount)),
+            ("currency", json!(self.plan.currency)),
+            ("subscription", Value::Null),
+            ("invoice", Value::Null),
+        ] {
+            session[field] = value;
+        }
+        let subscription_metadata = metadata(params, "subscription_data[metadata]");
+        let checkout = Checkout {
+            session: session.clone(),
+            subscription_metadata,
+        };
+        self.checkouts.insert(id, checkout);
+        (200, session)
+    }
+
+    /// Only an open session can be expired (Stripe answers 400 for a paid or expired one).
+    pub(super) fn expire_checkout(&mut self, id: &str) -> (u16, Value) {
+        let now = self.now();
+        let Some(checkout) = self.checkouts.get_mut(id) else {
+            return (404, objects::no_such("checkout.session", id, "session"));
+        };
+        let session = &mut checkout.session;
+        let lapsed = session["expires_at"].as_i64().unwrap_or(0) <= now;
+        if session["status"] != "open" || lapsed {
+            let message = "Only Checkout Sessions with a status in [\"open\"] can be expired.";
+            return (
+                400,
+                objects::error("invalid_request_error", None, None, message),
+            );
+        }
+        session["status"] = json!("expired");
+        session["expires_at"] = json!(now);
+        session["url"] = Value::Null;
+        let expired = session.clone();
+        self.emit("checkout.session.expired", expired.clone());
+        (200, expired)
+    }
+
+    /// How many Checkout sessions of `customer` can still be paid.
+    pub fn payable_checkouts_of(&self, customer: &str) -> usize {
+        self.checkouts
+            .values()
+            .filter(|c| c.session["customer"] == customer)
+            .filter_map(|c| c.session["id"].as_str())
+            .filter(|id| self.checkout_status(id).as_deref() == Some("open"))
+            .count()
+    }
+
+    /// The status of Checkout session `id` (`open`, `complete` or `expired`), if it exists.
+    pub fn checkout_status(&self, id: &str) -> Option<String> {
+        let session = &self.checkouts.get(id)?.session;
+        let lapsed = session["expires_at"].as_i64().unwrap_or(0) <= self.now();
+        match session["status"].as_str() {
+            Some("open") if lapsed => Some("expired".to_owned()),
+            other => other.map(str::to_owned),
+        }
+    }
+
+    pub(super) fn create_portal(&mut self, params: &[(String, String)]) -> (u16, Value) {
+        let customer = match self.live_customer(params) {
+            Ok(customer) => customer,
+            Err(refusal) => return refusal,
+        };
+        let id = format!("bps_{}", uuid::Uuid::new_v4().simple());
+        let mut session = crate::fixtures::fixture("billing_portal.session");
+        session["id"] = json!(id);
+        session["url"] = json!(format!("{}/portal/{id}", self.pages_base));
+        session["customer"] = json!(customer);
+        session["return_url"] = json!(param(params, "return_url"));
+        session["created"] = json!(self.now());
+        session["livemode"] = json!(false);
+        session["flow"] = match param(params, "flow_data[type]") {
+            Some(flow) => json!({"type": flow, "after_completion": {"type": "portal_homepage"}}),
+            None => Value::Null,
+        };
+        self.portals.insert(id, session.clone());
+        (200, session)
+    }
+
+    /// The open Checkout session `id`, with its plan, for its page.
+    pub fn checkout(&self, id: &str) -> Result<Value, Refusal> {
+        let checkout = self
+            .checkouts
+            .get(id)
+            .ok_or_else(|| Refusal::NotFound(format!("No such Checkout session: {id}")))?;
+        let session = &checkout.session;
+        if session["status"] == "complete" {
+            return Err(Refusal::Conflict(
+                "This Checkout session is already paid.".into(),
+            ));
+        }
+        if session["expires_at"].as_i64().unwrap_or(0) <= self.now() {
+            return Err(Refusal::Conflict(
+                "This Checkout session has expired.".into(),
+            ));
+        }
+        Ok(session.clone())
+    }
+
+    /// Pays Checkout session `id`: creates the subscription and its paid first invoice, emits
+    /// `checkout.session.completed`, `customer.subscription.created` and `invoice.paid`
+    /// (`subscription_create`). Returns the success URL. Paying a paid, expired or unknown
+    /// session changes nothing.
+    pub fn pay(&mut self, id: &str) -> Result<String, Refusal> {
+        let session = self.checkout(id)?;
+        let customer = session["customer"].as_str().unwrap_or_default().to_owned();
+        if self
+            .customers
+            .get(&customer)
+            .is_none_or(objects::is_deleted)
+        {
+            return Err(Refusal::Conflict(
+                "This session's customer was deleted.".into(),
+            ));
+        }
+        let now = self.now();
+        let sub_id = new_id("sub");
+        let plan = self.plan.clone();
+        let mut sub = objects::subscription(
+            &sub_id,
+            &customer,
+            &plan.price_id,
+            "active",
+            now,
+            now + plan.period_secs,
+        );
+        sub["metadata"] = self.checkouts[id].subscription_metadata.clone();
+        sub["currency"] = json!(plan.currency);
+        let invoice = self.paid_invoice(&sub, now, "subscription_create");
+        sub["latest_invoice"] = invoice.clone();
+        let checkout = self.checkouts.get_mut(id).expect("checked above");
+        let session = &mut checkout.session;
+        session["status"] = json!("complete");
+        session["payment_status"] = json!("paid");
+        session["subscription"] = json!(sub_id);
+        session["invoice"] = invoice["id"].clone();
+        let session = session.clone();
+        self.subscriptions.insert(0, sub.clone());
+        self.emit("checkout.session.completed", session.clone());
+        self.emit("customer.subscription.created", collapsed(&sub));
+        self.emit("invoice.paid", invoice);
+        Ok(session["success_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Where Cancel on Checkout session `id` leads: its cancel URL (the session stays open).
+    pub fn cancel_checkout(&self, id: &str) -> Result<Option<String>, Refusal> {
+        let session = self.checkout(id)?;
+        Ok(session["cancel_url"].as_str().map(str::to_owned))
+    }
+
+    /// Portal session `id`, with the subscription it manages (if any), for its page.
+    pub fn portal(&self, id: &str) -> Result<(Value, Option<Value>), Refusal> {
+        let session = self
+            .portals
+            .get(id)
+            .ok_or_else(|| Refusal::NotFound(format!("No such portal session: {id}")))?;
+        let customer = &session["customer"];
+        let managed = self
+            .subscriptions
+            .iter()
+            .find(|s| &s["customer"] == customer && s["status"] != "canceled")
+            .cloned();
+        Ok((session.clone(), managed))
+    }
+
+    /// Carries out `action` on the subscription portal session `id` manages.
+    pub fn portal_action(&mut self, id: &str, action: PortalAction) -> Result<(), Refusal> {
+        let (_, managed) = self.portal(id)?;
+        let managed = managed
+            .ok_or_else(|| Refusal::Conflict("There is no subscription to manage.".into()))?;
+        let sub_id = managed["id"].as_str().unwrap_or_default().to_owned();
+        let period_end = managed["items"]["data"][0]["current_period_end"]
+            .as_i64()
+            .unwrap_or(0);
+        match action {
+            PortalAction::CancelNow => {
+                self.end_subscription(&sub_id);
+            }
+            PortalAction::CancelAtPeriodEnd => {
+                let sub = self.subscription_mut(&sub_id).expect("managed");
+                sub["cancel_at_period_end"] = json!(true);
+                sub["cancel_at"] = json!(period_end);
+                let updated = collapsed(sub);
+                self.emit_updated(
+                    updated,
+                    json!({"cancel_at_period_end": false, "cancel_at": null}),
+                );
+            }
+            PortalAction::Renew => {
+                self.clock_offset += (period_end - self.now()).max(0);
+                if managed["cancel_at_period_end"] == json!(true) {
+                    self.end_subscription(&sub_id);
+                    return Ok(());
+                }
+                let next_end = period_end + self.plan.period_secs;
+                let invoice = self.paid_invoice(&managed, period_end, "subscription_cycle");
+                let sub = self.subscription_mut(&sub_id).expect("managed");
+                let item = &mut sub["items"]["data"][0];
+                item["current_period_start"] = json!(period_end);
+                item["current_period_end"] = json!(next_end);
+                sub["latest_invoice"] = invoice.clone();
+                let updated = collapsed(sub);
+                let previous = json!({"items": managed["items"], "latest_invoice": managed["latest_invoice"]["id"]});
+                self.emit_updated(updated, previous);
+                self.emit("invoice.paid", invoice);
+            }
+        }
+        Ok(())
+    }
+}

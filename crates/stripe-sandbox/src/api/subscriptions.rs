@@ -1,0 +1,140 @@
+//! Subscriptions with their invoices, and the payments and refunds of those invoices.
+
+use serde_json::{Value, json};
+
+use super::{Stripe, new_id};
+use crate::objects::{self, collapsed, param};
+
+/// Stripe's largest list page.
+const MAX_PAGE: usize = 100;
+
+impl Stripe {
+    /// `GET /v1/invoice_payments?invoice=in_X`: the sandbox holds every invoice it is asked about
+    /// as paid in full by one payment intent of its own, `pi_for_in_X` (since API version
+    /// 2025-03-31 an invoice names no payment itself).
+    pub(super) fn invoice_payments(&self, params: &[(String, String)]) -> Value {
+        let invoice = param(params, "invoice").unwrap_or_default();
+        let mut payment = crate::fixtures::fixture("invoice_payment");
+        payment["id"] = json!(format!("inpay_for_{invoice}"));
+        payment["invoice"] = json!(invoice);
+        payment["status"] = json!("paid");
+        payment["amount_paid"] = json!(self.plan.unit_amount);
+        payment["amount_requested"] = json!(self.plan.unit_amount);
+        payment["payment"] = json!({"type": "payment_intent",
+            "payment_intent": objects::payment_intent_of(invoice)});
+        let data = if invoice.is_empty() {
+            vec![]
+        } else {
+            vec![payment]
+        };
+        json!({"object": "list", "data": data, "has_more": false, "url": "/v1/invoice_payments"})
+    }
+
+    /// `POST /v1/refunds` of a payment intent, in full; a second refund of it is refused with
+    /// 400 `charge_already_refunded`, as Stripe refuses it.
+    pub(super) fn create_refund(&mut self, params: &[(String, String)]) -> (u16, Value) {
+        let Some(intent) = param(params, "payment_intent").map(str::to_owned) else {
+            let message = "Must provide either `payment_intent` or `charge`.";
+            return (
+                400,
+                objects::error(
+                    "invalid_request_error",
+                    Some("parameter_missing"),
+                    None,
+                    message,
+                ),
+            );
+        };
+        if self.refunds.contains_key(&intent) {
+            let message = format!("Charge for payment intent {intent} has already been refunded.");
+            return (
+                400,
+                objects::error(
+                    "invalid_request_error",
+                    Some("charge_already_refunded"),
+                    None,
+                    &message,
+                ),
+            );
+        }
+        let mut refund = crate::fixtures::fixture("refund");
+        refund["id"] = json!(new_id("re"));
+        refund["payment_intent"] = json!(intent);
+        refund["amount"] = json!(self.plan.unit_amount);
+        refund["status"] = json!("succeeded");
+        refund["created"] = json!(self.now());
+        self.refunds.insert(intent, refund.clone());
+        (200, refund)
+    }
+
+    /// The refund of payment intent `intent`, if one was made.
+    pub fn refund_of(&self, intent: &str) -> Option<&Value> {
+        self.refunds.get(intent)
+    }
+
+    /// `status` defaults to every status but `canceled`, as at Stripe; `all` lists every one.
+    pub(super) fn list_subscriptions(&self, params: &[(String, String)]) -> Value {
+        let customer = param(params, "customer");
+        let status = param(params, "status");
+        let matching: Vec<Value> = self
+            .subscriptions
+            .iter()
+            .filter(|s| customer.is_none_or(|c| s["customer"] == c))
+            .filter(|s| match status {
+                Some("all") => true,
+                Some(wanted) => s["status"] == wanted,
+                None => s["status"] != "canceled",
+            })
+            .cloned()
+            .collect();
+        let page = objects::page_of(&matching, params, MAX_PAGE, "/v1/subscriptions");
+        objects::expanded(page, params)
+    }
+
+    pub(super) fn subscription(&self, id: &str) -> Option<&Value> {
+        self.subscriptions.iter().find(|s| s["id"] == id)
+    }
+
+    pub(super) fn subscription_mut(&mut self, id: &str) -> Option<&mut Value> {
+        self.subscriptions.iter_mut().find(|s| s["id"] == id)
+    }
+
+    /// A canceled subscription is gone for this call: Stripe answers 404 `resource_missing`.
+    pub(super) fn cancel_subscription(&mut self, id: &str) -> (u16, Value) {
+        match self.subscription(id) {
+            Some(sub) if sub["status"] != "canceled" => {}
+            _ => return (404, objects::no_such("subscription", id, "id")),
+        }
+        let ended = self.end_subscription(id);
+        (200, collapsed(&ended))
+    }
+
+    /// Ends subscription `id` now and emits `customer.subscription.deleted`.
+    pub(super) fn end_subscription(&mut self, id: &str) -> Value {
+        let now = self.now();
+        let Some(sub) = self.subscription_mut(id) else {
+            return Value::Null;
+        };
+        sub["status"] = json!("canceled");
+        sub["canceled_at"] = json!(now);
+        sub["ended_at"] = json!(now);
+        let ended = sub.clone();
+        self.emit("customer.subscription.deleted", collapsed(&ended));
+        ended
+    }
+
+    pub(super) fn paid_invoice(&self, sub: &Value, created: i64, reason: &str) -> Value {
+        let sub_id = sub["id"].as_str().unwrap_or_default();
+        let mut invoice = objects::paid_invoice(&new_id("in"), sub_id, created, reason);
+        invoice["customer"] = sub["customer"].clone();
+        invoice["currency"] = json!(self.plan.currency);
+        for field in ["amount_due", "amount_paid", "subtotal", "total"] {
+            invoice[field] = json!(self.plan.unit_amount);
+        }
+        invoice["amount_remaining"] = json!(0);
+        invoice["period_start"] = json!(created);
+        invoice["period_end"] = json!(created + self.plan.period_secs);
+        invoice["parent"]["subscription_details"]["metadata"] = sub["metadata"].clone();
+        invoice
+    }
+}
