@@ -3,8 +3,8 @@
 //! sessions, subscriptions with their invoices, and the events each change emits. Requests and
 //! answers are plain values, so the sandbox's HTTP server and the test suite's stub serve the
 //! same behaviour. This module holds the account, the dispatch of a request and the events; one
-//! submodule per resource holds its calls: [`customers`], [`sessions`] (Checkout and portal),
-//! [`subscriptions`] (with their invoices, payments and refunds).
+//! submodule per resource holds its calls: `customers`, `sessions` (Checkout and portal),
+//! `subscriptions` (with their invoices, payments and refunds).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
