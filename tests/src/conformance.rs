@@ -7,7 +7,8 @@ use std::sync::Arc;
 use common::config::Rules;
 use common::domain::{
     Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS,
-    ErasureStage, EventClaim, EventOutcome, OpenCheckout, ReconcileCursor, RefundOutcome,
+    ErasureStage, EventClaim, EventOutcome, OpenCheckout, PostOutcome, ReconcileCursor,
+    RefundOutcome,
     SubscriptionStatus, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{Store, StoreError};
@@ -261,8 +262,7 @@ fn grant(invoice: &str, created: i64) -> CreditGrant {
 pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 3).await;
     assert!(
-        store
-            .grant_credits(&user, &grant("in_2", 200))
+        grant_credits(store.as_ref(), &user, &grant("in_2", 200))
             .await
             .unwrap()
     );
@@ -286,15 +286,13 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
     .await
     .unwrap();
     assert!(
-        !store
-            .grant_credits(&user, &grant("in_2", 200))
+        !grant_credits(store.as_ref(), &user, &grant("in_2", 200))
             .await
             .unwrap(),
         "same invoice"
     );
     assert!(
-        !store
-            .grant_credits(&user, &grant("in_1", 100))
+        !grant_credits(store.as_ref(), &user, &grant("in_1", 100))
             .await
             .unwrap(),
         "older invoice"
@@ -309,8 +307,7 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
         999
     );
     assert!(
-        store
-            .grant_credits(&user, &grant("in_3", 300))
+        grant_credits(store.as_ref(), &user, &grant("in_3", 300))
             .await
             .unwrap(),
         "next period"
@@ -321,8 +318,7 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
 
     let lapsed = subscribed_user(&store, "canceled", 0).await;
     assert!(
-        !store
-            .grant_credits(&lapsed, &grant("in_9", 900))
+        !grant_credits(store.as_ref(), &lapsed, &grant("in_9", 900))
             .await
             .unwrap()
     );
@@ -336,7 +332,7 @@ pub async fn credits_are_granted_once_per_invoice_and_never_backwards(store: Arc
         0
     );
     assert_eq!(
-        store.grant_credits(&new_user(), &grant("in_9", 900)).await,
+        grant_credits(store.as_ref(), &new_user(), &grant("in_9", 900)).await,
         Err(StoreError::NoRecord)
     );
 }
@@ -883,8 +879,7 @@ pub async fn a_refund_gives_back_only_within_the_debit_s_period(store: Arc<dyn S
         assert_eq!(charged.await.unwrap(), DebitOutcome::Charged);
     }
     assert!(
-        store
-            .grant_credits(&user, &grant("in_next", 2_000))
+        grant_credits(store.as_ref(), &user, &grant("in_next", 2_000))
             .await
             .unwrap()
     );
@@ -943,6 +938,7 @@ pub async fn a_debit_of_a_past_period_is_refused(store: Arc<dyn Store>) {
         balance: Balance::Credits,
         status_seen: &status,
         period: 1_234,
+        before: 5,
         at: 1_000,
     };
     assert_eq!(
@@ -1054,19 +1050,40 @@ pub async fn debit(
     at: i64,
 ) -> Result<DebitOutcome, StoreError> {
     let status_seen = SubscriptionStatus::parse(status);
-    // The period the caller read, as the debit primitive reads it.
-    let period = match store.get_user(user).await? {
-        Some(record) => record.last_grant_created,
-        None => 0,
+    // The period and the balance the caller read, as the debit primitive reads them.
+    let (period, before) = match store.get_user(user).await? {
+        Some(record) => (record.last_grant_created, record.balance(balance)),
+        None => (0, 1),
     };
     let charge = Charge {
         debit_id,
         balance,
         status_seen: &status_seen,
         period,
+        before,
         at,
     };
     store.debit(user, &charge).await
+}
+
+/// The grant of `grant` to `user`, as the sync decides and posts it: `Ok(false)` when nothing
+/// is owed or it was posted before.
+pub async fn grant_credits(
+    store: &dyn Store,
+    user: &UserId,
+    grant: &CreditGrant,
+) -> Result<bool, StoreError> {
+    loop {
+        let record = store.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+        let Ok(posting) = record.period_grant(grant) else {
+            return Ok(false);
+        };
+        match store.post(user, &posting).await? {
+            PostOutcome::Posted => return Ok(true),
+            PostOutcome::AlreadyPosted => return Ok(false),
+            PostOutcome::Moved => {}
+        }
+    }
 }
 
 fn debit_id() -> DebitId {

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::domain::{
-    Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
-    OpenCheckout, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
+    OpenCheckout, PostOutcome, Posting, ReconcileCursor, RefundOutcome, SubscriptionView,
+    Tombstone, UserId, UserRecord,
 };
 use common::store::{
     CallLimits, CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError,
@@ -154,10 +155,6 @@ impl Profiles for FaultyStore {
         let call = self.inner.set_open_checkout(user, previous, session);
         self.run("set_open_checkout", call).await
     }
-    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
-        self.run("grant_credits", self.inner.grant_credits(user, grant))
-            .await
-    }
 }
 
 #[async_trait]
@@ -187,6 +184,18 @@ impl Ledger for FaultyStore {
     }
     async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError> {
         self.run("refund", self.inner.refund(user, debit_id)).await
+    }
+    async fn post(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError> {
+        self.run("post", self.inner.post(user, posting)).await
+    }
+    async fn entries(
+        &self,
+        user: &UserId,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        self.run("entries", self.inner.entries(user, after, limit))
+            .await
     }
 }
 

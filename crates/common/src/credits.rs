@@ -1,21 +1,27 @@
 //! The credit rules (see `docs/api.md`, "Credits"): paid periods grant `PLAN_CREDITS` once per
 //! invoice; subscribers pay a message with a credit, everyone else with a free message; nothing
-//! goes below zero and nothing is spent twice.
+//! goes below zero and nothing is spent twice. Every change is written with its ledger entry
+//! ([`crate::domain::entries`]), decided on a read and applied only if the read still stands:
+//! a change that meets another is decided again on a fresh read.
 //!
 //! [`debit_message`] is the primitive the chat service calls (from its own Lambda, linking this
 //! crate, with the same table): see the README, "Debiting a message".
 
 use crate::config::Rules;
 use crate::domain::{
-    Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome, PaidInvoice, RefundOutcome, UserId,
+    Adjustment, AdjustmentRefusal, Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome,
+    GrantRefusal, PaidInvoice, PostOutcome, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::store::{Erasures, Ledger, Profiles};
 use crate::users;
 
-/// Reads-and-retries of a debit whose status changed under it, before giving up with a 503.
-const DEBIT_TRIES: usize = 3;
+/// Reads-and-retries of a debit whose balance, status or period changed under it (another
+/// debit of the same user, a grant), before giving up with a 503.
+const DEBIT_TRIES: usize = 8;
+/// Reads-and-retries of a grant or an adjustment whose record moved under it.
+const POST_TRIES: usize = 5;
 
 /// A successful debit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,7 @@ where
                 balance,
                 status_seen: &record.subscription_status,
                 period: record.last_grant_created,
+                before: available,
                 at: crate::unix_now(),
             };
             store.debit(user, &charge).await?
@@ -79,7 +86,7 @@ where
                 metrics::count(Metric::InsufficientCredits, 1);
                 return Err(ApiError::InsufficientCredits);
             }
-            // The balance reached 0, or the status or the period changed meanwhile: look again.
+            // The balance, the status or the period changed meanwhile: look again.
             DebitOutcome::Refused => {}
         }
     }
@@ -116,14 +123,16 @@ pub enum GrantOutcome {
     NothingOwed,
 }
 
-/// Starts the period paid by `invoice`: credits set to `credits`, once per invoice, only while
-/// subscribed, and only for an invoice that starts a period ([`PaidInvoice::starts_a_period`]).
-/// A grant the store refuses although it is owed while the subscription may still become active
-/// (`incomplete`: Stripe's `invoice.paid` overtook the activation) is an error,
-/// `ApiError::SubscriptionNotActive`, so that a webhook fails and Stripe's redelivery retries
-/// it: a paid period is never dropped silently. In any other status (ended, past due, ...) no
-/// redelivery can change the answer: nothing is owed, and the event is acknowledged.
-pub async fn grant_for_invoice<S: Profiles + ?Sized>(
+/// Starts the period paid by `invoice`: credits set to `credits` (what was left expires, as
+/// its `period_grant` entry says), once per invoice, only while subscribed, and only for an
+/// invoice that starts a period ([`PaidInvoice::starts_a_period`]); the rule is
+/// [`crate::domain::UserRecord::period_grant`]. A grant refused although it is owed while the
+/// subscription may still become active (`incomplete`: Stripe's `invoice.paid` overtook the
+/// activation) is an error, `ApiError::SubscriptionNotActive`, so that a webhook fails and
+/// Stripe's redelivery retries it: a paid period is never dropped silently. In any other status
+/// (ended, past due, ...) no redelivery can change the answer: nothing is owed, and the event is
+/// acknowledged.
+pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
     store: &S,
     user: &UserId,
     invoice: &PaidInvoice,
@@ -139,24 +148,97 @@ pub async fn grant_for_invoice<S: Profiles + ?Sized>(
         invoice_created: invoice.created,
         credits,
     };
-    if store.grant_credits(user, &grant).await? {
-        tracing::info!(user = %user.hash(), invoice = %invoice.id, "paid period credits granted");
-        metrics::count(Metric::Grants, 1);
-        return Ok(GrantOutcome::Granted);
+    for _ in 0..POST_TRIES {
+        let record = store
+            .get_user(user)
+            .await?
+            .ok_or(ApiError::StorageUnavailable)?;
+        let posting = match record.period_grant(&grant) {
+            Ok(posting) => posting,
+            Err(GrantRefusal::AlreadyGranted | GrantRefusal::Superseded) => {
+                return Ok(GrantOutcome::NothingOwed);
+            }
+            Err(GrantRefusal::NotEntitled) if !record.subscription_status.may_become_entitled() => {
+                tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid invoice of a subscription that is not active and will not become so; no grant");
+                metrics::count(Metric::UnentitledPaidInvoices, 1);
+                return Ok(GrantOutcome::NothingOwed);
+            }
+            Err(GrantRefusal::NotEntitled) => {
+                tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid period owed but the subscription is not active yet");
+                return Err(ApiError::SubscriptionNotActive);
+            }
+        };
+        match store.post(user, &posting).await? {
+            PostOutcome::Posted => {
+                tracing::info!(user = %user.hash(), invoice = %invoice.id, expired = posting.seen.before, "paid period credits granted");
+                metrics::count(Metric::Grants, 1);
+                return Ok(GrantOutcome::Granted);
+            }
+            PostOutcome::AlreadyPosted => return Ok(GrantOutcome::NothingOwed),
+            PostOutcome::Moved => {}
+        }
     }
-    let record = store
-        .get_user(user)
-        .await?
-        .ok_or(ApiError::StorageUnavailable)?;
-    if record.granted_invoices.contains(&invoice.id) || record.last_grant_created > invoice.created
-    {
-        return Ok(GrantOutcome::NothingOwed);
+    tracing::warn!(user = %user.hash(), "grant kept racing other changes");
+    Err(ApiError::StorageUnavailable)
+}
+
+/// What [`adjust`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdjustOutcome {
+    /// Applied now; the balance is now this.
+    Adjusted(i64),
+    /// An adjustment with this id was applied before: nothing was done now.
+    AlreadyApplied,
+}
+
+/// Why [`adjust`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustError {
+    /// The rule refused it ([`crate::domain::UserRecord::adjustment`]).
+    #[error(transparent)]
+    Refused(#[from] AdjustmentRefusal),
+    /// The user has no record (never seen, or erased).
+    #[error("no such user")]
+    NoUser,
+    /// Storage failed, or the record kept moving: nothing was written; retry with the same id.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[from] crate::store::StoreError),
+}
+
+/// An operator's grant (`amount > 0`) or removal of `amount` from `balance` of `user`, with an
+/// `adjustment` entry that names `operator` and `reason`: never below zero, at most once per
+/// `id` (the operator tool's: a retry with the same id changes nothing).
+pub async fn adjust<S: Profiles + Ledger + ?Sized>(
+    store: &S,
+    user: &UserId,
+    balance: Balance,
+    amount: i64,
+    reason: &str,
+    operator: &str,
+    id: &str,
+) -> Result<AdjustOutcome, AdjustError> {
+    use crate::store::StoreError;
+    let adjustment = Adjustment {
+        id,
+        balance,
+        amount,
+        reason,
+        operator,
+        at: crate::unix_now(),
+    };
+    for _ in 0..POST_TRIES {
+        let record = store.get_user(user).await?.ok_or(AdjustError::NoUser)?;
+        let posting = record.adjustment(&adjustment)?;
+        match store.post(user, &posting).await {
+            Ok(PostOutcome::Posted) => {
+                tracing::info!(user = %user.hash(), operator, amount, balance = balance.as_str(), "credits adjusted");
+                return Ok(AdjustOutcome::Adjusted(posting.entry.balance_after));
+            }
+            Ok(PostOutcome::AlreadyPosted) => return Ok(AdjustOutcome::AlreadyApplied),
+            Ok(PostOutcome::Moved) => {}
+            Err(StoreError::NoRecord | StoreError::Erasing) => return Err(AdjustError::NoUser),
+            Err(err) => return Err(err.into()),
+        }
     }
-    if !record.subscription_status.may_become_entitled() {
-        tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid invoice of a subscription that is not active and will not become so; no grant");
-        metrics::count(Metric::UnentitledPaidInvoices, 1);
-        return Ok(GrantOutcome::NothingOwed);
-    }
-    tracing::warn!(user = %user.hash(), invoice = %invoice.id, status = %record.subscription_status, "paid period owed but the subscription is not active yet");
-    Err(ApiError::SubscriptionNotActive)
+    Err(StoreError::Unavailable("the record kept moving".into()).into())
 }

@@ -60,6 +60,13 @@ pub enum ApiError {
     /// printable ASCII (400 `INVALID_DEBIT_ID`): a caller's bug, never worth a retry.
     #[error("The message's debit id must be 1 to 128 printable ASCII characters.")]
     InvalidDebitId,
+    /// A history page's `limit` is not a whole number from 1 to 100 (400 `INVALID_LIMIT`).
+    #[error("The limit must be a whole number from 1 to 100.")]
+    InvalidLimit,
+    /// A history page's `cursor` was not given by this endpoint to this account, or was altered
+    /// (400 `INVALID_CURSOR`).
+    #[error("The cursor is not valid: use the next_cursor of the previous page, unchanged.")]
+    InvalidCursor,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(
         "No credits or free messages left. Please subscribe or wait for your next billing period."
@@ -142,9 +149,11 @@ impl ApiError {
             | ApiError::EventInProgress
             | ApiError::SubscriptionNotActive => StatusCode::CONFLICT,
             ApiError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
-            ApiError::InvalidSignature | ApiError::InvalidPayload | ApiError::InvalidDebitId => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidSignature
+            | ApiError::InvalidPayload
+            | ApiError::InvalidDebitId
+            | ApiError::InvalidLimit
+            | ApiError::InvalidCursor => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::AccountDeleted => StatusCode::GONE,
             ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
@@ -167,6 +176,8 @@ impl ApiError {
             ApiError::AlreadySubscribed => "ALREADY_SUBSCRIBED",
             ApiError::InsufficientCredits => "INSUFFICIENT_CREDITS",
             ApiError::InvalidDebitId => "INVALID_DEBIT_ID",
+            ApiError::InvalidLimit => "INVALID_LIMIT",
+            ApiError::InvalidCursor => "INVALID_CURSOR",
             ApiError::InvalidSignature => "INVALID_SIGNATURE",
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",

@@ -16,7 +16,8 @@
 //! | | [`login`] | the login at the hosted auth service: its deletion through the admin API |
 //! | | [`webhook`] | Stripe webhook signature and event envelope |
 //! | rules | [`users`] | the status view, first-sight record creation |
-//! | | [`credits`] | the credit rules: grants per paid invoice, the atomic debit and its refund |
+//! | | [`credits`] | the credit rules: grants per paid invoice, the atomic debit and its refund, adjustments |
+//! | | [`history`] | the credit history a user sees: entries newest first, page by page |
 //! | | [`limits`] | limits per caller: each user's Stripe calls per window |
 //! | | [`sync`] | the subscription sync: Stripe's state into the record, and the period owed |
 //! | | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
@@ -33,6 +34,7 @@ pub mod credits;
 pub mod domain;
 pub mod endpoint;
 pub mod erasure;
+pub mod history;
 pub mod error;
 pub mod https;
 pub mod limits;

@@ -23,12 +23,12 @@ use crate::domain::reconcile::next_check;
 use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
-use crate::store::{CustomerLinks, Profiles};
+use crate::store::{CustomerLinks, Ledger, Profiles};
 
 /// Pulls the subscriptions of the customer of `record` from Stripe, writes the one that matters,
 /// and grants its latest paid period if owed. Returns the record as it now stands. A user
 /// without a customer keeps the free status.
-pub async fn sync_subscription<S: Profiles + ?Sized>(
+pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     billing: &Billing,
     store: &S,
     record: UserRecord,
@@ -148,7 +148,7 @@ pub async fn sync_customer<S>(
     customer: &str,
 ) -> Result<Option<UserRecord>, ApiError>
 where
-    S: Profiles + CustomerLinks + ?Sized,
+    S: Profiles + CustomerLinks + Ledger + ?Sized,
 {
     let Some(user) = store.user_for_customer(customer).await? else {
         tracing::info!("event for an unknown customer; ignored");

@@ -114,6 +114,9 @@ pub struct Charge<'a> {
     /// The paid period the balance was read in ([`Period`]): the debit is refused if a new one
     /// began meanwhile, and its refund gives back only within it.
     pub period: Period,
+    /// The balance as read (above 0): the debit is refused if it moved meanwhile, so the day's
+    /// usage entry records the exact balance after it.
+    pub before: i64,
     /// When, Unix seconds.
     pub at: i64,
 }
@@ -129,7 +132,8 @@ pub enum DebitOutcome {
     Charged,
     /// This debit id was charged before; nothing was charged now.
     AlreadyCharged,
-    /// The balance is 0, the status changed, or there is no record: nothing was written.
+    /// The balance, the status or the period is no longer what was read, the user is being
+    /// erased, or there is no record: nothing was written.
     Refused,
 }
 

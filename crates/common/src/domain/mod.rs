@@ -7,11 +7,13 @@
 //! | [`user`] | [`UserId`] and the stored [`UserRecord`] |
 //! | [`subscription`] | the typed [`SubscriptionStatus`] with its rules, and a [`SubscriptionView`] |
 //! | [`ledger`] | paid periods ([`CreditGrant`]) and debits of messages: balances and outcomes |
+//! | [`entries`] | the credit ledger: its [`Entry`]s, and the rules that decide each [`Posting`] |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
 
+pub mod entries;
 pub mod erasure;
 pub mod events;
 pub mod ledger;
@@ -20,6 +22,10 @@ pub mod reconcile;
 pub mod subscription;
 pub mod user;
 
+pub use entries::{
+    Adjustment, AdjustmentRefusal, DailyStep, Entry, EntryKey, EntryKind, GrantRefusal,
+    PostOutcome, Posting, Seen,
+};
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
 pub use ledger::{

@@ -1,6 +1,6 @@
 //! The embedded, in-process store: for `cargo run -p local-api` and fast handler tests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -11,9 +11,9 @@ use super::{
 };
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
-    Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS, EventClaim,
-    EventOutcome, OpenCheckout, Period, ReconcileCursor, RefundOutcome, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    Balance, Charge, DailyStep, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS, Entry,
+    EntryKey, EntryKind, EventClaim, EventOutcome, OpenCheckout, Period, PostOutcome, Posting,
+    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 
 #[derive(Default)]
@@ -31,6 +31,33 @@ struct Tables {
     cursor: Option<ReconcileCursor>,
     /// Stripe-calling requests per user and window start (on the record in DynamoDB).
     stripe_calls: HashMap<(UserId, i64), i64>,
+    /// Each user's ledger entries, by key.
+    entries: HashMap<UserId, BTreeMap<EntryKey, Entry>>,
+    /// The once-only ids of postings done, per user.
+    once: HashSet<(UserId, String)>,
+}
+
+impl Tables {
+    /// Adds `step` to its day's entry of `user`.
+    fn add_to_day(&mut self, user: &UserId, step: &DailyStep) {
+        let entries = self.entries.entry(user.clone()).or_default();
+        let day = step.applied_to(entries.get(&step.key));
+        entries.insert(step.key.clone(), day);
+    }
+
+    /// Writes `entry` of `user`.
+    fn write_entry(&mut self, user: &UserId, entry: &Entry) {
+        let entries = self.entries.entry(user.clone()).or_default();
+        entries.insert(entry.key.clone(), entry.clone());
+    }
+}
+
+/// `record` with `balance` set to `value`.
+fn set_balance(record: &mut UserRecord, balance: Balance, value: i64) {
+    match balance {
+        Balance::Credits => record.credits_remaining = value,
+        Balance::FreeMessages => record.free_messages_remaining = value,
+    }
 }
 
 /// Records in maps behind one mutex; every operation is atomic, like its DynamoDB counterpart.
@@ -79,7 +106,15 @@ impl Profiles for MemoryStore {
         if record.synced_at_ms >= view.observed_at_ms {
             return Ok(false);
         }
+        let ending = view.status.ends_paid_credits().then(|| {
+            let cause = view.subscription_id.as_ref().or(record.subscription_id.as_ref());
+            let cause = cause.map_or("subscription", String::as_str);
+            record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now())
+        });
         *record = record.clone().with_subscription(view);
+        if let Some(posting) = ending.flatten() {
+            tables.write_entry(user, &posting.entry);
+        }
         Ok(true)
     }
 
@@ -98,21 +133,6 @@ impl Profiles for MemoryStore {
             return Ok(false);
         }
         record.open_checkout = session.cloned();
-        Ok(true)
-    }
-
-    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
-        let mut tables = self.tables();
-        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
-        if !record.subscription_status.is_entitled()
-            || record.granted_invoices.contains(&grant.invoice_id)
-            || record.last_grant_created > grant.invoice_created
-        {
-            return Ok(false);
-        }
-        record.credits_remaining = grant.credits;
-        record.last_grant_created = grant.invoice_created;
-        record.granted_invoices.insert(grant.invoice_id.clone());
         Ok(true)
     }
 }
@@ -166,10 +186,16 @@ impl CustomerLinks for MemoryStore {
             .users
             .get_mut(user)
             .filter(|r| r.stripe_customer_id.as_deref() == Some(customer));
+        let mut ending = None;
         if let Some(record) = linked {
+            let now = crate::unix_now();
+            ending = record.paid_credits_end(EntryKind::CustomerDeleted, customer, now);
             let forgotten = SubscriptionView::none(crate::unix_now_ms());
             *record = record.clone().with_subscription(&forgotten);
             record.stripe_customer_id = None;
+        }
+        if let Some(posting) = ending {
+            tables.write_entry(user, &posting.entry);
         }
         Ok(())
     }
@@ -197,17 +223,16 @@ impl Ledger for MemoryStore {
         let period_moved =
             charge.balance == Balance::Credits && record.last_grant_created != charge.period;
         let erasing = record.erasing_since.is_some();
-        if &record.subscription_status != charge.status_seen || period_moved || erasing {
+        let moved = record.balance(charge.balance) != charge.before;
+        if &record.subscription_status != charge.status_seen || period_moved || erasing || moved {
             return Ok(DebitOutcome::Refused);
         }
-        let left = match charge.balance {
-            Balance::Credits => &mut record.credits_remaining,
-            Balance::FreeMessages => &mut record.free_messages_remaining,
-        };
-        if *left <= 0 {
+        if charge.before <= 0 {
             return Ok(DebitOutcome::Refused);
         }
-        *left -= 1;
+        let step = DailyStep::new(EntryKind::Usage, charge.balance, charge.before, charge.at);
+        set_balance(record, charge.balance, step.balance_after);
+        tables.add_to_day(user, &step);
         let taken = (charge.balance, charge.period, false);
         tables.debits.insert(ledger_key, taken);
         Ok(DebitOutcome::Charged)
@@ -225,24 +250,75 @@ impl Ledger for MemoryStore {
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(RefundOutcome::NotCharged);
         };
-        let outcome = match balance {
-            Balance::Credits
-                if record.last_grant_created != period
-                    || record.subscription_status.ends_paid_credits() =>
-            {
-                RefundOutcome::Lapsed
-            }
-            Balance::Credits => {
-                record.credits_remaining += 1;
-                RefundOutcome::Refunded(balance)
-            }
-            Balance::FreeMessages => {
-                record.free_messages_remaining += 1;
-                RefundOutcome::Refunded(balance)
-            }
+        let outcome = if record.refund_lapses(balance, Some(period)) {
+            RefundOutcome::Lapsed
+        } else {
+            let now = crate::unix_now();
+            let step = DailyStep::new(EntryKind::MessageRefund, balance, record.balance(balance), now);
+            set_balance(record, balance, step.balance_after);
+            tables.add_to_day(user, &step);
+            RefundOutcome::Refunded(balance)
         };
         tables.debits.insert(ledger_key, (balance, period, true));
         Ok(outcome)
+    }
+
+    async fn post(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError> {
+        let mut tables = self.tables();
+        let entry = &posting.entry;
+        let once = posting.once.clone().map(|id| (user.clone(), id));
+        let posted = tables
+            .entries
+            .get(user)
+            .is_some_and(|entries| entries.contains_key(&entry.key));
+        if posted || once.as_ref().is_some_and(|once| tables.once.contains(once)) {
+            return Ok(PostOutcome::AlreadyPosted);
+        }
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
+        let seen = &posting.seen;
+        if record.subscription_status != seen.status
+            || record.last_grant_created != seen.period
+            || record.balance(entry.balance) != seen.before
+            || posting
+                .grant
+                .as_ref()
+                .is_some_and(|grant| record.granted_invoices.contains(&grant.invoice_id))
+        {
+            return Ok(PostOutcome::Moved);
+        }
+        set_balance(record, entry.balance, entry.balance_after);
+        if let Some(grant) = &posting.grant {
+            record.last_grant_created = grant.invoice_created;
+            record.granted_invoices.insert(grant.invoice_id.clone());
+        }
+        tables.write_entry(user, entry);
+        tables.once.extend(once);
+        Ok(PostOutcome::Posted)
+    }
+
+    async fn entries(
+        &self,
+        user: &UserId,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        let tables = self.tables();
+        let Some(entries) = tables.entries.get(user) else {
+            return Ok((Vec::new(), false));
+        };
+        let mut page: Vec<Entry> = entries
+            .values()
+            .rev()
+            .filter(|entry| after.is_none_or(|after| &entry.key < after))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
     }
 }
 
@@ -308,10 +384,12 @@ impl Erasures for MemoryStore {
         // Of the user's items, the embedded store holds the profile (deleted last, elsewhere)
         // and the debit ledger; no other service writes here.
         let mut tables = self.tables();
-        let before = tables.debits.len();
+        let before = tables.debits.len() + tables.once.len();
         tables.debits.retain(|(owner, _), _| owner != user);
         tables.stripe_calls.retain(|(owner, _), _| owner != user);
-        Ok(before - tables.debits.len())
+        tables.once.retain(|(owner, _)| owner != user);
+        let entries = tables.entries.remove(user).map_or(0, |entries| entries.len());
+        Ok(before - tables.debits.len() - tables.once.len() + entries)
     }
 
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {

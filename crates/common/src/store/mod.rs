@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`Profiles`] | the user's record: read, create, the subscription view, paid periods |
 //! | [`CustomerLinks`] | the user ↔ Stripe customer link, both ways |
-//! | [`Ledger`] | debits of messages and their refunds, at most once per debit id |
+//! | [`Ledger`] | every change of a balance with its entry: debits, refunds, grants, adjustments; the history |
 //! | [`WebhookEvents`] | claiming and finishing a webhook event, once per event id |
 //! | [`Erasures`] | the tombstone and the deletion of everything a user has |
 //! | [`Reconciliation`] | the users due for a re-sync, in order, and the cursor of a pass |
@@ -19,8 +19,9 @@ mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EventClaim, EventOutcome,
-    OpenCheckout, ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
+    OpenCheckout, PostOutcome, Posting, ReconcileCursor, RefundOutcome, SubscriptionView,
+    Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
@@ -57,7 +58,9 @@ pub trait Profiles: Send + Sync {
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError>;
 
     /// Writes `view` into the existing record of `user` in one conditional update, unless a view
-    /// observed at the same time or later is stored already. `Ok(false)`: nothing written.
+    /// observed at the same time or later is stored already. `Ok(false)`: nothing written. A
+    /// view whose subscription has ended also ends the paid credits left, with their
+    /// [`crate::domain::EntryKind::SubscriptionEnded`] entry in the same transaction.
     async fn apply_subscription(
         &self,
         user: &UserId,
@@ -74,12 +77,6 @@ pub trait Profiles: Send + Sync {
         previous: Option<&str>,
         session: Option<&OpenCheckout>,
     ) -> Result<bool, StoreError>;
-
-    /// Starts the paid period of `grant` in one conditional update: sets `credits_remaining`
-    /// and records the invoice, only if the user's status is entitled
-    /// ([`crate::domain::SubscriptionStatus::ENTITLED`]), the invoice was never granted, and no
-    /// newer invoice was. `Ok(false)`: nothing written.
-    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError>;
 }
 
 /// The link between a user and a Stripe customer, kept both ways.
@@ -96,32 +93,53 @@ pub trait CustomerLinks: Send + Sync {
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<String, StoreError>;
 
     /// Forgets `customer`, deleted at Stripe: if it is the one linked to `user`, removes the link
-    /// both ways and the subscription state with it (status `none`, plan `free`, paid credits 0;
-    /// free messages stay). Safe to repeat; a customer linked to someone else is left alone.
+    /// both ways and the subscription state with it (status `none`, plan `free`; the paid
+    /// credits end with a [`crate::domain::EntryKind::CustomerDeleted`] entry in the same
+    /// transaction; free messages stay). Safe to repeat; a customer linked to someone else is
+    /// left alone.
     async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError>;
 
     /// The user `customer` is linked to, if any.
     async fn user_for_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError>;
 }
 
-/// Debits of messages and their refunds.
+/// The credit ledger: every change of a balance, each written with its entry in one
+/// transaction (`docs/data-model.md`, "The credit ledger"), and the history they make.
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Takes one from `charge.balance` for the message `charge.debit_id`, atomically and at most
-    /// once per id: only if the balance is above 0, the subscription status is still
-    /// `charge.status_seen` and, for credits, the paid period still `charge.period` (so neither
-    /// the payer nor the period can change under us), and no unrefunded debit with that id was
+    /// once per id, adding it to the day's usage entry: only if the balance is still
+    /// `charge.before`, the subscription status still `charge.status_seen` and, for credits, the
+    /// paid period still `charge.period` (so neither the payer nor the period can change under
+    /// us, and the entry knows the balance after), and no unrefunded debit with that id was
     /// charged in the last [`crate::domain::DEBIT_RETENTION_SECS`] (a retry, by the SDK after a
     /// lost reply or by the caller, is never charged twice). A refunded id is charged anew: the
     /// message is being retried, and its refund gave the first charge back.
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError>;
 
     /// Gives back what the debit `debit_id` of `user` took (one credit or one free message, as
-    /// its ledger item records), atomically and at most once: the ledger item is marked refunded
-    /// in the same transaction. A credit goes back only within the paid period it was taken in,
-    /// and never onto an ended subscription: otherwise nothing is given back
+    /// its debit item records), atomically and at most once: the debit item is marked refunded
+    /// and the day's refund entry added to in the same transaction. A credit goes back only
+    /// within the paid period it was taken in, and never onto an ended subscription
+    /// ([`UserRecord::refund_lapses`]): otherwise nothing is given back
     /// ([`RefundOutcome::Lapsed`]), and the item is marked refunded all the same.
     async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError>;
+
+    /// Applies `posting` to the existing record of `user` in one transaction: its entry (new,
+    /// or [`PostOutcome::AlreadyPosted`]), its once-only id if it has one, and the balance set
+    /// to the entry's `balance_after` (a grant also records its invoice and period), only if
+    /// the record still holds [`Posting::seen`] (else [`PostOutcome::Moved`], nothing written).
+    /// `Erasing` once the user's erasure began, `NoRecord` without a record.
+    async fn post(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError>;
+
+    /// Up to `limit` entries of `user`, newest first, after `after` (the last key of the
+    /// previous page); and whether more follow. One query on the user's partition.
+    async fn entries(
+        &self,
+        user: &UserId,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError>;
 }
 
 /// The processing of webhook events, once per event id.

@@ -2,12 +2,15 @@
 //! item, written together in one transaction.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::keys::{DUE, customer_key, n, profile_key, s};
-use super::{DynamoStore, conditional, store_error};
+use super::{DynamoStore, cancellation_code, conditional, store_error};
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
-use crate::domain::{FREE_PLAN, SubscriptionStatus, UserId};
+use crate::domain::{EntryKind, FREE_PLAN, SubscriptionStatus, UserId};
+
+/// Attempts of an unlink whose balance moved between its read and its write.
+const FORGET_TRIES: usize = 5;
 use crate::store::{CustomerLinks, Profiles, StoreError};
 
 #[async_trait]
@@ -82,7 +85,7 @@ impl CustomerLinks for DynamoStore {
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(erasing_since)")
             .expression_attribute_values(
                 ":yes",
-                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                AttributeValue::Bool(true),
             )
             .send()
             .await;
@@ -93,32 +96,63 @@ impl CustomerLinks for DynamoStore {
     }
 
     async fn unlink_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
-        // Only if it is this user's customer; otherwise nothing to forget on the profile.
-        let forget = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .update_expression(
-                "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
-                 cancel_at_period_end = :false, synced_at_ms = :now \
-                 REMOVE stripe_customer_id, subscription_id, price_id, current_period_end, \
-                 due_shard, due_at",
-            )
-            .condition_expression("stripe_customer_id = :customer")
-            .expression_attribute_names("#plan", "plan")
-            .expression_attribute_values(":none", s(SubscriptionStatus::None.as_str()))
-            .expression_attribute_values(":free", s(FREE_PLAN))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(
-                ":false",
-                aws_sdk_dynamodb::types::AttributeValue::Bool(false),
-            )
-            .expression_attribute_values(":now", n(crate::unix_now_ms()))
-            .expression_attribute_values(":customer", s(customer))
-            .send()
-            .await;
-        conditional("UpdateItem", forget)?;
+        // Only if it is this user's customer; otherwise nothing to forget on the profile. The
+        // paid credits end with their entry: decided on a read, written only if the balance is
+        // still the one read.
+        let mut forgotten = false;
+        for _ in 0..FORGET_TRIES {
+            let Some(record) = self.get_user(user).await? else {
+                forgotten = true;
+                break;
+            };
+            if record.stripe_customer_id.as_deref() != Some(customer)
+                || record.erasing_since.is_some()
+            {
+                forgotten = true;
+                break;
+            }
+            let now = crate::unix_now();
+            let ending = record.paid_credits_end(EntryKind::CustomerDeleted, customer, now);
+            let forget = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(profile_key(user)))
+                .update_expression(
+                    "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
+                     cancel_at_period_end = :false, synced_at_ms = :now \
+                     REMOVE stripe_customer_id, subscription_id, price_id, current_period_end, \
+                     due_shard, due_at",
+                )
+                .condition_expression(
+                    "stripe_customer_id = :customer AND credits_remaining = :before \
+                     AND attribute_not_exists(erasing_since)",
+                )
+                .expression_attribute_names("#plan", "plan")
+                .expression_attribute_values(":none", s(SubscriptionStatus::None.as_str()))
+                .expression_attribute_values(":free", s(FREE_PLAN))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":before", n(record.credits_remaining))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(crate::unix_now_ms()))
+                .expression_attribute_values(":customer", s(customer))
+                .build()
+                .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+            let mut items = vec![TransactWriteItem::builder().update(forget).build()];
+            if let Some(posting) = &ending {
+                items.push(self.put_entry(user, &posting.entry)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => {
+                    forgotten = true;
+                    break;
+                }
+                // Unlinked meanwhile, or the balance moved: read again.
+                Err(err) if cancellation_code(&err, 0) == Some("ConditionalCheckFailed") => {}
+                Err(err) => return Err(store_error("TransactWriteItems", err)),
+            }
+        }
+        if !forgotten {
+            return Err(StoreError::Unavailable("the unlink kept racing other changes".into()));
+        }
         // Only if the mapping is this user's.
         let unmap = self
             .client

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::domain::UserId;
+use crate::domain::{Balance, EntryKey, UserId};
 
 /// An item, or a key, as the SDK passes it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -60,6 +60,24 @@ pub fn profile_key(user: &UserId) -> Item {
 /// The key of the ledger item of the debit `debit_id` of `user`.
 pub fn debit_key(user: &UserId, debit_id: &str) -> Item {
     key(user_pk(user), &format!("{DEBIT}{debit_id}"))
+}
+
+/// The profile attribute holding `balance`.
+pub fn balance_attribute(balance: Balance) -> &'static str {
+    match balance {
+        Balance::Credits => "credits_remaining",
+        Balance::FreeMessages => "free_messages_remaining",
+    }
+}
+
+/// The key of the ledger entry `entry` of `user` (`LEDGER#<entry key>`).
+pub fn entry_key(user: &UserId, entry: &EntryKey) -> Item {
+    key(user_pk(user), &format!("{}{}", super::entries::LEDGER, entry.as_str()))
+}
+
+/// The key of the marker of a posting done once for `id` (`ONCE#<id>`).
+pub fn once_key(user: &UserId, id: &str) -> Item {
+    key(user_pk(user), &format!("ONCE#{id}"))
 }
 
 /// The key of the customer→user mapping item of `customer`.

@@ -4,6 +4,7 @@
 
 mod codec;
 mod customers;
+mod entries;
 mod erasure;
 mod events;
 mod keys;

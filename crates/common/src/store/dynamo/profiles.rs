@@ -3,15 +3,16 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::codec::{from_item, to_item};
 use super::keys::{DUE, DUE_AT, DUE_SHARD, PK, n, profile_key, s};
-use super::{DynamoStore, conditional};
-use crate::domain::{
-    CreditGrant, OpenCheckout, SubscriptionStatus, SubscriptionView, UserId, UserRecord,
-};
+use super::{DynamoStore, cancellation_code, conditional, store_error};
+use crate::domain::{EntryKind, OpenCheckout, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
+
+/// Attempts of an ended view whose balance moved between its read and its write.
+const ENDING_TRIES: usize = 5;
 
 impl DynamoStore {
     /// After a conditional update of the profile of `user`: `Ok(true)` if it was written; if its
@@ -91,33 +92,66 @@ impl Profiles for DynamoStore {
                 None => remove.push(format!("#{attribute}")),
             }
         }
-        if view.status.ends_paid_credits() {
-            set.push("#credits_remaining = :no_credits".to_owned());
-            names.insert(
-                "#credits_remaining".to_owned(),
-                "credits_remaining".to_owned(),
-            );
-            values.insert(":no_credits".to_owned(), n(0));
-        }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .update_expression(expression)
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(#synced_at_ms) OR #synced_at_ms < :synced_at_ms)",
-            )
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        let written = conditional("UpdateItem", result)?;
-        self.profile_updated(user, written).await
+        let condition = "attribute_exists(pk) AND (attribute_not_exists(#synced_at_ms) \
+             OR #synced_at_ms < :synced_at_ms)";
+        if !view.status.ends_paid_credits() {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(profile_key(user)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            let written = conditional("UpdateItem", result)?;
+            return self.profile_updated(user, written).await;
+        }
+        // An ended subscription ends the paid credits left, with their entry: decided on a read,
+        // written only if the balance is still the one read.
+        names.insert("#credits".to_owned(), "credits_remaining".to_owned());
+        for _ in 0..ENDING_TRIES {
+            let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+            if record.synced_at_ms >= view.observed_at_ms {
+                return Ok(false);
+            }
+            if record.erasing_since.is_some() {
+                // Its entries may be gone already: no new one.
+                return Err(StoreError::Erasing);
+            }
+            let cause = view.subscription_id.as_ref().or(record.subscription_id.as_ref());
+            let cause = cause.map_or("subscription", String::as_str);
+            let ending = record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now());
+            let mut values = values.clone();
+            values.insert(":before".to_owned(), n(record.credits_remaining));
+            values.insert(":no_credits".to_owned(), n(0));
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(profile_key(user)))
+                .update_expression(expression.replacen("SET ", "SET #credits = :no_credits, ", 1))
+                .condition_expression(format!("{condition} AND #credits = :before"))
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|_| StoreError::Unavailable("build Update".into()))?;
+            let mut items = vec![TransactWriteItem::builder().update(update).build()];
+            if let Some(posting) = &ending {
+                items.push(self.put_entry(user, &posting.entry)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => return Ok(true),
+                // A newer view, or the balance moved: read again.
+                Err(err) if cancellation_code(&err, 0) == Some("ConditionalCheckFailed") => {}
+                Err(err) => return Err(store_error("TransactWriteItems", err)),
+            }
+        }
+        Err(StoreError::Unavailable("the view kept racing other changes".into()))
     }
 
     async fn set_open_checkout(
@@ -160,44 +194,5 @@ impl Profiles for DynamoStore {
             return Ok(true);
         }
         self.refused_unless_erasing(user).await
-    }
-
-    async fn grant_credits(&self, user: &UserId, grant: &CreditGrant) -> Result<bool, StoreError> {
-        let mut values = HashMap::from([
-            (":credits".to_owned(), n(grant.credits)),
-            (":created".to_owned(), n(grant.invoice_created)),
-            (":invoice".to_owned(), s(&grant.invoice_id)),
-            (
-                ":invoices".to_owned(),
-                AttributeValue::Ss(vec![grant.invoice_id.clone()]),
-            ),
-        ]);
-        // `#status IN (:entitled0, ...)`: the entitled statuses, from their one list.
-        let mut entitled = Vec::new();
-        for (i, status) in SubscriptionStatus::ENTITLED.iter().enumerate() {
-            entitled.push(format!(":entitled{i}"));
-            values.insert(format!(":entitled{i}"), s(status.as_str()));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .update_expression("SET #credits = :credits, #last = :created ADD #granted :invoices")
-            .condition_expression(format!(
-                "attribute_exists(pk) AND #status IN ({}) \
-                 AND NOT contains(#granted, :invoice) \
-                 AND (attribute_not_exists(#last) OR #last <= :created)",
-                entitled.join(", ")
-            ))
-            .expression_attribute_names("#credits", "credits_remaining")
-            .expression_attribute_names("#last", "last_grant_created")
-            .expression_attribute_names("#granted", "granted_invoices")
-            .expression_attribute_names("#status", "subscription_status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        let written = conditional("UpdateItem", result)?;
-        self.profile_updated(user, written).await
     }
 }

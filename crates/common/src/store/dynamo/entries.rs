@@ -1,0 +1,268 @@
+//! The credit ledger's items on DynamoDB: one item per entry (`LEDGER#<entry key>`, under the
+//! user's partition, kept for the account's life), written in the transaction of its change;
+//! the day's usage and refund entries added to with `ADD`; the history read newest first, one
+//! `Query` per page.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use super::keys::{
+    Item, PK, SK, balance_attribute, entry_key, n, once_key, profile_key, s, user_pk,
+};
+use super::{DynamoStore, cancellation_code, store_error};
+use crate::domain::{
+    Balance, DailyStep, Entry, EntryKey, EntryKind, PostOutcome, Posting, Seen, UserId,
+};
+use crate::store::StoreError;
+
+/// The sort-key prefix of every ledger entry.
+pub const LEDGER: &str = "LEDGER#";
+/// The condition that the profile still holds what a change was decided on ([`Seen`]), and no
+/// erasure began; for credits, [`SAME_PERIOD`] too.
+const STILL_SEEN: &str = "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+     AND #balance = :before AND #status = :status";
+/// The condition that the paid period is still `:period` (a record from before grants has
+/// none: period 0).
+const SAME_PERIOD: &str = "(attribute_not_exists(#period) OR #period = :period)";
+/// The profile attribute naming the paid period.
+const PERIOD: &str = "last_grant_created";
+
+/// The item of `entry` of `user`.
+fn to_item(user: &UserId, entry: &Entry) -> Item {
+    let mut item = entry_key(user, &entry.key);
+    item.extend([
+        ("entity".to_owned(), s("ledger")),
+        ("kind".to_owned(), s(entry.kind.as_str())),
+        ("balance".to_owned(), s(entry.balance.as_str())),
+        ("amount".to_owned(), n(entry.amount)),
+        ("balance_after".to_owned(), n(entry.balance_after)),
+        ("at".to_owned(), n(entry.at)),
+        ("cause".to_owned(), s(&entry.cause)),
+    ]);
+    let optional = [
+        ("messages", entry.messages.map(n)),
+        ("granted", entry.granted.map(n)),
+        ("expired", entry.expired.map(n)),
+        ("plan", entry.plan.as_deref().map(s)),
+        ("period_end", entry.period_end.map(n)),
+        ("reason", entry.reason.as_deref().map(s)),
+        ("operator", entry.operator.as_deref().map(s)),
+    ];
+    item.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?))),
+    );
+    item
+}
+
+/// The entry in `item`; `Corrupt` if it is not one.
+fn from_item(item: &Item) -> Result<Entry, StoreError> {
+    let corrupt = |name: &str| StoreError::Corrupt(format!("ledger attribute {name}"));
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        let value = item.get(name).and_then(|v| v.as_n().ok());
+        value.and_then(|v| v.parse::<i64>().ok())
+    };
+    let required = |name: &str| number(name).ok_or_else(|| corrupt(name));
+    let key = text(SK)
+        .and_then(|sk| sk.strip_prefix(LEDGER).and_then(EntryKey::parse))
+        .ok_or_else(|| corrupt(SK))?;
+    Ok(Entry {
+        key,
+        kind: text("kind")
+            .and_then(|kind| EntryKind::parse(&kind))
+            .ok_or_else(|| corrupt("kind"))?,
+        balance: text("balance")
+            .and_then(|balance| Balance::parse(&balance))
+            .ok_or_else(|| corrupt("balance"))?,
+        amount: required("amount")?,
+        balance_after: required("balance_after")?,
+        at: required("at")?,
+        cause: text("cause").ok_or_else(|| corrupt("cause"))?,
+        messages: number("messages"),
+        granted: number("granted"),
+        expired: number("expired"),
+        plan: text("plan"),
+        period_end: number("period_end"),
+        reason: text("reason"),
+        operator: text("operator"),
+    })
+}
+
+/// The item `builder` describes.
+fn built<T, E>(built: Result<T, E>, what: &str) -> Result<T, StoreError> {
+    built.map_err(|_| StoreError::Unavailable(format!("build {what}")))
+}
+
+impl DynamoStore {
+    /// Puts `entry` of `user`, only if no entry has its key.
+    pub(super) fn put_entry(&self, user: &UserId, entry: &Entry) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(user, entry)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build();
+        Ok(TransactWriteItem::builder().put(built(put, "Put")?).build())
+    }
+
+    /// Adds `step` to its day's entry of `user` (made by the first step of the day).
+    pub(super) fn add_to_day(&self, user: &UserId, step: &DailyStep) -> Result<TransactWriteItem, StoreError> {
+        // Every name through a placeholder: several (`at`, `day`...) are reserved words.
+        let names = [
+            "entity", "kind", "balance", "balance_after", "at", "cause", "amount", "messages",
+        ];
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(entry_key(user, &step.key)))
+            .update_expression(
+                "SET #entity = :entity, #kind = :kind, #balance = :balance, \
+                 #balance_after = :after, #at = :at, #cause = :cause \
+                 ADD #amount :amount, #messages :one",
+            )
+            .set_expression_attribute_names(Some(
+                names.iter().map(|name| (format!("#{name}"), (*name).to_owned())).collect(),
+            ))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":entity".to_owned(), s("ledger")),
+                (":kind".to_owned(), s(step.kind.as_str())),
+                (":balance".to_owned(), s(step.balance.as_str())),
+                (":after".to_owned(), n(step.balance_after)),
+                (":at".to_owned(), n(step.at)),
+                (":cause".to_owned(), s(&step.day)),
+                (":amount".to_owned(), n(step.amount)),
+                (":one".to_owned(), n(1)),
+            ])))
+            .build();
+        Ok(TransactWriteItem::builder().update(built(update, "Update")?).build())
+    }
+
+    /// The profile update of a change of `balance` from `seen.before` to `after`, conditioned on
+    /// the record still holding `seen` ([`STILL_SEEN`]; the period for credits only, since free
+    /// messages have none), then `and`, if not empty. Its expression is the caller's; `:after`
+    /// holds the new balance, and `#period` names the period (credits).
+    pub(super) fn set_balance(
+        &self,
+        user: &UserId,
+        balance: Balance,
+        seen: &Seen,
+        after: i64,
+        and: &str,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let mut condition = STILL_SEEN.to_owned();
+        if balance == Balance::Credits {
+            condition.push_str(&format!(" AND {SAME_PERIOD}"));
+        }
+        if !and.is_empty() {
+            condition.push_str(&format!(" AND {and}"));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .condition_expression(condition)
+            .expression_attribute_names("#balance", balance_attribute(balance))
+            .expression_attribute_names("#status", "subscription_status")
+            .expression_attribute_values(":before", n(seen.before))
+            .expression_attribute_values(":after", n(after))
+            .expression_attribute_values(":status", s(seen.status.as_str()));
+        match balance {
+            Balance::Credits => update
+                .expression_attribute_names("#period", PERIOD)
+                .expression_attribute_values(":period", n(seen.period)),
+            Balance::FreeMessages => update,
+        }
+    }
+
+    /// [`crate::store::Ledger::post`].
+    pub(super) async fn post_entry(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError> {
+        let entry = &posting.entry;
+        let (seen, after) = (&posting.seen, entry.balance_after);
+        let mut expression = "SET #balance = :after".to_owned();
+        let mut profile = match &posting.grant {
+            None => self.set_balance(user, entry.balance, seen, after, ""),
+            Some(_) => {
+                let and = "NOT contains(#granted, :invoice)";
+                self.set_balance(user, entry.balance, seen, after, and)
+            }
+        };
+        if let Some(grant) = &posting.grant {
+            expression.push_str(", #period = :created ADD #granted :invoices");
+            profile = profile
+                .expression_attribute_names("#granted", "granted_invoices")
+                .expression_attribute_values(":created", n(grant.invoice_created))
+                .expression_attribute_values(":invoice", s(&grant.invoice_id))
+                .expression_attribute_values(
+                    ":invoices",
+                    AttributeValue::Ss(vec![grant.invoice_id.clone()]),
+                );
+        }
+        let profile = built(profile.update_expression(expression).build(), "Update")?;
+        let mut items = vec![
+            self.put_entry(user, entry)?,
+            TransactWriteItem::builder().update(profile).build(),
+        ];
+        if let Some(once) = &posting.once {
+            let mut marker = once_key(user, once);
+            marker.extend([
+                ("entity".to_owned(), s("once")),
+                ("entry".to_owned(), s(entry.key.as_str())),
+            ]);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(marker))
+                .condition_expression("attribute_not_exists(pk)")
+                .build();
+            items.push(TransactWriteItem::builder().put(built(put, "Put")?).build());
+        }
+        let err = match self.transact(items).await {
+            Ok(()) => return Ok(PostOutcome::Posted),
+            Err(err) => err,
+        };
+        let failed = |index| cancellation_code(&err, index) == Some("ConditionalCheckFailed");
+        if failed(0) || failed(2) {
+            return Ok(PostOutcome::AlreadyPosted);
+        }
+        if failed(1) {
+            // Erasing, or no record; else the record moved.
+            self.refused_unless_erasing(user).await?;
+            return Ok(PostOutcome::Moved);
+        }
+        Err(store_error("TransactWriteItems", err))
+    }
+
+    /// [`crate::store::Ledger::entries`].
+    pub(super) async fn entry_page(
+        &self,
+        user: &UserId,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        let page_size = i32::try_from(limit + 1).unwrap_or(i32::MAX);
+        let start = after.map(|after| entry_key(user, after));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :ledger)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(&user_pk(user)))
+            .expression_attribute_values(":ledger", s(LEDGER))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(page_size)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| store_error("Query", err))?;
+        let mut entries = output
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok((entries, more))
+    }
+}
