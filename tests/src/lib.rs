@@ -8,6 +8,7 @@
 //! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
+//! | [`ledger_conformance`] | its credit-ledger part: entries, the invariant, a property test |
 //! | [`faulty_store`] | a store wrapper that injects failures and logs calls |
 //! | [`storage_faults`] | a proxy before the DynamoDB emulator injecting throttling, 5xx, hangs, drops, lost replies |
 //! | [`openapi`] | checking actual responses against `openapi.yaml` |
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod emulator;
 pub mod faulty_store;
 pub mod iam;
+pub mod ledger_conformance;
 pub mod openapi;
 pub mod runtime_api;
 pub mod storage_faults;

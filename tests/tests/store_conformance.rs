@@ -3,24 +3,28 @@
 use std::sync::Arc;
 
 use common::store::{MemoryStore, Store};
-use integration_tests::{conformance, emulator};
+use integration_tests::{conformance, emulator, ledger_conformance};
 
 macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
+    ($module:ident = $suite:ident: $($case:ident),* $(,)?) => {
+        mod $module {
             use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { conformance::$case(Arc::new(MemoryStore::new()) as Arc<dyn Store>).await } )*
-        }
-        mod dynamodb {
-            use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { conformance::$case(Arc::new(emulator::store().await) as Arc<dyn Store>).await } )*
+            mod memory {
+                use super::*;
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $case() { $suite::$case(Arc::new(MemoryStore::new()) as Arc<dyn Store>).await } )*
+            }
+            mod dynamodb {
+                use super::*;
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $case() { $suite::$case(Arc::new(emulator::store().await) as Arc<dyn Store>).await } )*
+            }
         }
     };
 }
 
 suite!(
+    store = conformance:
     missing_user_reads_as_none,
     created_user_reads_back_identically,
     second_create_changes_nothing,
@@ -46,4 +50,15 @@ suite!(
     tombstoned_users_are_not_recreated,
     due_users_are_listed_in_order_page_by_page,
     the_reconcile_cursor_round_trips,
+);
+
+suite!(
+    ledger = ledger_conformance:
+    every_change_keeps_each_balance_the_sum_of_its_entries,
+    a_day_s_debits_and_refunds_are_one_entry_each,
+    a_grant_records_what_expired_once,
+    endings_write_their_entry_once,
+    an_adjustment_is_applied_once_and_never_below_zero,
+    the_history_pages_newest_first_each_entry_once,
+    erasure_deletes_the_ledger,
 );

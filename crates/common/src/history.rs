@@ -188,7 +188,14 @@ mod tests {
         assert_eq!(page("").unwrap().limit, DEFAULT_LIMIT);
         assert_eq!(page("limit=1").unwrap().limit, 1);
         assert_eq!(page("limit=100&other=x").unwrap().limit, 100);
-        for bad in ["limit=0", "limit=101", "limit=-1", "limit=ten", "limit=", "limit=1&limit=2"] {
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=-1",
+            "limit=ten",
+            "limit=",
+            "limit=1&limit=2",
+        ] {
             assert_eq!(page(bad), Err(ApiError::InvalidLimit), "{bad}");
         }
     }
@@ -208,7 +215,12 @@ mod tests {
         let mut altered = given.into_bytes();
         altered[3] = if altered[3] == b'A' { b'B' } else { b'A' };
         let altered = format!("cursor={}", String::from_utf8(altered).unwrap());
-        for bad in [altered.as_str(), "cursor=", "cursor=%%%", "cursor=bm90LWEtY3Vyc29y"] {
+        for bad in [
+            altered.as_str(),
+            "cursor=",
+            "cursor=%%%",
+            "cursor=bm90LWEtY3Vyc29y",
+        ] {
             assert_eq!(
                 PageRequest::parse(Some(bad), &user(0)),
                 Err(ApiError::InvalidCursor),

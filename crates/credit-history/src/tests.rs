@@ -19,14 +19,20 @@ fn app(store: Arc<dyn Store>) -> App {
 fn request(query: &str) -> Request {
     let mut event: Value = serde_json::from_str(EVENT).unwrap();
     event["rawQueryString"] = query.into();
-    event.as_object_mut().unwrap().remove("queryStringParameters");
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
     lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 
 async fn call(app: &App, req: Request) -> (u16, Value) {
     let response = handle(app, req).await;
     let status = response.status().as_u16();
-    (status, serde_json::from_slice(response.body().as_ref()).unwrap())
+    (
+        status,
+        serde_json::from_slice(response.body().as_ref()).unwrap(),
+    )
 }
 
 fn user() -> UserId {
@@ -37,15 +43,27 @@ fn user() -> UserId {
 async fn user_with_history(store: &Arc<MemoryStore>) {
     let rules = common::testing::config().rules;
     let caller = Caller::signed_in(&user());
-    common::users::load_or_create(store.as_ref(), &caller, &rules).await.unwrap();
+    common::users::load_or_create(store.as_ref(), &caller, &rules)
+        .await
+        .unwrap();
     for (i, amount) in [5, -2, 4].into_iter().enumerate() {
         let id = format!("adj_{i}");
         let user = user();
-        let outcome = credits::adjust(store.as_ref(), &user, Balance::FreeMessages, amount, "goodwill", "ops:test", &id);
+        let outcome = credits::adjust(
+            store.as_ref(),
+            &user,
+            Balance::FreeMessages,
+            amount,
+            "goodwill",
+            "ops:test",
+            &id,
+        );
         assert!(matches!(outcome.await.unwrap(), AdjustOutcome::Adjusted(_)));
     }
     for id in ["m1", "m2"] {
-        credits::debit_message(store.as_ref(), &caller, &rules, id).await.unwrap();
+        credits::debit_message(store.as_ref(), &caller, &rules, id)
+            .await
+            .unwrap();
     }
 }
 
@@ -53,14 +71,24 @@ async fn user_with_history(store: &Arc<MemoryStore>) {
 async fn the_sample_event_answers_the_balances_and_the_newest_entries() {
     let store = Arc::new(MemoryStore::new());
     user_with_history(&store).await;
-    let (status, body) = call(&app(store.clone()), lambda_http::request::from_str(EVENT).unwrap()).await;
+    let (status, body) = call(
+        &app(store.clone()),
+        lambda_http::request::from_str(EVENT).unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let record = store.get_user(&user()).await.unwrap().unwrap();
-    assert_eq!(body["free_messages_remaining"], record.free_messages_remaining);
+    assert_eq!(
+        body["free_messages_remaining"],
+        record.free_messages_remaining
+    );
     assert_eq!(body["credits_remaining"], 0);
     let entries = body["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "the sample asks for limit=2");
-    assert_eq!(entries[0]["kind"], "usage", "the day's usage sorts at the day's end");
+    assert_eq!(
+        entries[0]["kind"], "usage",
+        "the day's usage sorts at the day's end"
+    );
     assert_eq!(entries[0]["messages"], 2);
     assert_eq!(entries[0]["amount"], -2);
     assert_eq!(entries[0]["balance"], "free_messages");
@@ -68,7 +96,10 @@ async fn the_sample_event_answers_the_balances_and_the_newest_entries() {
     assert_eq!(entries[1]["kind"], "adjustment");
     assert_eq!(entries[1]["description"], "goodwill");
     assert!(body["next_cursor"].is_string());
-    assert!(!body.to_string().contains("ops:test"), "the operator is not shown to the user");
+    assert!(
+        !body.to_string().contains("ops:test"),
+        "the operator is not shown to the user"
+    );
 }
 
 #[tokio::test]
@@ -80,13 +111,23 @@ async fn the_cursor_walks_every_entry_once_newest_first() {
     loop {
         let (status, body) = call(&app, request(&query)).await;
         assert_eq!(status, 200, "{body}");
-        seen.extend(body["entries"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            body["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
         match body["next_cursor"].as_str() {
             Some(cursor) => query = format!("limit=1&cursor={cursor}"),
             None => break,
         }
     }
-    assert_eq!(seen.len(), 4, "three adjustments and one day of usage: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        4,
+        "three adjustments and one day of usage: {seen:?}"
+    );
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.reverse();
@@ -104,7 +145,10 @@ async fn a_bad_limit_or_cursor_is_a_clear_400_and_changes_nothing() {
         ("limit=101", "INVALID_LIMIT"),
         ("limit=abc", "INVALID_LIMIT"),
         ("cursor=not-a-cursor", "INVALID_CURSOR"),
-        ("cursor=MjAyNi0xMi0wMVQwMDowMDowMFojdXNhZ2UjeC5hYmM", "INVALID_CURSOR"),
+        (
+            "cursor=MjAyNi0xMi0wMVQwMDowMDowMFojdXNhZ2UjeC5hYmM",
+            "INVALID_CURSOR",
+        ),
     ] {
         let (status, body) = call(&app, request(query)).await;
         assert_eq!(status, 400, "{query}");
@@ -128,7 +172,10 @@ async fn an_erased_account_gets_410() {
 async fn without_a_token_it_is_401_and_nothing_is_created() {
     let store = Arc::new(MemoryStore::new());
     let mut event: Value = serde_json::from_str(EVENT).unwrap();
-    event["headers"].as_object_mut().unwrap().remove("authorization");
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
     let req = lambda_http::request::from_str(&event.to_string()).unwrap();
     let (status, body) = call(&app(store.clone()), req).await;
     assert_eq!(status, 401);

@@ -31,10 +31,15 @@ impl Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 6] = [
+pub const ROUTES: [Route; 7] = [
     Route {
         key: user_status::ROUTE,
         function: "user-status",
+        bearer: true,
+    },
+    Route {
+        key: credit_history::ROUTE,
+        function: "credit-history",
         bearer: true,
     },
     Route {
@@ -69,6 +74,7 @@ pub const ROUTES: [Route; 6] = [
 pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
     match function {
         "user-status" => user_status::handle(app, req).await,
+        "credit-history" => credit_history::handle(app, req).await,
         "delete-account" => delete_account::handle(app, req).await,
         "create-checkout-session" => create_checkout_session::handle(app, req).await,
         "create-portal-session" => create_portal_session::handle(app, req).await,

@@ -79,13 +79,16 @@ impl Balance {
 
     /// The balance named `name`, if any.
     pub fn parse(name: &str) -> Option<Balance> {
-        Self::ALL.into_iter().find(|balance| balance.as_str() == name)
+        Self::ALL
+            .into_iter()
+            .find(|balance| balance.as_str() == name)
     }
 }
 
 /// A point in time as entries show it: RFC 3339, UTC, to the second.
 pub fn rfc3339(at: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -166,7 +169,14 @@ pub struct Entry {
 
 impl Entry {
     /// An entry of `kind` moving `balance` by `amount` to `balance_after`, nothing else noted.
-    fn new(kind: EntryKind, balance: Balance, amount: i64, balance_after: i64, at: i64, cause: &str) -> Entry {
+    fn new(
+        kind: EntryKind,
+        balance: Balance,
+        amount: i64,
+        balance_after: i64,
+        at: i64,
+        cause: &str,
+    ) -> Entry {
         Entry {
             key: EntryKey::new(at, kind, cause),
             kind,
@@ -187,7 +197,8 @@ impl Entry {
 
     /// The UTC day of a day's entry (usage, refunds).
     pub fn day(&self) -> Option<&str> {
-        matches!(self.kind, EntryKind::Usage | EntryKind::MessageRefund).then_some(self.cause.as_str())
+        matches!(self.kind, EntryKind::Usage | EntryKind::MessageRefund)
+            .then_some(self.cause.as_str())
     }
 
     /// A line a person can read, where the kind alone does not say it all.
@@ -425,7 +436,10 @@ impl UserRecord {
             return Err(AdjustmentRefusal::Incomplete);
         }
         let seen = self.seen(adjustment.balance);
-        let after = seen.before.checked_add(adjustment.amount).filter(|after| *after >= 0);
+        let after = seen
+            .before
+            .checked_add(adjustment.amount)
+            .filter(|after| *after >= 0);
         let Some(after) = after else {
             return Err(AdjustmentRefusal::BelowZero {
                 balance: seen.before,
@@ -475,7 +489,9 @@ mod tests {
 
     #[test]
     fn a_period_grant_says_what_expired_and_sums_to_the_new_balance() {
-        let posting = subscriber(37).period_grant(&grant("in_1", 1_764_580_320)).unwrap();
+        let posting = subscriber(37)
+            .period_grant(&grant("in_1", 1_764_580_320))
+            .unwrap();
         let entry = &posting.entry;
         assert_eq!((entry.amount, entry.balance_after), (963, 1000));
         assert_eq!((entry.granted, entry.expired), (Some(1000), Some(37)));
@@ -489,10 +505,19 @@ mod tests {
         let mut record = subscriber(5);
         record.granted_invoices.insert("in_1".into());
         record.last_grant_created = 2_000;
-        assert_eq!(record.period_grant(&grant("in_1", 2_000)), Err(GrantRefusal::AlreadyGranted));
-        assert_eq!(record.period_grant(&grant("in_0", 1_000)), Err(GrantRefusal::Superseded));
+        assert_eq!(
+            record.period_grant(&grant("in_1", 2_000)),
+            Err(GrantRefusal::AlreadyGranted)
+        );
+        assert_eq!(
+            record.period_grant(&grant("in_0", 1_000)),
+            Err(GrantRefusal::Superseded)
+        );
         record.subscription_status = SubscriptionStatus::PastDue;
-        assert_eq!(record.period_grant(&grant("in_2", 3_000)), Err(GrantRefusal::NotEntitled));
+        assert_eq!(
+            record.period_grant(&grant("in_2", 3_000)),
+            Err(GrantRefusal::NotEntitled)
+        );
     }
 
     #[test]
@@ -506,15 +531,26 @@ mod tests {
             operator: "ops:alice",
             at: 1_800_000_000,
         };
-        let taken = record.adjustment(&adjustment(-3, "duplicate grant")).unwrap();
+        let taken = record
+            .adjustment(&adjustment(-3, "duplicate grant"))
+            .unwrap();
         assert_eq!(taken.entry.balance_after, 0);
         assert_eq!(taken.once.as_deref(), Some("adj_1"));
         assert_eq!(
             record.adjustment(&adjustment(-4, "too much")),
-            Err(AdjustmentRefusal::BelowZero { balance: 3, amount: -4 })
+            Err(AdjustmentRefusal::BelowZero {
+                balance: 3,
+                amount: -4
+            })
         );
-        assert_eq!(record.adjustment(&adjustment(0, "none")), Err(AdjustmentRefusal::Incomplete));
-        assert_eq!(record.adjustment(&adjustment(5, " ")), Err(AdjustmentRefusal::Incomplete));
+        assert_eq!(
+            record.adjustment(&adjustment(0, "none")),
+            Err(AdjustmentRefusal::Incomplete)
+        );
+        assert_eq!(
+            record.adjustment(&adjustment(5, " ")),
+            Err(AdjustmentRefusal::Incomplete)
+        );
     }
 
     #[test]
@@ -522,11 +558,22 @@ mod tests {
         let first = DailyStep::new(EntryKind::Usage, Balance::Credits, 10, 1_764_583_920);
         let second = DailyStep::new(EntryKind::Usage, Balance::Credits, 9, 1_764_590_000);
         assert_eq!(first.key, second.key);
-        assert_eq!(first.key.as_str(), "2025-12-01T23:59:59Z#usage#2025-12-01#credits");
+        assert_eq!(
+            first.key.as_str(),
+            "2025-12-01T23:59:59Z#usage#2025-12-01#credits"
+        );
         let day = second.applied_to(Some(&first.applied_to(None)));
-        assert_eq!((day.messages, day.amount, day.balance_after), (Some(2), -2, 8));
+        assert_eq!(
+            (day.messages, day.amount, day.balance_after),
+            (Some(2), -2, 8)
+        );
         assert_eq!(day.day(), Some("2025-12-01"));
-        let refund = DailyStep::new(EntryKind::MessageRefund, Balance::FreeMessages, 0, 1_764_590_000);
+        let refund = DailyStep::new(
+            EntryKind::MessageRefund,
+            Balance::FreeMessages,
+            0,
+            1_764_590_000,
+        );
         assert_eq!((refund.amount, refund.balance_after), (1, 1));
         assert_ne!(refund.key, first.key);
     }
@@ -540,7 +587,12 @@ mod tests {
             .unwrap();
         let key = posting.entry.key.as_str();
         assert_eq!(EntryKey::parse(key).unwrap().as_str(), key);
-        for bad in ["", "x#usage#d", "2026-12-01T00:00:00Z#nope#x", "2026-12-01T00:00:00Z#usage#"] {
+        for bad in [
+            "",
+            "x#usage#d",
+            "2026-12-01T00:00:00Z#nope#x",
+            "2026-12-01T00:00:00Z#usage#",
+        ] {
             assert_eq!(EntryKey::parse(bad), None, "{bad}");
         }
     }

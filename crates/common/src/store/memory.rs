@@ -107,7 +107,10 @@ impl Profiles for MemoryStore {
             return Ok(false);
         }
         let ending = view.status.ends_paid_credits().then(|| {
-            let cause = view.subscription_id.as_ref().or(record.subscription_id.as_ref());
+            let cause = view
+                .subscription_id
+                .as_ref()
+                .or(record.subscription_id.as_ref());
             let cause = cause.map_or("subscription", String::as_str);
             record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now())
         });
@@ -254,7 +257,12 @@ impl Ledger for MemoryStore {
             RefundOutcome::Lapsed
         } else {
             let now = crate::unix_now();
-            let step = DailyStep::new(EntryKind::MessageRefund, balance, record.balance(balance), now);
+            let step = DailyStep::new(
+                EntryKind::MessageRefund,
+                balance,
+                record.balance(balance),
+                now,
+            );
             set_balance(record, balance, step.balance_after);
             tables.add_to_day(user, &step);
             RefundOutcome::Refunded(balance)
@@ -388,7 +396,10 @@ impl Erasures for MemoryStore {
         tables.debits.retain(|(owner, _), _| owner != user);
         tables.stripe_calls.retain(|(owner, _), _| owner != user);
         tables.once.retain(|(owner, _)| owner != user);
-        let entries = tables.entries.remove(user).map_or(0, |entries| entries.len());
+        let entries = tables
+            .entries
+            .remove(user)
+            .map_or(0, |entries| entries.len());
         Ok(before - tables.debits.len() - tables.once.len() + entries)
     }
 

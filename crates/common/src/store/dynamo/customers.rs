@@ -83,10 +83,7 @@ impl CustomerLinks for DynamoStore {
             .set_key(Some(profile_key(user)))
             .update_expression("SET stripe_customer_possible = :yes")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(erasing_since)")
-            .expression_attribute_values(
-                ":yes",
-                AttributeValue::Bool(true),
-            )
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
         if conditional("UpdateItem", result)? {
@@ -151,7 +148,9 @@ impl CustomerLinks for DynamoStore {
             }
         }
         if !forgotten {
-            return Err(StoreError::Unavailable("the unlink kept racing other changes".into()));
+            return Err(StoreError::Unavailable(
+                "the unlink kept racing other changes".into(),
+            ));
         }
         // Only if the mapping is this user's.
         let unmap = self

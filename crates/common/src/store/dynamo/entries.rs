@@ -98,7 +98,11 @@ fn built<T, E>(built: Result<T, E>, what: &str) -> Result<T, StoreError> {
 
 impl DynamoStore {
     /// Puts `entry` of `user`, only if no entry has its key.
-    pub(super) fn put_entry(&self, user: &UserId, entry: &Entry) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn put_entry(
+        &self,
+        user: &UserId,
+        entry: &Entry,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(user, entry)))
@@ -108,10 +112,21 @@ impl DynamoStore {
     }
 
     /// Adds `step` to its day's entry of `user` (made by the first step of the day).
-    pub(super) fn add_to_day(&self, user: &UserId, step: &DailyStep) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn add_to_day(
+        &self,
+        user: &UserId,
+        step: &DailyStep,
+    ) -> Result<TransactWriteItem, StoreError> {
         // Every name through a placeholder: several (`at`, `day`...) are reserved words.
         let names = [
-            "entity", "kind", "balance", "balance_after", "at", "cause", "amount", "messages",
+            "entity",
+            "kind",
+            "balance",
+            "balance_after",
+            "at",
+            "cause",
+            "amount",
+            "messages",
         ];
         let update = Update::builder()
             .table_name(&self.table)
@@ -122,7 +137,10 @@ impl DynamoStore {
                  ADD #amount :amount, #messages :one",
             )
             .set_expression_attribute_names(Some(
-                names.iter().map(|name| (format!("#{name}"), (*name).to_owned())).collect(),
+                names
+                    .iter()
+                    .map(|name| (format!("#{name}"), (*name).to_owned()))
+                    .collect(),
             ))
             .set_expression_attribute_values(Some(HashMap::from([
                 (":entity".to_owned(), s("ledger")),
@@ -135,7 +153,9 @@ impl DynamoStore {
                 (":one".to_owned(), n(1)),
             ])))
             .build();
-        Ok(TransactWriteItem::builder().update(built(update, "Update")?).build())
+        Ok(TransactWriteItem::builder()
+            .update(built(update, "Update")?)
+            .build())
     }
 
     /// The profile update of a change of `balance` from `seen.before` to `after`, conditioned on
@@ -175,7 +195,11 @@ impl DynamoStore {
     }
 
     /// [`crate::store::Ledger::post`].
-    pub(super) async fn post_entry(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError> {
+    pub(super) async fn post_entry(
+        &self,
+        user: &UserId,
+        posting: &Posting,
+    ) -> Result<PostOutcome, StoreError> {
         let entry = &posting.entry;
         let (seen, after) = (&posting.seen, entry.balance_after);
         let mut expression = "SET #balance = :after".to_owned();

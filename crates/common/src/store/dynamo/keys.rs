@@ -72,7 +72,10 @@ pub fn balance_attribute(balance: Balance) -> &'static str {
 
 /// The key of the ledger entry `entry` of `user` (`LEDGER#<entry key>`).
 pub fn entry_key(user: &UserId, entry: &EntryKey) -> Item {
-    key(user_pk(user), &format!("{}{}", super::entries::LEDGER, entry.as_str()))
+    key(
+        user_pk(user),
+        &format!("{}{}", super::entries::LEDGER, entry.as_str()),
+    )
 }
 
 /// The key of the marker of a posting done once for `id` (`ONCE#<id>`).

@@ -162,7 +162,12 @@ impl Ledger for DynamoStore {
                 period: record.last_grant_created,
                 before: record.balance(balance),
             };
-            let step = DailyStep::new(EntryKind::MessageRefund, balance, seen.before, crate::unix_now());
+            let step = DailyStep::new(
+                EntryKind::MessageRefund,
+                balance,
+                seen.before,
+                crate::unix_now(),
+            );
             // Not onto a record being erased: its items may be gone already.
             let give_back = self
                 .set_balance(user, balance, &seen, step.balance_after, "")
@@ -191,7 +196,9 @@ impl Ledger for DynamoStore {
                 _ => return Err(store_error("TransactWriteItems", err)),
             }
         }
-        Err(StoreError::Unavailable("refund kept racing other changes".into()))
+        Err(StoreError::Unavailable(
+            "refund kept racing other changes".into(),
+        ))
     }
 
     async fn post(&self, user: &UserId, posting: &Posting) -> Result<PostOutcome, StoreError> {

@@ -125,9 +125,13 @@ impl Profiles for DynamoStore {
                 // Its entries may be gone already: no new one.
                 return Err(StoreError::Erasing);
             }
-            let cause = view.subscription_id.as_ref().or(record.subscription_id.as_ref());
+            let cause = view
+                .subscription_id
+                .as_ref()
+                .or(record.subscription_id.as_ref());
             let cause = cause.map_or("subscription", String::as_str);
-            let ending = record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now());
+            let ending =
+                record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now());
             let mut values = values.clone();
             values.insert(":before".to_owned(), n(record.credits_remaining));
             values.insert(":no_credits".to_owned(), n(0));
@@ -151,7 +155,9 @@ impl Profiles for DynamoStore {
                 Err(err) => return Err(store_error("TransactWriteItems", err)),
             }
         }
-        Err(StoreError::Unavailable("the view kept racing other changes".into()))
+        Err(StoreError::Unavailable(
+            "the view kept racing other changes".into(),
+        ))
     }
 
     async fn set_open_checkout(

@@ -1,0 +1,481 @@
+//! The credit ledger's conformance suite, run on both stores like [`crate::conformance`]: every
+//! change of a balance writes its entry in the same transaction, and for each balance the
+//! value at creation plus the sum of its entries is the stored value, after every step of
+//! random sequences of grants, debits, refunds, status changes, customer deletions, operator
+//! adjustments and pairs of them racing ([`every_change_keeps_each_balance_the_sum_of_its_entries`]).
+
+use std::sync::Arc;
+
+use common::config::Rules;
+use common::credits::{self, AdjustError, AdjustOutcome};
+use common::domain::{
+    AdjustmentRefusal, Balance, Caller, Entry, EntryKind, PaidInvoice, SubscriptionStatus,
+    SubscriptionView, UserId, UserRecord,
+};
+use common::store::Store;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+fn new_user() -> UserId {
+    UserId::parse(&crate::tokens::new_user()).expect("uuid")
+}
+
+/// Every entry of `user`, newest first, read page by page as the endpoint reads them.
+pub async fn all_entries(store: &dyn Store, user: &UserId) -> Vec<Entry> {
+    let (mut all, mut after) = (Vec::new(), None);
+    loop {
+        let (page, more) = store.entries(user, after.as_ref(), 7).await.unwrap();
+        after = page.last().map(|entry| entry.key.clone());
+        all.extend(page);
+        if !more {
+            return all;
+        }
+    }
+}
+
+/// The invariant: for each balance, `initial` (its value when the record was made) plus the sum
+/// of its entries is the stored value. `Err` says which balance and by how much.
+pub async fn ledger_sums(
+    store: &dyn Store,
+    user: &UserId,
+    initial: &UserRecord,
+) -> Result<(), String> {
+    let record = store.get_user(user).await.unwrap().expect("a record");
+    let entries = all_entries(store, user).await;
+    for balance in Balance::ALL {
+        let sum: i64 = entries
+            .iter()
+            .filter(|e| e.balance == balance)
+            .map(|e| e.amount)
+            .sum();
+        let (start, now) = (initial.balance(balance), record.balance(balance));
+        if start + sum != now {
+            return Err(format!(
+                "{balance:?}: {start} at creation + {sum} in entries != {now} stored; entries {entries:#?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A free user with `free` free messages, created; returns the record as made.
+async fn created(store: &dyn Store, free: i64) -> (UserId, UserRecord) {
+    let user = new_user();
+    let record = UserRecord::new_free(user.clone(), free, 1_700_000_000);
+    assert!(store.create_user(&record).await.unwrap());
+    (user, record)
+}
+
+fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
+    SubscriptionView {
+        plan: "pro".into(),
+        status: SubscriptionStatus::parse(status),
+        subscription_id: Some("sub_1".into()),
+        price_id: Some("price_pro".into()),
+        current_period_end: Some(1_800_000_000),
+        cancel_at_period_end: false,
+        observed_at_ms,
+        next_check: None,
+    }
+}
+
+fn invoice(id: &str, created: i64) -> PaidInvoice {
+    PaidInvoice {
+        id: id.into(),
+        created,
+        billing_reason: Some("subscription_cycle".into()),
+    }
+}
+
+/// One step of a random sequence.
+#[derive(Debug, Clone)]
+enum Step {
+    /// The sync's grant of invoice `in_<n>` (older numbers are older invoices).
+    Grant(u8),
+    /// A message debit, with one of a few ids (so retries and re-debits after refunds occur).
+    Debit(u8),
+    /// The refund of that id.
+    Refund(u8),
+    /// A new subscription status from Stripe.
+    Status(&'static str),
+    /// An operator's adjustment of `balance` by `amount`, with one of a few ids.
+    Adjust(bool, i8, u8),
+    /// A customer linked, then deleted at Stripe.
+    DeleteCustomer,
+}
+
+/// A step, or two racing.
+#[derive(Debug, Clone)]
+enum Op {
+    One(Step),
+    Race(Step, Step),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0u8..6).prop_map(Step::Grant),
+        6 => (0u8..8).prop_map(Step::Debit),
+        2 => (0u8..8).prop_map(Step::Refund),
+        2 => prop_oneof![Just("active"), Just("past_due"), Just("canceled")].prop_map(Step::Status),
+        2 => (any::<bool>(), -6i8..6, 0u8..4).prop_map(|(credits, amount, id)| Step::Adjust(credits, amount, id)),
+        1 => Just(Step::DeleteCustomer),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => step().prop_map(Op::One),
+        1 => (step(), step()).prop_map(|(a, b)| Op::Race(a, b)),
+    ]
+}
+
+/// Runs `step` for `user`; every outcome is allowed (refusals, nothing owed, a 503 after a
+/// race), since the invariant is what is checked, and it must hold whatever came of it.
+async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
+    let rules = Rules::default();
+    let caller = Caller::signed_in(&user);
+    match step {
+        Step::Grant(n) => {
+            let paid = invoice(&format!("in_{n}"), 1_000 + i64::from(n) * 10);
+            let _ = credits::grant_for_invoice(store.as_ref(), &user, &paid, 100).await;
+        }
+        Step::Debit(n) => {
+            let _ = credits::debit_message(store.as_ref(), &caller, &rules, &format!("m{n}")).await;
+        }
+        Step::Refund(n) => {
+            let _ = credits::refund_message(store.as_ref(), &user, &format!("m{n}")).await;
+        }
+        Step::Status(status) => {
+            let _ = store.apply_subscription(&user, &view(status, clock)).await;
+        }
+        Step::Adjust(credits, amount, n) => {
+            let balance = if credits {
+                Balance::Credits
+            } else {
+                Balance::FreeMessages
+            };
+            let id = format!("adj_{n}");
+            let _ = credits::adjust(
+                store.as_ref(),
+                &user,
+                balance,
+                i64::from(amount),
+                "test",
+                "ops:prop",
+                &id,
+            )
+            .await;
+        }
+        Step::DeleteCustomer => {
+            let customer = format!("cus_{clock}");
+            if store.link_customer(&user, &customer).await.is_ok() {
+                store.unlink_customer(&user, &customer).await.unwrap();
+            }
+        }
+    }
+}
+
+/// The property test: random sequences on one store, the invariant after every step.
+pub async fn every_change_keeps_each_balance_the_sum_of_its_entries(store: Arc<dyn Store>) {
+    let config = Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let handle = tokio::runtime::Handle::current();
+    let outcome = runner.run(&proptest::collection::vec(op(), 1..24), |ops| {
+        let store = Arc::clone(&store);
+        tokio::task::block_in_place(|| {
+            handle.block_on(async move {
+                let (user, initial) = created(store.as_ref(), 10).await;
+                for (i, op) in ops.into_iter().enumerate() {
+                    let clock = 1_000 + i as i64 * 2;
+                    match op {
+                        Op::One(step) => run(Arc::clone(&store), user.clone(), step, clock).await,
+                        Op::Race(a, b) => {
+                            let first = run(Arc::clone(&store), user.clone(), a, clock);
+                            let second = run(Arc::clone(&store), user.clone(), b, clock + 1);
+                            tokio::join!(first, second);
+                        }
+                    }
+                    ledger_sums(store.as_ref(), &user, &initial)
+                        .await
+                        .map_err(|broken| {
+                            TestCaseError::fail(format!("after step {i}: {broken}"))
+                        })?;
+                }
+                Ok(())
+            })
+        })
+    });
+    if let Err(err) = outcome {
+        panic!("{err}");
+    }
+}
+
+/// A day's debits are one `usage` entry (count, total, the balance after the last), and its
+/// refunds one `message_refund` entry: never a row per message.
+pub async fn a_day_s_debits_and_refunds_are_one_entry_each(store: Arc<dyn Store>) {
+    let (user, initial) = created(store.as_ref(), 10).await;
+    let caller = Caller::signed_in(&user);
+    for id in ["a", "b", "c"] {
+        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id)
+            .await
+            .unwrap();
+    }
+    credits::refund_message(store.as_ref(), &user, "b")
+        .await
+        .unwrap();
+    let entries = all_entries(store.as_ref(), &user).await;
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    let usage = entries.iter().find(|e| e.kind == EntryKind::Usage).unwrap();
+    assert_eq!(
+        (usage.messages, usage.amount, usage.balance_after),
+        (Some(3), -3, 7)
+    );
+    assert_eq!(usage.balance, Balance::FreeMessages);
+    let refund = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::MessageRefund)
+        .unwrap();
+    assert_eq!(
+        (refund.messages, refund.amount, refund.balance_after),
+        (Some(1), 1, 8)
+    );
+    assert_eq!(
+        usage.cause,
+        common::domain::entries::day_of(common::unix_now())
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+}
+
+/// A period grant says what it granted and what expired; a redelivery posts nothing more.
+pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
+    let (user, initial) = created(store.as_ref(), 0).await;
+    assert!(
+        store
+            .apply_subscription(&user, &view("active", 1))
+            .await
+            .unwrap()
+    );
+    let first = invoice("in_a", 1_000);
+    credits::grant_for_invoice(store.as_ref(), &user, &first, 100)
+        .await
+        .unwrap();
+    let caller = Caller::signed_in(&user);
+    for id in ["x", "y"] {
+        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id)
+            .await
+            .unwrap();
+    }
+    let renewal = invoice("in_b", 2_000);
+    for _ in 0..2 {
+        credits::grant_for_invoice(store.as_ref(), &user, &renewal, 100)
+            .await
+            .unwrap();
+    }
+    let grants: Vec<Entry> = all_entries(store.as_ref(), &user)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::PeriodGrant)
+        .collect();
+    assert_eq!(grants.len(), 2, "{grants:#?}");
+    let newest = &grants[0];
+    assert_eq!(newest.cause, "in_b");
+    assert_eq!(
+        (
+            newest.granted,
+            newest.expired,
+            newest.amount,
+            newest.balance_after
+        ),
+        (Some(100), Some(98), 2, 100)
+    );
+    assert_eq!(newest.plan.as_deref(), Some("pro"));
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+}
+
+/// The end of a subscription and the deletion of a customer each write their entry with what
+/// expired; free messages stay, and a repeat writes nothing.
+pub async fn endings_write_their_entry_once(store: Arc<dyn Store>) {
+    for ending in [EntryKind::SubscriptionEnded, EntryKind::CustomerDeleted] {
+        let (user, initial) = created(store.as_ref(), 4).await;
+        store
+            .link_customer(&user, &format!("cus_{}", user.hash()))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .apply_subscription(&user, &view("active", 1))
+                .await
+                .unwrap()
+        );
+        credits::grant_for_invoice(store.as_ref(), &user, &invoice("in_1", 1_000), 50)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            match ending {
+                EntryKind::SubscriptionEnded => {
+                    let _ = store
+                        .apply_subscription(&user, &view("canceled", 2))
+                        .await
+                        .unwrap();
+                }
+                _ => store
+                    .unlink_customer(&user, &format!("cus_{}", user.hash()))
+                    .await
+                    .unwrap(),
+            }
+        }
+        let entries = all_entries(store.as_ref(), &user).await;
+        let ends: Vec<&Entry> = entries.iter().filter(|e| e.kind == ending).collect();
+        assert_eq!(ends.len(), 1, "{ending}: {entries:#?}");
+        assert_eq!(
+            (ends[0].amount, ends[0].expired, ends[0].balance_after),
+            (-50, Some(50), 0)
+        );
+        let record = store.get_user(&user).await.unwrap().unwrap();
+        assert_eq!(
+            (record.credits_remaining, record.free_messages_remaining),
+            (0, 4)
+        );
+        ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+    }
+}
+
+/// An operator's adjustment is applied once per id, never below zero, names its reason, and a
+/// refused one changes nothing.
+pub async fn an_adjustment_is_applied_once_and_never_below_zero(store: Arc<dyn Store>) {
+    let (user, initial) = created(store.as_ref(), 3).await;
+    let adjust = |amount, id: &'static str| {
+        let (store, user) = (Arc::clone(&store), user.clone());
+        async move {
+            credits::adjust(
+                store.as_ref(),
+                &user,
+                Balance::FreeMessages,
+                amount,
+                "support ticket 42",
+                "ops:alice",
+                id,
+            )
+            .await
+        }
+    };
+    assert!(matches!(
+        adjust(5, "t1").await.unwrap(),
+        AdjustOutcome::Adjusted(8)
+    ));
+    assert!(matches!(
+        adjust(5, "t1").await.unwrap(),
+        AdjustOutcome::AlreadyApplied
+    ));
+    let refused = adjust(-9, "t2").await;
+    assert!(
+        matches!(
+            refused,
+            Err(AdjustError::Refused(AdjustmentRefusal::BelowZero {
+                balance: 8,
+                amount: -9
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        adjust(0, "t3").await,
+        Err(AdjustError::Refused(AdjustmentRefusal::Incomplete))
+    ));
+    assert!(matches!(
+        adjust(-8, "t4").await.unwrap(),
+        AdjustOutcome::Adjusted(0)
+    ));
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(record.free_messages_remaining, 0);
+    let entries = all_entries(store.as_ref(), &user).await;
+    assert_eq!(
+        entries.len(),
+        2,
+        "the refused ones wrote nothing: {entries:#?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.reason.as_deref() == Some("support ticket 42"))
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.operator.as_deref() == Some("ops:alice"))
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+    let stranger = credits::adjust(
+        store.as_ref(),
+        &new_user(),
+        Balance::Credits,
+        1,
+        "x",
+        "ops",
+        "t5",
+    )
+    .await;
+    assert!(matches!(stranger, Err(AdjustError::NoUser)));
+}
+
+/// The history comes newest first, page by page, each entry once.
+pub async fn the_history_pages_newest_first_each_entry_once(store: Arc<dyn Store>) {
+    let (user, _) = created(store.as_ref(), 0).await;
+    for i in 0..9 {
+        let id = format!("t{i}");
+        credits::adjust(
+            store.as_ref(),
+            &user,
+            Balance::FreeMessages,
+            1,
+            "gift",
+            "ops",
+            &id,
+        )
+        .await
+        .unwrap();
+    }
+    let (first, more) = store.entries(&user, None, 4).await.unwrap();
+    assert_eq!((first.len(), more), (4, true));
+    let all = all_entries(store.as_ref(), &user).await;
+    assert_eq!(all.len(), 9);
+    assert_eq!(all[..4], first[..]);
+    assert!(
+        all.windows(2).all(|pair| pair[0].key > pair[1].key),
+        "newest first, no repeats"
+    );
+    let (rest, more) = store.entries(&user, Some(&all[8].key), 4).await.unwrap();
+    assert_eq!((rest.len(), more), (0, false));
+    let (none, more) = store.entries(&new_user(), None, 4).await.unwrap();
+    assert_eq!((none.len(), more), (0, false));
+}
+
+/// Erasure deletes the ledger with everything else of the user.
+pub async fn erasure_deletes_the_ledger(store: Arc<dyn Store>) {
+    let (user, _) = created(store.as_ref(), 2).await;
+    credits::adjust(
+        store.as_ref(),
+        &user,
+        Balance::FreeMessages,
+        1,
+        "gift",
+        "ops",
+        "t",
+    )
+    .await
+    .unwrap();
+    let caller = Caller::signed_in(&user);
+    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m")
+        .await
+        .unwrap();
+    assert_eq!(all_entries(store.as_ref(), &user).await.len(), 2);
+    assert!(
+        store.delete_owned_items(&user).await.unwrap() >= 3,
+        "entries, the once marker, the debit"
+    );
+    assert!(all_entries(store.as_ref(), &user).await.is_empty());
+}
