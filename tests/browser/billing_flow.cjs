@@ -59,7 +59,8 @@ async function main() {
     assert.match(await page.textContent('#error'), /already paid/);
 
     // Spend three credits, as the chat service would.
-    for (let i = 0; i < 3; i += 1) await call('POST', '/local/debit', token);
+    const spent = [];
+    for (let i = 0; i < 3; i += 1) spent.push((await call('POST', '/local/debit', token)).message_id);
     assert.equal((await status()).credits_remaining, credits - 3);
 
     // 2. Portal: renew, and the new invoice grants the plan's credits once more.
@@ -72,9 +73,41 @@ async function main() {
     assert.equal(now.has_subscription, true, JSON.stringify(now));
     assert.equal(now.credits_remaining, credits, JSON.stringify(now));
 
+    // A message of the last period whose model call failed now gives nothing back (that
+    // period's credits expired with it); one of this period, debited and refunded, does.
+    const lapsed = await call('POST', `/local/refund?message_id=${spent[0]}`, token);
+    assert.equal(lapsed.outcome, 'lapsed');
+    const { message_id: failed } = await call('POST', '/local/debit', token);
+    assert.equal((await call('POST', `/local/refund?message_id=${failed}`, token)).outcome, 'refunded');
+
+    // The history shows exactly that, newest first, and sums to the balances.
+    const history = await call('GET', '/v1/user/credits', token);
+    assert.equal(history.credits_remaining, credits, JSON.stringify(history));
+    assert.equal(history.next_cursor, null);
+    const entries = history.entries;
+    const of = (kind) => entries.filter((e) => e.kind === kind);
+    const total = (kind, field) => of(kind).reduce((sum, e) => sum + e[field], 0);
+    assert.deepEqual([...new Set(entries.map((e) => e.kind))].sort(),
+      ['message_refund', 'period_grant', 'usage'], JSON.stringify(entries));
+    const grants = of('period_grant');
+    assert.equal(grants.length, 2, JSON.stringify(entries));
+    assert.ok(grants[0].at >= grants[1].at, 'newest first');
+    assert.deepEqual([grants[1].granted, grants[1].expired, grants[1].amount], [credits, 0, credits]);
+    assert.deepEqual([grants[0].granted, grants[0].expired, grants[0].amount], [credits, credits - 3, 3]);
+    assert.match(grants[0].description, /^pro plan, period to \d{4}-\d{2}-\d{2}$/);
+    assert.deepEqual([total('usage', 'messages'), total('usage', 'amount')], [4, -4]);
+    assert.deepEqual([total('message_refund', 'messages'), total('message_refund', 'amount')], [1, 1]);
+    const credited = entries.filter((e) => e.balance === 'credits').reduce((s, e) => s + e.amount, 0);
+    assert.equal(credited, history.credits_remaining, 'the balance is the sum of its entries');
+    assert.ok(entries.every((e) => !JSON.stringify(e).includes(failed)), 'no message id is shown');
+    await page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
+    await page.goto(base + '/v1/user/credits');
+    await step('5-history', page);
+    await page.setExtraHTTPHeaders({});
+
     // 3. Cancel now: the free plan and no credits.
     await clickAndReload(page, '#cancel-now', portal);
-    await step('5-canceled', page);
+    await step('6-canceled', page);
     now = await status();
     assert.equal(now.has_subscription, false, JSON.stringify(now));
     assert.equal(now.current_plan, 'free');
@@ -85,7 +118,7 @@ async function main() {
     // Every event was delivered, and the log page lists them.
     const sandbox = new URL(checkout).origin;
     await page.goto(sandbox + '/');
-    await step('6-deliveries', page);
+    await step('7-deliveries', page);
     const deliveries = await (await fetch(sandbox + '/deliveries.json')).json();
     const kinds = deliveries.map((d) => d.type);
     for (const kind of ['checkout.session.completed', 'customer.subscription.created', 'invoice.paid',

@@ -1,7 +1,8 @@
 //! The whole billing flow in a real browser: headless Chromium (Debian's `chromium`), driven by
 //! playwright-core (`tests/browser/billing_flow.cjs`; both installed by `scripts/tools.sh`),
-//! against the local-api binary on its Stripe sandbox: Pay on the checkout page, renew and
-//! cancel now on the portal, with the public API asked after each step. Screenshots go to
+//! against the local-api binary on its Stripe sandbox: Pay on the checkout page, three messages,
+//! renew, a failed message refunded, the credit history, and cancel now on the portal, with the
+//! public API asked after each step. Screenshots go to
 //! `target/reports/browser/`.
 
 use std::path::Path;
@@ -50,8 +51,9 @@ async fn checkout_renew_and_cancel_in_chromium() {
         "2-paid",
         "3-portal",
         "4-renewed",
-        "5-canceled",
-        "6-deliveries",
+        "5-history",
+        "6-canceled",
+        "7-deliveries",
     ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

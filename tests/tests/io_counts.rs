@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use common::domain::{UserId, UserRecord};
+use common::credits;
+use common::domain::{Balance, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{app, event, parts, request, webhook};
 use integration_tests::faulty_store::FaultyStore;
+use integration_tests::storage_faults::FaultProxy;
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, subscription};
 use integration_tests::{emulator, tokens};
 
@@ -157,4 +159,89 @@ async fn checkout_io_for_new_returning_and_subscribed_users() {
     assert_eq!(status, 409);
     assert_eq!(calls(&counting), ["store:get_user"]);
     assert_eq!(stub.sent().await.len(), 5);
+}
+
+/// `GET /v1/user/credits?<query>` as `user`.
+fn history_request(user: &str, query: &str) -> lambda_http::Request {
+    let mut event = integration_tests::binaries::event_as("credit-history.json", user);
+    event["rawQueryString"] = query.into();
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
+    lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+}
+
+#[tokio::test]
+async fn the_credit_history_costs_the_status_read_and_one_query_per_page() {
+    let proxy = FaultProxy::start().await;
+    let dynamo: Arc<dyn Store> = Arc::new(proxy.patient_store().await);
+    let counting = Arc::new(FaultyStore::new(dynamo.clone(), Default::default()));
+    let app = app(counting.clone(), None);
+    let history = |query: String| {
+        let (app, user) = (&app, user_id());
+        async move {
+            parts(
+                integration_tests::apps::handle(
+                    "credit-history",
+                    app,
+                    history_request(&user, &query),
+                )
+                .await,
+            )
+        }
+    };
+    fn user_id() -> String {
+        static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        USER.get_or_init(tokens::new_user).clone()
+    }
+
+    // First sight: the status's read and create, then the (empty) page.
+    let (status, _, body) = history(String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        calls(&counting),
+        [
+            "store:get_user",
+            "store:tombstone",
+            "store:create_user",
+            "store:entries"
+        ]
+    );
+    assert_eq!(
+        proxy.take_calls(),
+        ["GetItem", "GetItem", "PutItem", "Query"]
+    );
+
+    let user = UserId::parse(&user_id()).unwrap();
+    for i in 0..5 {
+        let id = format!("io_{i}");
+        let adjusted = credits::adjust(
+            dynamo.as_ref(),
+            &user,
+            Balance::FreeMessages,
+            1,
+            "gift",
+            "ops",
+            &id,
+        );
+        adjusted.await.unwrap();
+    }
+    proxy.take_calls();
+
+    // Each page: the one read of the record, one query.
+    let (mut query, mut pages, mut seen) = ("limit=2".to_owned(), 0, 0);
+    loop {
+        let (status, _, body) = history(query.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(calls(&counting), ["store:get_user", "store:entries"]);
+        assert_eq!(proxy.take_calls(), ["GetItem", "Query"], "page {pages}");
+        pages += 1;
+        seen += body["entries"].as_array().unwrap().len();
+        match body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen), (3, 5));
 }

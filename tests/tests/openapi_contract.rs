@@ -84,6 +84,7 @@ impl Api {
         let headers = response.headers().clone();
         let body: Value = response.json().await.expect("JSON body");
         assert_eq!(status, expected, "{method} {path}: {body}");
+        let path = path.split_once('?').map_or(path, |(path, _query)| path);
         let operation = (path.to_owned(), method.to_lowercase(), status);
         self.spec.check(&operation, &headers, &body);
         self.seen.insert(operation);
@@ -156,6 +157,14 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         .await;
     api.call("POST", "/v1/stripe/sync-subscription", Some(&user), 200)
         .await;
+    let history = api
+        .call("GET", "/v1/user/credits?limit=2", Some(&user), 200)
+        .await;
+    assert_eq!(history["next_cursor"], Value::Null);
+    for bad in ["limit=0", "limit=x", "cursor=forged"] {
+        let path = format!("/v1/user/credits?{bad}");
+        api.call("GET", &path, Some(&user), 400).await;
+    }
 
     // Unauthenticated, everywhere.
     for (method, path) in bearer_routes() {

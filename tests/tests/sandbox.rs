@@ -144,6 +144,67 @@ async fn paying_twice_an_unknown_or_an_expired_session_is_refused_and_changes_no
     assert_eq!(before["has_subscription"], false);
 }
 
+#[tokio::test]
+async fn pay_debits_and_a_renewal_show_in_the_credit_history_and_sum_to_the_balance() {
+    let api = start_local_api(&[("PLAN_CREDITS", "20")]).await;
+    let payer = token(&api).await;
+    let checkout = session_url(
+        &api,
+        "/v1/stripe/create-checkout-session",
+        "checkout_url",
+        &payer,
+    )
+    .await;
+    assert_eq!(press(&format!("{checkout}/pay")).await.0, 303);
+    for _ in 0..3 {
+        let (code, body) = call(&api, reqwest::Method::POST, "/local/debit", &payer).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let portal = session_url(
+        &api,
+        "/v1/stripe/create-portal-session",
+        "portal_url",
+        &payer,
+    )
+    .await;
+    assert_eq!(press(&format!("{portal}/renew")).await.0, 303);
+
+    let (code, history) = call(&api, reqwest::Method::GET, "/v1/user/credits", &payer).await;
+    assert_eq!(code, 200, "{history}");
+    let entries = history["entries"].as_array().unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let grants: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "period_grant")
+        .collect();
+    assert_eq!(grants.len(), 2, "{kinds:?}");
+    assert_eq!(
+        (&grants[0]["granted"], &grants[0]["expired"]),
+        (&json!(20), &json!(17))
+    );
+    assert_eq!(
+        (&grants[1]["granted"], &grants[1]["expired"]),
+        (&json!(20), &json!(0))
+    );
+    let used: i64 = entries
+        .iter()
+        .filter(|e| e["kind"] == "usage")
+        .map(|e| e["messages"].as_i64().unwrap())
+        .sum();
+    assert_eq!(used, 3, "{kinds:?}");
+    let sum: i64 = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    assert_eq!(history["credits_remaining"], 20);
+    // Credits from 0, free messages from 10 (the non-subscriber's were never used).
+    assert_eq!(sum, 20, "each balance is the sum of its entries: {history}");
+    assert_eq!(
+        history["free_messages_remaining"],
+        status(&api, &payer).await["free_messages_remaining"]
+    );
+}
+
 /// A local API, a new user's token, and the URL of a Checkout session opened for that user.
 async fn new_user_at_checkout() -> (LocalApi, String, String) {
     let api = start_local_api(&[]).await;

@@ -168,7 +168,12 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
                 return Err(ApiError::SubscriptionNotActive);
             }
         };
-        match store.post(user, &posting).await? {
+        let posted = match store.post(user, &posting).await {
+            // The account is being erased: its credits go with it, nothing is owed.
+            Err(crate::store::StoreError::Erasing) => return Ok(GrantOutcome::NothingOwed),
+            posted => posted?,
+        };
+        match posted {
             PostOutcome::Posted => {
                 tracing::info!(user = %user.hash(), invoice = %invoice.id, expired = posting.seen.before, "paid period credits granted");
                 metrics::count(Metric::Grants, 1);

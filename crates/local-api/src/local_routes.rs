@@ -8,14 +8,16 @@
 //! Both answer only a peer on loopback that named a loopback `Host` (403 `LOCAL_ONLY`
 //! otherwise): a page in the developer's browser that rebinds its own name to 127.0.0.1, or a
 //! peer on the network when bound to another address, mints nothing.
-//! - `POST /local/debit` (bearer): pays one message the way the chat service does, through the
-//!   shared crate's debit, so a client can watch credits go down.
+//! - `POST /local/debit[?message_id=<id>]` (bearer): pays one message the way the chat service
+//!   does, through the shared crate's debit, so a client can watch credits go down; answers the
+//!   message id (a new one unless given).
+//! - `POST /local/refund?message_id=<id>` (bearer): gives that message back, as the chat service
+//!   does when its model call failed.
 
 use common::ApiError;
 use common::App;
 use common::credits;
-use common::domain::Balance;
-use common::domain::UserId;
+use common::domain::{RefundOutcome, UserId};
 use common::endpoint::{error_response, json_response};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -48,8 +50,12 @@ pub async fn handle(
             Ok(response) => response,
             Err(err) => error_response(&err),
         },
+        (Method::POST, "/local/refund") => match refund(app, &req).await {
+            Ok(response) => response,
+            Err(err) => error_response(&err),
+        },
         (_, "/local/token") => error_response(&ApiError::MethodNotAllowed { allow: Method::GET }),
-        (_, "/local/debit") => error_response(&ApiError::MethodNotAllowed {
+        (_, "/local/debit" | "/local/refund") => error_response(&ApiError::MethodNotAllowed {
             allow: Method::POST,
         }),
         _ => error_response(&ApiError::NotFound),
@@ -104,17 +110,38 @@ fn token(tokens: Option<&Tokens>, req: &Request) -> Response<Body> {
     json_response(StatusCode::OK, &body)
 }
 
+/// The `message_id` the query of `req` names, if any.
+fn message_id(req: &Request) -> Option<String> {
+    let query = req.uri().query().unwrap_or("").as_bytes();
+    form_urlencoded::parse(query)
+        .find(|(name, _)| name == "message_id")
+        .map(|(_, value)| value.into_owned())
+}
+
 async fn debit(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.authenticate(req.headers()).await?;
-    let message_id = uuid::Uuid::new_v4().to_string();
+    let message_id = message_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let debit =
         credits::debit_message(app.store.as_ref(), &user, &app.config.rules, &message_id).await?;
-    let paid_with = match debit.paid_with {
-        Balance::Credits => "credits",
-        Balance::FreeMessages => "free_messages",
-    };
-    let body = json!({"paid_with": paid_with, "remaining": debit.remaining});
+    let body = json!({
+        "message_id": message_id,
+        "paid_with": debit.paid_with.as_str(),
+        "remaining": debit.remaining,
+    });
     Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn refund(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = app.auth.authenticate(req.headers()).await?;
+    let message_id = message_id(req).unwrap_or_default();
+    let outcome = credits::refund_message(app.store.as_ref(), &caller.user, &message_id).await?;
+    let outcome = match outcome {
+        RefundOutcome::Refunded(_) => "refunded",
+        RefundOutcome::Lapsed => "lapsed",
+        RefundOutcome::AlreadyRefunded => "already_refunded",
+        RefundOutcome::NotCharged => "not_charged",
+    };
+    Ok(json_response(StatusCode::OK, &json!({"outcome": outcome})))
 }
 
 /// The contract's error body with a local-only code.

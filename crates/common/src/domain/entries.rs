@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::ledger::{Balance, CreditGrant, Period};
+use super::ledger::{Balance, CreditGrant, PaidInvoice, Period};
 use super::subscription::SubscriptionStatus;
 use super::user::UserRecord;
 
@@ -376,14 +376,26 @@ impl UserRecord {
         balance == Balance::Credits && (renewed || self.subscription_status.ends_paid_credits())
     }
 
+    /// Why the period of invoice `id`, created at `created`, is not owed whatever the status:
+    /// granted before, or behind a newer period.
+    fn had_period(&self, id: &str, created: i64) -> Option<GrantRefusal> {
+        if self.granted_invoices.contains(id) {
+            return Some(GrantRefusal::AlreadyGranted);
+        }
+        (self.last_grant_created > created).then_some(GrantRefusal::Superseded)
+    }
+
+    /// Whether `invoice` pays a period this record has not had yet (granted once the status is
+    /// entitled: [`UserRecord::period_grant`]).
+    pub fn lacks_period(&self, invoice: &PaidInvoice) -> bool {
+        invoice.starts_a_period() && self.had_period(&invoice.id, invoice.created).is_none()
+    }
+
     /// The grant of the period `grant` pays for: credits set to `grant.credits` (what was left
     /// expires with it), once per invoice, only while entitled, never behind a newer period.
     pub fn period_grant(&self, grant: &CreditGrant) -> Result<Posting, GrantRefusal> {
-        if self.granted_invoices.contains(&grant.invoice_id) {
-            return Err(GrantRefusal::AlreadyGranted);
-        }
-        if self.last_grant_created > grant.invoice_created {
-            return Err(GrantRefusal::Superseded);
+        if let Some(refusal) = self.had_period(&grant.invoice_id, grant.invoice_created) {
+            return Err(refusal);
         }
         if !self.subscription_status.is_entitled() {
             return Err(GrantRefusal::NotEntitled);

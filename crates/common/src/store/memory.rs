@@ -106,7 +106,9 @@ impl Profiles for MemoryStore {
         if record.synced_at_ms >= view.observed_at_ms {
             return Ok(false);
         }
-        let ending = view.status.ends_paid_credits().then(|| {
+        // An erasure deletes the credits with their entries: an ending writes none.
+        let erasing = record.erasing_since.is_some();
+        let ending = (view.status.ends_paid_credits() && !erasing).then(|| {
             let cause = view
                 .subscription_id
                 .as_ref()
@@ -114,7 +116,11 @@ impl Profiles for MemoryStore {
             let cause = cause.map_or("subscription", String::as_str);
             record.paid_credits_end(EntryKind::SubscriptionEnded, cause, crate::unix_now())
         });
+        let credits = record.credits_remaining;
         *record = record.clone().with_subscription(view);
+        if erasing {
+            record.credits_remaining = credits;
+        }
         if let Some(posting) = ending.flatten() {
             tables.write_entry(user, &posting.entry);
         }

@@ -98,7 +98,15 @@ impl Profiles for DynamoStore {
         }
         let condition = "attribute_exists(pk) AND (attribute_not_exists(#synced_at_ms) \
              OR #synced_at_ms < :synced_at_ms)";
-        if !view.status.ends_paid_credits() {
+        let record = match view.status.ends_paid_credits() {
+            true => Some(self.get_user(user).await?.ok_or(StoreError::NoRecord)?),
+            false => None,
+        };
+        // An erasure deletes the credits with their entries: an ending writes none.
+        if record
+            .as_ref()
+            .is_none_or(|record| record.erasing_since.is_some())
+        {
             let result = self
                 .client
                 .update_item()
@@ -116,14 +124,14 @@ impl Profiles for DynamoStore {
         // An ended subscription ends the paid credits left, with their entry: decided on a read,
         // written only if the balance is still the one read.
         names.insert("#credits".to_owned(), "credits_remaining".to_owned());
+        let mut read = record;
         for _ in 0..ENDING_TRIES {
-            let record = self.get_user(user).await?.ok_or(StoreError::NoRecord)?;
+            let record = match read.take() {
+                Some(record) => record,
+                None => self.get_user(user).await?.ok_or(StoreError::NoRecord)?,
+            };
             if record.synced_at_ms >= view.observed_at_ms {
                 return Ok(false);
-            }
-            if record.erasing_since.is_some() {
-                // Its entries may be gone already: no new one.
-                return Err(StoreError::Erasing);
             }
             let cause = view
                 .subscription_id
