@@ -77,8 +77,8 @@ async function main() {
     // period's credits expired with it); one of this period, debited and refunded, does.
     const lapsed = await call('POST', `/local/refund?message_id=${spent[0]}`, token);
     assert.equal(lapsed.outcome, 'lapsed');
-    const { message_id: failed } = await call('POST', '/local/debit', token);
-    assert.equal((await call('POST', `/local/refund?message_id=${failed}`, token)).outcome, 'refunded');
+    const { message_id: failedMessage } = await call('POST', '/local/debit', token);
+    assert.equal((await call('POST', `/local/refund?message_id=${failedMessage}`, token)).outcome, 'refunded');
 
     // The history shows exactly that, newest first, and sums to the balances.
     const history = await call('GET', '/v1/user/credits', token);
@@ -99,7 +99,7 @@ async function main() {
     assert.deepEqual([total('message_refund', 'messages'), total('message_refund', 'amount')], [1, 1]);
     const credited = entries.filter((e) => e.balance === 'credits').reduce((s, e) => s + e.amount, 0);
     assert.equal(credited, history.credits_remaining, 'the balance is the sum of its entries');
-    assert.ok(entries.every((e) => !JSON.stringify(e).includes(failed)), 'no message id is shown');
+    assert.ok(entries.every((e) => !JSON.stringify(e).includes(failedMessage)), 'no message id is shown');
     await page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
     await page.goto(base + '/v1/user/credits');
     await step('5-history', page);

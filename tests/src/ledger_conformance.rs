@@ -479,3 +479,50 @@ pub async fn erasure_deletes_the_ledger(store: Arc<dyn Store>) {
     );
     assert!(all_entries(store.as_ref(), &user).await.is_empty());
 }
+
+/// Once an erasure began, nothing writes an entry (the erasure deletes them): a refund is
+/// refused, an ending view or a deleted customer leaves the credits to the erasure, a grant is
+/// owed no more, an adjustment finds no user.
+pub async fn nothing_is_posted_once_the_erasure_began(store: Arc<dyn Store>) {
+    let (user, _) = created(store.as_ref(), 2).await;
+    let customer = format!("cus_{}", user.hash());
+    store.link_customer(&user, &customer).await.unwrap();
+    assert!(
+        store
+            .apply_subscription(&user, &view("active", 1))
+            .await
+            .unwrap()
+    );
+    let first = invoice("in_1", 1_000);
+    credits::grant_for_invoice(store.as_ref(), &user, &first, 30)
+        .await
+        .unwrap();
+    let caller = Caller::signed_in(&user);
+    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m")
+        .await
+        .unwrap();
+    let before = all_entries(store.as_ref(), &user).await;
+    store.mark_erasing(&user, 5).await.unwrap();
+
+    let refund = store
+        .refund(&user, &common::domain::DebitId::parse("m").unwrap())
+        .await;
+    assert_eq!(refund, Err(common::store::StoreError::Erasing));
+    let renewal = invoice("in_2", 2_000);
+    let granted = credits::grant_for_invoice(store.as_ref(), &user, &renewal, 30);
+    assert_eq!(granted.await.unwrap(), credits::GrantOutcome::NothingOwed);
+    let adjusted = credits::adjust(store.as_ref(), &user, Balance::Credits, 1, "x", "ops", "a");
+    assert!(matches!(adjusted.await, Err(AdjustError::NoUser)));
+    let _ = store
+        .apply_subscription(&user, &view("canceled", 2))
+        .await
+        .unwrap();
+    store.unlink_customer(&user, &customer).await.unwrap();
+
+    assert_eq!(all_entries(store.as_ref(), &user).await, before);
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        record.credits_remaining, 29,
+        "left for the erasure to delete"
+    );
+}

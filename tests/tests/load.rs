@@ -1,7 +1,8 @@
 //! Load with invariants: 20 concurrent users, 2,000 mixed requests against the local API on
 //! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, and
 //! message debits through the library on the same table. Zero unexpected answers, and every
-//! user ends with exactly the credits granted minus the debits that succeeded. Throughput and
+//! user ends with exactly the credits granted minus the debits that succeeded, each balance the
+//! sum of its ledger entries. Throughput and
 //! latency percentiles go to `target/reports/load.md`.
 //!
 //! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_USERS=50 LOAD_REQUESTS=50000 ./scripts/test
@@ -12,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::config::Rules;
 use common::credits::debit_message;
-use common::domain::UserId;
+use common::domain::{UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{customer_of_new_user, invoice_paid};
 use integration_tests::binaries::{local_api_env, start_local_api};
 use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
-use integration_tests::{emulator, tokens};
+use integration_tests::{emulator, ledger_conformance, tokens};
 use serde_json::Value;
 
 /// Credits each paid invoice grants in this test, for `per_user` requests each: 30% of them, so
@@ -226,6 +227,11 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
             record.free_messages_remaining, 10,
             "subscribers pay credits"
         );
+        // The ledger's invariant: each balance is its value at creation (0 credits, 10 free
+        // messages) plus its entries.
+        let created = UserRecord::new_free(user.id.clone(), 10, 0);
+        let sums = ledger_conformance::ledger_sums(store.as_ref(), &user.id, &created).await;
+        sums.unwrap_or_else(|broken| panic!("the ledger does not add up: {broken}"));
     }
 
     write_report(&tallies, elapsed, users_count);

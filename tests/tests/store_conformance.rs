@@ -61,4 +61,5 @@ suite!(
     an_adjustment_is_applied_once_and_never_below_zero,
     the_history_pages_newest_first_each_entry_once,
     erasure_deletes_the_ledger,
+    nothing_is_posted_once_the_erasure_began,
 );

@@ -17,12 +17,6 @@ use crate::metrics::{self, Metric};
 use crate::store::{Erasures, Ledger, Profiles};
 use crate::users;
 
-/// Reads-and-retries of a debit whose balance, status or period changed under it (another
-/// debit of the same user, a grant), before giving up with a 503.
-const DEBIT_TRIES: usize = 8;
-/// Reads-and-retries of a grant or an adjustment whose record moved under it.
-const POST_TRIES: usize = 5;
-
 /// A successful debit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Debit {
@@ -51,7 +45,10 @@ where
 {
     let user = &caller.user;
     let debit_id = &DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
-    for _ in 0..DEBIT_TRIES {
+    // A debit whose balance, status or period changed under it (another debit of the same
+    // user, a grant) reads again, up to RACE_ATTEMPTS times, then gives up with a 503.
+    for pause in crate::race_pauses() {
+        tokio::time::sleep(pause).await;
         let record = users::load_or_create(store, caller, rules).await?;
         let balance = Balance::paying_for(&record.subscription_status);
         let available = record.balance(balance);
@@ -148,7 +145,8 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
         invoice_created: invoice.created,
         credits,
     };
-    for _ in 0..POST_TRIES {
+    for pause in crate::race_pauses() {
+        tokio::time::sleep(pause).await;
         let record = store
             .get_user(user)
             .await?
@@ -231,7 +229,8 @@ pub async fn adjust<S: Profiles + Ledger + ?Sized>(
         operator,
         at: crate::unix_now(),
     };
-    for _ in 0..POST_TRIES {
+    for pause in crate::race_pauses() {
+        tokio::time::sleep(pause).await;
         let record = store.get_user(user).await?.ok_or(AdjustError::NoUser)?;
         let posting = record.adjustment(&adjustment)?;
         match store.post(user, &posting).await {

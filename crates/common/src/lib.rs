@@ -63,6 +63,24 @@ pub(crate) fn call_backoff() -> backon::ExponentialBuilder {
         .with_jitter()
 }
 
+/// Attempts of a change decided on a read whose record moved before its write (another change
+/// of the same user won the race), each on a fresh read.
+pub const RACE_ATTEMPTS: usize = 12;
+
+/// The pause before each of those attempts: none before the first, then 5 ms doubling up to
+/// 200 ms, jittered, so that one user's concurrent changes spread out rather than meet again
+/// (about 1.3 s in all).
+pub(crate) fn race_pauses() -> impl Iterator<Item = std::time::Duration> {
+    use backon::BackoffBuilder;
+    let pauses = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(5))
+        .with_max_delay(std::time::Duration::from_millis(200))
+        .with_max_times(RACE_ATTEMPTS - 1)
+        .with_jitter()
+        .build();
+    std::iter::once(std::time::Duration::ZERO).chain(pauses)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -19,7 +19,7 @@ use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::domain::UserId;
-use crate::domain::reconcile::{RECHECK_AFTER_SECS, next_check};
+use crate::domain::reconcile::next_check;
 use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -40,21 +40,24 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let listed = billing.list_subscriptions(&customer).await?;
     let subscriptions = ours(listed, &billing.config, &record.user_id);
     let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
-    let mut view = decide(&subscriptions, &billing.config, observed_at_ms);
+    let view = decide(&subscriptions, &billing.config, observed_at_ms);
     let paid = pick(&subscriptions)
         .filter(|_| view.status.is_entitled())
         .and_then(latest_paid_invoice);
-    if paid
+    // While a period is owed the user stays due as they were, so that a sync stopped between
+    // the view and the grant (a reconciliation run's deadline) is visited again by the pass;
+    // the view's own next check is written once the grant is done.
+    let owed = paid
         .as_ref()
-        .is_some_and(|invoice| record.lacks_period(invoice))
-    {
-        // A period is owed: should this sync stop between the view and the grant (a
-        // reconciliation run's deadline), the user is due again within the hour, not at the
-        // period's end.
-        let soon = observed_at_ms / 1000 + RECHECK_AFTER_SECS;
-        view.next_check = view.next_check.map(|at| at.min(soon));
-    }
-    let applied = store.apply_subscription(&record.user_id, &view).await?;
+        .is_some_and(|invoice| record.lacks_period(invoice));
+    let first = SubscriptionView {
+        next_check: match owed {
+            true => record.next_check.or(view.next_check),
+            false => view.next_check,
+        },
+        ..view.clone()
+    };
+    let applied = store.apply_subscription(&record.user_id, &first).await?;
     if applied {
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
     }
@@ -70,7 +73,14 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         }
         None => false,
     };
-    if applied && !granted {
+    if owed {
+        let settled = SubscriptionView {
+            observed_at_ms: view.observed_at_ms + 1,
+            ..view.clone()
+        };
+        store.apply_subscription(&record.user_id, &settled).await?;
+    }
+    if applied && !granted && !owed {
         return Ok(record.with_subscription(&view));
     }
     // A grant, or a newer view written meanwhile: read what stands.

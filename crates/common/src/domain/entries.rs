@@ -119,7 +119,7 @@ impl EntryKey {
     pub fn parse(raw: &str) -> Option<EntryKey> {
         let mut parts = raw.splitn(3, '#');
         let at = parts.next()?;
-        parts.next().and_then(EntryKind::parse)?;
+        parts.next().filter(|kind| !kind.is_empty())?;
         let cause = parts.next()?;
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         let well_formed = time::OffsetDateTime::parse(at, rfc3339).is_ok();
@@ -146,7 +146,7 @@ pub struct Entry {
     pub amount: i64,
     /// That balance after the change (for a day's usage or refunds: after the day's last one).
     pub balance_after: i64,
-    /// When it happened, Unix seconds (for a day's usage or refunds: the day's last one).
+    /// When it happened, Unix seconds (for a day's usage or refunds: the day's last second).
     pub at: i64,
     /// What caused it, the key of its idempotency: the invoice, subscription, customer or
     /// adjustment id, or the day.
@@ -230,7 +230,7 @@ pub struct DailyStep {
     pub amount: i64,
     /// The balance after this step.
     pub balance_after: i64,
-    /// When, Unix seconds.
+    /// The last second of its UTC day, Unix seconds.
     pub at: i64,
     /// The UTC day.
     pub day: String,
@@ -243,8 +243,11 @@ impl DailyStep {
         let amount = if kind == EntryKind::Usage { -1 } else { 1 };
         let day = day_of(at);
         let cause = format!("{day}#{}", balance.as_str());
+        // Shown at the day's end, never at a message's own time: the ledger keeps no trail of
+        // when each message was sent.
+        let at = end_of_day(at);
         DailyStep {
-            key: EntryKey::new(end_of_day(at), kind, &cause),
+            key: EntryKey::new(at, kind, &cause),
             kind,
             balance,
             amount,
@@ -336,8 +339,11 @@ pub enum AdjustmentRefusal {
         /// The adjustment asked for.
         amount: i64,
     },
-    /// An adjustment of zero, or an empty reason, operator or id.
-    #[error("an adjustment needs a non-zero amount, a reason, an operator and an id")]
+    /// An adjustment of zero, an empty reason or operator, or an id that is not 1 to 128
+    /// printable ASCII characters.
+    #[error(
+        "an adjustment needs a non-zero amount, a reason, an operator and an id of 1 to 128 printable ASCII characters"
+    )]
     Incomplete,
 }
 
@@ -441,9 +447,10 @@ impl UserRecord {
 
     /// An operator's adjustment: never below zero, at most once per id.
     pub fn adjustment(&self, adjustment: &Adjustment<'_>) -> Result<Posting, AdjustmentRefusal> {
-        let complete = [adjustment.id, adjustment.reason, adjustment.operator]
+        let complete = [adjustment.reason, adjustment.operator]
             .iter()
-            .all(|text| !text.trim().is_empty());
+            .all(|text| !text.trim().is_empty())
+            && super::ledger::DebitId::parse(adjustment.id).is_ok();
         if adjustment.amount == 0 || !complete {
             return Err(AdjustmentRefusal::Incomplete);
         }
@@ -602,7 +609,7 @@ mod tests {
         for bad in [
             "",
             "x#usage#d",
-            "2026-12-01T00:00:00Z#nope#x",
+            "2026-12-01T00:00:00Z##x",
             "2026-12-01T00:00:00Z#usage#",
         ] {
             assert_eq!(EntryKey::parse(bad), None, "{bad}");

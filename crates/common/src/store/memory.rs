@@ -191,10 +191,9 @@ impl CustomerLinks for MemoryStore {
         if tables.customers.get(customer) == Some(user) {
             tables.customers.remove(customer);
         }
-        let linked = tables
-            .users
-            .get_mut(user)
-            .filter(|r| r.stripe_customer_id.as_deref() == Some(customer));
+        let linked = tables.users.get_mut(user).filter(|r| {
+            r.stripe_customer_id.as_deref() == Some(customer) && r.erasing_since.is_none()
+        });
         let mut ending = None;
         if let Some(record) = linked {
             let now = crate::unix_now();
@@ -217,6 +216,9 @@ impl CustomerLinks for MemoryStore {
 #[async_trait]
 impl Ledger for MemoryStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
+        if charge.before <= 0 {
+            return Ok(DebitOutcome::Refused);
+        }
         let mut tables = self.tables();
         let ledger_key = (user.clone(), charge.debit_id.as_str().to_owned());
         if tables
@@ -234,9 +236,6 @@ impl Ledger for MemoryStore {
         let erasing = record.erasing_since.is_some();
         let moved = record.balance(charge.balance) != charge.before;
         if &record.subscription_status != charge.status_seen || period_moved || erasing || moved {
-            return Ok(DebitOutcome::Refused);
-        }
-        if charge.before <= 0 {
             return Ok(DebitOutcome::Refused);
         }
         let step = DailyStep::new(EntryKind::Usage, charge.balance, charge.before, charge.at);
@@ -259,6 +258,9 @@ impl Ledger for MemoryStore {
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(RefundOutcome::NotCharged);
         };
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
         let outcome = if record.refund_lapses(balance, Some(period)) {
             RefundOutcome::Lapsed
         } else {
@@ -293,8 +295,10 @@ impl Ledger for MemoryStore {
             return Err(StoreError::Erasing);
         }
         let seen = &posting.seen;
+        let period_moved =
+            entry.balance == Balance::Credits && record.last_grant_created != seen.period;
         if record.subscription_status != seen.status
-            || record.last_grant_created != seen.period
+            || period_moved
             || record.balance(entry.balance) != seen.before
             || posting
                 .grant

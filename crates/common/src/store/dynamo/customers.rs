@@ -9,8 +9,6 @@ use super::{DynamoStore, cancellation_code, conditional, store_error};
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{EntryKind, FREE_PLAN, SubscriptionStatus, UserId};
 
-/// Attempts of an unlink whose balance moved between its read and its write.
-const FORGET_TRIES: usize = 5;
 use crate::store::{CustomerLinks, Profiles, StoreError};
 
 #[async_trait]
@@ -97,7 +95,8 @@ impl CustomerLinks for DynamoStore {
         // paid credits end with their entry: decided on a read, written only if the balance is
         // still the one read.
         let mut forgotten = false;
-        for _ in 0..FORGET_TRIES {
+        for pause in crate::race_pauses() {
+            tokio::time::sleep(pause).await;
             let Some(record) = self.get_user(user).await? else {
                 forgotten = true;
                 break;

@@ -252,6 +252,9 @@ impl DynamoStore {
             self.refused_unless_erasing(user).await?;
             return Ok(PostOutcome::Moved);
         }
+        if super::is_transaction_conflict(&err) {
+            return Ok(PostOutcome::Moved); // nothing was written: decide again
+        }
         Err(store_error("TransactWriteItems", err))
     }
 
@@ -280,13 +283,19 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|err| store_error("Query", err))?;
-        let mut entries = output
+        let more = output.items().len() > limit;
+        // An entry this version cannot read (a kind a newer one wrote, before a rollback) is
+        // left out of the page and logged, rather than failing the user's whole history.
+        let entries = output
             .items()
             .iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = entries.len() > limit;
-        entries.truncate(limit);
+            .take(limit)
+            .filter_map(|item| {
+                from_item(item)
+                    .inspect_err(|err| tracing::error!(user = %user.hash(), %err, "unreadable ledger entry left out"))
+                    .ok()
+            })
+            .collect();
         Ok((entries, more))
     }
 }

@@ -17,9 +17,6 @@ use crate::domain::{
 };
 use crate::store::{Ledger, Profiles, StoreError};
 
-/// Attempts of a refund whose balance moved between its read and its write.
-const REFUND_TRIES: usize = 5;
-
 /// The balance a debit item records; items written before refunds existed record none.
 fn recorded_balance(debit: &Item) -> Option<Balance> {
     let name = debit.get("balance").and_then(|v| v.as_s().ok())?;
@@ -93,7 +90,8 @@ impl Ledger for DynamoStore {
             Err(err) => match (cancellation_code(&err, 0), cancellation_code(&err, 1)) {
                 (Some("ConditionalCheckFailed"), _) => Ok(DebitOutcome::AlreadyCharged),
                 (_, Some("ConditionalCheckFailed")) => Ok(DebitOutcome::Refused),
-                // Conflicts beyond the retries: nothing was written; a 503 to retry.
+                // Conflicts beyond the retries: nothing was written; the caller reads again.
+                _ if super::is_transaction_conflict(&err) => Ok(DebitOutcome::Refused),
                 _ => Err(store_error("TransactWriteItems", err)),
             },
         }
@@ -135,7 +133,8 @@ impl Ledger for DynamoStore {
             .set_expression_attribute_values(Some(values.clone()))
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;
-        for _ in 0..REFUND_TRIES {
+        for pause in crate::race_pauses() {
+            tokio::time::sleep(pause).await;
             let Some(record) = self.get_user(user).await? else {
                 return Ok(RefundOutcome::NotCharged);
             };
@@ -193,6 +192,7 @@ impl Ledger for DynamoStore {
                         return Err(StoreError::Erasing);
                     }
                 }
+                _ if super::is_transaction_conflict(&err) => {}
                 _ => return Err(store_error("TransactWriteItems", err)),
             }
         }

@@ -171,9 +171,13 @@ impl DynamoStore {
             .with_max_times(CONFLICT_RETRIES)
             .with_jitter();
         (|| {
+            // One token per attempt, kept by the SDK's own retries: a retry after a lost reply
+            // of a transaction that committed is answered as that transaction (DynamoDB's
+            // idempotency window), not refused by the conditions the first one satisfied.
             self.client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(uuid::Uuid::new_v4().to_string())
                 .send()
         })
         .retry(backoff)

@@ -11,9 +11,6 @@ use super::{DynamoStore, cancellation_code, conditional, store_error};
 use crate::domain::{EntryKind, OpenCheckout, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
 
-/// Attempts of an ended view whose balance moved between its read and its write.
-const ENDING_TRIES: usize = 5;
-
 impl DynamoStore {
     /// After a conditional update of the profile of `user`: `Ok(true)` if it was written; if its
     /// condition failed, `Ok(false)` (nothing written) when the record exists, `NoRecord` when not.
@@ -102,11 +99,10 @@ impl Profiles for DynamoStore {
             true => Some(self.get_user(user).await?.ok_or(StoreError::NoRecord)?),
             false => None,
         };
-        // An erasure deletes the credits with their entries: an ending writes none.
-        if record
-            .as_ref()
-            .is_none_or(|record| record.erasing_since.is_some())
-        {
+        // The view alone: the credits untouched (an erasure deletes them with their entries,
+        // so an ending there writes none).
+        let expression = expression.as_str();
+        let view_only = |names, values| async move {
             let result = self
                 .client
                 .update_item()
@@ -119,19 +115,26 @@ impl Profiles for DynamoStore {
                 .send()
                 .await;
             let written = conditional("UpdateItem", result)?;
-            return self.profile_updated(user, written).await;
-        }
+            self.profile_updated(user, written).await
+        };
+        let Some(record) = record.filter(|record| record.erasing_since.is_none()) else {
+            return view_only(names, values).await;
+        };
         // An ended subscription ends the paid credits left, with their entry: decided on a read,
         // written only if the balance is still the one read.
         names.insert("#credits".to_owned(), "credits_remaining".to_owned());
-        let mut read = record;
-        for _ in 0..ENDING_TRIES {
+        let mut read = Some(record);
+        for pause in crate::race_pauses() {
+            tokio::time::sleep(pause).await;
             let record = match read.take() {
                 Some(record) => record,
                 None => self.get_user(user).await?.ok_or(StoreError::NoRecord)?,
             };
             if record.synced_at_ms >= view.observed_at_ms {
                 return Ok(false);
+            }
+            if record.erasing_since.is_some() {
+                return view_only(names, values).await;
             }
             let cause = view
                 .subscription_id
@@ -147,7 +150,9 @@ impl Profiles for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(profile_key(user)))
                 .update_expression(expression.replacen("SET ", "SET #credits = :no_credits, ", 1))
-                .condition_expression(format!("{condition} AND #credits = :before"))
+                .condition_expression(format!(
+                    "{condition} AND #credits = :before AND attribute_not_exists(erasing_since)"
+                ))
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values))
                 .build()
