@@ -104,6 +104,7 @@ async function main() {
     await page.goto(base + '/v1/user/credits');
     await step('5-history', page);
     await page.setExtraHTTPHeaders({});
+    await page.goto(portal);
 
     // 3. Cancel now: the free plan and no credits.
     await clickAndReload(page, '#cancel-now', portal);

@@ -2,7 +2,8 @@
 //! change of a balance writes its entry in the same transaction, and for each balance the
 //! value at creation plus the sum of its entries is the stored value, after every step of
 //! random sequences of grants, debits, refunds, status changes, customer deletions, operator
-//! adjustments and pairs of them racing ([`every_change_keeps_each_balance_the_sum_of_its_entries`]).
+//! adjustments and pairs of them racing ([`every_change_keeps_each_balance_the_sum_of_its_entries`],
+//! in `ledger_property.rs`).
 
 use std::sync::Arc;
 
@@ -13,18 +14,22 @@ use common::domain::{
     SubscriptionView, UserId, UserRecord,
 };
 use common::store::Store;
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+pub use crate::ledger_property::every_change_keeps_each_balance_the_sum_of_its_entries;
 
 fn new_user() -> UserId {
     UserId::parse(&crate::tokens::new_user()).expect("uuid")
 }
 
-/// Every entry of `user`, newest first, read page by page as the endpoint reads them.
+/// Every entry of `user`, newest first, read page by page (of 7) as the endpoint reads them.
 pub async fn all_entries(store: &dyn Store, user: &UserId) -> Vec<Entry> {
+    entries_by_pages_of(store, user, 7).await
+}
+
+async fn entries_by_pages_of(store: &dyn Store, user: &UserId, size: usize) -> Vec<Entry> {
     let (mut all, mut after) = (Vec::new(), None);
     loop {
-        let (page, more) = store.entries(user, after.as_ref(), 7).await.unwrap();
+        let (page, more) = store.entries(user, after.as_ref(), size).await.unwrap();
         after = page.last().map(|entry| entry.key.clone());
         all.extend(page);
         if !more {
@@ -41,7 +46,8 @@ pub async fn ledger_sums(
     initial: &UserRecord,
 ) -> Result<(), String> {
     let record = store.get_user(user).await.unwrap().expect("a record");
-    let entries = all_entries(store, user).await;
+    // Pages of 100: one query for the few entries a test makes (the emulator is shared).
+    let entries = entries_by_pages_of(store, user, 100).await;
     for balance in Balance::ALL {
         let sum: i64 = entries
             .iter()
@@ -59,14 +65,14 @@ pub async fn ledger_sums(
 }
 
 /// A free user with `free` free messages, created; returns the record as made.
-async fn created(store: &dyn Store, free: i64) -> (UserId, UserRecord) {
+pub(crate) async fn created(store: &dyn Store, free: i64) -> (UserId, UserRecord) {
     let user = new_user();
     let record = UserRecord::new_free(user.clone(), free, 1_700_000_000);
     assert!(store.create_user(&record).await.unwrap());
     (user, record)
 }
 
-fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
+pub(crate) fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
     SubscriptionView {
         plan: "pro".into(),
         status: SubscriptionStatus::parse(status),
@@ -79,138 +85,11 @@ fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
     }
 }
 
-fn invoice(id: &str, created: i64) -> PaidInvoice {
+pub(crate) fn invoice(id: &str, created: i64) -> PaidInvoice {
     PaidInvoice {
         id: id.into(),
         created,
         billing_reason: Some("subscription_cycle".into()),
-    }
-}
-
-/// One step of a random sequence.
-#[derive(Debug, Clone)]
-enum Step {
-    /// The sync's grant of invoice `in_<n>` (older numbers are older invoices).
-    Grant(u8),
-    /// A message debit, with one of a few ids (so retries and re-debits after refunds occur).
-    Debit(u8),
-    /// The refund of that id.
-    Refund(u8),
-    /// A new subscription status from Stripe.
-    Status(&'static str),
-    /// An operator's adjustment of `balance` by `amount`, with one of a few ids.
-    Adjust(bool, i8, u8),
-    /// A customer linked, then deleted at Stripe.
-    DeleteCustomer,
-}
-
-/// A step, or two racing.
-#[derive(Debug, Clone)]
-enum Op {
-    One(Step),
-    Race(Step, Step),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => (0u8..6).prop_map(Step::Grant),
-        6 => (0u8..8).prop_map(Step::Debit),
-        2 => (0u8..8).prop_map(Step::Refund),
-        2 => prop_oneof![Just("active"), Just("past_due"), Just("canceled")].prop_map(Step::Status),
-        2 => (any::<bool>(), -6i8..6, 0u8..4).prop_map(|(credits, amount, id)| Step::Adjust(credits, amount, id)),
-        1 => Just(Step::DeleteCustomer),
-    ]
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => step().prop_map(Op::One),
-        1 => (step(), step()).prop_map(|(a, b)| Op::Race(a, b)),
-    ]
-}
-
-/// Runs `step` for `user`; every outcome is allowed (refusals, nothing owed, a 503 after a
-/// race), since the invariant is what is checked, and it must hold whatever came of it.
-async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
-    let rules = Rules::default();
-    let caller = Caller::signed_in(&user);
-    match step {
-        Step::Grant(n) => {
-            let paid = invoice(&format!("in_{n}"), 1_000 + i64::from(n) * 10);
-            let _ = credits::grant_for_invoice(store.as_ref(), &user, &paid, 100).await;
-        }
-        Step::Debit(n) => {
-            let _ = credits::debit_message(store.as_ref(), &caller, &rules, &format!("m{n}")).await;
-        }
-        Step::Refund(n) => {
-            let _ = credits::refund_message(store.as_ref(), &user, &format!("m{n}")).await;
-        }
-        Step::Status(status) => {
-            let _ = store.apply_subscription(&user, &view(status, clock)).await;
-        }
-        Step::Adjust(credits, amount, n) => {
-            let balance = if credits {
-                Balance::Credits
-            } else {
-                Balance::FreeMessages
-            };
-            let id = format!("adj_{n}");
-            let _ = credits::adjust(
-                store.as_ref(),
-                &user,
-                balance,
-                i64::from(amount),
-                "test",
-                "ops:prop",
-                &id,
-            )
-            .await;
-        }
-        Step::DeleteCustomer => {
-            let customer = format!("cus_{clock}");
-            if store.link_customer(&user, &customer).await.is_ok() {
-                store.unlink_customer(&user, &customer).await.unwrap();
-            }
-        }
-    }
-}
-
-/// The property test: random sequences on one store, the invariant after every step.
-pub async fn every_change_keeps_each_balance_the_sum_of_its_entries(store: Arc<dyn Store>) {
-    let config = Config {
-        cases: 12,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let handle = tokio::runtime::Handle::current();
-    let outcome = runner.run(&proptest::collection::vec(op(), 1..24), |ops| {
-        let store = Arc::clone(&store);
-        tokio::task::block_in_place(|| {
-            handle.block_on(async move {
-                let (user, initial) = created(store.as_ref(), 10).await;
-                for (i, op) in ops.into_iter().enumerate() {
-                    let clock = 1_000 + i as i64 * 2;
-                    match op {
-                        Op::One(step) => run(Arc::clone(&store), user.clone(), step, clock).await,
-                        Op::Race(a, b) => {
-                            let first = run(Arc::clone(&store), user.clone(), a, clock);
-                            let second = run(Arc::clone(&store), user.clone(), b, clock + 1);
-                            tokio::join!(first, second);
-                        }
-                    }
-                    ledger_sums(store.as_ref(), &user, &initial)
-                        .await
-                        .map_err(|broken| {
-                            TestCaseError::fail(format!("after step {i}: {broken}"))
-                        })?;
-                }
-                Ok(())
-            })
-        })
-    });
-    if let Err(err) = outcome {
-        panic!("{err}");
     }
 }
 

@@ -8,7 +8,8 @@
 //! | [`runtime_api`] | a Lambda Runtime API emulator that drives the real function binaries |
 //! | [`binaries`] | finding and starting the workspace's binaries |
 //! | [`conformance`] | the store conformance suite, run against every `Store` |
-//! | [`ledger_conformance`] | its credit-ledger part: entries, the invariant, a property test |
+//! | [`ledger_conformance`] | its credit-ledger part: entries, the invariant |
+//! | [`ledger_property`] | the ledger's property test: random sequences, the invariant after each step |
 //! | [`faulty_store`] | a store wrapper that injects failures and logs calls |
 //! | [`storage_faults`] | a proxy before the DynamoDB emulator injecting throttling, 5xx, hangs, drops, lost replies |
 //! | [`openapi`] | checking actual responses against `openapi.yaml` |
@@ -24,6 +25,7 @@ pub mod emulator;
 pub mod faulty_store;
 pub mod iam;
 pub mod ledger_conformance;
+pub mod ledger_property;
 pub mod openapi;
 pub mod runtime_api;
 pub mod storage_faults;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use common::ApiError;
 use common::config::Rules;
-use common::credits::debit_message;
+use common::credits::{DebitError, debit_message};
 use common::domain::{Balance, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::{emulator, tokens};
@@ -52,7 +52,7 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
                     assert_eq!(debit.paid_with, balance);
                     paid += 1;
                 }
-                Err(ApiError::InsufficientCredits) => refused += 1,
+                Err(DebitError::Insufficient) => refused += 1,
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }
@@ -106,7 +106,8 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
     )
     .await
     .unwrap_err();
-    assert_eq!(err, ApiError::InsufficientCredits);
+    assert_eq!(err, DebitError::Insufficient);
+    let err = ApiError::from(err);
     assert_eq!(err.status().as_u16(), 402);
     assert_eq!(err.code(), "INSUFFICIENT_CREDITS");
     assert_eq!(

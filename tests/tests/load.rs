@@ -116,7 +116,7 @@ async fn run_user(
                 .await
                 {
                     Ok(_) => tally.debits_paid += 1,
-                    Err(common::ApiError::InsufficientCredits) => tally.debits_refused += 1,
+                    Err(common::credits::DebitError::Insufficient) => tally.debits_refused += 1,
                     Err(other) => panic!("unexpected debit failure: {other:?}"),
                 }
             }

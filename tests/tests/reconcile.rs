@@ -349,10 +349,11 @@ async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
             "store:apply_subscription",
             "store:get_user",
             "store:post",
+            "store:apply_subscription",
             "store:get_user",
             "store:save_reconcile_cursor",
         ],
-        "per run: the cursor, one index page; per due user: a read, the sync's writes, a read back"
+        "per run: the cursor, one index page; per due user: a read, the view (the user kept due), the grant, the view's next check, a read back"
     );
     assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), 1);
     assert!(renewed_once(&inner, &due).await);

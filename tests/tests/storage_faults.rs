@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::ApiError;
 use common::config::Rules;
-use common::credits::debit_message;
+use common::credits::{DebitError, debit_message};
 use common::domain::{UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::{self, customer_of_new_user, invoice_paid, parts, request};
@@ -281,7 +280,7 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.status().as_u16(), 503);
+    assert_eq!(err, common::credits::DebitError::Unavailable);
     proxy.heal();
     let debit = common::credits::debit_message(
         &store,
@@ -327,8 +326,8 @@ async fn transaction_conflicts_are_retried_so_a_hundred_debits_against_ten_pay_t
     for debit in debits {
         match debit.await.unwrap() {
             Ok(_) => paid += 1,
-            Err(ApiError::InsufficientCredits) => refused += 1,
-            Err(ApiError::StorageUnavailable) => unavailable += 1,
+            Err(DebitError::Insufficient) => refused += 1,
+            Err(DebitError::Unavailable) => unavailable += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
     }

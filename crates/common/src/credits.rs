@@ -10,11 +10,11 @@
 use crate::config::Rules;
 use crate::domain::{
     Adjustment, AdjustmentRefusal, Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome,
-    GrantRefusal, PaidInvoice, PostOutcome, RefundOutcome, UserId,
+    GrantRefusal, InvalidDebitId, PaidInvoice, PostOutcome, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
-use crate::store::{Erasures, Ledger, Profiles};
+use crate::store::{Erasures, Ledger, Profiles, StoreError};
 use crate::users;
 
 /// A successful debit.
@@ -26,30 +26,76 @@ pub struct Debit {
     pub remaining: i64,
 }
 
+/// Why a debit or a refund changed nothing: the chat service's answer to act on, converted
+/// into the API's error (and its status) only at an HTTP edge (`ApiError::from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DebitError {
+    /// The message id is not 1 to 128 printable ASCII characters: a caller's bug, never worth a
+    /// retry (400 `INVALID_DEBIT_ID`).
+    #[error(transparent)]
+    InvalidId(#[from] InvalidDebitId),
+    /// Nothing left to pay the message with (402 `INSUFFICIENT_CREDITS`).
+    #[error("no credits or free messages left")]
+    Insufficient,
+    /// The account's erasure began, or it was erased (410 `ACCOUNT_DELETED`).
+    #[error("the account is being erased or was erased")]
+    AccountDeleted,
+    /// Storage failed, or the balance kept moving: nothing was charged; retry with the same id
+    /// (503 `SERVICE_UNAVAILABLE`).
+    #[error("storage unavailable; retry with the same id")]
+    Unavailable,
+}
+
+impl From<StoreError> for DebitError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Erasing => DebitError::AccountDeleted,
+            _ => DebitError::Unavailable,
+        }
+    }
+}
+
+impl From<DebitError> for ApiError {
+    fn from(err: DebitError) -> Self {
+        match err {
+            DebitError::InvalidId(_) => ApiError::InvalidDebitId,
+            DebitError::Insufficient => ApiError::InsufficientCredits,
+            DebitError::AccountDeleted => ApiError::AccountDeleted,
+            DebitError::Unavailable => ApiError::StorageUnavailable,
+        }
+    }
+}
+
 /// Takes one message's price from `caller` (the `Caller` the authenticator returns, which knows
-/// an anonymous sign-in): a credit if subscribed (active or
-/// trialing), else a free message. An account whose erasure began is refused (410). `debit_id` names the message (e.g. the chat service's message id; 1 to 128
-/// printable ASCII characters, else `ApiError::InvalidDebitId`, 400, never worth a retry):
-/// however often a debit with the same id is retried within a day, it is charged once, so a
-/// caller may retry a 503 safely; after its refund, the same id is charged anew (the message is
-/// retried). One conditional transaction; `ApiError::InsufficientCredits` (402) when nothing is
-/// left. A user seen for the first time gets the free allowance first.
+/// an anonymous sign-in): a credit if subscribed (active or trialing), else a free message. An
+/// account whose erasure began is refused ([`DebitError::AccountDeleted`]). `debit_id` names
+/// the message (e.g. the chat service's message id; 1 to 128 printable ASCII characters, else
+/// [`DebitError::InvalidId`], never worth a retry): however often a debit with the same id is
+/// retried within a day, it is charged once, so a caller may retry
+/// [`DebitError::Unavailable`] safely; after its refund, the same id is charged anew (the
+/// message is retried). One conditional transaction, which also counts the message in the
+/// day's `usage` entry; [`DebitError::Insufficient`] when nothing is left. A user seen for the
+/// first time gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
     caller: &Caller,
     rules: &Rules,
     debit_id: &str,
-) -> Result<Debit, ApiError>
+) -> Result<Debit, DebitError>
 where
     S: Profiles + Ledger + Erasures + ?Sized,
 {
     let user = &caller.user;
-    let debit_id = &DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
+    let debit_id = &DebitId::parse(debit_id)?;
     // A debit whose balance, status or period changed under it (another debit of the same
     // user, a grant) reads again, up to RACE_ATTEMPTS times, then gives up with a 503.
     for pause in crate::race_pauses() {
         tokio::time::sleep(pause).await;
-        let record = users::load_or_create(store, caller, rules).await?;
+        let record = match users::load_or_create(store, caller, rules).await {
+            Ok(record) => record,
+            Err(ApiError::AccountDeleted) => return Err(DebitError::AccountDeleted),
+            Err(_) => return Err(DebitError::Unavailable),
+        };
         let balance = Balance::paying_for(&record.subscription_status);
         let available = record.balance(balance);
         let outcome = if available > 0 {
@@ -70,10 +116,7 @@ where
                 if outcome == DebitOutcome::Charged {
                     metrics::count(Metric::Debits, 1);
                 }
-                let record = store
-                    .get_user(user)
-                    .await?
-                    .ok_or(ApiError::StorageUnavailable)?;
+                let record = store.get_user(user).await?.ok_or(DebitError::Unavailable)?;
                 return Ok(Debit {
                     paid_with: balance,
                     remaining: record.balance(balance),
@@ -81,28 +124,29 @@ where
             }
             DebitOutcome::Refused if available <= 0 => {
                 metrics::count(Metric::InsufficientCredits, 1);
-                return Err(ApiError::InsufficientCredits);
+                return Err(DebitError::Insufficient);
             }
             // The balance, the status or the period changed meanwhile: look again.
             DebitOutcome::Refused => {}
         }
     }
-    tracing::warn!(user = %user.hash(), "debit kept racing a status change");
-    Err(ApiError::StorageUnavailable)
+    tracing::warn!(user = %user.hash(), "debit kept racing other changes");
+    Err(DebitError::Unavailable)
 }
 
 /// Gives back what the debit of `debit_id` took (a credit or a free message), when the chat
 /// service's model call failed after the debit: only if that debit happened, at most once, under
 /// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
-/// A caller may retry a 503 safely. `Ok(RefundOutcome::NotCharged)` for an id that was never
+/// A caller may retry [`DebitError::Unavailable`] safely; once the erasure began,
+/// [`DebitError::AccountDeleted`]. `Ok(RefundOutcome::NotCharged)` for an id that was never
 /// charged (or whose debit is past its retention); `Ok(RefundOutcome::Lapsed)` for a credit of a
 /// paid period that has ended since (nothing is given back: that period's credits are gone).
 pub async fn refund_message<S: Ledger + ?Sized>(
     store: &S,
     user: &UserId,
     debit_id: &str,
-) -> Result<RefundOutcome, ApiError> {
-    let debit_id = DebitId::parse(debit_id).map_err(|_| ApiError::InvalidDebitId)?;
+) -> Result<RefundOutcome, DebitError> {
+    let debit_id = DebitId::parse(debit_id)?;
     let outcome = store.refund(user, &debit_id).await?;
     tracing::info!(user = %user.hash(), ?outcome, "message refund");
     if let RefundOutcome::Refunded(_) = outcome {
@@ -205,7 +249,7 @@ pub enum AdjustError {
     NoUser,
     /// Storage failed, or the record kept moving: nothing was written; retry with the same id.
     #[error("storage unavailable: {0}")]
-    Unavailable(#[from] crate::store::StoreError),
+    Unavailable(#[from] StoreError),
 }
 
 /// An operator's grant (`amount > 0`) or removal of `amount` from `balance` of `user`, with an
@@ -220,7 +264,6 @@ pub async fn adjust<S: Profiles + Ledger + ?Sized>(
     operator: &str,
     id: &str,
 ) -> Result<AdjustOutcome, AdjustError> {
-    use crate::store::StoreError;
     let adjustment = Adjustment {
         id,
         balance,

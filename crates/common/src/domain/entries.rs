@@ -1,16 +1,13 @@
 //! The credit ledger: every change of a balance is one [`Entry`], written in the same
-//! transaction as the change (see `docs/data-model.md`, "The credit ledger"). The rules that
-//! decide a change live here, once: each reads a [`UserRecord`] and answers the [`Posting`] a
-//! store applies only if what it read still stands ([`Seen`]), or why nothing is owed.
+//! transaction as the change (see `docs/data-model.md`, "The credit ledger"); the rules that
+//! decide each change are in [`super::postings`].
 //!
 //! For each balance, its value at the record's creation plus the sum of its entries' amounts is
 //! the stored value: the invariant the conformance suite's property test checks on both stores.
 
 use std::fmt;
 
-use super::ledger::{Balance, CreditGrant, PaidInvoice, Period};
-use super::subscription::SubscriptionStatus;
-use super::user::UserRecord;
+use super::ledger::Balance;
 
 /// What an entry records. Clients must accept kinds they do not know (more come with plans and
 /// credit packs); each is documented in `docs/api.md`.
@@ -111,7 +108,7 @@ pub struct EntryKey(String);
 
 impl EntryKey {
     /// The key of an entry of `kind` caused by `cause` at `at`.
-    fn new(at: i64, kind: EntryKind, cause: &str) -> Self {
+    pub(super) fn new(at: i64, kind: EntryKind, cause: &str) -> Self {
         EntryKey(format!("{}#{kind}#{cause}", rfc3339(at)))
     }
 
@@ -169,7 +166,7 @@ pub struct Entry {
 
 impl Entry {
     /// An entry of `kind` moving `balance` by `amount` to `balance_after`, nothing else noted.
-    fn new(
+    pub(super) fn new(
         kind: EntryKind,
         balance: Balance,
         amount: i64,
@@ -276,301 +273,10 @@ impl DailyStep {
     }
 }
 
-/// What a record held when a change was decided on it: the store applies the change only if it
-/// still does, so the rule that decided holds when it is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    /// The subscription status.
-    pub status: SubscriptionStatus,
-    /// The paid period.
-    pub period: Period,
-    /// The value of the entry's balance, before the change.
-    pub before: i64,
-}
-
-/// A change of one balance with its entry, as a store applies it in one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Posting {
-    /// The entry; the balance becomes its `balance_after`.
-    pub entry: Entry,
-    /// What the change was decided on.
-    pub seen: Seen,
-    /// A period grant's invoice, recorded as granted (and its period as the current one).
-    pub grant: Option<CreditGrant>,
-    /// An id the change is done at most once for, beyond its entry's key (adjustments, whose
-    /// key holds the time of the first try).
-    pub once: Option<String>,
-}
-
-/// What a store's posting did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostOutcome {
-    /// Applied now, entry and balance together.
-    Posted,
-    /// Its entry (or its once-only id) was written before: nothing was done now.
-    AlreadyPosted,
-    /// The record no longer holds what the change was decided on: nothing was written; decide
-    /// again on a fresh read.
-    Moved,
-}
-
-/// Why a paid invoice grants nothing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum GrantRefusal {
-    /// It was granted before.
-    #[error("this invoice's period was granted before")]
-    AlreadyGranted,
-    /// A newer invoice's period was granted.
-    #[error("a newer period was granted")]
-    Superseded,
-    /// The subscription is not entitled now.
-    #[error("the subscription is not active")]
-    NotEntitled,
-}
-
-/// Why an operator's adjustment was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdjustmentRefusal {
-    /// It would take the balance below zero.
-    #[error("the balance is {balance}: an adjustment of {amount} would take it below zero")]
-    BelowZero {
-        /// The balance now.
-        balance: i64,
-        /// The adjustment asked for.
-        amount: i64,
-    },
-    /// An adjustment of zero, an empty reason or operator, or an id that is not 1 to 128
-    /// printable ASCII characters.
-    #[error(
-        "an adjustment needs a non-zero amount, a reason, an operator and an id of 1 to 128 printable ASCII characters"
-    )]
-    Incomplete,
-}
-
-/// An operator's adjustment of one balance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Adjustment<'a> {
-    /// The id it is done at most once for (the operator tool's).
-    pub id: &'a str,
-    /// The balance adjusted.
-    pub balance: Balance,
-    /// The signed change.
-    pub amount: i64,
-    /// Why (shown to the user).
-    pub reason: &'a str,
-    /// Who (kept for support).
-    pub operator: &'a str,
-    /// When, Unix seconds.
-    pub at: i64,
-}
-
-impl UserRecord {
-    /// What this record holds for a change of `balance`.
-    fn seen(&self, balance: Balance) -> Seen {
-        Seen {
-            status: self.subscription_status.clone(),
-            period: self.last_grant_created,
-            before: self.balance(balance),
-        }
-    }
-
-    /// Whether a message taken from `balance` in `period` (`None`: a debit recorded before
-    /// periods were) can no longer be given back: a credit of a paid period that has ended
-    /// since, renewed or with its subscription.
-    pub fn refund_lapses(&self, balance: Balance, period: Option<Period>) -> bool {
-        let renewed = period.is_some_and(|period| period != self.last_grant_created);
-        balance == Balance::Credits && (renewed || self.subscription_status.ends_paid_credits())
-    }
-
-    /// Why the period of invoice `id`, created at `created`, is not owed whatever the status:
-    /// granted before, or behind a newer period.
-    fn had_period(&self, id: &str, created: i64) -> Option<GrantRefusal> {
-        if self.granted_invoices.contains(id) {
-            return Some(GrantRefusal::AlreadyGranted);
-        }
-        (self.last_grant_created > created).then_some(GrantRefusal::Superseded)
-    }
-
-    /// Whether `invoice` pays a period this record has not had yet (granted once the status is
-    /// entitled: [`UserRecord::period_grant`]).
-    pub fn lacks_period(&self, invoice: &PaidInvoice) -> bool {
-        invoice.starts_a_period() && self.had_period(&invoice.id, invoice.created).is_none()
-    }
-
-    /// The grant of the period `grant` pays for: credits set to `grant.credits` (what was left
-    /// expires with it), once per invoice, only while entitled, never behind a newer period.
-    pub fn period_grant(&self, grant: &CreditGrant) -> Result<Posting, GrantRefusal> {
-        if let Some(refusal) = self.had_period(&grant.invoice_id, grant.invoice_created) {
-            return Err(refusal);
-        }
-        if !self.subscription_status.is_entitled() {
-            return Err(GrantRefusal::NotEntitled);
-        }
-        let seen = self.seen(Balance::Credits);
-        let mut entry = Entry::new(
-            EntryKind::PeriodGrant,
-            Balance::Credits,
-            grant.credits - seen.before,
-            grant.credits,
-            grant.invoice_created,
-            &grant.invoice_id,
-        );
-        entry.granted = Some(grant.credits);
-        entry.expired = Some(seen.before);
-        entry.plan = Some(self.plan.clone());
-        entry.period_end = self.current_period_end;
-        Ok(Posting {
-            entry,
-            seen,
-            grant: Some(grant.clone()),
-            once: None,
-        })
-    }
-
-    /// The end of the paid credits (`kind`: [`EntryKind::SubscriptionEnded`] or
-    /// [`EntryKind::CustomerDeleted`], caused by the subscription or customer `cause`), if any
-    /// are left: they all expire.
-    pub fn paid_credits_end(&self, kind: EntryKind, cause: &str, at: i64) -> Option<Posting> {
-        let seen = self.seen(Balance::Credits);
-        if seen.before == 0 {
-            return None;
-        }
-        let mut entry = Entry::new(kind, Balance::Credits, -seen.before, 0, at, cause);
-        entry.expired = Some(seen.before);
-        Some(Posting {
-            entry,
-            seen,
-            grant: None,
-            once: None,
-        })
-    }
-
-    /// An operator's adjustment: never below zero, at most once per id.
-    pub fn adjustment(&self, adjustment: &Adjustment<'_>) -> Result<Posting, AdjustmentRefusal> {
-        let complete = [adjustment.reason, adjustment.operator]
-            .iter()
-            .all(|text| !text.trim().is_empty())
-            && super::ledger::DebitId::parse(adjustment.id).is_ok();
-        if adjustment.amount == 0 || !complete {
-            return Err(AdjustmentRefusal::Incomplete);
-        }
-        let seen = self.seen(adjustment.balance);
-        let after = seen
-            .before
-            .checked_add(adjustment.amount)
-            .filter(|after| *after >= 0);
-        let Some(after) = after else {
-            return Err(AdjustmentRefusal::BelowZero {
-                balance: seen.before,
-                amount: adjustment.amount,
-            });
-        };
-        let mut entry = Entry::new(
-            EntryKind::Adjustment,
-            adjustment.balance,
-            adjustment.amount,
-            after,
-            adjustment.at,
-            adjustment.id,
-        );
-        entry.reason = Some(adjustment.reason.to_owned());
-        entry.operator = Some(adjustment.operator.to_owned());
-        Ok(Posting {
-            entry,
-            seen,
-            grant: None,
-            once: Some(adjustment.id.to_owned()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::UserId;
-
-    fn subscriber(credits: i64) -> UserRecord {
-        let user = UserId::parse("4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10").unwrap();
-        let mut record = UserRecord::new_free(user, 10, 1_700_000_000);
-        record.subscription_status = SubscriptionStatus::Active;
-        record.plan = "pro".into();
-        record.credits_remaining = credits;
-        record
-    }
-
-    fn grant(invoice: &str, created: i64) -> CreditGrant {
-        CreditGrant {
-            invoice_id: invoice.into(),
-            invoice_created: created,
-            credits: 1000,
-        }
-    }
-
-    #[test]
-    fn a_period_grant_says_what_expired_and_sums_to_the_new_balance() {
-        let posting = subscriber(37)
-            .period_grant(&grant("in_1", 1_764_580_320))
-            .unwrap();
-        let entry = &posting.entry;
-        assert_eq!((entry.amount, entry.balance_after), (963, 1000));
-        assert_eq!((entry.granted, entry.expired), (Some(1000), Some(37)));
-        assert_eq!(posting.seen.before + entry.amount, entry.balance_after);
-        assert_eq!(entry.key.as_str(), "2025-12-01T09:12:00Z#period_grant#in_1");
-        assert_eq!(entry.description().unwrap(), "pro plan, new period");
-    }
-
-    #[test]
-    fn a_grant_is_refused_when_granted_superseded_or_not_entitled() {
-        let mut record = subscriber(5);
-        record.granted_invoices.insert("in_1".into());
-        record.last_grant_created = 2_000;
-        assert_eq!(
-            record.period_grant(&grant("in_1", 2_000)),
-            Err(GrantRefusal::AlreadyGranted)
-        );
-        assert_eq!(
-            record.period_grant(&grant("in_0", 1_000)),
-            Err(GrantRefusal::Superseded)
-        );
-        record.subscription_status = SubscriptionStatus::PastDue;
-        assert_eq!(
-            record.period_grant(&grant("in_2", 3_000)),
-            Err(GrantRefusal::NotEntitled)
-        );
-    }
-
-    #[test]
-    fn adjustments_never_go_below_zero_and_need_a_reason() {
-        let record = subscriber(3);
-        let adjustment = |amount, reason| Adjustment {
-            id: "adj_1",
-            balance: Balance::Credits,
-            amount,
-            reason,
-            operator: "ops:alice",
-            at: 1_800_000_000,
-        };
-        let taken = record
-            .adjustment(&adjustment(-3, "duplicate grant"))
-            .unwrap();
-        assert_eq!(taken.entry.balance_after, 0);
-        assert_eq!(taken.once.as_deref(), Some("adj_1"));
-        assert_eq!(
-            record.adjustment(&adjustment(-4, "too much")),
-            Err(AdjustmentRefusal::BelowZero {
-                balance: 3,
-                amount: -4
-            })
-        );
-        assert_eq!(
-            record.adjustment(&adjustment(0, "none")),
-            Err(AdjustmentRefusal::Incomplete)
-        );
-        assert_eq!(
-            record.adjustment(&adjustment(5, " ")),
-            Err(AdjustmentRefusal::Incomplete)
-        );
-    }
+    use crate::domain::postings::tests::subscriber;
 
     #[test]
     fn a_day_adds_up_its_messages_under_one_key_at_the_day_s_end() {

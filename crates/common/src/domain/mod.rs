@@ -7,7 +7,8 @@
 //! | [`user`] | [`UserId`] and the stored [`UserRecord`] |
 //! | [`subscription`] | the typed [`SubscriptionStatus`] with its rules, and a [`SubscriptionView`] |
 //! | [`ledger`] | paid periods ([`CreditGrant`]) and debits of messages: balances and outcomes |
-//! | [`entries`] | the credit ledger: its [`Entry`]s, and the rules that decide each [`Posting`] |
+//! | [`entries`] | the credit ledger: its [`Entry`]s, their keys and the day's entries |
+//! | [`postings`] | the rules that decide each change of a balance: a [`Posting`], or why none |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
@@ -18,14 +19,12 @@ pub mod erasure;
 pub mod events;
 pub mod ledger;
 pub mod limits;
+pub mod postings;
 pub mod reconcile;
 pub mod subscription;
 pub mod user;
 
-pub use entries::{
-    Adjustment, AdjustmentRefusal, DailyStep, Entry, EntryKey, EntryKind, GrantRefusal,
-    PostOutcome, Posting, Seen,
-};
+pub use entries::{DailyStep, Entry, EntryKey, EntryKind};
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
 pub use ledger::{
@@ -33,6 +32,7 @@ pub use ledger::{
     PaidInvoice, Period, RefundOutcome,
 };
 pub use limits::StripeAllowance;
+pub use postings::{Adjustment, AdjustmentRefusal, GrantRefusal, PostOutcome, Posting, Seen};
 pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
 pub use user::{Caller, OpenCheckout, UserId, UserRecord};
