@@ -12,10 +12,20 @@ moto also deep-copies every table a transaction touches, to roll it back on fail
 size) per TransactWriteItems, seconds per debit once the suite has filled the table. Since
 requests are applied one at a time here, a snapshot of just the items a transaction touches
 rolls it back exactly as well (`snapshot_rollback`).
+
+moto ignores TransactWriteItems' ClientRequestToken. DynamoDB documents it: "multiple identical
+calls have the same effect as one single call", for 10 minutes after the first completes, and
+the same token with other parameters is refused with IdempotentParameterMismatchException.
+`Idempotency` answers a repeated successful transaction with its first answer, as DynamoDB
+does (an SDK retry after a lost reply), and refuses a changed one.
 """
 import copy
+import hashlib
+import io
+import json
 import sys
 import threading
+import time
 import types
 
 import moto.dynamodb.models as dynamodb_models
@@ -69,9 +79,57 @@ def snapshot_rollback():
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+class Idempotency:
+    """ClientRequestToken of TransactWriteItems, as DynamoDB documents it (module docs)."""
+
+    WINDOW_SECS = 600
+    TARGET = "DynamoDB_20120810.TransactWriteItems"
+
+    def __init__(self, app):
+        self.app = app
+        self.done = {}  # token -> (parameters digest, completed at, status, headers, body)
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET") != self.TARGET:
+            return list(self.app(environ, start_response))
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            return list(self.app(environ, start_response))
+        token = request.pop("ClientRequestToken", None)
+        if not token:
+            return list(self.app(environ, start_response))
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        now = time.time()
+        self.done = {t: d for t, d in self.done.items() if now - d[1] < self.WINDOW_SECS}
+        if token in self.done:
+            first_digest, _, status, headers, body = self.done[token]
+            if first_digest != digest:
+                body = json.dumps({
+                    "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                    "message": "Request parameters do not match a previous request with the same client token",
+                }).encode()
+                start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")])
+                return [body]
+            start_response(status, headers)
+            return [body]
+        answered = {}
+
+        def remember(status, headers, exc_info=None):
+            answered.update(status=status, headers=list(headers))
+            return start_response(status, headers, exc_info)
+
+        body = b"".join(self.app(environ, remember))
+        if answered.get("status", "").startswith("200"):
+            self.done[token] = (digest, time.time(), answered["status"], answered["headers"], body)
+        return [body]
+
+
 def main(port):
     snapshot_rollback()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = Idempotency(DomainDispatcherApplication(create_backend_app))
     lock = threading.Lock()
 
     def one_at_a_time(environ, start_response):

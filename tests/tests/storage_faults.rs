@@ -239,6 +239,41 @@ async fn the_jwks_down_is_503_with_retry_after_and_creates_nothing() {
     assert_eq!(table.get_user(&id).await.unwrap(), None);
 }
 
+/// DynamoDB answers an SDK retry carrying the client request token of a transaction that
+/// committed as that transaction: a refund whose reply was lost reports what it did, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_whose_reply_is_lost_is_reported_as_done_and_done_once() {
+    let table: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let proxy = FaultProxy::start().await;
+    let store = proxy.store().await;
+    let (_, record) = paying_user(&table).await;
+    let caller = common::domain::Caller::signed_in(&record.user_id);
+    let message = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let rules = apps::config().rules;
+    let debit = common::credits::debit_message(table.as_ref(), &caller, &rules, &message);
+    let debit = debit.await.unwrap();
+
+    proxy.inject("TransactWriteItems", Fault::LoseReply, 1);
+    let refund = common::credits::refund_message(&store, &record.user_id, &message);
+    assert_eq!(
+        refund.await.unwrap(),
+        common::domain::RefundOutcome::Refunded(debit.paid_with),
+        "the retry is answered as the refund that committed, not refused by its own mark"
+    );
+    let transactions = proxy.take_calls();
+    let sent = transactions.iter().filter(|c| *c == "TransactWriteItems");
+    assert_eq!(sent.count(), 2, "the write was retried");
+    let stored = table.get_user(&record.user_id).await.unwrap().unwrap();
+    assert_eq!(stored.balance(debit.paid_with), debit.remaining + 1, "given back once");
+    let entries = integration_tests::ledger_conformance::all_entries(table.as_ref(), &record.user_id).await;
+    let refunds: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == common::domain::EntryKind::MessageRefund)
+        .collect();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!((refunds[0].messages, refunds[0].amount), (Some(1), 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_debit_whose_reply_is_lost_is_charged_once() {
     let table: Arc<dyn Store> = Arc::new(emulator::store().await);
