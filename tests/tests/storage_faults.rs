@@ -264,8 +264,13 @@ async fn a_refund_whose_reply_is_lost_is_reported_as_done_and_done_once() {
     let sent = transactions.iter().filter(|c| *c == "TransactWriteItems");
     assert_eq!(sent.count(), 2, "the write was retried");
     let stored = table.get_user(&record.user_id).await.unwrap().unwrap();
-    assert_eq!(stored.balance(debit.paid_with), debit.remaining + 1, "given back once");
-    let entries = integration_tests::ledger_conformance::all_entries(table.as_ref(), &record.user_id).await;
+    assert_eq!(
+        stored.balance(debit.paid_with),
+        debit.remaining + 1,
+        "given back once"
+    );
+    let entries =
+        integration_tests::ledger_conformance::all_entries(table.as_ref(), &record.user_id).await;
     let refunds: Vec<_> = entries
         .iter()
         .filter(|e| e.kind == common::domain::EntryKind::MessageRefund)
