@@ -129,19 +129,27 @@ pub async fn a_day_s_debits_and_refunds_are_one_entry_each(store: Arc<dyn Store>
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 }
 
-/// A period grant says what it granted and what expired; a redelivery posts nothing more.
-pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
-    let (user, initial) = created(store.as_ref(), 0).await;
+/// A subscriber made with `free` free messages, linked to the customer it returns, active, its
+/// period `in_1` (created at 1,000) granted with `credits`; and the record as made.
+async fn subscriber(store: &dyn Store, free: i64, credits: i64) -> (UserId, UserRecord, String) {
+    let (user, initial) = created(store, free).await;
+    let customer = format!("cus_{}", user.hash());
+    store.link_customer(&user, &customer).await.unwrap();
     assert!(
         store
             .apply_subscription(&user, &view("active", 1))
             .await
             .unwrap()
     );
-    let first = invoice("in_a", 1_000);
-    credits::grant_for_invoice(store.as_ref(), &user, &first, 100)
-        .await
-        .unwrap();
+    let first = invoice("in_1", 1_000);
+    let granted = credits::grant_for_invoice(store, &user, &first, credits).await;
+    assert_eq!(granted.unwrap(), credits::GrantOutcome::Granted);
+    (user, initial, customer)
+}
+
+/// A period grant says what it granted and what expired; a redelivery posts nothing more.
+pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
+    let (user, initial, _) = subscriber(store.as_ref(), 0, 100).await;
     let caller = Caller::signed_in(&user);
     for id in ["x", "y"] {
         credits::debit_message(store.as_ref(), &caller, &Rules::default(), id)
@@ -179,20 +187,7 @@ pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
 /// expired; free messages stay, and a repeat writes nothing.
 pub async fn endings_write_their_entry_once(store: Arc<dyn Store>) {
     for ending in [EntryKind::SubscriptionEnded, EntryKind::CustomerDeleted] {
-        let (user, initial) = created(store.as_ref(), 4).await;
-        store
-            .link_customer(&user, &format!("cus_{}", user.hash()))
-            .await
-            .unwrap();
-        assert!(
-            store
-                .apply_subscription(&user, &view("active", 1))
-                .await
-                .unwrap()
-        );
-        credits::grant_for_invoice(store.as_ref(), &user, &invoice("in_1", 1_000), 50)
-            .await
-            .unwrap();
+        let (user, initial, customer) = subscriber(store.as_ref(), 4, 50).await;
         for _ in 0..2 {
             match ending {
                 EntryKind::SubscriptionEnded => {
@@ -201,10 +196,7 @@ pub async fn endings_write_their_entry_once(store: Arc<dyn Store>) {
                         .await
                         .unwrap();
                 }
-                _ => store
-                    .unlink_customer(&user, &format!("cus_{}", user.hash()))
-                    .await
-                    .unwrap(),
+                _ => store.unlink_customer(&user, &customer).await.unwrap(),
             }
         }
         let entries = all_entries(store.as_ref(), &user).await;
@@ -363,19 +355,7 @@ pub async fn erasure_deletes_the_ledger(store: Arc<dyn Store>) {
 /// refused, an ending view or a deleted customer leaves the credits to the erasure, a grant is
 /// owed no more, an adjustment finds no user.
 pub async fn nothing_is_posted_once_the_erasure_began(store: Arc<dyn Store>) {
-    let (user, _) = created(store.as_ref(), 2).await;
-    let customer = format!("cus_{}", user.hash());
-    store.link_customer(&user, &customer).await.unwrap();
-    assert!(
-        store
-            .apply_subscription(&user, &view("active", 1))
-            .await
-            .unwrap()
-    );
-    let first = invoice("in_1", 1_000);
-    credits::grant_for_invoice(store.as_ref(), &user, &first, 30)
-        .await
-        .unwrap();
+    let (user, _, customer) = subscriber(store.as_ref(), 2, 30).await;
     let caller = Caller::signed_in(&user);
     credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m")
         .await
