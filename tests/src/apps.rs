@@ -21,14 +21,26 @@ pub fn config() -> Config {
 
 /// Stripe settings pointing at `stub_uri`, with a short per-attempt timeout.
 pub fn stripe_config(stub_uri: &str) -> StripeConfig {
-    StripeConfig::from_lookup(|name| match name {
-        "STRIPE_SECRET_KEY" => Some(stripe_stub::SECRET_KEY.to_owned()),
-        "STRIPE_PRICE_ID" => Some(stripe_stub::PRICE.to_owned()),
-        "PLAN_CREDITS" => Some("1000".to_owned()),
-        "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
-        "STRIPE_TIMEOUT_MS" => Some("2000".to_owned()),
-        "STRIPE_WEBHOOK_SECRET" => Some(stripe_stub::WEBHOOK_SECRET.to_owned()),
-        _ => None,
+    stripe_config_with(stub_uri, &[])
+}
+
+/// [`stripe_config`] with the variables of `set` set (or replaced) too, e.g. `PLANS`.
+pub fn stripe_config_with(stub_uri: &str, set: &[(&str, &str)]) -> StripeConfig {
+    let set = |name: &str| {
+        set.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    StripeConfig::from_lookup(|name| {
+        set(name).or_else(|| match name {
+            "STRIPE_SECRET_KEY" => Some(stripe_stub::SECRET_KEY.to_owned()),
+            "STRIPE_PRICE_ID" => Some(stripe_stub::PRICE.to_owned()),
+            "PLAN_CREDITS" => Some("1000".to_owned()),
+            "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
+            "STRIPE_TIMEOUT_MS" => Some("2000".to_owned()),
+            "STRIPE_WEBHOOK_SECRET" => Some(stripe_stub::WEBHOOK_SECRET.to_owned()),
+            _ => None,
+        })
     })
     .expect("test Stripe configuration is valid")
 }

@@ -253,7 +253,9 @@ fn grant(invoice: &str, created: i64) -> CreditGrant {
     CreditGrant {
         invoice_id: invoice.into(),
         invoice_created: created,
+        plan: common::domain::PlanId::parse("pro").unwrap(),
         credits: 1000,
+        starts_period: true,
     }
 }
 
@@ -942,6 +944,7 @@ pub async fn a_debit_of_a_past_period_is_refused(store: Arc<dyn Store>) {
     let stale = Charge {
         debit_id: &id,
         balance: Balance::Credits,
+        price: 1,
         status_seen: &status,
         period: 1_234,
         before: 5,
@@ -1064,6 +1067,7 @@ pub async fn debit(
     let charge = Charge {
         debit_id,
         balance,
+        price: 1,
         status_seen: &status_seen,
         period,
         before,
@@ -1081,7 +1085,7 @@ pub async fn grant_credits(
 ) -> Result<bool, StoreError> {
     loop {
         let record = store.get_user(user).await?.ok_or(StoreError::NoRecord)?;
-        let Ok(posting) = record.period_grant(grant) else {
+        let Ok(posting) = record.grant(grant) else {
             return Ok(false);
         };
         match store.post(user, &posting).await? {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use common::config::Rules;
 use common::credits::{self, AdjustError, AdjustOutcome};
 use common::domain::{
-    AdjustmentRefusal, Balance, Caller, Entry, EntryKind, PaidInvoice, SubscriptionStatus,
-    SubscriptionView, UserId, UserRecord,
+    AdjustmentRefusal, Balance, Caller, Entry, EntryKind, PaidInvoice, Plan, PlanId,
+    SubscriptionStatus, SubscriptionView, UserId, UserRecord,
 };
 use common::store::Store;
 
@@ -90,6 +90,17 @@ pub(crate) fn invoice(id: &str, created: i64) -> PaidInvoice {
         id: id.into(),
         created,
         billing_reason: Some("subscription_cycle".into()),
+        price_id: Some("price_pro".into()),
+    }
+}
+
+/// The `pro` plan (`price_pro`), granting `credits` a period.
+pub(crate) fn plan(credits: i64) -> Plan {
+    Plan {
+        id: PlanId::parse("pro").unwrap(),
+        price_id: "price_pro".into(),
+        credits,
+        sold: true,
     }
 }
 
@@ -99,7 +110,7 @@ pub async fn a_day_s_debits_and_refunds_are_one_entry_each(store: Arc<dyn Store>
     let (user, initial) = created(store.as_ref(), 10).await;
     let caller = Caller::signed_in(&user);
     for id in ["a", "b", "c"] {
-        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id)
+        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id, "default")
             .await
             .unwrap();
     }
@@ -142,7 +153,7 @@ async fn subscriber(store: &dyn Store, free: i64, credits: i64) -> (UserId, User
             .unwrap()
     );
     let first = invoice("in_1", 1_000);
-    let granted = credits::grant_for_invoice(store, &user, &first, credits).await;
+    let granted = credits::grant_for_invoice(store, &user, &first, &plan(credits)).await;
     assert_eq!(granted.unwrap(), credits::GrantOutcome::Granted);
     (user, initial, customer)
 }
@@ -152,13 +163,13 @@ pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
     let (user, initial, _) = subscriber(store.as_ref(), 0, 100).await;
     let caller = Caller::signed_in(&user);
     for id in ["x", "y"] {
-        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id)
+        credits::debit_message(store.as_ref(), &caller, &Rules::default(), id, "default")
             .await
             .unwrap();
     }
     let renewal = invoice("in_b", 2_000);
     for _ in 0..2 {
-        credits::grant_for_invoice(store.as_ref(), &user, &renewal, 100)
+        credits::grant_for_invoice(store.as_ref(), &user, &renewal, &plan(100))
             .await
             .unwrap();
     }
@@ -340,7 +351,7 @@ pub async fn erasure_deletes_the_ledger(store: Arc<dyn Store>) {
     .await
     .unwrap();
     let caller = Caller::signed_in(&user);
-    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m")
+    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m", "default")
         .await
         .unwrap();
     assert_eq!(all_entries(store.as_ref(), &user).await.len(), 2);
@@ -357,7 +368,7 @@ pub async fn erasure_deletes_the_ledger(store: Arc<dyn Store>) {
 pub async fn nothing_is_posted_once_the_erasure_began(store: Arc<dyn Store>) {
     let (user, _, customer) = subscriber(store.as_ref(), 2, 30).await;
     let caller = Caller::signed_in(&user);
-    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m")
+    credits::debit_message(store.as_ref(), &caller, &Rules::default(), "m", "default")
         .await
         .unwrap();
     let before = all_entries(store.as_ref(), &user).await;
@@ -368,7 +379,8 @@ pub async fn nothing_is_posted_once_the_erasure_began(store: Arc<dyn Store>) {
         .await;
     assert_eq!(refund, Err(common::store::StoreError::Erasing));
     let renewal = invoice("in_2", 2_000);
-    let granted = credits::grant_for_invoice(store.as_ref(), &user, &renewal, 30);
+    let plan = plan(30);
+    let granted = credits::grant_for_invoice(store.as_ref(), &user, &renewal, &plan);
     assert_eq!(granted.await.unwrap(), credits::GrantOutcome::NothingOwed);
     let adjusted = credits::adjust(store.as_ref(), &user, Balance::Credits, 1, "x", "ops", "a");
     assert!(matches!(adjusted.await, Err(AdjustError::NoUser)));

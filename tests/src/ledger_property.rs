@@ -63,10 +63,23 @@ async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
     match step {
         Step::Grant(n) => {
             let paid = invoice(&format!("in_{n}"), 1_000 + i64::from(n) * 10);
-            let _ = credits::grant_for_invoice(store.as_ref(), &user, &paid, 100).await;
+            let _ = credits::grant_for_invoice(
+                store.as_ref(),
+                &user,
+                &paid,
+                &crate::ledger_conformance::plan(100),
+            )
+            .await;
         }
         Step::Debit(n) => {
-            let _ = credits::debit_message(store.as_ref(), &caller, &rules, &format!("m{n}")).await;
+            let _ = credits::debit_message(
+                store.as_ref(),
+                &caller,
+                &rules,
+                &format!("m{n}"),
+                "default",
+            )
+            .await;
         }
         Step::Refund(n) => {
             let _ = credits::refund_message(store.as_ref(), &user, &format!("m{n}")).await;

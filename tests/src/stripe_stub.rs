@@ -17,8 +17,15 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 pub use stripe_sandbox::fixtures::fixture;
 pub use stripe_sandbox::objects::{customer_for_key, paid_invoice};
 
-/// The price the tests configure.
+/// The price the tests configure (the one plan, or `plus` of two).
 pub const PRICE: &str = "price_1PgafmB7WZ01zgkW6dKueIc5";
+/// The stub's second price (`pro` of two plans, at five times the first).
+pub const PRO_PRICE: &str = "price_1PgafmB7WZ01zgkWproPrice";
+/// The catalogue of two plans over the stub's prices (`PLANS`): plus (1,000 credits at 20.00)
+/// and pro (5,000 at 100.00).
+pub fn two_plans() -> String {
+    format!("plus:{PRICE}:1000,pro:{PRO_PRICE}:5000")
+}
 /// The webhook signing secret the tests and the sample events in `events/` use.
 pub const WEBHOOK_SECRET: &str = "whsec_local_development_do_not_deploy";
 /// The secret key the tests configure.
@@ -129,15 +136,19 @@ impl StripeStub {
     /// instead (the bench: a Stripe as fast as loopback, so the figures are the code's).
     pub async fn executing_for(time: Duration) -> StripeStub {
         let server = MockServer::start().await;
-        let plan = Plan {
-            price_id: PRICE.to_owned(),
-            name: "pro".to_owned(),
-            unit_amount: 2000,
+        let plan = |price_id: &str, name: &str, unit_amount, credits| Plan {
+            price_id: price_id.to_owned(),
+            name: name.to_owned(),
+            unit_amount,
             currency: "usd".to_owned(),
             period_secs: 30 * 86_400,
-            credits: 1000,
+            credits,
         };
-        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plan, &server.uri(), time)));
+        let plans = vec![
+            plan(PRICE, "plus", 2000, 1000),
+            plan(PRO_PRICE, "pro", 10_000, 5000),
+        ];
+        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plans, &server.uri(), time)));
         for (verb, route) in [
             ("POST", r"^/v1/customers$"),
             ("GET", r"^/v1/customers/search$"),
@@ -148,6 +159,7 @@ impl StripeStub {
             ("GET", r"^/v1/invoice_payments$"),
             ("POST", r"^/v1/refunds$"),
             ("POST", r"^/v1/billing_portal/sessions$"),
+            ("GET", r"^/v1/prices/[^/]+$"),
         ] {
             let stripe = stripe.clone();
             Mock::given(method(verb))

@@ -40,6 +40,7 @@ async fn a_hundred_concurrent_debits_against_ten_succeed_ten_times() {
                         &common::domain::Caller::signed_in(&user),
                         &Rules::default(),
                         &message_id(),
+                        "default",
                     )
                     .await
                 })
@@ -80,6 +81,7 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
         &common::domain::Caller::signed_in(&trialing),
         &rules,
         &message_id(),
+        "default",
     )
     .await
     .unwrap();
@@ -91,6 +93,7 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
         &common::domain::Caller::signed_in(&past_due),
         &rules,
         &message_id(),
+        "default",
     )
     .await
     .unwrap();
@@ -103,6 +106,7 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
         &common::domain::Caller::signed_in(&past_due),
         &rules,
         &message_id(),
+        "default",
     )
     .await
     .unwrap_err();
@@ -127,6 +131,7 @@ async fn subscribers_pay_credits_others_free_messages_and_nothing_left_is_402() 
         &common::domain::Caller::signed_in(&newcomer),
         &rules,
         &message_id(),
+        "default",
     )
     .await
     .unwrap();
@@ -148,6 +153,7 @@ async fn a_retried_message_is_charged_once() {
             &common::domain::Caller::signed_in(&user),
             &rules,
             &message,
+            "default",
         )
         .await
         .unwrap();
@@ -158,6 +164,7 @@ async fn a_retried_message_is_charged_once() {
         &common::domain::Caller::signed_in(&user),
         &rules,
         &message_id(),
+        "default",
     )
     .await
     .unwrap();

@@ -338,8 +338,8 @@ async fn a_subscription_to_another_price_entitles_nothing() {
     );
 
     // A price this service sold before and retired (`STRIPE_RETIRED_PRICE_IDS`) still counts.
-    let mut stripe = apps::stripe_config(&stub.uri());
-    stripe.retired_price_ids = vec!["price_cheaper_product".into()];
+    let retired = [("STRIPE_RETIRED_PRICE_IDS", "price_cheaper_product")];
+    let stripe = apps::stripe_config_with(&stub.uri(), &retired);
     let billing = common::billing::Billing::new(stripe).unwrap();
     let retiring = common::App::new(apps::config(), store.clone(), Some(billing));
     let (code, body) = call("sync-subscription", &retiring, user.as_str()).await;
@@ -538,6 +538,7 @@ async fn a_debit_after_its_refund_is_charged_again() {
         &common::domain::Caller::signed_in(&user),
         &rules,
         &message,
+        "default",
     )
     .await
     .unwrap();
@@ -552,6 +553,7 @@ async fn a_debit_after_its_refund_is_charged_again() {
         &common::domain::Caller::signed_in(&user),
         &rules,
         &message,
+        "default",
     )
     .await
     .unwrap();
@@ -561,6 +563,7 @@ async fn a_debit_after_its_refund_is_charged_again() {
         &common::domain::Caller::signed_in(&user),
         &rules,
         &message,
+        "default",
     )
     .await
     .unwrap();
@@ -577,6 +580,7 @@ async fn a_bad_debit_id_is_a_distinct_error_and_changes_nothing() {
         &common::domain::Caller::signed_in(&user),
         &rules,
         "msg_first",
+        "default",
     )
     .await
     .unwrap();
@@ -594,6 +598,7 @@ async fn a_bad_debit_id_is_a_distinct_error_and_changes_nothing() {
             &common::domain::Caller::signed_in(&user),
             &rules,
             bad,
+            "default",
         )
         .await
         .unwrap_err();

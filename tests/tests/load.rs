@@ -112,6 +112,7 @@ async fn run_user(
                     &common::domain::Caller::signed_in(&user.id),
                     &rules,
                     &message,
+                    "default",
                 )
                 .await
                 {

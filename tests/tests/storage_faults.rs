@@ -250,7 +250,8 @@ async fn a_refund_whose_reply_is_lost_is_reported_as_done_and_done_once() {
     let caller = common::domain::Caller::signed_in(&record.user_id);
     let message = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let rules = apps::config().rules;
-    let debit = common::credits::debit_message(table.as_ref(), &caller, &rules, &message);
+    let debit =
+        common::credits::debit_message(table.as_ref(), &caller, &rules, &message, "default");
     let debit = debit.await.unwrap();
 
     proxy.inject("TransactWriteItems", Fault::LoseReply, 1);
@@ -295,6 +296,7 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
         &common::domain::Caller::signed_in(&record.user_id),
         &rules,
         &message,
+        "default",
     )
     .await
     .unwrap();
@@ -317,6 +319,7 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
         &common::domain::Caller::signed_in(&record.user_id),
         &rules,
         &second,
+        "default",
     )
     .await
     .unwrap_err();
@@ -327,6 +330,7 @@ async fn a_debit_whose_reply_is_lost_is_charged_once() {
         &common::domain::Caller::signed_in(&record.user_id),
         &rules,
         &second,
+        "default",
     )
     .await
     .unwrap();
@@ -357,6 +361,7 @@ async fn transaction_conflicts_are_retried_so_a_hundred_debits_against_ten_pay_t
                     &common::domain::Caller::signed_in(&user),
                     &Rules::default(),
                     &id,
+                    "default",
                 )
                 .await
             })

@@ -133,9 +133,14 @@ async fn anonymous_sign_ins_get_no_free_messages_unless_allowed() {
             user: UserId::parse(&user).unwrap(),
             anonymous: true,
         };
-        let debit =
-            common::credits::debit_message(store.as_ref(), &caller, &app.config.rules, "msg_1")
-                .await;
+        let debit = common::credits::debit_message(
+            store.as_ref(),
+            &caller,
+            &app.config.rules,
+            "msg_1",
+            "default",
+        )
+        .await;
         assert_eq!(debit.is_ok(), expected > 0, "{debit:?}");
     }
     // A signed-in user still gets them.

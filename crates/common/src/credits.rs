@@ -1,6 +1,7 @@
-//! The credit rules (see `docs/api.md`, "Credits"): paid periods grant `PLAN_CREDITS` once per
-//! invoice; subscribers pay a message with a credit, everyone else with a free message; nothing
-//! goes below zero and nothing is spent twice. Every change is written with its ledger entry
+//! The credit rules (see `docs/api.md`, "Credits"): paid periods grant their plan's credits once
+//! per invoice, and a paid upgrade the difference; subscribers pay a message with its model's
+//! price in credits, everyone else with a free message (models priced at 1 credit only);
+//! nothing goes below zero and nothing is spent twice. Every change is written with its ledger entry
 //! ([`crate::domain::entries`]), decided on a read and applied only if the read still stands:
 //! a change that meets another is decided again on a fresh read.
 //!
@@ -10,7 +11,7 @@
 use crate::config::Rules;
 use crate::domain::{
     Adjustment, AdjustmentRefusal, Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome,
-    GrantRefusal, InvalidDebitId, PaidInvoice, PostOutcome, RefundOutcome, UserId,
+    GrantRefusal, InvalidDebitId, PaidInvoice, Plan, PostOutcome, RefundOutcome, UserId,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -67,26 +68,30 @@ impl From<DebitError> for ApiError {
 }
 
 /// Takes one message's price from `caller` (the `Caller` the authenticator returns, which knows
-/// an anonymous sign-in): a credit if subscribed (active or trialing), else a free message. An
+/// an anonymous sign-in): the price of `model` in credits (`MESSAGE_PRICES`), all or nothing, if
+/// subscribed (active or trialing); else a free message, for a model priced at 1 credit only. An
 /// account whose erasure began is refused ([`DebitError::AccountDeleted`]). `debit_id` names
 /// the message (e.g. the chat service's message id; 1 to 128 printable ASCII characters, else
 /// [`DebitError::InvalidId`], never worth a retry): however often a debit with the same id is
 /// retried within a day, it is charged once, so a caller may retry
 /// [`DebitError::Unavailable`] safely; after its refund, the same id is charged anew (the
-/// message is retried). One conditional transaction, which also counts the message in the
-/// day's `usage` entry; [`DebitError::Insufficient`] when nothing is left. A user seen for the
+/// message is retried). One conditional transaction, which also counts the message and its
+/// price in the day's `usage` entry; [`DebitError::Insufficient`] when the balance cannot cover
+/// the price (nothing is taken). A user seen for the
 /// first time gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
     caller: &Caller,
     rules: &Rules,
     debit_id: &str,
+    model: &str,
 ) -> Result<Debit, DebitError>
 where
     S: Profiles + Ledger + Erasures + ?Sized,
 {
     let user = &caller.user;
     let debit_id = &DebitId::parse(debit_id)?;
+    let price = rules.message_prices.price_of(model);
     // A debit whose balance, status or period changed under it (another debit of the same
     // user, a grant) reads again, up to RACE_ATTEMPTS times, then gives up with a 503.
     for pause in crate::race_pauses() {
@@ -96,12 +101,17 @@ where
             Err(ApiError::AccountDeleted) => return Err(DebitError::AccountDeleted),
             Err(_) => return Err(DebitError::Unavailable),
         };
-        let balance = Balance::paying_for(&record.subscription_status);
+        let Some(balance) = Balance::paying_for(&record.subscription_status, price) else {
+            metrics::count(Metric::InsufficientCredits, 1);
+            return Err(DebitError::Insufficient);
+        };
         let available = record.balance(balance);
-        let outcome = if available > 0 {
+        let affordable = available >= price;
+        let outcome = if affordable {
             let charge = Charge {
                 debit_id,
                 balance,
+                price,
                 status_seen: &record.subscription_status,
                 period: record.last_grant_created,
                 before: available,
@@ -122,7 +132,7 @@ where
                     remaining: record.balance(balance),
                 });
             }
-            DebitOutcome::Refused if available <= 0 => {
+            DebitOutcome::Refused if !affordable => {
                 metrics::count(Metric::InsufficientCredits, 1);
                 return Err(DebitError::Insufficient);
             }
@@ -134,7 +144,8 @@ where
     Err(DebitError::Unavailable)
 }
 
-/// Gives back what the debit of `debit_id` took (a credit or a free message), when the chat
+/// Gives back what the debit of `debit_id` took (its price in credits, or a free message), when
+/// the chat
 /// service's model call failed after the debit: only if that debit happened, at most once, under
 /// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
 /// A caller may retry [`DebitError::Unavailable`] safely; once the erasure began,
@@ -158,16 +169,17 @@ pub async fn refund_message<S: Ledger + ?Sized>(
 /// What [`grant_for_invoice`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantOutcome {
-    /// The period's credits were granted now.
+    /// The invoice's credits were granted now.
     Granted,
-    /// Nothing to do: this invoice was granted before, a newer one was, or it starts no period.
+    /// Nothing to do: this invoice was granted before, a newer one was, it starts no period, or
+    /// it changes to a plan that adds nothing in this period.
     NothingOwed,
 }
 
-/// Starts the period paid by `invoice`: credits set to `credits` (what was left expires, as
-/// its `period_grant` entry says), once per invoice, only while subscribed, and only for an
-/// invoice that starts a period ([`PaidInvoice::starts_a_period`]); the rule is
-/// [`crate::domain::UserRecord::period_grant`]. A grant refused although it is owed while the
+/// Grants what `invoice`, paid for `plan`, owes: a period's credits (what was left expires, as
+/// its `period_grant` entry says), or an upgrade's difference within the period
+/// (`plan_upgrade`); once per invoice, only while subscribed. The rule is
+/// [`crate::domain::UserRecord::grant`]. A grant refused although it is owed while the
 /// subscription may still become active (`incomplete`: Stripe's `invoice.paid` overtook the
 /// activation) is an error, `ApiError::SubscriptionNotActive`, so that a webhook fails and
 /// Stripe's redelivery retries it: a paid period is never dropped silently. In any other status
@@ -177,17 +189,12 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
     store: &S,
     user: &UserId,
     invoice: &PaidInvoice,
-    credits: i64,
+    plan: &Plan,
 ) -> Result<GrantOutcome, ApiError> {
-    let reason = invoice.billing_reason.as_deref();
-    if !invoice.starts_a_period() {
-        tracing::info!(user = %user.hash(), invoice = %invoice.id, reason = reason.unwrap_or("none"), "paid invoice starts no period; no grant");
+    let Some(grant) = CreditGrant::of(invoice, plan) else {
+        let reason = invoice.billing_reason.as_deref().unwrap_or("none");
+        tracing::info!(user = %user.hash(), invoice = %invoice.id, reason, "paid invoice starts no period and changes no plan; no grant");
         return Ok(GrantOutcome::NothingOwed);
-    }
-    let grant = CreditGrant {
-        invoice_id: invoice.id.clone(),
-        invoice_created: invoice.created,
-        credits,
     };
     for pause in crate::race_pauses() {
         tokio::time::sleep(pause).await;
@@ -195,9 +202,11 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
             .get_user(user)
             .await?
             .ok_or(ApiError::StorageUnavailable)?;
-        let posting = match record.period_grant(&grant) {
+        let posting = match record.grant(&grant) {
             Ok(posting) => posting,
-            Err(GrantRefusal::AlreadyGranted | GrantRefusal::Superseded) => {
+            Err(
+                GrantRefusal::AlreadyGranted | GrantRefusal::Superseded | GrantRefusal::NoUpgrade,
+            ) => {
                 return Ok(GrantOutcome::NothingOwed);
             }
             Err(GrantRefusal::NotEntitled) if !record.subscription_status.may_become_entitled() => {
@@ -217,7 +226,8 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
         };
         match posted {
             PostOutcome::Posted => {
-                tracing::info!(user = %user.hash(), invoice = %invoice.id, expired = posting.seen.before, "paid period credits granted");
+                let kind = posting.entry.kind.as_str();
+                tracing::info!(user = %user.hash(), invoice = %invoice.id, kind, plan = %plan.id, amount = posting.entry.amount, "credits granted");
                 metrics::count(Metric::Grants, 1);
                 return Ok(GrantOutcome::Granted);
             }

@@ -76,6 +76,16 @@ pub async fn bearer_request(
     app.auth.authenticate(req.headers()).await
 }
 
+/// The JSON object of `req`'s body: `T::default()` for an empty body (or one of whitespace
+/// only: the shipped client sends none), 400 `INVALID_BODY` for anything that is not a `T`.
+pub fn json_body<T: serde::de::DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
+    let body: &[u8] = req.body().as_ref();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::InvalidBody)
+}
+
 fn route_key(req: &Request) -> Option<&str> {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),

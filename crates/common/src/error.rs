@@ -67,6 +67,12 @@ pub enum ApiError {
     /// (400 `INVALID_CURSOR`).
     #[error("The cursor is not valid: use the next_cursor of the previous page, unchanged.")]
     InvalidCursor,
+    /// A request body that is not the JSON object the endpoint takes (400 `INVALID_BODY`).
+    #[error("The request body must be empty or a JSON object with the documented fields.")]
+    InvalidBody,
+    /// A checkout asked for a plan that is not sold: unknown, or retired (400 `UNKNOWN_PLAN`).
+    #[error("No such plan is sold. GET /v1/billing/plans lists the plans.")]
+    UnknownPlan,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(
         "No credits or free messages left. Please subscribe or wait for your next billing period."
@@ -153,7 +159,9 @@ impl ApiError {
             | ApiError::InvalidPayload
             | ApiError::InvalidDebitId
             | ApiError::InvalidLimit
-            | ApiError::InvalidCursor => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidCursor
+            | ApiError::InvalidBody
+            | ApiError::UnknownPlan => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::AccountDeleted => StatusCode::GONE,
             ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
@@ -178,6 +186,8 @@ impl ApiError {
             ApiError::InvalidDebitId => "INVALID_DEBIT_ID",
             ApiError::InvalidLimit => "INVALID_LIMIT",
             ApiError::InvalidCursor => "INVALID_CURSOR",
+            ApiError::InvalidBody => "INVALID_BODY",
+            ApiError::UnknownPlan => "UNKNOWN_PLAN",
             ApiError::InvalidSignature => "INVALID_SIGNATURE",
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",

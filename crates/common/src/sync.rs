@@ -7,8 +7,10 @@
 //! payer whose `invoice.paid` never arrived is repaired by the next sync, and no event's body
 //! can grant anything.
 //!
-//! Only subscriptions to this service's price count ([`ours`]): any other subscription of the
-//! customer (sold elsewhere on the same Stripe account) is ignored for status and grants. Of
+//! Only subscriptions to a price of this service's catalogue count ([`ours`]): any other
+//! subscription of the customer (sold elsewhere on the same Stripe account) is ignored for
+//! status and grants. The plan shown and granted is the one of the subscription's price (of an
+//! invoice, the price it paid for), decided here alone. Of
 //! ours, one may be live: a second (opened through the dashboard or a race) is refunded and
 //! canceled at once, the older kept ([`close_duplicates`]).
 
@@ -20,7 +22,7 @@ use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::domain::UserId;
 use crate::domain::reconcile::next_check;
-use crate::domain::{FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
+use crate::domain::{CreditGrant, FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Ledger, Profiles};
@@ -41,15 +43,24 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let subscriptions = ours(listed, &billing.config, &record.user_id);
     let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
     let view = decide(&subscriptions, &billing.config, observed_at_ms);
+    let catalogue = &billing.config.catalogue;
     let paid = pick(&subscriptions)
         .filter(|_| view.status.is_entitled())
-        .and_then(latest_paid_invoice);
-    // While a period is owed the user stays due as they were, so that a sync stopped between
+        .and_then(|subscription| {
+            let invoice = latest_paid_invoice(subscription)?;
+            let price = invoice.price_id.as_deref().or(view.price_id.as_deref())?;
+            // A proration line of a price not sold here: the subscription's own plan.
+            let plan = catalogue
+                .for_price(price)
+                .or_else(|| catalogue.for_price(view.price_id.as_deref()?))?;
+            Some((invoice, plan))
+        });
+    // While a grant is owed the user stays due as they were, so that a sync stopped between
     // the view and the grant (a reconciliation run's deadline) is visited again by the pass;
     // the view's own next check is written once the grant is done.
-    let owed = paid
-        .as_ref()
-        .is_some_and(|invoice| record.lacks_period(invoice));
+    let owed = paid.as_ref().is_some_and(|(invoice, plan)| {
+        CreditGrant::of(invoice, plan).is_some_and(|grant| record.lacks_grant(&grant))
+    });
     let first = SubscriptionView {
         next_check: match owed {
             true => record.next_check.or(view.next_check),
@@ -62,9 +73,8 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
     }
     let granted = match paid {
-        Some(invoice) => {
-            let credits = billing.config.plan_credits;
-            match grant_for_invoice(store, &record.user_id, &invoice, credits).await {
+        Some((invoice, plan)) => {
+            match grant_for_invoice(store, &record.user_id, &invoice, plan).await {
                 Ok(outcome) => outcome == GrantOutcome::Granted,
                 // A newer view (not active) was stored meanwhile: nothing is owed now.
                 Err(ApiError::SubscriptionNotActive) => false,
@@ -88,14 +98,14 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     store.get_user(&user).await?.ok_or(ApiError::Internal)
 }
 
-/// The subscriptions to this service's prices ([`StripeConfig::is_our_price`]: `STRIPE_PRICE_ID`,
-/// or a retired one) among `listed`; each other one is logged and counted, and ignored.
+/// The subscriptions to a price of this service's catalogue (sold or retired) among `listed`;
+/// each other one is logged and counted, and ignored.
 pub fn ours(listed: Vec<Subscription>, config: &StripeConfig, user: &UserId) -> Vec<Subscription> {
     let (ours, foreign): (Vec<_>, Vec<_>) = listed.into_iter().partition(|subscription| {
         let items = &subscription.items.data;
         items
             .iter()
-            .any(|item| config.is_our_price(item.price.id.as_str()))
+            .any(|item| config.catalogue.for_price(item.price.id.as_str()).is_some())
     });
     if !foreign.is_empty() {
         tracing::warn!(user = %user.hash(), ignored = foreign.len(), "subscriptions to a price this service does not sell; ignored");
@@ -142,7 +152,8 @@ pub async fn close_duplicates(
     Ok(subscriptions)
 }
 
-/// The subscription's latest invoice, if it is expanded and paid.
+/// The subscription's latest invoice, if it is expanded and paid, with the price of its largest
+/// line (a proration's new plan, or the period's).
 fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
     let Some(Expandable::Object(invoice)) = &subscription.latest_invoice else {
         return None;
@@ -157,6 +168,16 @@ fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
             .billing_reason
             .as_ref()
             .map(|reason| reason.as_str().to_owned()),
+        price_id: invoice
+            .lines
+            .data
+            .iter()
+            .filter_map(|line| {
+                let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
+                Some((line.amount, price.id().to_string()))
+            })
+            .max_by_key(|(amount, _)| *amount)
+            .map(|(_, price)| price),
     })
 }
 
@@ -201,14 +222,19 @@ pub fn decide(
         Some(subscription) => {
             let status = status_of(subscription);
             let items = &subscription.items.data;
+            // The item of a catalogue price ([`ours`] kept only subscriptions with one).
+            let plan = items
+                .iter()
+                .find_map(|item| config.catalogue.for_price(item.price.id.as_str()));
             SubscriptionView {
-                plan: if status.is_entitled() {
-                    config.plan_name.clone()
-                } else {
-                    FREE_PLAN.to_owned()
+                plan: match plan {
+                    Some(plan) if status.is_entitled() => plan.id.to_string(),
+                    _ => FREE_PLAN.to_owned(),
                 },
                 subscription_id: Some(subscription.id.to_string()),
-                price_id: items.first().map(|item| item.price.id.to_string()),
+                price_id: plan
+                    .map(|plan| plan.price_id.clone())
+                    .or_else(|| items.first().map(|item| item.price.id.to_string())),
                 current_period_end: items.iter().map(|item| item.current_period_end).max(),
                 cancel_at_period_end: subscription.cancel_at_period_end,
                 status,

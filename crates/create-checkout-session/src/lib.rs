@@ -1,20 +1,29 @@
-//! `POST /v1/stripe/create-checkout-session`: authenticate → load the record → refuse if already
+//! `POST /v1/stripe/create-checkout-session`: authenticate → the plan asked for (`{"plan": id}`,
+//! the default without a body; 400 if it is not sold) → load the record → refuse if already
 //! subscribed (stored state) → over the user's Stripe allowance, the open session again, else
 //! 429 → refuse if subscribed at Stripe (when a customer exists) → a subscription whose payment
 //! failed gets the portal's payment-method update instead, never a second subscription → ensure
 //! the one Stripe customer → expire the user's previous Checkout session → create the new one
-//! (replacing a customer deleted at Stripe) and remember it → respond with its URL.
+//! for the plan's price (replacing a customer deleted at Stripe) and remember it → respond with
+//! its URL.
 
 use common::ApiError;
 use common::app::App;
 use common::billing::customers::{ensure_customer, replace_customer};
 use common::domain::{OpenCheckout, UserId};
-use common::endpoint::{access_logged, bearer_request, respond};
+use common::endpoint::{access_logged, bearer_request, json_body, respond};
 use common::limits;
 use common::sync::sync_subscription;
 use common::users;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The request body: optional, as the shipped client sends none.
+#[derive(Debug, Default, Deserialize)]
+pub struct CheckoutRequest {
+    /// The id of a sold plan; the catalogue's first without it.
+    pub plan: Option<String>,
+}
 
 /// The response body.
 #[derive(Debug, Serialize)]
@@ -42,6 +51,12 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
     let caller = bearer_request(app, req, http::Method::POST).await?;
     let user = caller.user.clone();
     let billing = app.billing()?;
+    let asked: CheckoutRequest = json_body(req)?;
+    let plan = billing
+        .config
+        .catalogue
+        .to_sell(asked.plan.as_deref())
+        .map_err(|_| ApiError::UnknownPlan)?;
     let store = app.store.as_ref();
     let rules = &app.config.rules;
     let mut record = users::load_or_create(store, &caller, rules).await?;
@@ -80,7 +95,10 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
         billing.expire_checkout_session(previous).await?;
     }
     for _ in 0..CUSTOMER_REPLACEMENTS {
-        if let Some(session) = billing.create_checkout_session(&user, &customer).await? {
+        if let Some(session) = billing
+            .create_checkout_session(&user, &customer, plan)
+            .await?
+        {
             let checkout_url = remember(app, &user, previous, session).await?;
             return Ok(CheckoutSession { checkout_url });
         }

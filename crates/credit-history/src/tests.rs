@@ -61,7 +61,7 @@ async fn user_with_history(store: &Arc<MemoryStore>) {
         assert!(matches!(outcome.await.unwrap(), AdjustOutcome::Adjusted(_)));
     }
     for id in ["m1", "m2"] {
-        credits::debit_message(store.as_ref(), &caller, &rules, id)
+        credits::debit_message(store.as_ref(), &caller, &rules, id, "default")
             .await
             .unwrap();
     }

@@ -120,14 +120,20 @@ impl LocalConfig {
                 _ => None,
             })
         })?;
-        let plan = Plan {
-            price_id: SANDBOX_PRICE.to_owned(),
-            name: config.plan_name.clone(),
-            unit_amount: SANDBOX_AMOUNT_CENTS,
-            currency: "usd".to_owned(),
-            period_secs: 30 * 86_400,
-            credits: config.plan_credits,
-        };
+        // The sandbox sells the catalogue's plans, priced in proportion to their credits.
+        let first = config.catalogue.default_plan().credits;
+        let plans = config
+            .catalogue
+            .sold()
+            .map(|plan| Plan {
+                price_id: plan.price_id.clone(),
+                name: plan.id.to_string(),
+                unit_amount: SANDBOX_AMOUNT_CENTS * plan.credits / first,
+                currency: "usd".to_owned(),
+                period_secs: 30 * 86_400,
+                credits: plan.credits,
+            })
+            .collect();
         let endpoint = Endpoint {
             url: format!("http://{api}/webhooks/stripe"),
             secret: self.sandbox_webhook_secret.clone(),
@@ -135,7 +141,7 @@ impl LocalConfig {
             attempts: 5,
         };
         let billing = Billing::new(config)?;
-        Ok((Sandbox::start(listener, plan, endpoint), billing))
+        Ok((Sandbox::start(listener, plans, endpoint), billing))
     }
 
     /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the

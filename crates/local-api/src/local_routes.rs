@@ -8,7 +8,8 @@
 //! Both answer only a peer on loopback that named a loopback `Host` (403 `LOCAL_ONLY`
 //! otherwise): a page in the developer's browser that rebinds its own name to 127.0.0.1, or a
 //! peer on the network when bound to another address, mints nothing.
-//! - `POST /local/debit[?message_id=<id>]` (bearer): pays one message the way the chat service
+//! - `POST /local/debit[?message_id=<id>][&model=<model>]` (bearer): pays one message (of
+//!   `model`, priced by `MESSAGE_PRICES`; `default` without it) the way the chat service
 //!   does, through the shared crate's debit, so a client can watch credits go down; answers the
 //!   message id (a new one unless given).
 //! - `POST /local/refund?message_id=<id>` (bearer): gives that message back, as the chat service
@@ -110,21 +111,24 @@ fn token(tokens: Option<&Tokens>, req: &Request) -> Response<Body> {
     json_response(StatusCode::OK, &body)
 }
 
-/// The `message_id` the query of `req` names, if any.
-fn message_id(req: &Request) -> Option<String> {
+/// The value of query parameter `name` of `req`, if any.
+fn query(req: &Request, name: &str) -> Option<String> {
     let query = req.uri().query().unwrap_or("").as_bytes();
     form_urlencoded::parse(query)
-        .find(|(name, _)| name == "message_id")
+        .find(|(found, _)| found == name)
         .map(|(_, value)| value.into_owned())
 }
 
 async fn debit(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.authenticate(req.headers()).await?;
-    let message_id = message_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let message_id = query(req, "message_id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let model = query(req, "model").unwrap_or_else(|| "default".to_owned());
+    let rules = &app.config.rules;
     let debit =
-        credits::debit_message(app.store.as_ref(), &user, &app.config.rules, &message_id).await?;
+        credits::debit_message(app.store.as_ref(), &user, rules, &message_id, &model).await?;
     let body = json!({
         "message_id": message_id,
+        "model": model,
         "paid_with": debit.paid_with.as_str(),
         "remaining": debit.remaining,
     });
@@ -133,7 +137,7 @@ async fn debit(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
 
 async fn refund(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = app.auth.authenticate(req.headers()).await?;
-    let message_id = message_id(req).unwrap_or_default();
+    let message_id = query(req, "message_id").unwrap_or_default();
     let outcome = credits::refund_message(app.store.as_ref(), &caller.user, &message_id).await?;
     let outcome = match outcome {
         RefundOutcome::Refunded(_) => "refunded",

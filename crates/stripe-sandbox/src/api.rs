@@ -19,10 +19,10 @@ use crate::idempotency::{Keys, Seen};
 use crate::objects;
 use crate::unix_now;
 
-/// The one plan the sandbox sells.
+/// A plan the sandbox sells: a recurring price.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The price id checkout sessions must name (`STRIPE_PRICE_ID`).
+    /// The price id checkout sessions name.
     pub price_id: String,
     /// The product's name, shown on the checkout page.
     pub name: String,
@@ -82,17 +82,22 @@ pub enum PortalAction {
     /// Advance the clock one period: a new paid invoice (`subscription_cycle`), or the end of
     /// a subscription set to cancel at period end.
     Renew,
+    /// Switch to the plan of the price at this index of the plans sold, prorations invoiced
+    /// at once (`subscription_update`), as the portal does when configured to.
+    SwitchTo(usize),
 }
 
 /// A Checkout session and what the subscription it creates will carry.
 struct Checkout {
     session: Value,
     subscription_metadata: Value,
+    /// The price it sells (Stripe keeps line items apart from the session).
+    price: String,
 }
 
 /// The sandbox's Stripe account.
 pub struct Stripe {
-    plan: Plan,
+    plans: Vec<Plan>,
     pages_base: String,
     execution_time: Duration,
     clock_offset: i64,
@@ -105,16 +110,20 @@ pub struct Stripe {
     outbox: Vec<Value>,
     /// Refunds by the payment intent they refund (each in full).
     refunds: BTreeMap<String, Value>,
+    /// What each invoice made here charged, by its id.
+    invoice_amounts: BTreeMap<String, i64>,
     /// Every customer made with a `metadata.user_id`, by that user id (deleted ones included).
     made_for: BTreeMap<String, Vec<String>>,
 }
 
 impl Stripe {
-    /// An empty account selling `plan`, whose Checkout and portal pages live under
-    /// `pages_base`, where each request under an idempotency key executes for `execution_time`.
-    pub fn new(plan: Plan, pages_base: &str, execution_time: Duration) -> Self {
+    /// An empty account selling `plans` (at least one), whose Checkout and portal pages live
+    /// under `pages_base`, where each request under an idempotency key executes for
+    /// `execution_time`.
+    pub fn new(plans: Vec<Plan>, pages_base: &str, execution_time: Duration) -> Self {
+        assert!(!plans.is_empty(), "the sandbox sells at least one plan");
         Stripe {
-            plan,
+            plans,
             pages_base: pages_base.trim_end_matches('/').to_owned(),
             execution_time,
             clock_offset: 0,
@@ -125,13 +134,44 @@ impl Stripe {
             keys: Keys::default(),
             outbox: Vec::new(),
             refunds: BTreeMap::new(),
+            invoice_amounts: BTreeMap::new(),
             made_for: BTreeMap::new(),
         }
     }
 
-    /// The plan sold.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
+    /// The plans sold.
+    pub fn plans(&self) -> &[Plan] {
+        &self.plans
+    }
+
+    /// The plan of `price`, if the sandbox sells it.
+    pub fn plan_of(&self, price: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.price_id == price)
+    }
+
+    /// The plan subscription `sub` is on (the first sold, for a price the sandbox never sold).
+    fn plan_of_subscription(&self, sub: &Value) -> Plan {
+        let price = sub["items"]["data"][0]["price"]["id"].as_str();
+        let plan = price.and_then(|price| self.plan_of(price));
+        plan.unwrap_or(&self.plans[0]).clone()
+    }
+
+    /// `GET /v1/prices/{id}`: a price the sandbox sells; any other is 404 `resource_missing`.
+    fn price(&self, id: &str) -> (u16, Value) {
+        let Some(plan) = self.plan_of(id) else {
+            return (404, objects::no_such("price", id, "price"));
+        };
+        let mut price = crate::fixtures::fixture("price");
+        price["id"] = json!(plan.price_id);
+        price["unit_amount"] = json!(plan.unit_amount);
+        price["unit_amount_decimal"] = json!(plan.unit_amount.to_string());
+        price["currency"] = json!(plan.currency);
+        price["type"] = json!("recurring");
+        price["active"] = json!(true);
+        price["nickname"] = json!(plan.name);
+        price["recurring"] = json!({"interval": "month", "interval_count": 1,
+            "usage_type": "licensed", "meter": null, "trial_period_days": null});
+        (200, price)
     }
 
     /// The account's clock (Unix seconds): the real time, advanced by each renewal.
@@ -207,6 +247,7 @@ impl Stripe {
             },
             ("DELETE", ["v1", "subscriptions", id]) => self.cancel_subscription(id),
             ("GET", ["v1", "invoice_payments"]) => (200, self.invoice_payments(p)),
+            ("GET", ["v1", "prices", id]) => self.price(id),
             ("POST", ["v1", "refunds"]) => self.create_refund(p),
             _ => {
                 let message = format!("Unrecognized request URL ({}: {}).", call.method, call.path);

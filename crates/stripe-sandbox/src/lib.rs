@@ -45,14 +45,18 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Serves a sandbox selling `plan` on `listener`, delivering events to `endpoint`.
-    pub fn start(listener: tokio::net::TcpListener, plan: Plan, endpoint: Endpoint) -> Sandbox {
+    /// Serves a sandbox selling `plans` on `listener`, delivering events to `endpoint`.
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        plans: Vec<Plan>,
+        endpoint: Endpoint,
+    ) -> Sandbox {
         let address = listener
             .local_addr()
             .expect("a bound listener has an address");
         let url = format!("http://{address}");
         let shared = Arc::new(server::Shared {
-            stripe: Mutex::new(Stripe::new(plan, &url, EXECUTION_TIME)),
+            stripe: Mutex::new(Stripe::new(plans, &url, EXECUTION_TIME)),
             webhook_url: endpoint.url.clone(),
             webhooks: webhooks::Webhooks::new(endpoint),
         });

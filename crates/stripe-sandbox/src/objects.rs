@@ -78,6 +78,52 @@ pub fn paid_invoice(id: &str, sub: &str, created: i64, billing_reason: &str) -> 
     invoice
 }
 
+/// `invoice` with `lines` (amount, price) as its line items, in `currency`: in API version
+/// 2026-09-30 a line names its price under `pricing.price_details`, and a proration says so
+/// under `parent.subscription_item_details`.
+pub fn with_lines(mut invoice: Value, lines: &[(i64, &str)], currency: &str) -> Value {
+    let template = invoice["lines"]["data"][0].clone();
+    let id = invoice["id"].clone();
+    let proration = invoice["billing_reason"] == "subscription_update";
+    let data: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, (amount, price))| {
+            let mut line = if template.is_object() {
+                template.clone()
+            } else {
+                json!({})
+            };
+            line["id"] = json!(format!("il_{}_{n}", id.as_str().unwrap_or_default()));
+            line["object"] = json!("line_item");
+            line["invoice"] = id.clone();
+            line["amount"] = json!(amount);
+            line["subtotal"] = json!(amount);
+            line["currency"] = json!(currency);
+            line["pricing"] = json!({"type": "price_details", "unit_amount_decimal": null,
+                "price_details": {"price": price, "product": "prod_sandbox"}});
+            line["parent"] = json!({"type": "subscription_item_details",
+                "invoice_item_details": null,
+                "subscription_item_details": {"invoice_item": null, "proration": proration,
+                    "proration_details": null, "subscription": null,
+                    "subscription_item": "si_sandbox"}});
+            line
+        })
+        .collect();
+    invoice["lines"] = json!({"object": "list", "data": data, "has_more": false,
+        "url": format!("/v1/invoices/{}/lines", id.as_str().unwrap_or_default())});
+    invoice
+}
+
+/// A price object of `id` at `unit_amount`, as a subscription item holds it.
+pub fn price_of(id: &str, unit_amount: i64) -> Value {
+    let mut price = fixture("price");
+    price["id"] = json!(id);
+    price["unit_amount"] = json!(unit_amount);
+    price["unit_amount_decimal"] = json!(unit_amount.to_string());
+    price
+}
+
 /// The payment intent that paid invoice `invoice` in the sandbox: `pi_for_<invoice>`.
 pub fn payment_intent_of(invoice: &str) -> String {
     format!("pi_for_{invoice}")

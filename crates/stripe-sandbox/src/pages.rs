@@ -66,8 +66,9 @@ pub fn checkout(session: &Value, plan: &Plan) -> String {
     page("Checkout", &body)
 }
 
-/// The portal page of `session`, managing `subscription` (if any) on the sandbox's clock `now`.
-pub fn portal(session: &Value, subscription: Option<&Value>, now: i64) -> String {
+/// The portal page of `session`, managing `subscription` (if any) on the sandbox's clock `now`,
+/// with a "Switch to …" button for each of `plans` it is not on.
+pub fn portal(session: &Value, subscription: Option<&Value>, plans: &[Plan], now: i64) -> String {
     let id = attr(session["id"].as_str().unwrap_or_default()).into_owned();
     let back = match session["return_url"].as_str() {
         Some(url) => format!(
@@ -98,13 +99,33 @@ pub fn portal(session: &Value, subscription: Option<&Value>, now: i64) -> String
             r#"<form method="post" action="/portal/{id}/{path}"><button id="{path}" type="submit">{label}</button></form>"#
         )
     };
+    let current = sub["items"]["data"][0]["price"]["id"].as_str();
+    let on = plans
+        .iter()
+        .find(|plan| Some(plan.price_id.as_str()) == current);
+    let switches: String = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, plan)| Some(plan.price_id.as_str()) != current)
+        .map(|(index, plan)| {
+            let label = format!(
+                "Switch to {} ({}, {} credits)",
+                plan.name,
+                money(plan.unit_amount, &plan.currency),
+                plan.credits
+            );
+            action(&format!("switch-{index}"), &text(&label))
+        })
+        .collect();
     let body = format!(
         r#"<div class="card">
 <p>Subscription <span class="muted">{sub_id}</span></p>
+<p>Plan: <strong id="plan">{plan}</strong></p>
 <p>Status: <strong id="status">{status}</strong></p>
 <p id="period">{ending}</p>
-{renew}{at_end}{now_}
+{renew}{switches}{at_end}{now_}
 </div>{back}"#,
+        plan = text(on.map_or("unknown", |plan| plan.name.as_str())),
         sub_id = text(sub["id"].as_str().unwrap_or_default()),
         status = text(sub["status"].as_str().unwrap_or_default()),
         renew = action("renew", "Renew: advance the clock one period"),
@@ -188,6 +209,6 @@ mod tests {
             html.contains("$9.99") && html.contains("5 credits"),
             "{html}"
         );
-        assert!(!portal(&session, None, 0).contains("\"><b>"));
+        assert!(!portal(&session, None, &[], 0).contains("\"><b>"));
     }
 }

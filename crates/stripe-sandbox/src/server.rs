@@ -97,7 +97,7 @@ fn refused(refusal: Refusal) -> Response {
 async fn checkout_page(State(shared): AppState, Path(id): Path<String>) -> Response {
     let stripe = shared.stripe.lock().unwrap();
     match stripe.checkout(&id) {
-        Ok(session) => Html(pages::checkout(&session, stripe.plan())).into_response(),
+        Ok(session) => Html(pages::checkout(&session, stripe.checkout_plan(&id))).into_response(),
         Err(refusal) => refused(refusal),
     }
 }
@@ -127,7 +127,8 @@ async fn portal_page(State(shared): AppState, Path(id): Path<String>) -> Respons
     let stripe = shared.stripe.lock().unwrap();
     match stripe.portal(&id) {
         Ok((session, sub)) => {
-            Html(pages::portal(&session, sub.as_ref(), stripe.now())).into_response()
+            let page = pages::portal(&session, sub.as_ref(), stripe.plans(), stripe.now());
+            Html(page).into_response()
         }
         Err(refusal) => refused(refusal),
     }
@@ -142,6 +143,9 @@ async fn portal_action(
         "cancel-at-period-end" => PortalAction::CancelAtPeriodEnd,
         "cancel-now" => PortalAction::CancelNow,
         "renew" => PortalAction::Renew,
+        switch if let Some(Ok(index)) = switch.strip_prefix("switch-").map(str::parse) => {
+            PortalAction::SwitchTo(index)
+        }
         other => return refused(Refusal::NotFound(format!("No such portal action: {other}"))),
     };
     let done = shared.stripe.lock().unwrap().portal_action(&id, action);

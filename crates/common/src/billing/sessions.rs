@@ -17,7 +17,7 @@ use stripe_types::Expandable;
 
 use super::Billing;
 use super::client::{failed, is_missing_customer, new_key, retrying};
-use crate::domain::{OpenCheckout, UserId};
+use crate::domain::{OpenCheckout, Plan, UserId};
 use crate::error::ApiError;
 
 /// How long a Checkout session stays payable (Stripe allows 30 minutes to 24 hours): a session
@@ -40,17 +40,18 @@ impl Billing {
         }
     }
 
-    /// A Checkout session for the configured price, payable for [`CHECKOUT_SESSION_TTL_SECS`];
+    /// A Checkout session for `plan`'s price, payable for [`CHECKOUT_SESSION_TTL_SECS`];
     /// `None` when Stripe says `customer` does not exist (deleted, e.g. in the dashboard).
     pub async fn create_checkout_session(
         &self,
         user: &UserId,
         customer: &str,
+        plan: &Plan,
     ) -> Result<Option<OpenCheckout>, ApiError> {
         let metadata = HashMap::from([("user_id".to_owned(), user.as_str().to_owned())]);
         let expires_at = crate::unix_now() + CHECKOUT_SESSION_TTL_SECS;
         let mut line_item = CreateCheckoutSessionLineItems::new();
-        line_item.price = Some(self.config.price_id.clone());
+        line_item.price = Some(plan.price_id.clone());
         line_item.quantity = Some(1);
         let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
         subscription_data.metadata = Some(metadata.clone());

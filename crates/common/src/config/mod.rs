@@ -5,8 +5,10 @@
 
 use std::fmt;
 
+use crate::domain::plans::MessagePrices;
 use crate::domain::{Caller, StripeAllowance};
 
+mod plans;
 mod stripe;
 
 pub use stripe::*;
@@ -102,6 +104,8 @@ pub struct Rules {
     /// Whether anonymous sign-ins get the free messages too (`ALLOW_ANONYMOUS_FREE_MESSAGES`,
     /// default no).
     pub anonymous_free_messages: bool,
+    /// What a message costs per model (`MESSAGE_PRICES`; 1 credit without it).
+    pub message_prices: MessagePrices,
 }
 
 impl Rules {
@@ -125,6 +129,7 @@ impl Default for Rules {
                 window_secs: DEFAULT_STRIPE_CALL_WINDOW_SECS,
             },
             anonymous_free_messages: false,
+            message_prices: MessagePrices::default(),
         }
     }
 }
@@ -233,6 +238,7 @@ impl Config {
                 tombstone_days,
                 stripe_allowance,
                 anonymous_free_messages,
+                message_prices: plans::message_prices(&vars)?,
             },
         })
     }
@@ -506,7 +512,7 @@ mod tests {
     #[test]
     fn stripe_settings_have_the_contract_defaults() {
         let config = stripe(&STRIPE_BASE).unwrap();
-        assert_eq!(config.plan_name, "pro");
+        assert_eq!(config.catalogue.default_plan().id.as_str(), "pro");
         assert_eq!(
             config.checkout_success_url,
             "https://chuk.chat/subscription?success=true"

@@ -3,10 +3,9 @@
 use std::fmt;
 
 use super::{ConfigError, Vars, env};
+use crate::domain::plans::Catalogue;
 use crate::domain::reconcile::DEFAULT_MAX_SYNC_AGE_SECS;
 
-/// Default plan name shown as `current_plan` to subscribers.
-pub const DEFAULT_PLAN_NAME: &str = "pro";
 /// Default page Checkout returns to after a successful payment.
 pub const DEFAULT_CHECKOUT_SUCCESS_URL: &str = "https://chuk.chat/subscription?success=true";
 /// Default page Checkout returns to when the user cancels.
@@ -21,15 +20,9 @@ pub const DEFAULT_STRIPE_TIMEOUT_MS: u64 = 3000;
 pub struct StripeConfig {
     /// Secret API key (`STRIPE_SECRET_KEY`, `sk_...` or restricted `rk_...`).
     pub secret_key: String,
-    /// The subscription's price (`STRIPE_PRICE_ID`).
-    pub price_id: String,
-    /// Prices no longer sold whose subscribers still count (`STRIPE_RETIRED_PRICE_IDS`,
-    /// comma-separated): a price can be replaced without dropping its subscribers.
-    pub retired_price_ids: Vec<String>,
-    /// Credits granted for each paid period (`PLAN_CREDITS`).
-    pub plan_credits: i64,
-    /// Name shown as `current_plan` to subscribers (`PLAN_NAME`).
-    pub plan_name: String,
+    /// The plans sold and retired (`PLANS`, `RETIRED_PLANS`, or the one-plan form of
+    /// `STRIPE_PRICE_ID`, `PLAN_CREDITS`, `PLAN_NAME` and `STRIPE_RETIRED_PRICE_IDS`).
+    pub catalogue: Catalogue,
     /// Checkout success page (`CHECKOUT_SUCCESS_URL`).
     pub checkout_success_url: String,
     /// Checkout cancel page (`CHECKOUT_CANCEL_URL`).
@@ -47,21 +40,11 @@ pub struct StripeConfig {
     pub max_sync_age_secs: i64,
 }
 
-impl StripeConfig {
-    /// Whether `price` is this service's: the one sold, or one retired whose subscribers still
-    /// count. A subscription to any other price entitles nothing.
-    pub fn is_our_price(&self, price: &str) -> bool {
-        price == self.price_id || self.retired_price_ids.iter().any(|p| p == price)
-    }
-}
-
 impl fmt::Debug for StripeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StripeConfig")
             .field("secret_key", &"<redacted>")
-            .field("price_id", &self.price_id)
-            .field("plan_credits", &self.plan_credits)
-            .field("plan_name", &self.plan_name)
+            .field("catalogue", &self.catalogue)
             .field("api_base", &self.api_base)
             .field(
                 "webhook_secret",
@@ -90,11 +73,6 @@ impl StripeConfig {
                 problem: "must be a Stripe secret key (sk_...) or restricted key (rk_...)",
             });
         }
-        let plan_credits = vars.required_integer(
-            "PLAN_CREDITS",
-            1..=10_000_000,
-            "must be an integer between 1 and 10000000",
-        )?;
         let timeout_ms = vars.integer(
             "STRIPE_TIMEOUT_MS",
             DEFAULT_STRIPE_TIMEOUT_MS as i64,
@@ -103,21 +81,7 @@ impl StripeConfig {
         )? as u64;
         Ok(StripeConfig {
             secret_key,
-            price_id: vars.required("STRIPE_PRICE_ID")?,
-            retired_price_ids: vars
-                .get("STRIPE_RETIRED_PRICE_IDS")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            plan_credits,
-            plan_name: vars
-                .get("PLAN_NAME")
-                .unwrap_or_else(|| DEFAULT_PLAN_NAME.to_owned()),
+            catalogue: super::plans::catalogue(&vars)?,
             checkout_success_url: url_or("CHECKOUT_SUCCESS_URL", DEFAULT_CHECKOUT_SUCCESS_URL)?,
             checkout_cancel_url: url_or("CHECKOUT_CANCEL_URL", DEFAULT_CHECKOUT_CANCEL_URL)?,
             portal_return_url: url_or("PORTAL_RETURN_URL", DEFAULT_PORTAL_RETURN_URL)?,

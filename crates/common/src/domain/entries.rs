@@ -15,6 +15,9 @@ use super::ledger::Balance;
 pub enum EntryKind {
     /// A paid period began: the plan's credits, the previous period's rest expired.
     PeriodGrant,
+    /// A plan change within a period was paid: the new plan's credits beyond the most granted
+    /// in the period.
+    PlanUpgrade,
     /// One day's debits of one balance (count and total), never one entry per message.
     Usage,
     /// One day's refunds of failed messages to one balance.
@@ -29,8 +32,9 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Every kind, for parsing and tests.
-    pub const ALL: [EntryKind; 6] = [
+    pub const ALL: [EntryKind; 7] = [
         EntryKind::PeriodGrant,
+        EntryKind::PlanUpgrade,
         EntryKind::Usage,
         EntryKind::MessageRefund,
         EntryKind::SubscriptionEnded,
@@ -42,6 +46,7 @@ impl EntryKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::PeriodGrant => "period_grant",
+            EntryKind::PlanUpgrade => "plan_upgrade",
             EntryKind::Usage => "usage",
             EntryKind::MessageRefund => "message_refund",
             EntryKind::SubscriptionEnded => "subscription_ended",
@@ -208,6 +213,10 @@ impl Entry {
                     None => format!("{plan} plan, new period"),
                 })
             }
+            EntryKind::PlanUpgrade => {
+                let plan = self.plan.as_deref().unwrap_or("paid");
+                Some(format!("upgrade to the {plan} plan"))
+            }
             EntryKind::Adjustment => self.reason.clone(),
             _ => None,
         }
@@ -223,7 +232,7 @@ pub struct DailyStep {
     pub kind: EntryKind,
     /// The balance moved.
     pub balance: Balance,
-    /// −1 for a debit, +1 for a refund.
+    /// The message's price: negative for a debit, positive for a refund.
     pub amount: i64,
     /// The balance after this step.
     pub balance_after: i64,
@@ -234,10 +243,14 @@ pub struct DailyStep {
 }
 
 impl DailyStep {
-    /// The step of one message of `balance`, which stood at `before`: debited (`kind`
-    /// [`EntryKind::Usage`]) or refunded ([`EntryKind::MessageRefund`]) at `at`.
-    pub fn new(kind: EntryKind, balance: Balance, before: i64, at: i64) -> DailyStep {
-        let amount = if kind == EntryKind::Usage { -1 } else { 1 };
+    /// The step of one message costing `price` from `balance`, which stood at `before`:
+    /// debited (`kind` [`EntryKind::Usage`]) or refunded ([`EntryKind::MessageRefund`]) at `at`.
+    pub fn new(kind: EntryKind, balance: Balance, price: i64, before: i64, at: i64) -> DailyStep {
+        let amount = if kind == EntryKind::Usage {
+            -price
+        } else {
+            price
+        };
         let day = day_of(at);
         let cause = format!("{day}#{}", balance.as_str());
         // Shown at the day's end, never at a message's own time: the ledger keeps no trail of
@@ -280,8 +293,8 @@ mod tests {
 
     #[test]
     fn a_day_adds_up_its_messages_under_one_key_at_the_day_s_end() {
-        let first = DailyStep::new(EntryKind::Usage, Balance::Credits, 10, 1_764_583_920);
-        let second = DailyStep::new(EntryKind::Usage, Balance::Credits, 9, 1_764_590_000);
+        let first = DailyStep::new(EntryKind::Usage, Balance::Credits, 1, 10, 1_764_583_920);
+        let second = DailyStep::new(EntryKind::Usage, Balance::Credits, 3, 9, 1_764_590_000);
         assert_eq!(first.key, second.key);
         assert_eq!(
             first.key.as_str(),
@@ -290,12 +303,13 @@ mod tests {
         let day = second.applied_to(Some(&first.applied_to(None)));
         assert_eq!(
             (day.messages, day.amount, day.balance_after),
-            (Some(2), -2, 8)
+            (Some(2), -4, 6)
         );
         assert_eq!(day.day(), Some("2025-12-01"));
         let refund = DailyStep::new(
             EntryKind::MessageRefund,
             Balance::FreeMessages,
+            1,
             0,
             1_764_590_000,
         );

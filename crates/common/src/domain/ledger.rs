@@ -1,17 +1,36 @@
 //! Paid periods and the debits of messages: which balance pays, what a grant or a debit is, and
 //! what came of it.
 
+use super::plans::{Plan, PlanId};
 use super::subscription::SubscriptionStatus;
 
-/// The credits of one paid invoice.
+/// The credits of one paid invoice: a period's, or a plan change's within it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditGrant {
     /// The invoice (`in_...`): each is granted at most once.
     pub invoice_id: String,
     /// Its creation time, Unix seconds: an older invoice never resets a newer period.
     pub invoice_created: i64,
-    /// The balance the period starts with (`PLAN_CREDITS`).
+    /// The plan it pays for.
+    pub plan: PlanId,
+    /// That plan's credits per period.
     pub credits: i64,
+    /// Whether it starts a period ([`PaidInvoice::starts_a_period`]); else it changes the
+    /// plan within the current one ([`PaidInvoice::changes_plan`]).
+    pub starts_period: bool,
+}
+
+impl CreditGrant {
+    /// The grant `invoice` owes under `plan`, if it starts a period or changes the plan.
+    pub fn of(invoice: &PaidInvoice, plan: &Plan) -> Option<CreditGrant> {
+        (invoice.starts_a_period() || invoice.changes_plan()).then(|| CreditGrant {
+            invoice_id: invoice.id.clone(),
+            invoice_created: invoice.created,
+            plan: plan.id.clone(),
+            credits: plan.credits,
+            starts_period: invoice.starts_a_period(),
+        })
+    }
 }
 
 /// A paid invoice, as far as credits are concerned.
@@ -24,38 +43,50 @@ pub struct PaidInvoice {
     /// Why Stripe issued it (`subscription_create`, `subscription_cycle`, `subscription_update`,
     /// `manual`, ...); see [`PaidInvoice::starts_a_period`].
     pub billing_reason: Option<String>,
+    /// The price it paid for: that of its largest line (the period's price; for a plan
+    /// change's proration, the new plan's remaining time), if a line names one.
+    pub price_id: Option<String>,
 }
 
 impl PaidInvoice {
     /// Whether the invoice starts a billing period, and so grants the plan's credits: the first
     /// invoice of a subscription (`subscription_create`) and each renewal (`subscription_cycle`).
     /// The others do not reset the balance mid-period: `subscription_update` (a prorated plan or
-    /// quantity change), `subscription_threshold` (a usage threshold), `manual` (a one-off
-    /// invoice), `quote_accept`, `upcoming`, and an invoice without a reason.
+    /// quantity change: [`PaidInvoice::changes_plan`]), `subscription_threshold` (a usage
+    /// threshold), `manual` (a one-off invoice), `quote_accept`, `upcoming`, and an invoice
+    /// without a reason.
     pub fn starts_a_period(&self) -> bool {
         matches!(
             self.billing_reason.as_deref(),
             Some("subscription_create" | "subscription_cycle")
         )
     }
+
+    /// Whether the invoice is the proration of a change of plan within a period
+    /// (`subscription_update`): an upgrade grants the difference once it is paid.
+    pub fn changes_plan(&self) -> bool {
+        self.billing_reason.as_deref() == Some("subscription_update")
+    }
 }
 
 /// Which balance a message is paid from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Balance {
-    /// Paid credits (`credits_remaining`), for subscribers.
+    /// The plan's credits (`credits_remaining`), for subscribers.
     Credits,
     /// Lifetime free messages (`free_messages_remaining`), for everyone else.
     FreeMessages,
 }
 
 impl Balance {
-    /// The balance that pays a message for a user whose subscription is `status`.
-    pub fn paying_for(status: &SubscriptionStatus) -> Balance {
+    /// The balance that pays a message costing `price` for a user whose subscription is
+    /// `status`: credits for a subscriber; else free messages, each paying for one message of
+    /// a model priced at 1 credit (`None`: a dearer model, which only credits pay for).
+    pub fn paying_for(status: &SubscriptionStatus, price: i64) -> Option<Balance> {
         if status.is_entitled() {
-            Balance::Credits
+            Some(Balance::Credits)
         } else {
-            Balance::FreeMessages
+            (price == 1).then_some(Balance::FreeMessages)
         }
     }
 }
@@ -106,16 +137,18 @@ pub struct Charge<'a> {
     /// Names the message: a debit with an id charged within [`DEBIT_RETENTION_SECS`] is not
     /// charged again, unless it was refunded (then it is charged anew: the message is retried).
     pub debit_id: &'a DebitId,
-    /// The balance it takes one from.
+    /// The balance it takes the price from.
     pub balance: Balance,
+    /// What the message costs, in credits or free messages (at least 1): taken all or nothing.
+    pub price: i64,
     /// The subscription status the balance was chosen under: the debit is refused if it changed,
     /// so the payer cannot change under it.
     pub status_seen: &'a SubscriptionStatus,
     /// The paid period the balance was read in ([`Period`]): the debit is refused if a new one
     /// began meanwhile, and its refund gives back only within it.
     pub period: Period,
-    /// The balance as read (above 0): the debit is refused if it moved meanwhile, so the day's
-    /// usage entry records the exact balance after it.
+    /// The balance as read (at least `price`): the debit is refused if it moved meanwhile, so
+    /// the day's usage entry records the exact balance after it.
     pub before: i64,
     /// When, Unix seconds.
     pub at: i64,

@@ -10,6 +10,7 @@
 //! | [`entries`] | the credit ledger: its [`Entry`]s, their keys and the day's entries |
 //! | [`postings`] | the rules that decide each change of a balance: a [`Posting`], or why none |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
+//! | [`plans`] | what is sold: the [`Catalogue`] of plans, and [`MessagePrices`] per model |
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
@@ -19,6 +20,7 @@ pub mod erasure;
 pub mod events;
 pub mod ledger;
 pub mod limits;
+pub mod plans;
 pub mod postings;
 pub mod reconcile;
 pub mod subscription;
@@ -32,6 +34,7 @@ pub use ledger::{
     PaidInvoice, Period, RefundOutcome,
 };
 pub use limits::StripeAllowance;
+pub use plans::{Catalogue, MessagePrices, Plan, PlanId};
 pub use postings::{Adjustment, AdjustmentRefusal, GrantRefusal, PostOutcome, Posting, Seen};
 pub use reconcile::{DuePosition, ReconcileCursor};
 pub use subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};

@@ -3,7 +3,7 @@
 //! owed. Each rule is stated here once; the stores only apply what it decided.
 
 use super::entries::{Entry, EntryKind};
-use super::ledger::{Balance, CreditGrant, PaidInvoice, Period};
+use super::ledger::{Balance, CreditGrant, Period};
 use super::subscription::SubscriptionStatus;
 use super::user::UserRecord;
 
@@ -26,7 +26,8 @@ pub struct Posting {
     pub entry: Entry,
     /// What the change was decided on.
     pub seen: Seen,
-    /// A period grant's invoice, recorded as granted (and its period as the current one).
+    /// A grant's invoice, recorded as granted, with its plan's credits as the most of the period
+    /// (and, when it starts one, its period as the current one).
     pub grant: Option<CreditGrant>,
     /// An id the change is done at most once for, beyond its entry's key (adjustments, whose
     /// key holds the time of the first try).
@@ -57,6 +58,9 @@ pub enum GrantRefusal {
     /// The subscription is not entitled now.
     #[error("the subscription is not active")]
     NotEntitled,
+    /// A plan change that adds nothing: a downgrade, or back to a plan held in the period.
+    #[error("the plan change adds no credits in this period")]
+    NoUpgrade,
 }
 
 /// Why an operator's adjustment was refused.
@@ -122,33 +126,57 @@ impl UserRecord {
         (self.last_grant_created > created).then_some(GrantRefusal::Superseded)
     }
 
-    /// Whether `invoice` pays a period this record has not had yet (granted once the status is
-    /// entitled: [`UserRecord::period_grant`]).
-    pub fn lacks_period(&self, invoice: &PaidInvoice) -> bool {
-        invoice.starts_a_period() && self.had_period(&invoice.id, invoice.created).is_none()
+    /// The credits a plan change of `grant` within the current period adds: the new plan's
+    /// beyond the most granted in the period (`None`: nothing, a downgrade or a return to a
+    /// plan held before; or a period granted before the most was recorded).
+    fn upgrade_of(&self, grant: &CreditGrant) -> Option<i64> {
+        let most = self.period_credits?;
+        (grant.credits > most).then(|| grant.credits - most)
     }
 
-    /// The grant of the period `grant` pays for: credits set to `grant.credits` (what was left
-    /// expires with it), once per invoice, only while entitled, never behind a newer period.
-    pub fn period_grant(&self, grant: &CreditGrant) -> Result<Posting, GrantRefusal> {
+    /// Whether `grant` is owed and has not been had yet (granted once the status is entitled:
+    /// [`UserRecord::grant`]).
+    pub fn lacks_grant(&self, grant: &CreditGrant) -> bool {
+        self.had_period(&grant.invoice_id, grant.invoice_created)
+            .is_none()
+            && (grant.starts_period || self.upgrade_of(grant).is_some())
+    }
+
+    /// The grant a paid invoice owes, once per invoice, only while entitled, never behind a
+    /// newer period. An invoice that starts a period sets the credits to the plan's (what was
+    /// left expires with the old period). A plan change within the period adds the new plan's
+    /// credits beyond the most granted in it ([`UserRecord::period_credits`]), so that switching
+    /// back and forth never grants more than the highest plan held, and a downgrade grants
+    /// nothing (the credits stand until the period ends).
+    pub fn grant(&self, grant: &CreditGrant) -> Result<Posting, GrantRefusal> {
         if let Some(refusal) = self.had_period(&grant.invoice_id, grant.invoice_created) {
             return Err(refusal);
+        }
+        let upgrade = self.upgrade_of(grant);
+        if !grant.starts_period && upgrade.is_none() {
+            return Err(GrantRefusal::NoUpgrade);
         }
         if !self.subscription_status.is_entitled() {
             return Err(GrantRefusal::NotEntitled);
         }
         let seen = self.seen(Balance::Credits);
+        let (kind, amount) = match upgrade {
+            Some(more) if !grant.starts_period => (EntryKind::PlanUpgrade, more),
+            _ => (EntryKind::PeriodGrant, grant.credits - seen.before),
+        };
         let mut entry = Entry::new(
-            EntryKind::PeriodGrant,
+            kind,
             Balance::Credits,
-            grant.credits - seen.before,
-            grant.credits,
+            amount,
+            seen.before + amount,
             grant.invoice_created,
             &grant.invoice_id,
         );
         entry.granted = Some(grant.credits);
-        entry.expired = Some(seen.before);
-        entry.plan = Some(self.plan.clone());
+        if grant.starts_period {
+            entry.expired = Some(seen.before);
+        }
+        entry.plan = Some(grant.plan.as_str().to_owned());
         entry.period_end = self.current_period_end;
         Ok(Posting {
             entry,
@@ -231,18 +259,85 @@ pub(super) mod tests {
     }
 
     fn grant(invoice: &str, created: i64) -> CreditGrant {
+        change(invoice, created, "pro", 1000, true)
+    }
+
+    fn change(invoice: &str, created: i64, plan: &str, credits: i64, starts: bool) -> CreditGrant {
         CreditGrant {
             invoice_id: invoice.into(),
             invoice_created: created,
-            credits: 1000,
+            plan: crate::domain::PlanId::parse(plan).unwrap(),
+            credits,
+            starts_period: starts,
         }
+    }
+
+    /// `record` with `posting` applied, as a store does.
+    fn applied(mut record: UserRecord, posting: &Posting) -> UserRecord {
+        record.credits_remaining = posting.entry.balance_after;
+        let grant = posting.grant.as_ref().unwrap();
+        record.granted_invoices.insert(grant.invoice_id.clone());
+        record.period_credits = Some(grant.credits);
+        if grant.starts_period {
+            record.last_grant_created = grant.invoice_created;
+        }
+        record
+    }
+
+    #[test]
+    fn an_upgrade_grants_the_difference_once_and_switching_back_and_forth_grants_no_more() {
+        let plus = subscriber(0);
+        let first = plus
+            .grant(&change("in_c", 100, "plus", 1000, true))
+            .unwrap();
+        let spent = UserRecord {
+            credits_remaining: 400,
+            ..applied(plus, &first)
+        };
+        let up = spent
+            .grant(&change("in_u1", 200, "pro", 5000, false))
+            .unwrap();
+        assert_eq!(up.entry.kind, EntryKind::PlanUpgrade);
+        assert_eq!((up.entry.amount, up.entry.balance_after), (4000, 4400));
+        assert_eq!(up.entry.description().unwrap(), "upgrade to the pro plan");
+        let pro = applied(spent, &up);
+        assert_eq!(pro.last_grant_created, 100, "an upgrade keeps the period");
+        assert_eq!(
+            pro.grant(&change("in_u1", 200, "pro", 5000, false)),
+            Err(GrantRefusal::AlreadyGranted)
+        );
+        for (invoice, plan, credits) in [("in_d", "plus", 1000), ("in_u2", "pro", 5000)] {
+            assert_eq!(
+                pro.grant(&change(invoice, 300, plan, credits, false)),
+                Err(GrantRefusal::NoUpgrade),
+                "{invoice}"
+            );
+        }
+        let renewed = pro.grant(&change("in_r", 400, "plus", 1000, true)).unwrap();
+        assert_eq!(renewed.entry.kind, EntryKind::PeriodGrant);
+        assert_eq!(renewed.entry.balance_after, 1000);
+        assert_eq!(renewed.entry.expired, Some(4400));
+        let next = applied(pro, &renewed);
+        assert_eq!(next.period_credits, Some(1000));
+        assert_eq!(
+            next.grant(&change("in_old", 300, "team", 9000, false)),
+            Err(GrantRefusal::Superseded),
+            "a change of the period before grants nothing in this one"
+        );
+    }
+
+    #[test]
+    fn a_period_granted_before_plans_were_recorded_gets_no_upgrade_in_it() {
+        let legacy = subscriber(10);
+        assert_eq!(legacy.period_credits, None);
+        let upgrade = change("in_u", 200, "pro", 5000, false);
+        assert_eq!(legacy.grant(&upgrade), Err(GrantRefusal::NoUpgrade));
+        assert!(!legacy.lacks_grant(&upgrade));
     }
 
     #[test]
     fn a_period_grant_says_what_expired_and_sums_to_the_new_balance() {
-        let posting = subscriber(37)
-            .period_grant(&grant("in_1", 1_764_580_320))
-            .unwrap();
+        let posting = subscriber(37).grant(&grant("in_1", 1_764_580_320)).unwrap();
         let entry = &posting.entry;
         assert_eq!((entry.amount, entry.balance_after), (963, 1000));
         assert_eq!((entry.granted, entry.expired), (Some(1000), Some(37)));
@@ -257,16 +352,16 @@ pub(super) mod tests {
         record.granted_invoices.insert("in_1".into());
         record.last_grant_created = 2_000;
         assert_eq!(
-            record.period_grant(&grant("in_1", 2_000)),
+            record.grant(&grant("in_1", 2_000)),
             Err(GrantRefusal::AlreadyGranted)
         );
         assert_eq!(
-            record.period_grant(&grant("in_0", 1_000)),
+            record.grant(&grant("in_0", 1_000)),
             Err(GrantRefusal::Superseded)
         );
         record.subscription_status = SubscriptionStatus::PastDue;
         assert_eq!(
-            record.period_grant(&grant("in_2", 3_000)),
+            record.grant(&grant("in_2", 3_000)),
             Err(GrantRefusal::NotEntitled)
         );
     }

@@ -89,7 +89,7 @@ impl OpenCheckout {
 pub struct UserRecord {
     /// Whose record this is.
     pub user_id: UserId,
-    /// `free` or the paid plan's name.
+    /// `free` or the id of the subscription's plan.
     pub plan: String,
     /// The subscription's status ([`SubscriptionStatus::None`] without one).
     pub subscription_status: SubscriptionStatus,
@@ -118,6 +118,10 @@ pub struct UserRecord {
     pub granted_invoices: BTreeSet<String>,
     /// Creation time of the newest granted invoice, Unix seconds (0: none).
     pub last_grant_created: i64,
+    /// The most plan credits granted in the current period (its plan's, or the highest it was
+    /// upgraded to): an upgrade adds only beyond it. `None` before any grant, and for a period
+    /// granted before it was recorded (no upgrade grants anything in that period).
+    pub period_credits: Option<i64>,
     /// When reconciliation should next re-sync the user, Unix seconds; `None` while the user has
     /// no Stripe customer (nothing to reconcile).
     pub next_check: Option<i64>,
@@ -152,6 +156,7 @@ impl UserRecord {
             synced_at_ms: 0,
             granted_invoices: BTreeSet::new(),
             last_grant_created: 0,
+            period_credits: None,
             next_check: None,
             stripe_customer_possible: false,
             open_checkout: None,

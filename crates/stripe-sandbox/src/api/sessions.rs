@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Checkout, PortalAction, Refusal, Stripe, metadata, new_id};
+use super::{Checkout, Plan, PortalAction, Refusal, Stripe, metadata, new_id};
 use crate::objects::{self, collapsed, param};
 
 /// Longest a Checkout session stays payable (Stripe's default, and its maximum).
@@ -24,12 +24,12 @@ impl Stripe {
             );
         }
         let price = param(params, "line_items[0][price]").unwrap_or_default();
-        if price != self.plan.price_id {
+        let Some(plan) = self.plan_of(price).cloned() else {
             return (
                 400,
                 objects::no_such("price", price, "line_items[0][price]"),
             );
-        }
+        };
         let Some(success_url) = param(params, "success_url") else {
             let message = "Missing required param: success_url.";
             let body = objects::error(
@@ -74,9 +74,9 @@ impl Stripe {
             ("payment_status", json!("unpaid")),
             ("created", json!(now)),
             ("expires_at", json!(expires_at)),
-            ("amount_subtotal", json!(self.plan.unit_amount)),
-            ("amount_total", json!(self.plan.unit_amount)),
-            ("currency", json!(self.plan.currency)),
+            ("amount_subtotal", json!(plan.unit_amount)),
+            ("amount_total", json!(plan.unit_amount)),
+            ("currency", json!(plan.currency)),
             ("subscription", Value::Null),
             ("invoice", Value::Null),
         ] {
@@ -86,6 +86,7 @@ impl Stripe {
         let checkout = Checkout {
             session: session.clone(),
             subscription_metadata,
+            price: plan.price_id,
         };
         self.checkouts.insert(id, checkout);
         (200, session)
@@ -193,7 +194,7 @@ impl Stripe {
         }
         let now = self.now();
         let sub_id = new_id("sub");
-        let plan = self.plan.clone();
+        let plan = self.checkout_plan(id).clone();
         let mut sub = objects::subscription(
             &sub_id,
             &customer,
@@ -221,6 +222,13 @@ impl Stripe {
             .as_str()
             .unwrap_or_default()
             .to_owned())
+    }
+
+    /// The plan Checkout session `id` sells (the first, for an unknown session).
+    pub fn checkout_plan(&self, id: &str) -> &Plan {
+        let price = self.checkouts.get(id).map(|c| c.price.as_str());
+        let plan = price.and_then(|price| self.plan_of(price));
+        plan.unwrap_or(&self.plans[0])
     }
 
     /// Where Cancel on Checkout session `id` leads: its cancel URL (the session stays open).
@@ -273,7 +281,7 @@ impl Stripe {
                     self.end_subscription(&sub_id);
                     return Ok(());
                 }
-                let next_end = period_end + self.plan.period_secs;
+                let next_end = period_end + self.plan_of_subscription(&managed).period_secs;
                 let invoice = self.paid_invoice(&managed, period_end, "subscription_cycle");
                 let sub = self.subscription_mut(&sub_id).expect("managed");
                 let item = &mut sub["items"]["data"][0];
@@ -284,6 +292,18 @@ impl Stripe {
                 let previous = json!({"items": managed["items"], "latest_invoice": managed["latest_invoice"]["id"]});
                 self.emit_updated(updated, previous);
                 self.emit("invoice.paid", invoice);
+            }
+            PortalAction::SwitchTo(index) => {
+                let plan = self
+                    .plans
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| Refusal::NotFound("No such plan.".into()))?;
+                if !self.switch_plan(&sub_id, &plan.price_id) {
+                    return Err(Refusal::Conflict(
+                        "The subscription is on this plan.".into(),
+                    ));
+                }
             }
         }
         Ok(())

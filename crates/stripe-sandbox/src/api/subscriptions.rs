@@ -18,8 +18,10 @@ impl Stripe {
         payment["id"] = json!(format!("inpay_for_{invoice}"));
         payment["invoice"] = json!(invoice);
         payment["status"] = json!("paid");
-        payment["amount_paid"] = json!(self.plan.unit_amount);
-        payment["amount_requested"] = json!(self.plan.unit_amount);
+        let amount = self.invoice_amounts.get(invoice).copied();
+        let amount = amount.unwrap_or(self.plans[0].unit_amount);
+        payment["amount_paid"] = json!(amount);
+        payment["amount_requested"] = json!(amount);
         payment["payment"] = json!({"type": "payment_intent",
             "payment_intent": objects::payment_intent_of(invoice)});
         let data = if invoice.is_empty() {
@@ -60,7 +62,8 @@ impl Stripe {
         let mut refund = crate::fixtures::fixture("refund");
         refund["id"] = json!(new_id("re"));
         refund["payment_intent"] = json!(intent);
-        refund["amount"] = json!(self.plan.unit_amount);
+        let amount = param(params, "amount").and_then(|a| a.parse::<i64>().ok());
+        refund["amount"] = json!(amount.unwrap_or(self.plans[0].unit_amount));
         refund["status"] = json!("succeeded");
         refund["created"] = json!(self.now());
         self.refunds.insert(intent, refund.clone());
@@ -123,18 +126,83 @@ impl Stripe {
         ended
     }
 
-    pub(super) fn paid_invoice(&self, sub: &Value, created: i64, reason: &str) -> Value {
+    /// A paid invoice of a period of `sub` on its plan, created at `created`, for `reason`.
+    pub(super) fn paid_invoice(&mut self, sub: &Value, created: i64, reason: &str) -> Value {
+        let plan = self.plan_of_subscription(sub);
+        let lines = [(plan.unit_amount, plan.price_id.as_str())];
+        let end = created + plan.period_secs;
+        self.invoice_of(sub, created, reason, &lines, end)
+    }
+
+    /// A paid invoice of `sub` with `lines` (amount, price), created at `created`, its period
+    /// ending at `period_end`. A total below zero (a downgrade's proration) is paid with nothing:
+    /// Stripe credits it to the customer's balance.
+    fn invoice_of(
+        &mut self,
+        sub: &Value,
+        created: i64,
+        reason: &str,
+        lines: &[(i64, &str)],
+        period_end: i64,
+    ) -> Value {
         let sub_id = sub["id"].as_str().unwrap_or_default();
         let mut invoice = objects::paid_invoice(&new_id("in"), sub_id, created, reason);
+        let currency = self.plan_of_subscription(sub).currency;
+        invoice = objects::with_lines(invoice, lines, &currency);
         invoice["customer"] = sub["customer"].clone();
-        invoice["currency"] = json!(self.plan.currency);
-        for field in ["amount_due", "amount_paid", "subtotal", "total"] {
-            invoice[field] = json!(self.plan.unit_amount);
+        invoice["currency"] = json!(currency);
+        let total: i64 = lines.iter().map(|(amount, _)| amount).sum();
+        for field in ["subtotal", "total"] {
+            invoice[field] = json!(total);
+        }
+        for field in ["amount_due", "amount_paid"] {
+            invoice[field] = json!(total.max(0));
         }
         invoice["amount_remaining"] = json!(0);
         invoice["period_start"] = json!(created);
-        invoice["period_end"] = json!(created + self.plan.period_secs);
+        invoice["period_end"] = json!(period_end);
         invoice["parent"]["subscription_details"]["metadata"] = sub["metadata"].clone();
+        let id = invoice["id"].as_str().unwrap_or_default().to_owned();
+        self.invoice_amounts.insert(id, total.max(0));
         invoice
+    }
+
+    /// Moves subscription `id` to `price` now, prorations invoiced at once: a paid
+    /// `subscription_update` invoice crediting the old plan's unused time and charging the new
+    /// plan's remaining time, then `customer.subscription.updated` and `invoice.paid`. Returns
+    /// whether anything changed (not for the price it is on, or an ended subscription).
+    pub fn switch_plan(&mut self, id: &str, price: &str) -> bool {
+        let Some(sub) = self.subscription(id).cloned() else {
+            return false;
+        };
+        let (Some(new), old) = (
+            self.plan_of(price).cloned(),
+            self.plan_of_subscription(&sub),
+        ) else {
+            return false;
+        };
+        if sub["status"] == "canceled" || old.price_id == new.price_id {
+            return false;
+        }
+        let now = self.now();
+        let item = &sub["items"]["data"][0];
+        let end = item["current_period_end"].as_i64().unwrap_or(now);
+        let left = (end - now).clamp(0, old.period_secs);
+        let share = |amount: i64| amount * left / old.period_secs.max(1);
+        let lines = [
+            (-share(old.unit_amount), old.price_id.as_str()),
+            (share(new.unit_amount), new.price_id.as_str()),
+        ];
+        let mut invoice = self.invoice_of(&sub, now, "subscription_update", &lines, end);
+        invoice["period_start"] = json!(now);
+        let updated = self.subscription_mut(id).expect("found above");
+        updated["items"]["data"][0]["price"] = objects::price_of(&new.price_id, new.unit_amount);
+        updated["latest_invoice"] = invoice.clone();
+        let updated = collapsed(updated);
+        let previous =
+            json!({"items": sub["items"], "latest_invoice": sub["latest_invoice"]["id"]});
+        self.emit_updated(updated, previous);
+        self.emit("invoice.paid", invoice);
+        true
     }
 }

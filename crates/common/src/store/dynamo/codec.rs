@@ -53,6 +53,7 @@ pub fn to_item(record: &UserRecord) -> Item {
         ("subscription_id", record.subscription_id.as_deref().map(s)),
         ("price_id", record.price_id.as_deref().map(s)),
         ("current_period_end", record.current_period_end.map(n)),
+        ("period_credits", record.period_credits.map(n)),
         (DUE_SHARD, record.next_check.map(|_| s(DUE))),
         (DUE_AT, record.next_check.map(n)),
         (
@@ -124,6 +125,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             _ => Default::default(),
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
+        period_credits: optional_n("period_credits")?,
         next_check: optional_n(DUE_AT)?,
         // Absent on records from before the flag: a customer may exist.
         stripe_customer_possible: !matches!(
@@ -170,6 +172,7 @@ mod tests {
         record.synced_at_ms = 1_700_000_000_123;
         record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
         record.last_grant_created = 1_700_000_100;
+        record.period_credits = Some(5000);
         record.next_check = Some(1_702_595_600);
         record.stripe_customer_possible = true;
         record.open_checkout = Some(OpenCheckout {

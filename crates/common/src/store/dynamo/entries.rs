@@ -211,10 +211,16 @@ impl DynamoStore {
             }
         };
         if let Some(grant) = &posting.grant {
-            expression.push_str(", #period = :created ADD #granted :invoices");
+            // An upgrade keeps the period: its debits stay refundable.
+            if grant.starts_period {
+                expression.push_str(", #period = :created");
+                profile = profile.expression_attribute_values(":created", n(grant.invoice_created));
+            }
+            expression.push_str(", #most = :most ADD #granted :invoices");
             profile = profile
                 .expression_attribute_names("#granted", "granted_invoices")
-                .expression_attribute_values(":created", n(grant.invoice_created))
+                .expression_attribute_names("#most", "period_credits")
+                .expression_attribute_values(":most", n(grant.credits))
                 .expression_attribute_values(":invoice", s(&grant.invoice_id))
                 .expression_attribute_values(
                     ":invoices",

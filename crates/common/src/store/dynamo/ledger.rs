@@ -1,7 +1,7 @@
 //! [`Ledger`] on DynamoDB: each debit is a debit item (`DEBIT#<id>`, expiring after the
-//! retention period, recording the balance and the paid period it took from) written in one
+//! retention period, recording the balance, the amount and the paid period it took from) written in one
 //! transaction with the balance's conditional decrement and the day's usage entry; a refund
-//! marks the item, gives the message back and adds to the day's refund entry in another, only
+//! marks the item, gives the amount back and adds to the day's refund entry in another, only
 //! within the debit's period; every other change is a posting (`entries.rs`).
 
 use std::collections::HashMap;
@@ -35,6 +35,12 @@ fn recorded_period(debit: &Item) -> Option<Period> {
     value.parse().ok()
 }
 
+/// What a debit item took (items written before prices took 1).
+fn recorded_price(debit: &Item) -> i64 {
+    let value = debit.get("amount").and_then(|v| v.as_n().ok());
+    value.and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
 /// What the debit of `charge` decided on.
 fn seen(charge: &Charge<'_>) -> Seen {
     Seen {
@@ -47,7 +53,7 @@ fn seen(charge: &Charge<'_>) -> Seen {
 #[async_trait]
 impl Ledger for DynamoStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
-        if charge.before <= 0 {
+        if charge.price < 1 || charge.before < charge.price {
             return Ok(DebitOutcome::Refused);
         }
         // One transaction: the debit item of this id (new, or the transaction fails), the
@@ -59,6 +65,7 @@ impl Ledger for DynamoStore {
             ("entity".to_owned(), s("debit")),
             ("balance".to_owned(), s(balance_attribute(charge.balance))),
             ("period".to_owned(), n(charge.period)),
+            ("amount".to_owned(), n(charge.price)),
             // Names this charge of the id: a refund gives back only the charge it read.
             (
                 "charge".to_owned(),
@@ -72,7 +79,13 @@ impl Ledger for DynamoStore {
             .condition_expression("attribute_not_exists(pk) OR attribute_exists(refunded_at)")
             .build()
             .map_err(|_| StoreError::Unavailable("build Put".into()))?;
-        let step = DailyStep::new(EntryKind::Usage, charge.balance, charge.before, charge.at);
+        let step = DailyStep::new(
+            EntryKind::Usage,
+            charge.balance,
+            charge.price,
+            charge.before,
+            charge.at,
+        );
         // Never once the user's erasure began: its items may be gone already. A grant
         // meanwhile refuses a credit's debit (the caller reads again).
         let decrement = self
@@ -108,6 +121,7 @@ impl Ledger for DynamoStore {
             return Ok(RefundOutcome::NotCharged);
         };
         let period = recorded_period(&debit);
+        let price = recorded_price(&debit);
         // The charge read: a re-debit of the id after a concurrent refund is another charge,
         // which this refund must not touch (items from before charges were named have none).
         let charge = debit.get("charge").cloned();
@@ -164,6 +178,7 @@ impl Ledger for DynamoStore {
             let step = DailyStep::new(
                 EntryKind::MessageRefund,
                 balance,
+                price,
                 seen.before,
                 crate::unix_now(),
             );

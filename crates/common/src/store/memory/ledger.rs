@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{MemoryStore, set_balance};
+use super::{MemoryStore, Taken, set_balance};
 use crate::domain::{
     Balance, Charge, DailyStep, DebitId, DebitOutcome, Entry, EntryKey, EntryKind, PostOutcome,
     Posting, RefundOutcome, UserId,
@@ -12,7 +12,7 @@ use crate::store::{Ledger, StoreError};
 #[async_trait]
 impl Ledger for MemoryStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
-        if charge.before <= 0 {
+        if charge.price < 1 || charge.before < charge.price {
             return Ok(DebitOutcome::Refused);
         }
         let mut tables = self.tables();
@@ -20,7 +20,7 @@ impl Ledger for MemoryStore {
         if tables
             .debits
             .get(&ledger_key)
-            .is_some_and(|(_, _, refunded)| !refunded)
+            .is_some_and(|taken| !taken.refunded)
         {
             return Ok(DebitOutcome::AlreadyCharged);
         }
@@ -34,10 +34,21 @@ impl Ledger for MemoryStore {
         if &record.subscription_status != charge.status_seen || period_moved || erasing || moved {
             return Ok(DebitOutcome::Refused);
         }
-        let step = DailyStep::new(EntryKind::Usage, charge.balance, charge.before, charge.at);
+        let step = DailyStep::new(
+            EntryKind::Usage,
+            charge.balance,
+            charge.price,
+            charge.before,
+            charge.at,
+        );
         set_balance(record, charge.balance, step.balance_after);
         tables.add_to_day(user, &step);
-        let taken = (charge.balance, charge.period, false);
+        let taken = Taken {
+            balance: charge.balance,
+            price: charge.price,
+            period: charge.period,
+            refunded: false,
+        };
         tables.debits.insert(ledger_key, taken);
         Ok(DebitOutcome::Charged)
     }
@@ -45,10 +56,11 @@ impl Ledger for MemoryStore {
     async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError> {
         let mut tables = self.tables();
         let ledger_key = (user.clone(), debit_id.as_str().to_owned());
-        let Some((balance, period, refunded)) = tables.debits.get(&ledger_key).copied() else {
+        let Some(taken) = tables.debits.get(&ledger_key).copied() else {
             return Ok(RefundOutcome::NotCharged);
         };
-        if refunded {
+        let (balance, period) = (taken.balance, taken.period);
+        if taken.refunded {
             return Ok(RefundOutcome::AlreadyRefunded);
         }
         let Some(record) = tables.users.get_mut(user) else {
@@ -64,6 +76,7 @@ impl Ledger for MemoryStore {
             let step = DailyStep::new(
                 EntryKind::MessageRefund,
                 balance,
+                taken.price,
                 record.balance(balance),
                 now,
             );
@@ -71,7 +84,11 @@ impl Ledger for MemoryStore {
             tables.add_to_day(user, &step);
             RefundOutcome::Refunded(balance)
         };
-        tables.debits.insert(ledger_key, (balance, period, true));
+        let refunded = Taken {
+            refunded: true,
+            ..taken
+        };
+        tables.debits.insert(ledger_key, refunded);
         Ok(outcome)
     }
 
@@ -105,7 +122,10 @@ impl Ledger for MemoryStore {
         }
         set_balance(record, entry.balance, entry.balance_after);
         if let Some(grant) = &posting.grant {
-            record.last_grant_created = grant.invoice_created;
+            if grant.starts_period {
+                record.last_grant_created = grant.invoice_created;
+            }
+            record.period_credits = Some(grant.credits);
             record.granted_invoices.insert(grant.invoice_id.clone());
         }
         tables.write_entry(user, entry);

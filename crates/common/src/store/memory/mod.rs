@@ -18,15 +18,23 @@ use crate::domain::{
     UserRecord,
 };
 
+/// What one debit took, and whether it was refunded.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    balance: Balance,
+    price: i64,
+    period: Period,
+    refunded: bool,
+}
+
 #[derive(Default)]
 struct Tables {
     users: HashMap<UserId, UserRecord>,
     customers: HashMap<String, UserId>,
     /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
     events: HashMap<String, (bool, i64)>,
-    /// Charged debit ids per user: the balance and period taken from, and whether refunded
-    /// (kept for the process's life: a local store needs no TTL).
-    debits: HashMap<(UserId, String), (Balance, Period, bool)>,
+    /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
+    debits: HashMap<(UserId, String), Taken>,
     /// Tombstones of erased users, by the hash of their id.
     tombstones: HashMap<String, Tombstone>,
     /// The cursor of the reconciliation pass under way.
