@@ -31,7 +31,7 @@ impl Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 7] = [
+pub const ROUTES: [Route; 8] = [
     Route {
         key: user_status::ROUTE,
         function: "user-status",
@@ -40,6 +40,11 @@ pub const ROUTES: [Route; 7] = [
     Route {
         key: credit_history::ROUTE,
         function: "credit-history",
+        bearer: true,
+    },
+    Route {
+        key: billing_plans::ROUTE,
+        function: "billing-plans",
         bearer: true,
     },
     Route {
@@ -75,6 +80,7 @@ pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
     match function {
         "user-status" => user_status::handle(app, req).await,
         "credit-history" => credit_history::handle(app, req).await,
+        "billing-plans" => billing_plans::handle(app, req).await,
         "delete-account" => delete_account::handle(app, req).await,
         "create-checkout-session" => create_checkout_session::handle(app, req).await,
         "create-portal-session" => create_portal_session::handle(app, req).await,

@@ -23,6 +23,7 @@ use serde_json::Value;
 const FUNCTIONS: &[(&str, &str)] = &[
     ("user-status", "user-status.json"),
     ("credit-history", "credit-history.json"),
+    ("billing-plans", "billing-plans.json"),
     ("sync-subscription", "sync-subscription.json"),
     ("create-checkout-session", "create-checkout-session.json"),
     ("create-portal-session", "create-portal-session.json"),

@@ -34,6 +34,8 @@ pub struct Billing {
     pub(super) client: Client,
     /// Validated Stripe settings.
     pub config: StripeConfig,
+    /// The plans' prices read from Stripe.
+    pub(super) prices: super::prices::PriceCache,
 }
 
 impl Billing {
@@ -50,7 +52,11 @@ impl Billing {
             variable: "STRIPE_SECRET_KEY",
             problem: "cannot be used as an HTTP header",
         })?;
-        Ok(Billing { client, config })
+        Ok(Billing {
+            client,
+            config,
+            prices: Default::default(),
+        })
     }
 
     /// Creates the Stripe customer of `user`. The idempotency key is derived from the user id

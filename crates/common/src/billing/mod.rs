@@ -1,10 +1,11 @@
 //! Stripe, through `async-stripe`: the client, its retry policy and error mapping
-//! ([`client`]), Checkout and portal sessions ([`sessions`]), and one customer per user
-//! ([`customers`]). The subscription sync that reads it
+//! ([`client`]), Checkout and portal sessions ([`sessions`]), one customer per user
+//! ([`customers`]), and the prices of the plans sold ([`prices`]). The subscription sync that reads it
 //! is the `sync` module, a layer above.
 
 pub mod client;
 pub mod customers;
+pub mod prices;
 pub mod sessions;
 
 pub use client::Billing;

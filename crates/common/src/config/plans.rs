@@ -133,28 +133,21 @@ mod tests {
 
     use super::*;
 
-    fn read<T>(
-        vars: &[(&str, &str)],
-        what: impl Fn(&Vars<&dyn Fn(&str) -> Option<String>>) -> Result<T, ConfigError>,
-    ) -> Result<T, ConfigError> {
-        let map: HashMap<String, String> = vars
+    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| map.get(name).cloned();
-        what(&Vars(&lookup as &dyn Fn(&str) -> Option<String>))
+        Vars(move |name: &str| map.get(name).cloned())
     }
 
     #[test]
     fn plans_are_read_in_order_with_the_retired_ones() {
-        let catalogue = read(
-            &[
-                ("PLANS", "plus:price_1Q:1000, pro:price_1R:5000"),
-                ("RETIRED_PLANS", "pro:price_0R:4000"),
-                ("STRIPE_PRICE_ID", "price_ignored"),
-            ],
-            |vars| catalogue(vars),
-        )
+        let catalogue = catalogue(&vars(&[
+            ("PLANS", "plus:price_1Q:1000, pro:price_1R:5000"),
+            ("RETIRED_PLANS", "pro:price_0R:4000"),
+            ("STRIPE_PRICE_ID", "price_ignored"),
+        ]))
         .unwrap();
         let sold: Vec<(&str, &str, i64)> = catalogue
             .sold()
@@ -170,14 +163,11 @@ mod tests {
 
     #[test]
     fn without_plans_the_one_plan_settings_are_the_catalogue() {
-        let catalogue = read(
-            &[
-                ("STRIPE_PRICE_ID", "price_1"),
-                ("PLAN_CREDITS", "1000"),
-                ("STRIPE_RETIRED_PRICE_IDS", "price_0, price_00"),
-            ],
-            |vars| catalogue(vars),
-        )
+        let catalogue = catalogue(&vars(&[
+            ("STRIPE_PRICE_ID", "price_1"),
+            ("PLAN_CREDITS", "1000"),
+            ("STRIPE_RETIRED_PRICE_IDS", "price_0, price_00"),
+        ]))
         .unwrap();
         let plan = catalogue.default_plan();
         assert_eq!((plan.id.as_str(), plan.credits), ("pro", 1000));
@@ -226,7 +216,12 @@ mod tests {
                 "PLAN_NAME",
             ),
         ] {
-            let err = read(&vars, |vars| catalogue(vars)).unwrap_err();
+            let err = catalogue(&super::Vars(|name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }))
+            .unwrap_err();
             assert_eq!(err.variable, variable, "{vars:?}");
             assert!(!err.to_string().contains("secret"), "{err}");
         }
@@ -234,15 +229,15 @@ mod tests {
 
     #[test]
     fn message_prices_are_validated() {
-        let prices = read(
-            &[("MESSAGE_PRICES", "large:5, llama3:8b:2, default:1")],
-            |vars| message_prices(vars),
-        )
+        let prices = message_prices(&vars(&[(
+            "MESSAGE_PRICES",
+            "large:5, llama3:8b:2, default:1",
+        )]))
         .unwrap();
         assert_eq!(prices.price_of("llama3:8b"), 2);
         assert_eq!(prices.price_of("large"), 5);
         for bad in ["large", "large:0", "large:10001", "a:1,a:2", "large:x"] {
-            let err = read(&[("MESSAGE_PRICES", bad)], |vars| message_prices(vars)).unwrap_err();
+            let err = message_prices(&vars(&[("MESSAGE_PRICES", bad)])).unwrap_err();
             assert_eq!(err.variable, "MESSAGE_PRICES");
         }
     }
