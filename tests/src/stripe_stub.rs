@@ -15,7 +15,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub use stripe_sandbox::fixtures::fixture;
-pub use stripe_sandbox::objects::{customer_for_key, paid_invoice};
+pub use stripe_sandbox::objects::{customer_for_key, paid_invoice, with_lines};
 
 /// The price the tests configure (the one plan, or `plus` of two).
 pub const PRICE: &str = "price_1PgafmB7WZ01zgkW6dKueIc5";

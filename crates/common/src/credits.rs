@@ -107,20 +107,18 @@ where
         };
         let available = record.balance(balance);
         let affordable = available >= price;
-        let outcome = if affordable {
-            let charge = Charge {
-                debit_id,
-                balance,
-                price,
-                status_seen: &record.subscription_status,
-                period: record.last_grant_created,
-                before: available,
-                at: crate::unix_now(),
-            };
-            store.debit(user, &charge).await?
-        } else {
-            DebitOutcome::Refused
+        // Asked even when the balance cannot cover the price: a retry of a debit whose reply
+        // was lost finds it charged (the store takes nothing it cannot cover).
+        let charge = Charge {
+            debit_id,
+            balance,
+            price,
+            status_seen: &record.subscription_status,
+            period: record.last_grant_created,
+            before: available,
+            at: crate::unix_now(),
         };
+        let outcome = store.debit(user, &charge).await?;
         match outcome {
             DebitOutcome::Charged | DebitOutcome::AlreadyCharged => {
                 if outcome == DebitOutcome::Charged {

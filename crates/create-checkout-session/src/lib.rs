@@ -18,8 +18,10 @@ use common::users;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 
-/// The request body: optional, as the shipped client sends none.
+/// The request body: optional, as the shipped client sends none; a field it does not know is
+/// refused (a misspelt `plan` must not silently sell the default).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// The id of a sold plan; the catalogue's first without it.
     pub plan: Option<String>,

@@ -147,8 +147,9 @@ pub struct Charge<'a> {
     /// The paid period the balance was read in ([`Period`]): the debit is refused if a new one
     /// began meanwhile, and its refund gives back only within it.
     pub period: Period,
-    /// The balance as read (at least `price`): the debit is refused if it moved meanwhile, so
-    /// the day's usage entry records the exact balance after it.
+    /// The balance as read: the debit is refused if it moved meanwhile (so the day's usage entry
+    /// records the exact balance after it), or if it is below `price` (nothing is taken; a
+    /// debit of this id charged before is still answered as charged).
     pub before: i64,
     /// When, Unix seconds.
     pub at: i64,

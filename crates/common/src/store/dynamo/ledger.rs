@@ -53,7 +53,7 @@ fn seen(charge: &Charge<'_>) -> Seen {
 #[async_trait]
 impl Ledger for DynamoStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
-        if charge.price < 1 || charge.before < charge.price {
+        if charge.price < 1 {
             return Ok(DebitOutcome::Refused);
         }
         // One transaction: the debit item of this id (new, or the transaction fails), the
@@ -88,8 +88,17 @@ impl Ledger for DynamoStore {
         );
         // Never once the user's erasure began: its items may be gone already. A grant
         // meanwhile refuses a credit's debit (the caller reads again).
+        // A balance below the price fails this item (nothing is taken), after the debit item
+        // has answered whether this id was charged before.
         let decrement = self
-            .set_balance(user, charge.balance, &seen(charge), step.balance_after, "")
+            .set_balance(
+                user,
+                charge.balance,
+                &seen(charge),
+                step.balance_after,
+                "#balance >= :price",
+            )
+            .expression_attribute_values(":price", n(charge.price))
             .update_expression("SET #balance = :after")
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;

@@ -12,9 +12,6 @@ use crate::store::{Ledger, StoreError};
 #[async_trait]
 impl Ledger for MemoryStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
-        if charge.price < 1 || charge.before < charge.price {
-            return Ok(DebitOutcome::Refused);
-        }
         let mut tables = self.tables();
         let ledger_key = (user.clone(), charge.debit_id.as_str().to_owned());
         if tables
@@ -23,6 +20,9 @@ impl Ledger for MemoryStore {
             .is_some_and(|taken| !taken.refunded)
         {
             return Ok(DebitOutcome::AlreadyCharged);
+        }
+        if charge.price < 1 || charge.before < charge.price {
+            return Ok(DebitOutcome::Refused);
         }
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(DebitOutcome::Refused);

@@ -1,0 +1,497 @@
+//! Several plans and model prices, on DynamoDB (emulator) with the Stripe stub selling two
+//! plans (plus: 1,000 credits, pro: 5,000): a paid upgrade grants the difference once, through
+//! the webhook (events twice and out of order) and through the sync alike; a downgrade and a
+//! switch back grant nothing; the renewal grants the new plan; checkout sells the plan asked
+//! for and refuses one not sold before calling Stripe; the catalogue endpoint answers with
+//! Stripe's prices, cached, and without them when Stripe fails; a debit takes its model's price
+//! all or nothing, and its refund gives exactly that back.
+
+use std::sync::Arc;
+
+use common::config::Rules;
+use common::credits::{self, DebitError};
+use common::domain::{Caller, EntryKind, MessagePrices, RefundOutcome, UserId, UserRecord};
+use common::store::Store;
+use integration_tests::apps::{
+    config, customer_of_new_user, event, handle, parts, request, stripe_config_with, webhook,
+};
+use integration_tests::stripe_stub::{
+    PRICE, PRO_PRICE, StripeStub, WEBHOOK_SECRET, paid_invoice, two_plans, with_lines,
+};
+use integration_tests::{emulator, tokens};
+use serde_json::{Value, json};
+use stripe_sandbox::objects;
+
+/// An app selling plus and pro (and a retired `old` plan), on `store`, Stripe at `stub`.
+fn two_plan_app(store: Arc<dyn Store>, stub: &StripeStub) -> common::App {
+    let plans = two_plans();
+    let set = [
+        ("PLANS", plans.as_str()),
+        ("RETIRED_PLANS", "old:price_retired_plan:300"),
+    ];
+    let billing = common::billing::Billing::new(stripe_config_with(&stub.uri(), &set)).unwrap();
+    common::App::new(config(), store, Some(billing))
+}
+
+async fn setup() -> (StripeStub, Arc<dyn Store>, common::App, UserId, String) {
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let app = two_plan_app(store.clone(), &stub);
+    let (user, customer) = customer_of_new_user(&store).await;
+    (stub, store, app, user, customer)
+}
+
+/// The customer's one subscription, on `price`, whose latest invoice (paid) is `id`, created at
+/// `created` for `reason`, with `lines` (amount, price).
+fn on_plan(
+    customer: &str,
+    price: &str,
+    id: &str,
+    created: i64,
+    reason: &str,
+    lines: &[(i64, &str)],
+) -> Value {
+    let mut sub = objects::subscription("sub_plan", customer, price, "active", 1, 1_900_000_000);
+    let mut invoice = with_lines(paid_invoice(id, "sub_plan", created, reason), lines, "usd");
+    invoice["customer"] = json!(customer);
+    sub["latest_invoice"] = invoice;
+    sub
+}
+
+/// The events Stripe sends for `sub`'s change: its update and its latest invoice's payment,
+/// under fresh ids (a redelivery under the same id is deduplicated before any of this).
+fn events_of(sub: &Value) -> [Value; 2] {
+    let unique = || format!("evt_{}", tokens::new_user().replace('-', ""));
+    [
+        event(&unique(), "invoice.paid", sub["latest_invoice"].clone()),
+        event(
+            &unique(),
+            "customer.subscription.updated",
+            objects::collapsed(sub),
+        ),
+    ]
+}
+
+async fn deliver(app: &common::App, event: &Value) {
+    let req = webhook(event, WEBHOOK_SECRET, common::unix_now());
+    let (status, _, body) = parts(Box::pin(handle("stripe-webhook", app, req)).await);
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn status(app: &common::App, user: &UserId) -> Value {
+    let req = request("user-status.json", user.as_str());
+    parts(Box::pin(handle("user-status", app, req)).await).2
+}
+
+async fn sync(app: &common::App, user: &UserId) -> Value {
+    let req = request("sync-subscription.json", user.as_str());
+    let (code, _, body) = parts(Box::pin(handle("sync-subscription", app, req)).await);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Spends `credits` one-credit messages of `user`.
+async fn spend(store: &Arc<dyn Store>, user: &UserId, credits: usize) {
+    let caller = Caller::signed_in(user);
+    for _ in 0..credits {
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        credits::debit_message(store.as_ref(), &caller, &Rules::default(), &id, "small")
+            .await
+            .unwrap();
+    }
+}
+
+/// The `plan_upgrade` entries of `user`: their amounts.
+async fn upgrades(store: &Arc<dyn Store>, user: &UserId) -> Vec<i64> {
+    let (entries, _) = store.entries(user, None, 100).await.unwrap();
+    entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::PlanUpgrade)
+        .map(|e| e.amount)
+        .collect()
+}
+
+/// Plus bought, 600 spent, then pro: the states of Stripe the tests move through, in order.
+struct Moves {
+    plus: Value,
+    upgrade: Value,
+    downgrade: Value,
+    back_up: Value,
+    renewal: Value,
+}
+
+fn moves(customer: &str) -> Moves {
+    let start = 1_700_000_000;
+    Moves {
+        plus: on_plan(
+            customer,
+            PRICE,
+            "in_plus",
+            start,
+            "subscription_create",
+            &[(2000, PRICE)],
+        ),
+        upgrade: on_plan(
+            customer,
+            PRO_PRICE,
+            "in_up",
+            start + 86_400,
+            "subscription_update",
+            &[(-1900, PRICE), (9500, PRO_PRICE)],
+        ),
+        downgrade: on_plan(
+            customer,
+            PRICE,
+            "in_down",
+            start + 2 * 86_400,
+            "subscription_update",
+            &[(-9000, PRO_PRICE), (1800, PRICE)],
+        ),
+        back_up: on_plan(
+            customer,
+            PRO_PRICE,
+            "in_up_again",
+            start + 3 * 86_400,
+            "subscription_update",
+            &[(-1700, PRICE), (8500, PRO_PRICE)],
+        ),
+        renewal: on_plan(
+            customer,
+            PRICE,
+            "in_cycle",
+            start + 30 * 86_400,
+            "subscription_cycle",
+            &[(2000, PRICE)],
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_through_the_webhook_grants_the_difference_once_in_any_order() {
+    let (stub, store, app, user, customer) = setup().await;
+    let moves = moves(&customer);
+
+    stub.subscriptions(vec![moves.plus.clone()]).await;
+    for event in events_of(&moves.plus) {
+        deliver(&app, &event).await;
+    }
+    let body = status(&app, &user).await;
+    assert_eq!(
+        (
+            body["current_plan"].as_str(),
+            body["credits_remaining"].as_i64()
+        ),
+        (Some("plus"), Some(1000))
+    );
+    spend(&store, &user, 600).await;
+
+    // The upgrade's events, the invoice before the subscription's update, each twice.
+    stub.subscriptions(vec![moves.upgrade.clone()]).await;
+    let [paid, updated] = events_of(&moves.upgrade);
+    let [paid_again, updated_again] = events_of(&moves.upgrade);
+    for event in [paid, updated, updated_again, paid_again] {
+        deliver(&app, &event).await;
+    }
+    let body = status(&app, &user).await;
+    assert_eq!(
+        (
+            body["current_plan"].as_str(),
+            body["credits_remaining"].as_i64()
+        ),
+        (Some("pro"), Some(4400))
+    );
+    assert_eq!(upgrades(&store, &user).await, [4000]);
+
+    // Down to plus: the credits stand. Back to pro: pro was granted in this period already.
+    for state in [&moves.downgrade, &moves.back_up] {
+        stub.subscriptions(vec![state.clone()]).await;
+        for event in events_of(state) {
+            deliver(&app, &event).await;
+        }
+        assert_eq!(status(&app, &user).await["credits_remaining"], 4400);
+    }
+    assert_eq!(upgrades(&store, &user).await, [4000]);
+
+    // The renewal on plus grants plus's credits; what was left expires.
+    stub.subscriptions(vec![moves.renewal.clone()]).await;
+    for event in events_of(&moves.renewal) {
+        deliver(&app, &event).await;
+    }
+    let body = status(&app, &user).await;
+    assert_eq!(
+        (
+            body["current_plan"].as_str(),
+            body["credits_remaining"].as_i64()
+        ),
+        (Some("plus"), Some(1000))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_upgrade_invoice_heals_through_the_sync_and_never_twice() {
+    let (stub, store, app, user, customer) = setup().await;
+    let moves = moves(&customer);
+    stub.subscriptions(vec![moves.plus]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 1000);
+    spend(&store, &user, 600).await;
+
+    stub.subscriptions(vec![moves.upgrade]).await;
+    for _ in 0..2 {
+        let body = sync(&app, &user).await;
+        assert_eq!(
+            (
+                body["current_plan"].as_str(),
+                body["credits_remaining"].as_i64()
+            ),
+            (Some("pro"), Some(4400))
+        );
+    }
+    stub.subscriptions(vec![moves.downgrade]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
+    stub.subscriptions(vec![moves.back_up]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
+    assert_eq!(upgrades(&store, &user).await, [4000]);
+    stub.subscriptions(vec![moves.renewal]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_to_a_price_in_neither_list_entitles_and_grants_nothing() {
+    let (stub, store, app, user, customer) = setup().await;
+    let foreign = on_plan(
+        &customer,
+        "price_other_app",
+        "in_x",
+        1_700_000_000,
+        "subscription_create",
+        &[(500, "price_other_app")],
+    );
+    stub.subscriptions(vec![foreign]).await;
+    let body = sync(&app, &user).await;
+    assert_eq!(
+        (
+            body["current_plan"].as_str(),
+            body["has_subscription"].as_bool()
+        ),
+        (Some("free"), Some(false))
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.granted_invoices.len()),
+        (0, 0)
+    );
+}
+
+/// A checkout request of `user` with `body`.
+fn checkout(user: &UserId, body: Option<&str>) -> lambda_http::Request {
+    let mut event =
+        integration_tests::binaries::event_as("create-checkout-session.json", user.as_str());
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_sells_the_plan_asked_for_and_refuses_one_not_sold_before_calling_stripe() {
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let app = two_plan_app(store.clone(), &stub);
+
+    let refused = [
+        (r#"{"plan": "team"}"#, "UNKNOWN_PLAN"),
+        (r#"{"plan": "old"}"#, "UNKNOWN_PLAN"),
+        (r#"{"plan": 5}"#, "INVALID_BODY"),
+        (r#"{"plan": "pro", "seats": 3}"#, "INVALID_BODY"),
+        ("plan=pro", "INVALID_BODY"),
+    ];
+    for (body, code) in refused {
+        let user = UserId::parse(&tokens::new_user()).unwrap();
+        let (status, _, answer) = parts(
+            Box::pin(handle(
+                "create-checkout-session",
+                &app,
+                checkout(&user, Some(body)),
+            ))
+            .await,
+        );
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
+        assert!(answer["detail"].is_string());
+        assert!(
+            store.get_user(&user).await.unwrap().is_none(),
+            "{body}: nothing created"
+        );
+    }
+    assert!(stub.sent().await.is_empty(), "nothing was asked of Stripe");
+
+    for (body, price) in [
+        (None, PRICE),
+        (Some(""), PRICE),
+        (Some("{}"), PRICE),
+        (Some(r#"{"plan": null}"#), PRICE),
+        (Some(r#"{"plan": "pro"}"#), PRO_PRICE),
+        (Some(r#"{"plan": "plus"}"#), PRICE),
+    ] {
+        let user = UserId::parse(&tokens::new_user()).unwrap();
+        let (status, _, answer) = parts(
+            Box::pin(handle(
+                "create-checkout-session",
+                &app,
+                checkout(&user, body),
+            ))
+            .await,
+        );
+        assert_eq!(status, 200, "{body:?}: {answer}");
+        let sessions = stub.sent_to("POST /v1/checkout/sessions").await;
+        let last = sessions.last().unwrap();
+        assert_eq!(last.field("line_items[0][price]"), Some(price), "{body:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_shows_stripe_s_prices_cached_and_the_plans_without_them_when_stripe_fails() {
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let app = two_plan_app(store.clone(), &stub);
+    let user = tokens::new_user();
+    for _ in 0..3 {
+        let (status, _, body) = parts(
+            Box::pin(handle(
+                "billing-plans",
+                &app,
+                request("billing-plans.json", &user),
+            ))
+            .await,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["default_plan"], "plus");
+        let plans: Vec<(&str, i64, i64)> = body["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap(),
+                    p["credits_per_period"].as_i64().unwrap(),
+                    p["price"]["amount"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            plans,
+            [("plus", 1000, 2000), ("pro", 5000, 10_000)],
+            "the retired plan is not sold"
+        );
+        assert_eq!(body["plans"][1]["price"]["interval"], "month");
+    }
+    assert_eq!(
+        stub.sent().await.len(),
+        2,
+        "each price read once for the container"
+    );
+    let user = UserId::parse(&user).unwrap();
+    assert!(
+        store.get_user(&user).await.unwrap().is_none(),
+        "no record is made"
+    );
+
+    // A container meeting a Stripe that fails: the plans, without prices; never an error.
+    let down = StripeStub::start().await;
+    down.fail("GET", &format!("/v1/prices/{PRO_PRICE}"), 500, None)
+        .await;
+    let app = two_plan_app(store.clone(), &down);
+    let (status, _, body) = parts(
+        handle(
+            "billing-plans",
+            &app,
+            request("billing-plans.json", user.as_str()),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plans"][0]["price"]["amount"], 2000);
+    assert_eq!(
+        (
+            body["plans"][1]["id"].as_str(),
+            body["plans"][1]["price"].is_null()
+        ),
+        (Some("pro"), true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debit_takes_its_model_s_price_all_or_nothing_and_its_refund_gives_that_back() {
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let rules = Rules {
+        message_prices: MessagePrices::new([("large".to_owned(), 3)]).unwrap(),
+        ..Rules::default()
+    };
+    // A subscriber with 5 credits.
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let mut record = UserRecord::new_free(user.clone(), 10, common::unix_now());
+    record.subscription_status = "active".into();
+    record.credits_remaining = 5;
+    assert!(store.create_user(&record).await.unwrap());
+    let caller = Caller::signed_in(&user);
+    let debit = |id: &'static str, model: &'static str| {
+        let (store, caller, rules) = (store.clone(), caller.clone(), rules.clone());
+        async move { credits::debit_message(store.as_ref(), &caller, &rules, id, model).await }
+    };
+    assert_eq!(debit("m1", "large").await.unwrap().remaining, 2);
+    assert_eq!(
+        debit("m1", "large").await.unwrap().remaining,
+        2,
+        "a retry is charged once"
+    );
+    assert_eq!(debit("m2", "large").await, Err(DebitError::Insufficient));
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        2,
+        "nothing taken"
+    );
+    assert_eq!(debit("m3", "small").await.unwrap().remaining, 1);
+    let refunded = credits::refund_message(store.as_ref(), &user, "m1")
+        .await
+        .unwrap();
+    assert!(matches!(refunded, RefundOutcome::Refunded(_)));
+    assert_eq!(
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits_remaining,
+        4
+    );
+    let (entries, _) = store.entries(&user, None, 10).await.unwrap();
+    let usage = entries.iter().find(|e| e.kind == EntryKind::Usage).unwrap();
+    assert_eq!(
+        (usage.messages, usage.amount),
+        (Some(2), -4),
+        "two messages, four credits"
+    );
+    let refund = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::MessageRefund)
+        .unwrap();
+    assert_eq!((refund.messages, refund.amount), (Some(1), 3));
+
+    // Free messages pay for messages of 1-credit models only.
+    let free = UserId::parse(&tokens::new_user()).unwrap();
+    let caller = Caller::signed_in(&free);
+    let err = credits::debit_message(store.as_ref(), &caller, &rules, "f1", "large").await;
+    assert_eq!(err, Err(DebitError::Insufficient));
+    let paid = credits::debit_message(store.as_ref(), &caller, &rules, "f2", "small")
+        .await
+        .unwrap();
+    assert_eq!(paid.remaining, Rules::default().free_messages - 1);
+}
