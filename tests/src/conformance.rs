@@ -8,7 +8,7 @@ use common::config::Rules;
 use common::domain::{
     Balance, Charge, CreditGrant, DebitId, DebitOutcome, DuePosition, EVENT_LEASE_SECS,
     ErasureStage, EventClaim, EventOutcome, OpenCheckout, PostOutcome, ReconcileCursor,
-    RefundOutcome, SubscriptionStatus, SubscriptionView, Tombstone, UserId, UserRecord,
+    RefundOutcome, SubscriptionStatus, SubscriptionView, Take, Tombstone, UserId, UserRecord,
 };
 use common::store::{Store, StoreError};
 use common::users;
@@ -500,14 +500,13 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
     }
     let refunded = outcomes
         .iter()
-        .filter(|o| **o == RefundOutcome::Refunded(Balance::Credits))
+        .filter(|o| **o == RefundOutcome::Refunded)
         .count();
     assert_eq!(refunded, 1, "{outcomes:?}");
     assert!(
-        outcomes.iter().all(|o| matches!(
-            o,
-            RefundOutcome::Refunded(_) | RefundOutcome::AlreadyRefunded
-        )),
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RefundOutcome::Refunded | RefundOutcome::AlreadyRefunded)),
         "{outcomes:?}"
     );
     let record = store.get_user(&user).await.unwrap().unwrap();
@@ -559,7 +558,7 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
     );
     assert_eq!(
         store.refund(&user, &credit).await.unwrap(),
-        RefundOutcome::Refunded(Balance::Credits),
+        RefundOutcome::Refunded,
         "the new charge is refunded on its own"
     );
     assert_eq!(
@@ -593,7 +592,7 @@ pub async fn a_refund_gives_back_what_its_debit_took_once(store: Arc<dyn Store>)
     .unwrap();
     assert_eq!(
         store.refund(&free_user, &message).await.unwrap(),
-        RefundOutcome::Refunded(Balance::FreeMessages)
+        RefundOutcome::Refunded
     );
     let record = store.get_user(&free_user).await.unwrap().unwrap();
     assert_eq!(
@@ -630,11 +629,7 @@ pub async fn concurrent_debits_never_overspend(store: Arc<dyn Store>) {
         }
         assert_eq!(successes, 10, "{balance:?}");
         let stored = store.get_user(&user).await.unwrap().unwrap();
-        let left = match balance {
-            Balance::Credits => stored.credits_remaining,
-            Balance::FreeMessages => stored.free_messages_remaining,
-        };
-        assert_eq!(left, 0, "{balance:?}");
+        assert_eq!(stored.balance(balance), 0, "{balance:?}");
     }
 }
 
@@ -941,13 +936,16 @@ pub async fn a_debit_of_a_past_period_is_refused(store: Arc<dyn Store>) {
     let user = subscribed_user(&store, "active", 5).await;
     let status = SubscriptionStatus::Active;
     let id = debit_id();
+    let takes = [Take {
+        balance: Balance::Credits,
+        amount: 1,
+        before: 5,
+    }];
     let stale = Charge {
         debit_id: &id,
-        balance: Balance::Credits,
-        price: 1,
+        takes: &takes,
         status_seen: &status,
         period: 1_234,
-        before: 5,
         at: 1_000,
     };
     assert_eq!(
@@ -1064,13 +1062,16 @@ pub async fn debit(
         Some(record) => (record.last_grant_created, record.balance(balance)),
         None => (0, 1),
     };
+    let takes = [Take {
+        balance,
+        amount: 1,
+        before,
+    }];
     let charge = Charge {
         debit_id,
-        balance,
-        price: 1,
+        takes: &takes,
         status_seen: &status_seen,
         period,
-        before,
         at,
     };
     store.debit(user, &charge).await

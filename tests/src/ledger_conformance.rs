@@ -10,8 +10,8 @@ use std::sync::Arc;
 use common::config::Rules;
 use common::credits::{self, AdjustError, AdjustOutcome};
 use common::domain::{
-    AdjustmentRefusal, Balance, Caller, Entry, EntryKind, PaidInvoice, Plan, PlanId,
-    SubscriptionStatus, SubscriptionView, UserId, UserRecord,
+    AdjustmentRefusal, Balance, Caller, Entry, EntryKind, MessagePrices, PaidInvoice, Plan, PlanId,
+    RefundOutcome, SubscriptionStatus, SubscriptionView, UserId, UserRecord,
 };
 use common::store::Store;
 
@@ -396,4 +396,168 @@ pub async fn nothing_is_posted_once_the_erasure_began(store: Arc<dyn Store>) {
         record.credits_remaining, 29,
         "left for the erasure to delete"
     );
+}
+
+/// Gives `user` `amount` purchased credits, as an operator would (packs post the same way).
+async fn buy(store: &dyn Store, user: &UserId, amount: i64, id: &str) {
+    let outcome = credits::adjust(
+        store,
+        user,
+        Balance::Purchased,
+        amount,
+        "test purchase",
+        "ops:test",
+        id,
+    )
+    .await;
+    assert!(
+        matches!(outcome, Ok(AdjustOutcome::Adjusted(_))),
+        "{outcome:?}"
+    );
+}
+
+/// A subscriber pays from the plan's credits first and the rest from purchased credits, in one
+/// debit with a usage entry per balance counting the message once; its refund gives each
+/// balance back exactly what it took, and after a renewal only the purchased part.
+pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: Arc<dyn Store>) {
+    let (user, initial, _) = subscriber(store.as_ref(), 0, 3).await;
+    buy(store.as_ref(), &user, 10, "buy-1").await;
+    let caller = Caller::signed_in(&user);
+    let rules = Rules {
+        message_prices: MessagePrices::new([("large".to_owned(), 5)]).unwrap(),
+        ..Rules::default()
+    };
+    let debit = |id: &'static str| {
+        let (store, caller, rules) = (Arc::clone(&store), caller.clone(), rules.clone());
+        async move { credits::debit_message(store.as_ref(), &caller, &rules, id, "large").await }
+    };
+    let paid = debit("m1").await.unwrap();
+    assert_eq!((paid.paid_with, paid.remaining), (Balance::Credits, 8));
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!((record.credits_remaining, record.purchased_credits), (0, 8));
+    assert_eq!(
+        debit("m1").await.unwrap().remaining,
+        8,
+        "a retry is charged once"
+    );
+    let entries = all_entries(store.as_ref(), &user).await;
+    let usage: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Usage)
+        .map(|e| (e.balance, e.amount, e.balance_after, e.messages))
+        .collect();
+    assert_eq!(usage.len(), 2, "{entries:#?}");
+    assert!(
+        usage.contains(&(Balance::Credits, -3, 0, Some(1))),
+        "{usage:?}"
+    );
+    assert!(
+        usage.contains(&(Balance::Purchased, -2, 8, Some(0))),
+        "{usage:?}"
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
+    let refunded = credits::refund_message(store.as_ref(), &user, "m1").await;
+    assert_eq!(refunded.unwrap(), RefundOutcome::Refunded);
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.purchased_credits),
+        (3, 10)
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
+    // Split again, then renew: the plan's part lapsed with its period, the purchased comes back.
+    debit("m2").await.unwrap();
+    credits::grant_for_invoice(store.as_ref(), &user, &invoice("in_2", 2_000), &plan(3))
+        .await
+        .unwrap();
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.purchased_credits),
+        (3, 8),
+        "a renewal resets the plan's credits only"
+    );
+    let refunded = credits::refund_message(store.as_ref(), &user, "m2").await;
+    assert_eq!(refunded.unwrap(), RefundOutcome::Refunded);
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.credits_remaining, record.purchased_credits),
+        (3, 10)
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
+    // More than both hold: nothing is taken.
+    buy(store.as_ref(), &user, -9, "spend-down").await;
+    let short = debit("m3").await;
+    assert!(
+        matches!(short, Err(credits::DebitError::Insufficient)),
+        "{short:?}"
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!((record.credits_remaining, record.purchased_credits), (3, 1));
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+}
+
+/// Without a subscription, a message of a 1-credit model is paid with a free message while any
+/// are left, then from purchased credits; a dearer model only from purchased credits. The end
+/// of a subscription and the deletion of the customer leave purchased credits untouched.
+pub async fn purchased_credits_pay_free_users_and_outlive_the_subscription(store: Arc<dyn Store>) {
+    let (user, initial) = created(store.as_ref(), 1).await;
+    buy(store.as_ref(), &user, 6, "buy-1").await;
+    let caller = Caller::signed_in(&user);
+    let rules = Rules {
+        message_prices: MessagePrices::new([("large".to_owned(), 4)]).unwrap(),
+        ..Rules::default()
+    };
+    let debit = |id: &'static str, model: &'static str| {
+        let (store, caller, rules) = (Arc::clone(&store), caller.clone(), rules.clone());
+        async move { credits::debit_message(store.as_ref(), &caller, &rules, id, model).await }
+    };
+    let free = debit("m1", "default").await.unwrap();
+    assert_eq!((free.paid_with, free.remaining), (Balance::FreeMessages, 0));
+    let bought = debit("m2", "default").await.unwrap();
+    assert_eq!(
+        (bought.paid_with, bought.remaining),
+        (Balance::Purchased, 5)
+    );
+    let large = debit("m3", "large").await.unwrap();
+    assert_eq!((large.paid_with, large.remaining), (Balance::Purchased, 1));
+    assert!(matches!(
+        debit("m4", "large").await,
+        Err(credits::DebitError::Insufficient)
+    ));
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
+    let customer = format!("cus_{}", user.hash());
+    store.link_customer(&user, &customer).await.unwrap();
+    assert!(
+        store
+            .apply_subscription(&user, &view("active", 1))
+            .await
+            .unwrap()
+    );
+    credits::grant_for_invoice(store.as_ref(), &user, &invoice("in_1", 1_000), &plan(50))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .apply_subscription(&user, &view("canceled", 2))
+            .await
+            .unwrap()
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!((record.credits_remaining, record.purchased_credits), (0, 1));
+    assert!(
+        store
+            .apply_subscription(&user, &view("active", 3))
+            .await
+            .unwrap()
+    );
+    store.unlink_customer(&user, &customer).await.unwrap();
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        record.purchased_credits, 1,
+        "a deleted customer takes no purchased credit"
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 }

@@ -1,12 +1,13 @@
 //! The credit ledger's property test (part of [`crate::ledger_conformance`]): random sequences
-//! of grants, debits, refunds, status changes, customer deletions, operator adjustments and
-//! pairs of them racing, on one store, with the invariant checked after every step.
+//! of grants, debits (some paid from two balances), refunds, status changes, customer
+//! deletions, operator adjustments (of every balance) and pairs of them racing, on one store,
+//! with the invariant checked after every step.
 
 use std::sync::Arc;
 
 use common::config::Rules;
 use common::credits;
-use common::domain::{Balance, Caller, UserId};
+use common::domain::{Balance, Caller, MessagePrices, UserId};
 use common::store::Store;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -18,14 +19,16 @@ use crate::ledger_conformance::{created, invoice, ledger_sums, view};
 enum Step {
     /// The sync's grant of invoice `in_<n>` (older numbers are older invoices).
     Grant(u8),
-    /// A message debit, with one of a few ids (so retries and re-debits after refunds occur).
-    Debit(u8),
+    /// A message debit, with one of a few ids (so retries and re-debits after refunds occur),
+    /// to a 1-credit model or a dearer one (`true`: paid from two balances when one falls short).
+    Debit(u8, bool),
     /// The refund of that id.
     Refund(u8),
     /// A new subscription status from Stripe.
     Status(&'static str),
-    /// An operator's adjustment of `balance` by `amount`, with one of a few ids.
-    Adjust(bool, i8, u8),
+    /// An operator's adjustment of a balance (an index into `Balance::ALL`) by `amount`, with
+    /// one of a few ids (purchased credits are filled this way, as packs post).
+    Adjust(usize, i8, u8),
     /// A customer linked, then deleted at Stripe.
     DeleteCustomer,
 }
@@ -40,10 +43,10 @@ enum Op {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0u8..6).prop_map(Step::Grant),
-        6 => (0u8..8).prop_map(Step::Debit),
+        6 => (0u8..8, any::<bool>()).prop_map(|(id, large)| Step::Debit(id, large)),
         2 => (0u8..8).prop_map(Step::Refund),
         2 => prop_oneof![Just("active"), Just("past_due"), Just("canceled")].prop_map(Step::Status),
-        2 => (any::<bool>(), -6i8..6, 0u8..4).prop_map(|(credits, amount, id)| Step::Adjust(credits, amount, id)),
+        2 => (0..Balance::ALL.len(), -6i8..6, 0u8..4).prop_map(|(balance, amount, id)| Step::Adjust(balance, amount, id)),
         1 => Just(Step::DeleteCustomer),
     ]
 }
@@ -58,7 +61,10 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs `step` for `user`; every outcome is allowed (refusals, nothing owed, a 503 after a
 /// race), since the invariant is what is checked, and it must hold whatever came of it.
 async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
-    let rules = Rules::default();
+    let rules = Rules {
+        message_prices: MessagePrices::new([("large".to_owned(), 3)]).unwrap(),
+        ..Rules::default()
+    };
     let caller = Caller::signed_in(&user);
     match step {
         Step::Grant(n) => {
@@ -71,15 +77,10 @@ async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
             )
             .await;
         }
-        Step::Debit(n) => {
-            let _ = credits::debit_message(
-                store.as_ref(),
-                &caller,
-                &rules,
-                &format!("m{n}"),
-                "default",
-            )
-            .await;
+        Step::Debit(n, large) => {
+            let model = if large { "large" } else { "default" };
+            let id = format!("m{n}");
+            let _ = credits::debit_message(store.as_ref(), &caller, &rules, &id, model).await;
         }
         Step::Refund(n) => {
             let _ = credits::refund_message(store.as_ref(), &user, &format!("m{n}")).await;
@@ -87,12 +88,8 @@ async fn run(store: Arc<dyn Store>, user: UserId, step: Step, clock: i64) {
         Step::Status(status) => {
             let _ = store.apply_subscription(&user, &view(status, clock)).await;
         }
-        Step::Adjust(credits, amount, n) => {
-            let balance = if credits {
-                Balance::Credits
-            } else {
-                Balance::FreeMessages
-            };
+        Step::Adjust(balance, amount, n) => {
+            let balance = Balance::ALL[balance];
             let id = format!("adj_{n}");
             let _ = credits::adjust(
                 store.as_ref(),

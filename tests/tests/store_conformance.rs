@@ -62,4 +62,6 @@ suite!(
     the_history_pages_newest_first_each_entry_once,
     erasure_deletes_the_ledger,
     nothing_is_posted_once_the_erasure_began,
+    a_message_is_paid_from_the_plan_then_from_purchased_credits,
+    purchased_credits_pay_free_users_and_outlive_the_subscription,
 );

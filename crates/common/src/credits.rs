@@ -11,7 +11,8 @@
 use crate::config::Rules;
 use crate::domain::{
     Adjustment, AdjustmentRefusal, Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome,
-    GrantRefusal, InvalidDebitId, PaidInvoice, Plan, PostOutcome, RefundOutcome, UserId,
+    GrantRefusal, InvalidDebitId, PaidInvoice, Payment, Plan, PostOutcome, RefundOutcome, UserId,
+    UserRecord,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -21,10 +22,27 @@ use crate::users;
 /// A successful debit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Debit {
-    /// What paid for the message.
+    /// The first balance that paid for the message (purchased credits pay the rest of a
+    /// subscriber's message the plan's credits do not cover).
     pub paid_with: Balance,
-    /// What is left of that balance.
+    /// What is left to pay with, as the status shows it: the free messages, if one paid; else
+    /// the credits, the plan's and the purchased.
     pub remaining: i64,
+}
+
+impl Debit {
+    /// The debit of `payment`, with `record` as it stands after it.
+    fn of(payment: &Payment, record: &UserRecord) -> Debit {
+        let paid_with = payment.takes[0].balance;
+        let remaining = match paid_with {
+            Balance::FreeMessages => record.free_messages_remaining,
+            _ => record.credits_shown(),
+        };
+        Debit {
+            paid_with,
+            remaining,
+        }
+    }
 }
 
 /// Why a debit or a refund changed nothing: the chat service's answer to act on, converted
@@ -68,17 +86,18 @@ impl From<DebitError> for ApiError {
 }
 
 /// Takes one message's price from `caller` (the `Caller` the authenticator returns, which knows
-/// an anonymous sign-in): the price of `model` in credits (`MESSAGE_PRICES`), all or nothing, if
-/// subscribed (active or trialing); else a free message, for a model priced at 1 credit only. An
-/// account whose erasure began is refused ([`DebitError::AccountDeleted`]). `debit_id` names
-/// the message (e.g. the chat service's message id; 1 to 128 printable ASCII characters, else
-/// [`DebitError::InvalidId`], never worth a retry): however often a debit with the same id is
-/// retried within a day, it is charged once, so a caller may retry
-/// [`DebitError::Unavailable`] safely; after its refund, the same id is charged anew (the
-/// message is retried). One conditional transaction, which also counts the message and its
-/// price in the day's `usage` entry; [`DebitError::Insufficient`] when the balance cannot cover
-/// the price (nothing is taken). A user seen for the
-/// first time gets the free allowance first.
+/// an anonymous sign-in): the price of `model` in credits (`MESSAGE_PRICES`), all or nothing. A
+/// subscriber (active or trialing) pays from the plan's credits, then from purchased credits;
+/// anyone else with a free message (a model priced at 1 credit only), else from purchased
+/// credits ([`UserRecord::payment_for`]). An account whose erasure began is refused
+/// ([`DebitError::AccountDeleted`]). `debit_id` names the message (e.g. the chat service's
+/// message id; 1 to 128 printable ASCII characters, else [`DebitError::InvalidId`], never worth
+/// a retry): however often a debit with the same id is retried within a day, it is charged once,
+/// so a caller may retry [`DebitError::Unavailable`] safely; after its refund, the same id is
+/// charged anew (the message is retried). One conditional transaction, which also counts the
+/// message and its price in each balance's day's `usage` entry; [`DebitError::Insufficient`]
+/// when the balances cannot cover the price (nothing is taken). A user seen for the first time
+/// gets the free allowance first.
 pub async fn debit_message<S>(
     store: &S,
     caller: &Caller,
@@ -101,21 +120,14 @@ where
             Err(ApiError::AccountDeleted) => return Err(DebitError::AccountDeleted),
             Err(_) => return Err(DebitError::Unavailable),
         };
-        let Some(balance) = Balance::paying_for(&record.subscription_status, price) else {
-            metrics::count(Metric::InsufficientCredits, 1);
-            return Err(DebitError::Insufficient);
-        };
-        let available = record.balance(balance);
-        let affordable = available >= price;
-        // Asked even when the balance cannot cover the price: a retry of a debit whose reply
+        let payment = record.payment_for(price);
+        // Asked even when the balances cannot cover the price: a retry of a debit whose reply
         // was lost finds it charged (the store takes nothing it cannot cover).
         let charge = Charge {
             debit_id,
-            balance,
-            price,
+            takes: &payment.takes,
             status_seen: &record.subscription_status,
             period: record.last_grant_created,
-            before: available,
             at: crate::unix_now(),
         };
         let outcome = store.debit(user, &charge).await?;
@@ -125,16 +137,13 @@ where
                     metrics::count(Metric::Debits, 1);
                 }
                 let record = store.get_user(user).await?.ok_or(DebitError::Unavailable)?;
-                return Ok(Debit {
-                    paid_with: balance,
-                    remaining: record.balance(balance),
-                });
+                return Ok(Debit::of(&payment, &record));
             }
-            DebitOutcome::Refused if !affordable => {
+            DebitOutcome::Refused if !payment.affordable => {
                 metrics::count(Metric::InsufficientCredits, 1);
                 return Err(DebitError::Insufficient);
             }
-            // The balance, the status or the period changed meanwhile: look again.
+            // A balance, the status or the period changed meanwhile: look again.
             DebitOutcome::Refused => {}
         }
     }
@@ -142,9 +151,8 @@ where
     Err(DebitError::Unavailable)
 }
 
-/// Gives back what the debit of `debit_id` took (its price in credits, or a free message), when
-/// the chat
-/// service's model call failed after the debit: only if that debit happened, at most once, under
+/// Gives back what the debit of `debit_id` took (its price, to each balance it took from, or a
+/// free message), when the chat service's model call failed after the debit: only if that debit happened, at most once, under
 /// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
 /// A caller may retry [`DebitError::Unavailable`] safely; once the erasure began,
 /// [`DebitError::AccountDeleted`]. `Ok(RefundOutcome::NotCharged)` for an id that was never
@@ -158,7 +166,7 @@ pub async fn refund_message<S: Ledger + ?Sized>(
     let debit_id = DebitId::parse(debit_id)?;
     let outcome = store.refund(user, &debit_id).await?;
     tracing::info!(user = %user.hash(), ?outcome, "message refund");
-    if let RefundOutcome::Refunded(_) = outcome {
+    if outcome == RefundOutcome::Refunded {
         metrics::count(Metric::Refunds, 1);
     }
     Ok(outcome)

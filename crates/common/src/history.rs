@@ -21,8 +21,12 @@ pub const MAX_LIMIT: usize = 100;
 /// The body of `GET /v1/user/credits`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreditHistory {
-    /// The paid credits left (as the status shows them).
+    /// The credits left, as the status shows them: `plan_credits` plus `purchased_credits`.
     pub credits_remaining: i64,
+    /// The plan's credits left in this period (entries on balance `credits`).
+    pub plan_credits: i64,
+    /// The purchased credits left (entries on balance `purchased`).
+    pub purchased_credits: i64,
     /// The free messages left.
     pub free_messages_remaining: i64,
     /// This page's entries, newest first.
@@ -167,7 +171,9 @@ where
         .filter(|_| more)
         .map(|last| cursor(user, &last.key));
     Ok(CreditHistory {
-        credits_remaining: record.credits_remaining,
+        credits_remaining: record.credits_shown(),
+        plan_credits: record.credits_remaining,
+        purchased_credits: record.purchased_credits,
         free_messages_remaining: record.free_messages_remaining,
         entries: entries.iter().map(EntryView::from).collect(),
         next_cursor,

@@ -14,7 +14,7 @@ pub struct UserStatus {
     pub has_subscription: bool,
     /// `free` or the configured plan name.
     pub current_plan: String,
-    /// Remaining paid message credits.
+    /// Remaining credits: the plan's of this period plus the purchased.
     pub credits_remaining: i64,
     /// Stripe's subscription status, or `none`.
     pub subscription_status: String,
@@ -29,7 +29,7 @@ impl From<&UserRecord> for UserStatus {
         UserStatus {
             has_subscription: record.subscription_status.is_entitled(),
             current_plan: record.plan.clone(),
-            credits_remaining: record.credits_remaining,
+            credits_remaining: record.credits_shown(),
             subscription_status: record.subscription_status.as_str().to_owned(),
             free_messages_remaining: record.free_messages_remaining,
             free_messages_total: record.free_messages_total,

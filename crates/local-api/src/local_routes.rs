@@ -140,7 +140,7 @@ async fn refund(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let message_id = query(req, "message_id").unwrap_or_default();
     let outcome = credits::refund_message(app.store.as_ref(), &caller.user, &message_id).await?;
     let outcome = match outcome {
-        RefundOutcome::Refunded(_) => "refunded",
+        RefundOutcome::Refunded => "refunded",
         RefundOutcome::Lapsed => "lapsed",
         RefundOutcome::AlreadyRefunded => "already_refunded",
         RefundOutcome::NotCharged => "not_charged",

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::ledger::Balance;
+use super::ledger::{Balance, Take};
 
 /// What an entry records. Clients must accept kinds they do not know (more come with plans and
 /// credit packs); each is documented in `docs/api.md`.
@@ -69,13 +69,14 @@ impl fmt::Display for EntryKind {
 
 impl Balance {
     /// Every balance.
-    pub const ALL: [Balance; 2] = [Balance::Credits, Balance::FreeMessages];
+    pub const ALL: [Balance; 3] = [Balance::Credits, Balance::FreeMessages, Balance::Purchased];
 
     /// Its name, as entries store and show it.
     pub fn as_str(self) -> &'static str {
         match self {
             Balance::Credits => "credits",
             Balance::FreeMessages => "free_messages",
+            Balance::Purchased => "purchased",
         }
     }
 
@@ -240,6 +241,8 @@ pub struct DailyStep {
     pub at: i64,
     /// The UTC day.
     pub day: String,
+    /// The messages it counts: 1, or 0 for the second balance of a message paid from two.
+    pub messages: i64,
 }
 
 impl DailyStep {
@@ -264,7 +267,18 @@ impl DailyStep {
             balance_after: before + amount,
             at,
             day,
+            messages: 1,
         }
+    }
+
+    /// The steps of one message that took `takes` (debited, or refunded: `kind`) at `at`, one
+    /// per balance; the message is counted once, on the first.
+    pub fn of_message(kind: EntryKind, takes: &[Take], at: i64) -> Vec<DailyStep> {
+        let steps = takes.iter().enumerate().map(|(index, take)| DailyStep {
+            messages: i64::from(index == 0),
+            ..DailyStep::new(kind, take.balance, take.amount, take.before, at)
+        });
+        steps.collect()
     }
 
     /// The day's entry after this step, given the entry before it (`None`: the day's first).
@@ -281,7 +295,7 @@ impl DailyStep {
             &self.day,
         );
         entry.key = self.key.clone();
-        entry.messages = Some(messages + 1);
+        entry.messages = Some(messages + self.messages);
         entry
     }
 }
@@ -315,6 +329,41 @@ mod tests {
         );
         assert_eq!((refund.amount, refund.balance_after), (1, 1));
         assert_ne!(refund.key, first.key);
+    }
+
+    #[test]
+    fn a_message_paid_from_two_balances_is_counted_once() {
+        let takes = [
+            Take {
+                balance: Balance::Credits,
+                amount: 2,
+                before: 2,
+            },
+            Take {
+                balance: Balance::Purchased,
+                amount: 3,
+                before: 10,
+            },
+        ];
+        let steps = DailyStep::of_message(EntryKind::Usage, &takes, 1_764_590_000);
+        let days: Vec<Entry> = steps.iter().map(|step| step.applied_to(None)).collect();
+        let shown: Vec<_> = days
+            .iter()
+            .map(|day| (day.balance, day.amount, day.balance_after, day.messages))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Balance::Credits, -2, 0, Some(1)),
+                (Balance::Purchased, -3, 7, Some(0))
+            ]
+        );
+        assert!(
+            days[1]
+                .key
+                .as_str()
+                .ends_with("#usage#2025-12-01#purchased")
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Paid periods and the debits of messages: which balance pays, what a grant or a debit is, and
+//! Paid periods and the debits of messages: the balances, what a grant or a debit is, and
 //! what came of it.
 
 use super::plans::{Plan, PlanId};
@@ -43,8 +43,9 @@ pub struct PaidInvoice {
     /// Why Stripe issued it (`subscription_create`, `subscription_cycle`, `subscription_update`,
     /// `manual`, ...); see [`PaidInvoice::starts_a_period`].
     pub billing_reason: Option<String>,
-    /// The price it paid for: that of its largest line (the period's price; for a plan
-    /// change's proration, the new plan's remaining time), if a line names one.
+    /// The price it paid for, if a line names one: of an invoice that starts a period, its
+    /// largest line that is not a proration (the period's price); of a plan change, its largest
+    /// positive line (the new plan's remaining time).
     pub price_id: Option<String>,
 }
 
@@ -69,26 +70,37 @@ impl PaidInvoice {
     }
 }
 
-/// Which balance a message is paid from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A balance of a user's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Balance {
-    /// The plan's credits (`credits_remaining`), for subscribers.
+    /// The plan's credits of the current period, for subscribers: reset by each paid period.
     Credits,
     /// Lifetime free messages (`free_messages_remaining`), for everyone else.
     FreeMessages,
+    /// Credits bought in packs: never reset; spent after the plan's credits (subscribers) or
+    /// the free messages (everyone else), lost only with the account.
+    Purchased,
 }
 
-impl Balance {
-    /// The balance that pays a message costing `price` for a user whose subscription is
-    /// `status`: credits for a subscriber; else free messages, each paying for one message of
-    /// a model priced at 1 credit (`None`: a dearer model, which only credits pay for).
-    pub fn paying_for(status: &SubscriptionStatus, price: i64) -> Option<Balance> {
-        if status.is_entitled() {
-            Some(Balance::Credits)
-        } else {
-            (price == 1).then_some(Balance::FreeMessages)
-        }
-    }
+/// One balance's part of a message's price: what a debit takes from it, and what it stood at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Take {
+    /// The balance.
+    pub balance: Balance,
+    /// What is taken from it (at least 1).
+    pub amount: i64,
+    /// The balance as read: the debit is refused if it moved meanwhile.
+    pub before: i64,
+}
+
+/// How a message is paid ([`crate::domain::UserRecord::payment_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The balances it takes from, in order (one or two).
+    pub takes: Vec<Take>,
+    /// Whether they cover the price; if not, `takes` asks for more than there is, so that a
+    /// store takes nothing (and still answers a debit charged before as charged).
+    pub affordable: bool,
 }
 
 /// How long a debit id is remembered (its ledger item's TTL): a retry within it is charged once.
@@ -137,22 +149,41 @@ pub struct Charge<'a> {
     /// Names the message: a debit with an id charged within [`DEBIT_RETENTION_SECS`] is not
     /// charged again, unless it was refunded (then it is charged anew: the message is retried).
     pub debit_id: &'a DebitId,
-    /// The balance it takes the price from.
-    pub balance: Balance,
-    /// What the message costs, in credits or free messages (at least 1): taken all or nothing.
-    pub price: i64,
-    /// The subscription status the balance was chosen under: the debit is refused if it changed,
-    /// so the payer cannot change under it.
+    /// What it takes from which balance (one or two distinct balances, each at least 1), all
+    /// or nothing: refused if a balance moved meanwhile or is below its part (nothing is taken;
+    /// a debit of this id charged before is still answered as charged). The day's usage entry
+    /// of each balance records the exact balance after it.
+    pub takes: &'a [Take],
+    /// The subscription status the balances were chosen under: the debit is refused if it
+    /// changed, so the payer cannot change under it.
     pub status_seen: &'a SubscriptionStatus,
-    /// The paid period the balance was read in ([`Period`]): the debit is refused if a new one
-    /// began meanwhile, and its refund gives back only within it.
+    /// The paid period the plan's credits were read in ([`Period`]): a debit taking from them is
+    /// refused if a new one began meanwhile, and its refund gives them back only within it.
     pub period: Period,
-    /// The balance as read: the debit is refused if it moved meanwhile (so the day's usage entry
-    /// records the exact balance after it), or if it is below `price` (nothing is taken; a
-    /// debit of this id charged before is still answered as charged).
-    pub before: i64,
     /// When, Unix seconds.
     pub at: i64,
+}
+
+impl Charge<'_> {
+    /// What the message costs in all.
+    pub fn price(&self) -> i64 {
+        self.takes.iter().map(|take| take.amount).sum()
+    }
+
+    /// Whether a store can apply it as asked: one or two distinct balances, each part at least
+    /// 1 and covered by its balance as read.
+    pub fn is_payable(&self) -> bool {
+        let distinct = match self.takes {
+            [_] => true,
+            [first, second] => first.balance != second.balance,
+            _ => false,
+        };
+        distinct
+            && self
+                .takes
+                .iter()
+                .all(|take| take.amount >= 1 && take.before >= take.amount)
+    }
 }
 
 /// Which paid period a credit belongs to: the creation time of the invoice that started it
@@ -174,9 +205,10 @@ pub enum DebitOutcome {
 /// What a store's refund did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefundOutcome {
-    /// The debit's message was given back to this balance now.
-    Refunded(Balance),
-    /// The debit's credit belonged to a paid period that has ended since (renewed, or the
+    /// What the debit took was given back now, to the balances it took from (but the plan's
+    /// credits of a period that has ended since, which are gone).
+    Refunded,
+    /// The debit took only credits of a paid period that has ended since (renewed, or the
     /// subscription ended): nothing was given back, since that period's credits are gone; the
     /// debit counts as refunded (a retry of the message is charged anew).
     Lapsed,

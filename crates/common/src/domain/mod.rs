@@ -31,7 +31,7 @@ pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
 pub use ledger::{
     Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitId, DebitOutcome, InvalidDebitId,
-    PaidInvoice, Period, RefundOutcome,
+    PaidInvoice, Payment, Period, RefundOutcome, Take,
 };
 pub use limits::StripeAllowance;
 pub use plans::{Catalogue, MessagePrices, Plan, PlanId};

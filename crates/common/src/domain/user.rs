@@ -5,7 +5,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use super::ledger::Balance;
+use super::ledger::{Balance, Payment, Take};
 use super::subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
 
 /// A user id: the `sub` claim of a verified token, always a UUID.
@@ -93,8 +93,10 @@ pub struct UserRecord {
     pub plan: String,
     /// The subscription's status ([`SubscriptionStatus::None`] without one).
     pub subscription_status: SubscriptionStatus,
-    /// Remaining paid credits of the current period.
+    /// Remaining plan credits of the current period.
     pub credits_remaining: i64,
+    /// Remaining credits bought in packs (never reset by a period, a plan change or an end).
+    pub purchased_credits: i64,
     /// Lifetime free messages granted at creation.
     pub free_messages_total: i64,
     /// Lifetime free messages left.
@@ -145,6 +147,7 @@ impl UserRecord {
             plan: FREE_PLAN.to_owned(),
             subscription_status: SubscriptionStatus::None,
             credits_remaining: 0,
+            purchased_credits: 0,
             free_messages_total: free_messages,
             free_messages_remaining: free_messages,
             created_at: now,
@@ -175,6 +178,51 @@ impl UserRecord {
         match balance {
             Balance::Credits => self.credits_remaining,
             Balance::FreeMessages => self.free_messages_remaining,
+            Balance::Purchased => self.purchased_credits,
+        }
+    }
+
+    /// The credits the user can spend, as the status shows them (`credits_remaining`): the
+    /// plan's and the purchased.
+    pub fn credits_shown(&self) -> i64 {
+        self.credits_remaining + self.purchased_credits
+    }
+
+    /// How a message costing `price` is paid. A subscriber (active, trialing) pays from the
+    /// plan's credits first (they expire with the period), the rest from purchased credits;
+    /// anyone else pays a message of a model priced at 1 credit with a free message while any
+    /// are left, else the price from purchased credits.
+    pub fn payment_for(&self, price: i64) -> Payment {
+        let take = |balance, amount| Take {
+            balance,
+            amount,
+            before: self.balance(balance),
+        };
+        let (first, covered) = if self.subscription_status.is_entitled() {
+            (Balance::Credits, self.credits_remaining.clamp(0, price))
+        } else if price == 1 {
+            (
+                Balance::FreeMessages,
+                self.free_messages_remaining.clamp(0, 1),
+            )
+        } else {
+            (Balance::FreeMessages, 0)
+        };
+        let rest = price - covered;
+        if rest > self.purchased_credits {
+            return Payment {
+                takes: vec![take(Balance::Purchased, price)],
+                affordable: false,
+            };
+        }
+        let takes = [(first, covered), (Balance::Purchased, rest)]
+            .into_iter()
+            .filter(|(_, amount)| *amount > 0)
+            .map(|(balance, amount)| take(balance, amount))
+            .collect();
+        Payment {
+            takes,
+            affordable: true,
         }
     }
 
@@ -199,6 +247,69 @@ impl UserRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record of `status` holding `plan`, `free` and `purchased`.
+    fn holding(status: SubscriptionStatus, plan: i64, free: i64, purchased: i64) -> UserRecord {
+        let user = UserId::parse("4b3c1d7e-8f1a-4c1e-9a55-2f0e2d9c1a10").unwrap();
+        UserRecord {
+            subscription_status: status,
+            credits_remaining: plan,
+            free_messages_remaining: free,
+            purchased_credits: purchased,
+            ..UserRecord::new_free(user, 10, 0)
+        }
+    }
+
+    /// The parts of a payment, as (balance, amount).
+    fn parts(payment: &Payment) -> Vec<(Balance, i64)> {
+        let takes = payment.takes.iter();
+        takes.map(|take| (take.balance, take.amount)).collect()
+    }
+
+    #[test]
+    fn subscribers_pay_from_the_plan_first_then_from_purchased_credits() {
+        use Balance::{Credits, Purchased};
+        let active = SubscriptionStatus::Active;
+        let cases = [
+            (10, 0, 5, vec![(Credits, 5)]),
+            (2, 10, 5, vec![(Credits, 2), (Purchased, 3)]),
+            (0, 10, 5, vec![(Purchased, 5)]),
+        ];
+        for (plan, purchased, price, expected) in cases {
+            let payment = holding(active.clone(), plan, 7, purchased).payment_for(price);
+            assert!(payment.affordable, "{plan} + {purchased} pays {price}");
+            assert_eq!(parts(&payment), expected);
+            assert_eq!(payment.takes.iter().map(|t| t.amount).sum::<i64>(), price);
+        }
+        let short = holding(active, 2, 7, 2).payment_for(5);
+        assert!(
+            !short.affordable,
+            "free messages never pay a subscriber's message"
+        );
+        assert!(short.takes.iter().any(|take| take.before < take.amount));
+    }
+
+    #[test]
+    fn others_pay_with_a_free_message_then_with_purchased_credits() {
+        use Balance::{FreeMessages, Purchased};
+        let none = SubscriptionStatus::None;
+        let cases = [
+            (3, 0, 1, vec![(FreeMessages, 1)]),
+            (0, 4, 1, vec![(Purchased, 1)]),
+            (3, 4, 4, vec![(Purchased, 4)]),
+        ];
+        for (free, purchased, price, expected) in cases {
+            let payment = holding(none.clone(), 99, free, purchased).payment_for(price);
+            assert!(payment.affordable);
+            assert_eq!(parts(&payment), expected, "{free} free, {purchased} bought");
+        }
+        let ended = SubscriptionStatus::Canceled;
+        assert!(
+            !holding(ended, 99, 3, 3).payment_for(4).affordable,
+            "never the plan's"
+        );
+        assert!(!holding(none, 0, 0, 0).payment_for(1).affordable);
+    }
 
     #[test]
     fn user_ids_must_be_uuids_and_are_normalised() {

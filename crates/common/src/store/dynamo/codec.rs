@@ -18,6 +18,7 @@ pub fn to_item(record: &UserRecord) -> Item {
             s(record.subscription_status.as_str()),
         ),
         ("credits_remaining".to_owned(), n(record.credits_remaining)),
+        ("purchased_credits".to_owned(), n(record.purchased_credits)),
         (
             "free_messages_total".to_owned(),
             n(record.free_messages_total),
@@ -108,6 +109,8 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         plan: s("plan")?,
         subscription_status: SubscriptionStatus::parse(&s("subscription_status")?),
         credits_remaining: n("credits_remaining")?,
+        // Absent on records from before credit packs: none bought.
+        purchased_credits: optional_n("purchased_credits")?.unwrap_or(0),
         free_messages_total: n("free_messages_total")?,
         free_messages_remaining: n("free_messages_remaining")?,
         created_at: n("created_at")?,
@@ -164,6 +167,7 @@ mod tests {
         record.subscription_status = SubscriptionStatus::Active;
         record.credits_remaining = 850;
         record.free_messages_remaining = 3;
+        record.purchased_credits = 120;
         record.stripe_customer_id = Some("cus_1".into());
         record.subscription_id = Some("sub_1".into());
         record.price_id = Some("price_1".into());
@@ -224,7 +228,12 @@ mod tests {
         let mut item = to_item(&subscriber());
         item.insert("price_id".into(), AttributeValue::Null(true));
         let mut free = to_item(&UserRecord::new_free(user(), 10, 0));
-        for older in ["synced_at_ms", "last_grant_created", "granted_invoices"] {
+        for older in [
+            "synced_at_ms",
+            "last_grant_created",
+            "granted_invoices",
+            "purchased_credits",
+        ] {
             item.remove(older);
         }
         free.remove("stripe_customer_possible");
@@ -235,6 +244,7 @@ mod tests {
         let record = from_item(&user(), &item).unwrap();
         assert_eq!(record.price_id, None);
         assert_eq!((record.synced_at_ms, record.last_grant_created), (0, 0));
+        assert_eq!(record.purchased_credits, 0, "none bought before packs");
         assert!(record.granted_invoices.is_empty());
     }
 

@@ -12,21 +12,33 @@ use super::keys::{
 };
 use super::{DynamoStore, cancellation_code, store_error};
 use crate::domain::{
-    Balance, DailyStep, Entry, EntryKey, EntryKind, PostOutcome, Posting, Seen, UserId,
+    Balance, DailyStep, Entry, EntryKey, EntryKind, Period, PostOutcome, Posting,
+    SubscriptionStatus, UserId,
 };
 use crate::store::StoreError;
 
 /// The sort-key prefix of every ledger entry.
 pub const LEDGER: &str = "LEDGER#";
-/// The condition that the profile still holds what a change was decided on ([`Seen`]), and no
-/// erasure began; for credits, [`SAME_PERIOD`] too.
-const STILL_SEEN: &str = "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
-     AND #balance = :before AND #status = :status";
+/// The condition that the profile still holds the status a change was decided on, and no
+/// erasure began; each balance moved and, for the plan's credits, [`SAME_PERIOD`] are added.
+const STILL_SEEN: &str =
+    "attribute_exists(pk) AND attribute_not_exists(erasing_since) AND #status = :status";
 /// The condition that the paid period is still `:period` (a record from before grants has
 /// none: period 0).
 const SAME_PERIOD: &str = "(attribute_not_exists(#period) OR #period = :period)";
 /// The profile attribute naming the paid period.
 const PERIOD: &str = "last_grant_created";
+
+/// One balance's change on the profile, from the value read to the new one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Move {
+    /// The balance.
+    pub balance: Balance,
+    /// Its value as read.
+    pub before: i64,
+    /// Its new value.
+    pub after: i64,
+}
 
 /// The item of `entry` of `user`.
 fn to_item(user: &UserId, entry: &Entry) -> Item {
@@ -150,7 +162,7 @@ impl DynamoStore {
                 (":at".to_owned(), n(step.at)),
                 (":cause".to_owned(), s(&step.day)),
                 (":amount".to_owned(), n(step.amount)),
-                (":one".to_owned(), n(1)),
+                (":one".to_owned(), n(step.messages)),
             ])))
             .build();
         Ok(TransactWriteItem::builder()
@@ -158,40 +170,56 @@ impl DynamoStore {
             .build())
     }
 
-    /// The profile update of a change of `balance` from `seen.before` to `after`, conditioned on
-    /// the record still holding `seen` ([`STILL_SEEN`]; the period for credits only, since free
-    /// messages have none), then `and`, if not empty. Its expression is the caller's; `:after`
-    /// holds the new balance, and `#period` names the period (credits).
-    pub(super) fn set_balance(
+    /// The profile update of the changes `moves`, conditioned on the record still holding what
+    /// they were decided on: `status`, each balance as read, the paid `period` when the plan's
+    /// credits move (free messages and purchased credits have none), no erasure; then `and`, if
+    /// not empty. Returns it with its `SET` of the new balances, for the caller to extend.
+    pub(super) fn set_balances(
         &self,
         user: &UserId,
-        balance: Balance,
-        seen: &Seen,
-        after: i64,
+        status: &SubscriptionStatus,
+        period: Period,
+        moves: &[Move],
         and: &str,
-    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    ) -> (aws_sdk_dynamodb::types::builders::UpdateBuilder, String) {
         let mut condition = STILL_SEEN.to_owned();
-        if balance == Balance::Credits {
+        let mut sets = Vec::new();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .expression_attribute_names("#status", "subscription_status")
+            .expression_attribute_values(":status", s(status.as_str()));
+        for (index, change) in moves.iter().enumerate() {
+            let (name, before, after) = (
+                format!("#b{index}"),
+                format!(":before{index}"),
+                format!(":after{index}"),
+            );
+            // A record from before credit packs has no purchased credits: none.
+            condition.push_str(&match change.before {
+                0 => format!(" AND (attribute_not_exists({name}) OR {name} = {before})"),
+                _ => format!(" AND {name} = {before}"),
+            });
+            sets.push(format!("{name} = {after}"));
+            update = update
+                .expression_attribute_names(&name, balance_attribute(change.balance))
+                .expression_attribute_values(before, n(change.before))
+                .expression_attribute_values(after, n(change.after));
+        }
+        if moves
+            .iter()
+            .any(|change| change.balance == Balance::Credits)
+        {
             condition.push_str(&format!(" AND {SAME_PERIOD}"));
+            update = update
+                .expression_attribute_names("#period", PERIOD)
+                .expression_attribute_values(":period", n(period));
         }
         if !and.is_empty() {
             condition.push_str(&format!(" AND {and}"));
         }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .condition_expression(condition)
-            .expression_attribute_names("#balance", balance_attribute(balance))
-            .expression_attribute_names("#status", "subscription_status")
-            .expression_attribute_values(":before", n(seen.before))
-            .expression_attribute_values(":after", n(after))
-            .expression_attribute_values(":status", s(seen.status.as_str()));
-        match balance {
-            Balance::Credits => update
-                .expression_attribute_names("#period", PERIOD)
-                .expression_attribute_values(":period", n(seen.period)),
-            Balance::FreeMessages => update,
-        }
+        let expression = format!("SET {}", sets.join(", "));
+        (update.condition_expression(condition), expression)
     }
 
     /// [`crate::store::Ledger::post`].
@@ -201,15 +229,18 @@ impl DynamoStore {
         posting: &Posting,
     ) -> Result<PostOutcome, StoreError> {
         let entry = &posting.entry;
-        let (seen, after) = (&posting.seen, entry.balance_after);
-        let mut expression = "SET #balance = :after".to_owned();
-        let mut profile = match &posting.grant {
-            None => self.set_balance(user, entry.balance, seen, after, ""),
-            Some(_) => {
-                let and = "NOT contains(#granted, :invoice)";
-                self.set_balance(user, entry.balance, seen, after, and)
-            }
+        let seen = &posting.seen;
+        let change = Move {
+            balance: entry.balance,
+            before: seen.before,
+            after: entry.balance_after,
         };
+        let and = match &posting.grant {
+            None => "",
+            Some(_) => "NOT contains(#granted, :invoice)",
+        };
+        let (mut profile, mut expression) =
+            self.set_balances(user, &seen.status, seen.period, &[change], and);
         if let Some(grant) = &posting.grant {
             // An upgrade keeps the period: its debits stay refundable.
             if grant.starts_period {

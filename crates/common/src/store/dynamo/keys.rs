@@ -67,6 +67,7 @@ pub fn balance_attribute(balance: Balance) -> &'static str {
     match balance {
         Balance::Credits => "credits_remaining",
         Balance::FreeMessages => "free_messages_remaining",
+        Balance::Purchased => "purchased_credits",
     }
 }
 

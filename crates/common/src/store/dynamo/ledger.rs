@@ -1,33 +1,47 @@
 //! [`Ledger`] on DynamoDB: each debit is a debit item (`DEBIT#<id>`, expiring after the
-//! retention period, recording the balance, the amount and the paid period it took from) written in one
-//! transaction with the balance's conditional decrement and the day's usage entry; a refund
-//! marks the item, gives the amount back and adds to the day's refund entry in another, only
-//! within the debit's period; every other change is a posting (`entries.rs`).
+//! retention period, recording the balances, the amounts and the paid period it took from)
+//! written in one transaction with the balances' conditional decrements and each one's day's
+//! usage entry; a refund marks the item, gives the amounts back and adds to the days' refund
+//! entries in another (the plan's credits only within the debit's period); every other change
+//! is a posting (`entries.rs`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
+use super::entries::Move;
 use super::keys::{Item, PK, SK, TTL, balance_attribute, debit_key, n, s};
 use super::{DynamoStore, cancellation_code, store_error};
 use crate::domain::{
     Balance, Charge, DEBIT_RETENTION_SECS, DailyStep, DebitId, DebitOutcome, Entry, EntryKey,
-    EntryKind, Period, PostOutcome, Posting, RefundOutcome, Seen, UserId,
+    EntryKind, Period, PostOutcome, Posting, RefundOutcome, Take, UserId,
 };
 use crate::store::{Ledger, Profiles, StoreError};
-
-/// The balance a debit item records; items written before refunds existed record none.
-fn recorded_balance(debit: &Item) -> Option<Balance> {
-    let name = debit.get("balance").and_then(|v| v.as_s().ok())?;
-    Balance::ALL
-        .into_iter()
-        .find(|balance| balance_attribute(*balance) == name)
-}
 
 /// Marks a debit item refunded (`:lapsed`: with nothing given back), under [`NOT_REFUNDED`].
 const MARK_REFUNDED: &str = "SET refunded_at = :now, lapsed = :lapsed";
 const NOT_REFUNDED: &str = "attribute_exists(pk) AND attribute_not_exists(refunded_at)";
+
+/// The attributes of a debit item naming the balance and the amount of its first take, and of
+/// its second (a message paid from two balances).
+const TAKE_ATTRIBUTES: [(&str, &str); 2] = [("balance", "amount"), ("then_balance", "then_amount")];
+
+/// What a debit item took, balance by balance (items written before prices took 1; before
+/// refunds, nothing recorded).
+fn recorded_takes(debit: &Item) -> Vec<(Balance, i64)> {
+    let number = |name: &str| debit.get(name).and_then(|v| v.as_n().ok()?.parse().ok());
+    TAKE_ATTRIBUTES
+        .iter()
+        .map_while(|(balance, amount)| {
+            let name = debit.get(*balance).and_then(|v| v.as_s().ok())?;
+            let balance = Balance::ALL
+                .into_iter()
+                .find(|balance| balance_attribute(*balance) == name)?;
+            Some((balance, number(amount).unwrap_or(1)))
+        })
+        .collect()
+}
 
 /// The paid period a debit item records; items written before periods existed record none.
 fn recorded_period(debit: &Item) -> Option<Period> {
@@ -35,37 +49,30 @@ fn recorded_period(debit: &Item) -> Option<Period> {
     value.parse().ok()
 }
 
-/// What a debit item took (items written before prices took 1).
-fn recorded_price(debit: &Item) -> i64 {
-    let value = debit.get("amount").and_then(|v| v.as_n().ok());
-    value.and_then(|v| v.parse().ok()).unwrap_or(1)
-}
-
-/// What the debit of `charge` decided on.
-fn seen(charge: &Charge<'_>) -> Seen {
-    Seen {
-        status: charge.status_seen.clone(),
-        period: charge.period,
-        before: charge.before,
-    }
+/// The profile changes of `takes` (a debit's, or a refund's: `sign` 1 gives back).
+fn moves(takes: &[Take], sign: i64) -> Vec<Move> {
+    let moves = takes.iter().map(|take| Move {
+        balance: take.balance,
+        before: take.before,
+        after: take.before + sign * take.amount,
+    });
+    moves.collect()
 }
 
 #[async_trait]
 impl Ledger for DynamoStore {
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError> {
-        if charge.price < 1 {
-            return Ok(DebitOutcome::Refused);
+        if !charge.is_payable() {
+            return self.charged_before(user, charge.debit_id).await;
         }
         // One transaction: the debit item of this id (new, or the transaction fails), the
-        // balance's decrement if it is still what was read, and the day's usage entry. A retry
-        // of a charged debit fails on the debit item. A refunded item is replaced: the message
-        // is retried, and charged anew.
+        // balances' decrements if they are still what was read, and each balance's day's usage
+        // entry. A retry of a charged debit fails on the debit item. A refunded item is
+        // replaced: the message is retried, and charged anew.
         let mut item = debit_key(user, charge.debit_id.as_str());
         item.extend([
             ("entity".to_owned(), s("debit")),
-            ("balance".to_owned(), s(balance_attribute(charge.balance))),
             ("period".to_owned(), n(charge.period)),
-            ("amount".to_owned(), n(charge.price)),
             // Names this charge of the id: a refund gives back only the charge it read.
             (
                 "charge".to_owned(),
@@ -73,40 +80,36 @@ impl Ledger for DynamoStore {
             ),
             (TTL.to_owned(), n(charge.at + DEBIT_RETENTION_SECS)),
         ]);
+        for ((balance, amount), take) in TAKE_ATTRIBUTES.iter().zip(charge.takes) {
+            item.insert((*balance).to_owned(), s(balance_attribute(take.balance)));
+            item.insert((*amount).to_owned(), n(take.amount));
+        }
         let debit = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR attribute_exists(refunded_at)")
             .build()
             .map_err(|_| StoreError::Unavailable("build Put".into()))?;
-        let step = DailyStep::new(
-            EntryKind::Usage,
-            charge.balance,
-            charge.price,
-            charge.before,
-            charge.at,
-        );
         // Never once the user's erasure began: its items may be gone already. A grant
-        // meanwhile refuses a credit's debit (the caller reads again).
-        // A balance below the price fails this item (nothing is taken), after the debit item
-        // has answered whether this id was charged before.
-        let decrement = self
-            .set_balance(
-                user,
-                charge.balance,
-                &seen(charge),
-                step.balance_after,
-                "#balance >= :price",
-            )
-            .expression_attribute_values(":price", n(charge.price))
-            .update_expression("SET #balance = :after")
+        // meanwhile refuses a debit of the plan's credits (the caller reads again).
+        let (decrement, expression) = self.set_balances(
+            user,
+            charge.status_seen,
+            charge.period,
+            &moves(charge.takes, -1),
+            "",
+        );
+        let decrement = decrement
+            .update_expression(expression)
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(debit).build(),
             TransactWriteItem::builder().update(decrement).build(),
-            self.add_to_day(user, &step)?,
         ];
+        for step in DailyStep::of_message(EntryKind::Usage, charge.takes, charge.at) {
+            items.push(self.add_to_day(user, &step)?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(DebitOutcome::Charged),
             Err(err) => match (cancellation_code(&err, 0), cancellation_code(&err, 1)) {
@@ -126,11 +129,11 @@ impl Ledger for DynamoStore {
         if debit.contains_key("refunded_at") {
             return Ok(RefundOutcome::AlreadyRefunded);
         }
-        let Some(balance) = recorded_balance(&debit) else {
+        let taken = recorded_takes(&debit);
+        if taken.is_empty() {
             return Ok(RefundOutcome::NotCharged);
-        };
+        }
         let period = recorded_period(&debit);
-        let price = recorded_price(&debit);
         // The charge read: a re-debit of the id after a concurrent refund is another charge,
         // which this refund must not touch (items from before charges were named have none).
         let charge = debit.get("charge").cloned();
@@ -161,8 +164,18 @@ impl Ledger for DynamoStore {
             let Some(record) = self.get_user(user).await? else {
                 return Ok(RefundOutcome::NotCharged);
             };
-            if record.refund_lapses(balance, period) {
-                // The debit's period ended: nothing to give back; the debit counts as refunded.
+            // The plan's credits of a period that has ended are gone; the rest is given back.
+            let back: Vec<Take> = taken
+                .iter()
+                .filter(|(balance, _)| !record.refund_lapses(*balance, period))
+                .map(|(balance, amount)| Take {
+                    balance: *balance,
+                    amount: *amount,
+                    before: record.balance(*balance),
+                })
+                .collect();
+            if back.is_empty() {
+                // Nothing to give back; the debit counts as refunded.
                 values.insert(":lapsed".to_owned(), AttributeValue::Bool(true));
                 let lapse = self
                     .client
@@ -179,31 +192,29 @@ impl Ledger for DynamoStore {
                     false => Ok(RefundOutcome::AlreadyRefunded),
                 };
             }
-            let seen = Seen {
-                status: record.subscription_status.clone(),
-                period: record.last_grant_created,
-                before: record.balance(balance),
-            };
-            let step = DailyStep::new(
-                EntryKind::MessageRefund,
-                balance,
-                price,
-                seen.before,
-                crate::unix_now(),
-            );
             // Not onto a record being erased: its items may be gone already.
-            let give_back = self
-                .set_balance(user, balance, &seen, step.balance_after, "")
-                .update_expression("SET #balance = :after")
+            let status = &record.subscription_status;
+            let (give_back, expression) = self.set_balances(
+                user,
+                status,
+                record.last_grant_created,
+                &moves(&back, 1),
+                "",
+            );
+            let give_back = give_back
+                .update_expression(expression)
                 .build()
                 .map_err(|_| StoreError::Unavailable("build Update".into()))?;
-            let items = vec![
+            let mut items = vec![
                 TransactWriteItem::builder().update(mark.clone()).build(),
                 TransactWriteItem::builder().update(give_back).build(),
-                self.add_to_day(user, &step)?,
             ];
+            let now = crate::unix_now();
+            for step in DailyStep::of_message(EntryKind::MessageRefund, &back, now) {
+                items.push(self.add_to_day(user, &step)?);
+            }
             let err = match self.transact(items).await {
-                Ok(()) => return Ok(RefundOutcome::Refunded(balance)),
+                Ok(()) => return Ok(RefundOutcome::Refunded),
                 Err(err) => err,
             };
             match (cancellation_code(&err, 0), cancellation_code(&err, 1)) {
@@ -236,5 +247,21 @@ impl Ledger for DynamoStore {
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), StoreError> {
         self.entry_page(user, after, limit).await
+    }
+}
+
+impl DynamoStore {
+    /// The answer to a debit that cannot be applied as asked: charged before if this id's
+    /// debit stands (a retry whose reply was lost), else refused; nothing is written.
+    async fn charged_before(
+        &self,
+        user: &UserId,
+        debit_id: &DebitId,
+    ) -> Result<DebitOutcome, StoreError> {
+        let debit = self.get_item(debit_key(user, debit_id.as_str())).await?;
+        Ok(match debit {
+            Some(debit) if !debit.contains_key("refunded_at") => DebitOutcome::AlreadyCharged,
+            _ => DebitOutcome::Refused,
+        })
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{MemoryStore, Taken, set_balance};
 use crate::domain::{
     Balance, Charge, DailyStep, DebitId, DebitOutcome, Entry, EntryKey, EntryKind, PostOutcome,
-    Posting, RefundOutcome, UserId,
+    Posting, RefundOutcome, Take, UserId,
 };
 use crate::store::{Ledger, StoreError};
 
@@ -21,31 +21,31 @@ impl Ledger for MemoryStore {
         {
             return Ok(DebitOutcome::AlreadyCharged);
         }
-        if charge.price < 1 || charge.before < charge.price {
+        if !charge.is_payable() {
             return Ok(DebitOutcome::Refused);
         }
         let Some(record) = tables.users.get_mut(user) else {
             return Ok(DebitOutcome::Refused);
         };
-        let period_moved =
-            charge.balance == Balance::Credits && record.last_grant_created != charge.period;
+        let takes_credits = charge.takes.iter().any(|t| t.balance == Balance::Credits);
+        let period_moved = takes_credits && record.last_grant_created != charge.period;
         let erasing = record.erasing_since.is_some();
-        let moved = record.balance(charge.balance) != charge.before;
+        let moved = charge
+            .takes
+            .iter()
+            .any(|take| record.balance(take.balance) != take.before);
         if &record.subscription_status != charge.status_seen || period_moved || erasing || moved {
             return Ok(DebitOutcome::Refused);
         }
-        let step = DailyStep::new(
-            EntryKind::Usage,
-            charge.balance,
-            charge.price,
-            charge.before,
-            charge.at,
-        );
-        set_balance(record, charge.balance, step.balance_after);
-        tables.add_to_day(user, &step);
+        let steps = DailyStep::of_message(EntryKind::Usage, charge.takes, charge.at);
+        for step in &steps {
+            set_balance(record, step.balance, step.balance_after);
+        }
+        for step in &steps {
+            tables.add_to_day(user, step);
+        }
         let taken = Taken {
-            balance: charge.balance,
-            price: charge.price,
+            takes: charge.takes.iter().map(|t| (t.balance, t.amount)).collect(),
             period: charge.period,
             refunded: false,
         };
@@ -56,10 +56,9 @@ impl Ledger for MemoryStore {
     async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError> {
         let mut tables = self.tables();
         let ledger_key = (user.clone(), debit_id.as_str().to_owned());
-        let Some(taken) = tables.debits.get(&ledger_key).copied() else {
+        let Some(taken) = tables.debits.get(&ledger_key).cloned() else {
             return Ok(RefundOutcome::NotCharged);
         };
-        let (balance, period) = (taken.balance, taken.period);
         if taken.refunded {
             return Ok(RefundOutcome::AlreadyRefunded);
         }
@@ -69,20 +68,28 @@ impl Ledger for MemoryStore {
         if record.erasing_since.is_some() {
             return Err(StoreError::Erasing);
         }
-        let outcome = if record.refund_lapses(balance, Some(period)) {
+        // The plan's credits of a period that has ended are gone; the rest is given back.
+        let back: Vec<Take> = taken
+            .takes
+            .iter()
+            .filter(|(balance, _)| !record.refund_lapses(*balance, Some(taken.period)))
+            .map(|(balance, amount)| Take {
+                balance: *balance,
+                amount: *amount,
+                before: record.balance(*balance),
+            })
+            .collect();
+        let outcome = if back.is_empty() {
             RefundOutcome::Lapsed
         } else {
-            let now = crate::unix_now();
-            let step = DailyStep::new(
-                EntryKind::MessageRefund,
-                balance,
-                taken.price,
-                record.balance(balance),
-                now,
-            );
-            set_balance(record, balance, step.balance_after);
-            tables.add_to_day(user, &step);
-            RefundOutcome::Refunded(balance)
+            let steps = DailyStep::of_message(EntryKind::MessageRefund, &back, crate::unix_now());
+            for step in &steps {
+                set_balance(record, step.balance, step.balance_after);
+            }
+            for step in &steps {
+                tables.add_to_day(user, step);
+            }
+            RefundOutcome::Refunded
         };
         let refunded = Taken {
             refunded: true,

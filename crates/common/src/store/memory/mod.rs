@@ -19,10 +19,10 @@ use crate::domain::{
 };
 
 /// What one debit took, and whether it was refunded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Taken {
-    balance: Balance,
-    price: i64,
+    /// Each balance it took from, and how much.
+    takes: Vec<(Balance, i64)>,
     period: Period,
     refunded: bool,
 }
@@ -67,6 +67,7 @@ fn set_balance(record: &mut UserRecord, balance: Balance, value: i64) {
     match balance {
         Balance::Credits => record.credits_remaining = value,
         Balance::FreeMessages => record.free_messages_remaining = value,
+        Balance::Purchased => record.purchased_credits = value,
     }
 }
 
