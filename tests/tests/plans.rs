@@ -462,7 +462,7 @@ async fn a_debit_takes_its_model_s_price_all_or_nothing_and_its_refund_gives_tha
     let refunded = credits::refund_message(store.as_ref(), &user, "m1")
         .await
         .unwrap();
-    assert!(matches!(refunded, RefundOutcome::Refunded(_)));
+    assert!(matches!(refunded, RefundOutcome::Refunded));
     assert_eq!(
         store
             .get_user(&user)
@@ -494,4 +494,59 @@ async fn a_debit_takes_its_model_s_price_all_or_nothing_and_its_refund_gives_tha
         .await
         .unwrap();
     assert_eq!(paid.remaining, Rules::default().free_messages - 1);
+}
+
+/// Stripe's invoice fixture, paid, for `billing_reason`, with `lines` (amount, price,
+/// proration), as the client reads it.
+fn invoice_with(reason: &str, lines: &[(i64, &str, bool)]) -> stripe_billing::Invoice {
+    let mut invoice = stripe_sandbox::fixtures::fixture("invoice");
+    invoice["id"] = json!("in_lines");
+    invoice["status"] = json!("paid");
+    invoice["billing_reason"] = json!(reason);
+    let priced: Vec<(i64, &str)> = lines.iter().map(|(a, p, _)| (*a, *p)).collect();
+    let mut invoice = objects::with_lines(invoice, &priced, "usd");
+    for (n, (_, _, proration)) in lines.iter().enumerate() {
+        invoice["lines"]["data"][n]["parent"]["subscription_item_details"]["proration"] =
+            json!(proration);
+    }
+    serde_json::from_value(invoice).expect("Stripe's invoice shape")
+}
+
+/// The plan of a paid invoice: a renewal's is its period's price, never a larger proration
+/// left over from a change (up, then down, invoiced with the renewal); a plan change's is its
+/// new plan's positive line, never the old plan's negative one.
+#[test]
+fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
+    let renewal = invoice_with(
+        "subscription_cycle",
+        &[
+            (2500, "price_pro", true),
+            (-1500, "price_plus", true),
+            (1000, "price_plus", false),
+        ],
+    );
+    let paid = common::sync::paid_invoice(&renewal).unwrap();
+    assert!(paid.starts_a_period());
+    assert_eq!(paid.price_id.as_deref(), Some("price_plus"));
+
+    let upgrade = invoice_with(
+        "subscription_update",
+        &[(-1000, "price_plus", true), (2500, "price_pro", true)],
+    );
+    let paid = common::sync::paid_invoice(&upgrade).unwrap();
+    assert_eq!(paid.price_id.as_deref(), Some("price_pro"));
+    let downgrade = invoice_with(
+        "subscription_update",
+        &[(-2500, "price_pro", true), (0, "price_plus", true)],
+    );
+    let paid = common::sync::paid_invoice(&downgrade).unwrap();
+    assert_eq!(paid.price_id, None, "a downgrade names no plan to grant");
+
+    let mut open = invoice_with("subscription_cycle", &[(1000, "price_plus", false)]);
+    open.status = Some(stripe_billing::InvoiceStatus::Open);
+    assert_eq!(
+        common::sync::paid_invoice(&open),
+        None,
+        "only a paid invoice grants"
+    );
 }

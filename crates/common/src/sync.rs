@@ -14,7 +14,7 @@
 //! ours, one may be live: a second (opened through the dashboard or a race) is refunded and
 //! canceled at once, the older kept ([`close_duplicates`]).
 
-use stripe_billing::{InvoiceStatus, Subscription};
+use stripe_billing::{Invoice, InvoiceLineItem, InvoiceStatus, Subscription};
 use stripe_types::Expandable;
 
 use crate::billing::{Billing, status_of};
@@ -152,33 +152,56 @@ pub async fn close_duplicates(
     Ok(subscriptions)
 }
 
-/// The subscription's latest invoice, if it is expanded and paid, with the price of its largest
-/// line (a proration's new plan, or the period's).
+/// The subscription's latest invoice, if it is expanded and paid, with the price it paid for
+/// ([`paid_price`]).
 fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
     let Some(Expandable::Object(invoice)) = &subscription.latest_invoice else {
         return None;
     };
+    paid_invoice(invoice)
+}
+
+/// `invoice` as far as credits are concerned, if it is paid.
+pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
     if invoice.status != Some(InvoiceStatus::Paid) {
         return None;
     }
-    Some(PaidInvoice {
+    let mut paid = PaidInvoice {
         id: invoice.id.as_ref()?.to_string(),
         created: invoice.created,
         billing_reason: invoice
             .billing_reason
             .as_ref()
             .map(|reason| reason.as_str().to_owned()),
-        price_id: invoice
-            .lines
-            .data
-            .iter()
-            .filter_map(|line| {
-                let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
-                Some((line.amount, price.id().to_string()))
-            })
-            .max_by_key(|(amount, _)| *amount)
-            .map(|(_, price)| price),
-    })
+        price_id: None,
+    };
+    paid.price_id = paid_price(&invoice.lines.data, paid.starts_a_period());
+    Some(paid)
+}
+
+/// The price an invoice of `lines` paid for: of an invoice that starts a period, its largest
+/// line that is not a proration (the period's price: prorations left over from a change
+/// invoiced later never name the plan); of a plan change, its largest positive line (the new
+/// plan's remaining time; the old plan's unused time is a negative line).
+fn paid_price(lines: &[InvoiceLineItem], starts_period: bool) -> Option<String> {
+    let proration = |line: &InvoiceLineItem| {
+        let parent = line.parent.as_ref();
+        let item = parent.and_then(|p| p.subscription_item_details.as_ref());
+        let invoice_item = parent.and_then(|p| p.invoice_item_details.as_ref());
+        item.is_some_and(|d| d.proration) || invoice_item.is_some_and(|d| d.proration)
+    };
+    lines
+        .iter()
+        .filter(|line| match starts_period {
+            true => !proration(line),
+            false => line.amount > 0,
+        })
+        .filter_map(|line| {
+            let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
+            Some((line.amount, price.id().to_string()))
+        })
+        .max_by_key(|(amount, _)| *amount)
+        .map(|(_, price)| price)
 }
 
 /// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,
