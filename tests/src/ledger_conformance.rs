@@ -416,21 +416,28 @@ async fn buy(store: &dyn Store, user: &UserId, amount: i64, id: &str) {
     );
 }
 
+/// The debit of message `id` of `user` to `model`, with the model `large` priced `large`.
+async fn pay(
+    store: &dyn Store,
+    user: &UserId,
+    id: &str,
+    model: &str,
+    large: i64,
+) -> Result<credits::Debit, credits::DebitError> {
+    let rules = Rules {
+        message_prices: MessagePrices::new([("large".to_owned(), large)]).unwrap(),
+        ..Rules::default()
+    };
+    credits::debit_message(store, &Caller::signed_in(user), &rules, id, model).await
+}
+
 /// A subscriber pays from the plan's credits first and the rest from purchased credits, in one
 /// debit with a usage entry per balance counting the message once; its refund gives each
 /// balance back exactly what it took, and after a renewal only the purchased part.
 pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: Arc<dyn Store>) {
     let (user, initial, _) = subscriber(store.as_ref(), 0, 3).await;
     buy(store.as_ref(), &user, 10, "buy-1").await;
-    let caller = Caller::signed_in(&user);
-    let rules = Rules {
-        message_prices: MessagePrices::new([("large".to_owned(), 5)]).unwrap(),
-        ..Rules::default()
-    };
-    let debit = |id: &'static str| {
-        let (store, caller, rules) = (Arc::clone(&store), caller.clone(), rules.clone());
-        async move { credits::debit_message(store.as_ref(), &caller, &rules, id, "large").await }
-    };
+    let debit = |id| pay(store.as_ref(), &user, id, "large", 5);
     let paid = debit("m1").await.unwrap();
     assert_eq!((paid.paid_with, paid.remaining), (Balance::Credits, 8));
     let record = store.get_user(&user).await.unwrap().unwrap();
@@ -504,15 +511,7 @@ pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: 
 pub async fn purchased_credits_pay_free_users_and_outlive_the_subscription(store: Arc<dyn Store>) {
     let (user, initial) = created(store.as_ref(), 1).await;
     buy(store.as_ref(), &user, 6, "buy-1").await;
-    let caller = Caller::signed_in(&user);
-    let rules = Rules {
-        message_prices: MessagePrices::new([("large".to_owned(), 4)]).unwrap(),
-        ..Rules::default()
-    };
-    let debit = |id: &'static str, model: &'static str| {
-        let (store, caller, rules) = (Arc::clone(&store), caller.clone(), rules.clone());
-        async move { credits::debit_message(store.as_ref(), &caller, &rules, id, model).await }
-    };
+    let debit = |id, model| pay(store.as_ref(), &user, id, model, 4);
     let free = debit("m1", "default").await.unwrap();
     assert_eq!((free.paid_with, free.remaining), (Balance::FreeMessages, 0));
     let bought = debit("m2", "default").await.unwrap();
