@@ -416,6 +416,12 @@ async fn buy(store: &dyn Store, user: &UserId, amount: i64, id: &str) {
     );
 }
 
+/// The plan's and the purchased credits `user` holds.
+async fn held(store: &dyn Store, user: &UserId) -> (i64, i64) {
+    let record = store.get_user(user).await.unwrap().expect("a record");
+    (record.credits_remaining, record.purchased_credits)
+}
+
 /// The debit of message `id` of `user` to `model`, with the model `large` priced `large`.
 async fn pay(
     store: &dyn Store,
@@ -440,8 +446,7 @@ pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: 
     let debit = |id| pay(store.as_ref(), &user, id, "large", 5);
     let paid = debit("m1").await.unwrap();
     assert_eq!((paid.paid_with, paid.remaining), (Balance::Credits, 8));
-    let record = store.get_user(&user).await.unwrap().unwrap();
-    assert_eq!((record.credits_remaining, record.purchased_credits), (0, 8));
+    assert_eq!(held(store.as_ref(), &user).await, (0, 8));
     assert_eq!(
         debit("m1").await.unwrap().remaining,
         8,
@@ -466,11 +471,7 @@ pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: 
 
     let refunded = credits::refund_message(store.as_ref(), &user, "m1").await;
     assert_eq!(refunded.unwrap(), RefundOutcome::Refunded);
-    let record = store.get_user(&user).await.unwrap().unwrap();
-    assert_eq!(
-        (record.credits_remaining, record.purchased_credits),
-        (3, 10)
-    );
+    assert_eq!(held(store.as_ref(), &user).await, (3, 10));
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 
     // Split again, then renew: the plan's part lapsed with its period, the purchased comes back.
@@ -478,19 +479,14 @@ pub async fn a_message_is_paid_from_the_plan_then_from_purchased_credits(store: 
     credits::grant_for_invoice(store.as_ref(), &user, &invoice("in_2", 2_000), &plan(3))
         .await
         .unwrap();
-    let record = store.get_user(&user).await.unwrap().unwrap();
     assert_eq!(
-        (record.credits_remaining, record.purchased_credits),
+        held(store.as_ref(), &user).await,
         (3, 8),
         "a renewal resets the plan's credits only"
     );
     let refunded = credits::refund_message(store.as_ref(), &user, "m2").await;
     assert_eq!(refunded.unwrap(), RefundOutcome::Refunded);
-    let record = store.get_user(&user).await.unwrap().unwrap();
-    assert_eq!(
-        (record.credits_remaining, record.purchased_credits),
-        (3, 10)
-    );
+    assert_eq!(held(store.as_ref(), &user).await, (3, 10));
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 
     // More than both hold: nothing is taken.
@@ -544,8 +540,7 @@ pub async fn purchased_credits_pay_free_users_and_outlive_the_subscription(store
             .await
             .unwrap()
     );
-    let record = store.get_user(&user).await.unwrap().unwrap();
-    assert_eq!((record.credits_remaining, record.purchased_credits), (0, 1));
+    assert_eq!(held(store.as_ref(), &user).await, (0, 1));
     assert!(
         store
             .apply_subscription(&user, &view("active", 3))

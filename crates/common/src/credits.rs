@@ -152,8 +152,9 @@ where
 }
 
 /// Gives back what the debit of `debit_id` took (its price, to each balance it took from, or a
-/// free message), when the chat service's model call failed after the debit: only if that debit happened, at most once, under
-/// concurrency and retries (the refund is one transaction that marks the debit's ledger item).
+/// free message), when the chat service's model call failed after the debit: only if that
+/// debit happened, at most once, under concurrency and retries (the refund is one transaction
+/// that marks the debit's ledger item).
 /// A caller may retry [`DebitError::Unavailable`] safely; once the erasure began,
 /// [`DebitError::AccountDeleted`]. `Ok(RefundOutcome::NotCharged)` for an id that was never
 /// charged (or whose debit is past its retention); `Ok(RefundOutcome::Lapsed)` for a credit of a

@@ -165,11 +165,6 @@ pub struct Charge<'a> {
 }
 
 impl Charge<'_> {
-    /// What the message costs in all.
-    pub fn price(&self) -> i64 {
-        self.takes.iter().map(|take| take.amount).sum()
-    }
-
     /// Whether a store can apply it as asked: one or two distinct balances, each part at least
     /// 1 and covered by its balance as read.
     pub fn is_payable(&self) -> bool {

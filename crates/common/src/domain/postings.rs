@@ -109,14 +109,6 @@ impl UserRecord {
         }
     }
 
-    /// Whether a message taken from `balance` in `period` (`None`: a debit recorded before
-    /// periods were) can no longer be given back: a credit of a paid period that has ended
-    /// since, renewed or with its subscription.
-    pub fn refund_lapses(&self, balance: Balance, period: Option<Period>) -> bool {
-        let renewed = period.is_some_and(|period| period != self.last_grant_created);
-        balance == Balance::Credits && (renewed || self.subscription_status.ends_paid_credits())
-    }
-
     /// Why the period of invoice `id`, created at `created`, is not owed whatever the status:
     /// granted before, or behind a newer period.
     fn had_period(&self, id: &str, created: i64) -> Option<GrantRefusal> {

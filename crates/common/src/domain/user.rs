@@ -5,7 +5,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use super::ledger::{Balance, Payment, Take};
+use super::ledger::{Balance, Payment, Period, Take};
 use super::subscription::{FREE_PLAN, SubscriptionStatus, SubscriptionView};
 
 /// A user id: the `sub` claim of a verified token, always a UUID.
@@ -224,6 +224,24 @@ impl UserRecord {
             takes,
             affordable: true,
         }
+    }
+
+    /// What a refund gives back of a debit that took `taken` (balance, amount) in `period`
+    /// (`None`: a debit recorded before periods were), each as it stands now: all of it, but the
+    /// plan's credits of a paid period that has ended since (renewed, or with its
+    /// subscription), which are gone. Empty: nothing to give back.
+    pub fn refund_of(&self, taken: &[(Balance, i64)], period: Option<Period>) -> Vec<Take> {
+        let renewed = period.is_some_and(|period| period != self.last_grant_created);
+        let ended = renewed || self.subscription_status.ends_paid_credits();
+        taken
+            .iter()
+            .filter(|(balance, _)| !(*balance == Balance::Credits && ended))
+            .map(|(balance, amount)| Take {
+                balance: *balance,
+                amount: *amount,
+                before: self.balance(*balance),
+            })
+            .collect()
     }
 
     /// This record with `view` applied (what a store's `apply_subscription` writes). A view

@@ -117,12 +117,12 @@ pub trait Ledger: Send + Sync {
     /// message is being retried, and its refund gave the first charge back.
     async fn debit(&self, user: &UserId, charge: &Charge<'_>) -> Result<DebitOutcome, StoreError>;
 
-    /// Gives back what the debit `debit_id` of `user` took (one credit or one free message, as
-    /// its debit item records), atomically and at most once: the debit item is marked refunded
-    /// and the day's refund entry added to in the same transaction. A credit goes back only
-    /// within the paid period it was taken in, and never onto an ended subscription
-    /// ([`UserRecord::refund_lapses`]): otherwise nothing is given back
-    /// ([`RefundOutcome::Lapsed`]), and the item is marked refunded all the same.
+    /// Gives back what the debit `debit_id` of `user` took (to each balance, as its debit item
+    /// records), atomically and at most once: the debit item is marked refunded and each
+    /// balance's day's refund entry added to in the same transaction. A plan credit goes back
+    /// only within the paid period it was taken in, and never onto an ended subscription
+    /// ([`UserRecord::refund_of`]); when nothing is left to give back
+    /// ([`RefundOutcome::Lapsed`]), the item is marked refunded all the same.
     async fn refund(&self, user: &UserId, debit_id: &DebitId) -> Result<RefundOutcome, StoreError>;
 
     /// Applies `posting` to the existing record of `user` in one transaction: its entry (new,

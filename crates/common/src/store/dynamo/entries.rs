@@ -146,7 +146,7 @@ impl DynamoStore {
             .update_expression(
                 "SET #entity = :entity, #kind = :kind, #balance = :balance, \
                  #balance_after = :after, #at = :at, #cause = :cause \
-                 ADD #amount :amount, #messages :one",
+                 ADD #amount :amount, #messages :messages",
             )
             .set_expression_attribute_names(Some(
                 names
@@ -162,7 +162,7 @@ impl DynamoStore {
                 (":at".to_owned(), n(step.at)),
                 (":cause".to_owned(), s(&step.day)),
                 (":amount".to_owned(), n(step.amount)),
-                (":one".to_owned(), n(step.messages)),
+                (":messages".to_owned(), n(step.messages)),
             ])))
             .build();
         Ok(TransactWriteItem::builder()

@@ -164,16 +164,7 @@ impl Ledger for DynamoStore {
             let Some(record) = self.get_user(user).await? else {
                 return Ok(RefundOutcome::NotCharged);
             };
-            // The plan's credits of a period that has ended are gone; the rest is given back.
-            let back: Vec<Take> = taken
-                .iter()
-                .filter(|(balance, _)| !record.refund_lapses(*balance, period))
-                .map(|(balance, amount)| Take {
-                    balance: *balance,
-                    amount: *amount,
-                    before: record.balance(*balance),
-                })
-                .collect();
+            let back = record.refund_of(&taken, period);
             if back.is_empty() {
                 // Nothing to give back; the debit counts as refunded.
                 values.insert(":lapsed".to_owned(), AttributeValue::Bool(true));

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{MemoryStore, Taken, set_balance};
 use crate::domain::{
     Balance, Charge, DailyStep, DebitId, DebitOutcome, Entry, EntryKey, EntryKind, PostOutcome,
-    Posting, RefundOutcome, Take, UserId,
+    Posting, RefundOutcome, UserId,
 };
 use crate::store::{Ledger, StoreError};
 
@@ -68,17 +68,7 @@ impl Ledger for MemoryStore {
         if record.erasing_since.is_some() {
             return Err(StoreError::Erasing);
         }
-        // The plan's credits of a period that has ended are gone; the rest is given back.
-        let back: Vec<Take> = taken
-            .takes
-            .iter()
-            .filter(|(balance, _)| !record.refund_lapses(*balance, Some(taken.period)))
-            .map(|(balance, amount)| Take {
-                balance: *balance,
-                amount: *amount,
-                before: record.balance(*balance),
-            })
-            .collect();
+        let back = record.refund_of(&taken.takes, Some(taken.period));
         let outcome = if back.is_empty() {
             RefundOutcome::Lapsed
         } else {
