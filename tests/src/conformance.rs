@@ -256,6 +256,7 @@ fn grant(invoice: &str, created: i64) -> CreditGrant {
         plan: common::domain::PlanId::parse("pro").unwrap(),
         credits: 1000,
         starts_period: true,
+        period_end: None,
     }
 }
 
@@ -981,6 +982,7 @@ pub async fn a_record_being_erased_links_no_customer(store: Arc<dyn Store>) {
         id: "cs_test_1".into(),
         url: "https://checkout.stripe.com/c/pay/cs_test_1".into(),
         expires_at: 1_800_003_600,
+        price_id: "price_plus".into(),
     };
     let recorded = store.set_open_checkout(&user, None, Some(&open)).await;
     assert_eq!(recorded, Ok(true));

@@ -91,6 +91,8 @@ pub(crate) fn invoice(id: &str, created: i64) -> PaidInvoice {
         created,
         billing_reason: Some("subscription_cycle".into()),
         price_id: Some("price_pro".into()),
+        period_end: None,
+        pays_a_whole_period: true,
     }
 }
 
@@ -191,6 +193,70 @@ pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
         (Some(100), Some(98), 2, 100)
     );
     assert_eq!(newest.plan.as_deref(), Some("pro"));
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+}
+
+/// Periods are told apart by their ends, kept by the store: a plan change paid within the first
+/// hour of a period, before that period's own renewal is finalised, waits for it; then the
+/// renewal grants its plan and the change its difference, and neither again.
+pub async fn a_plan_change_waits_for_its_period_s_own_invoice(store: Arc<dyn Store>) {
+    let (user, initial) = created(store.as_ref(), 0).await;
+    let customer = format!("cus_{}", user.hash());
+    store.link_customer(&user, &customer).await.unwrap();
+    assert!(
+        store
+            .apply_subscription(&user, &view("active", 1))
+            .await
+            .unwrap()
+    );
+    let in_period = |id: &str, created, reason: &str, end| PaidInvoice {
+        billing_reason: Some(reason.into()),
+        period_end: Some(end),
+        pays_a_whole_period: reason != "subscription_update",
+        ..invoice(id, created)
+    };
+    let grant = |paid: PaidInvoice, credits| {
+        let store = store.clone();
+        let user = user.clone();
+        async move {
+            credits::grant_for_invoice(store.as_ref(), &user, &paid, &plan(credits))
+                .await
+                .unwrap()
+        }
+    };
+    let first = in_period("in_first", 1_000, "subscription_create", 2_000);
+    assert_eq!(grant(first, 1000).await, credits::GrantOutcome::Granted);
+    let upgrade = in_period("in_up", 2_600, "subscription_update", 3_000);
+    let renewal = in_period("in_renew", 2_000, "subscription_cycle", 3_000);
+    assert_eq!(
+        grant(upgrade.clone(), 5000).await,
+        credits::GrantOutcome::NothingOwed
+    );
+    assert_eq!(
+        held(store.as_ref(), &user).await.0,
+        1000,
+        "the change waits"
+    );
+    assert_eq!(
+        grant(renewal.clone(), 1000).await,
+        credits::GrantOutcome::Granted
+    );
+    assert_eq!(
+        grant(upgrade.clone(), 5000).await,
+        credits::GrantOutcome::Granted
+    );
+    for again in [renewal, upgrade] {
+        assert_eq!(grant(again, 5000).await, credits::GrantOutcome::NothingOwed);
+    }
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.credits_remaining,
+            record.granted_period_end,
+            record.period_credits
+        ),
+        (5000, Some(3_000), Some(5000))
+    );
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 }
 

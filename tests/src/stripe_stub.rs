@@ -157,6 +157,7 @@ impl StripeStub {
             ("POST", r"^/v1/checkout/sessions$"),
             ("POST", r"^/v1/checkout/sessions/[^/]+/expire$"),
             ("GET", r"^/v1/invoice_payments$"),
+            ("GET", r"^/v1/invoices(/[^/]+)?$"),
             ("POST", r"^/v1/refunds$"),
             ("POST", r"^/v1/billing_portal/sessions$"),
             ("GET", r"^/v1/prices/[^/]+$"),
@@ -302,12 +303,31 @@ impl StripeStub {
     /// more follow, continued with `starting_after`; each `latest_invoice` expanded only when
     /// asked (`expand[]=data.latest_invoice`).
     pub async fn subscriptions(&self, subscriptions: Vec<Value>) {
+        self.keep_invoices(&subscriptions);
         *self.listed.lock().unwrap() = Subscriptions::These(subscriptions);
+    }
+
+    /// Keeps each subscription's latest invoice as issued, for `GET /v1/invoices` to list (as
+    /// Stripe keeps every invoice once issued).
+    fn keep_invoices(&self, subscriptions: &[Value]) {
+        let mut stripe = self.stripe.lock().unwrap();
+        for sub in subscriptions {
+            if sub["latest_invoice"].is_object() {
+                stripe.record_invoice(sub["latest_invoice"].clone());
+            }
+        }
+    }
+
+    /// Keeps `invoice` as issued at the stub (replacing an earlier state of it), without making
+    /// it any subscription's latest: a renewal finalised and paid after a later invoice.
+    pub fn invoice(&self, invoice: Value) {
+        self.stripe.lock().unwrap().record_invoice(invoice);
     }
 
     /// Answers `GET /v1/subscriptions?customer=X` with those of `subscriptions` whose
     /// `customer` is X, from now on: for tests with several customers, each with its own.
     pub async fn subscriptions_of_each_customer(&self, subscriptions: Vec<Value>) {
+        self.keep_invoices(&subscriptions);
         *self.listed.lock().unwrap() = Subscriptions::OfEachCustomer(subscriptions);
     }
 

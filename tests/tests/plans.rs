@@ -41,18 +41,23 @@ async fn setup() -> (StripeStub, Arc<dyn Store>, common::App, UserId, String) {
     (stub, store, app, user, customer)
 }
 
+/// The first period's start in these tests, and a period's length.
+const START: i64 = 1_700_000_000;
+const MONTH: i64 = 30 * 86_400;
+
 /// The customer's one subscription, on `price`, whose latest invoice (paid) is `id`, created at
-/// `created` for `reason`, with `lines` (amount, price).
+/// `created` for `reason`, with `lines` (amount, price) over the rest of the period ending at
+/// `period_end`.
 fn on_plan(
     customer: &str,
     price: &str,
-    id: &str,
-    created: i64,
-    reason: &str,
+    (id, created, reason): (&str, i64, &str),
     lines: &[(i64, &str)],
+    period_end: i64,
 ) -> Value {
-    let mut sub = objects::subscription("sub_plan", customer, price, "active", 1, 1_900_000_000);
-    let mut invoice = with_lines(paid_invoice(id, "sub_plan", created, reason), lines, "usd");
+    let mut sub = objects::subscription("sub_plan", customer, price, "active", 1, period_end);
+    let invoice = with_lines(paid_invoice(id, "sub_plan", created, reason), lines, "usd");
+    let mut invoice = objects::over(invoice, [created, period_end]);
     invoice["customer"] = json!(customer);
     sub["latest_invoice"] = invoice;
     sub
@@ -101,6 +106,22 @@ async fn spend(store: &Arc<dyn Store>, user: &UserId, credits: usize) {
     }
 }
 
+/// Takes `credits` of `user`'s plan credits in one operator's adjustment: as `spend` leaves
+/// them, in one write.
+async fn take(store: &Arc<dyn Store>, user: &UserId, credits: i64) {
+    let id = format!("adj_{}", uuid::Uuid::new_v4().simple());
+    let taken = credits::adjust(
+        store.as_ref(),
+        user,
+        common::domain::Balance::Credits,
+        -credits,
+        "spent",
+        "tests",
+        &id,
+    );
+    taken.await.unwrap();
+}
+
 /// The `plan_upgrade` entries of `user`: their amounts.
 async fn upgrades(store: &Arc<dyn Store>, user: &UserId) -> Vec<i64> {
     let (entries, _) = store.entries(user, None, 100).await.unwrap();
@@ -121,47 +142,43 @@ struct Moves {
 }
 
 fn moves(customer: &str) -> Moves {
-    let start = 1_700_000_000;
+    let day = 86_400;
+    let end = START + MONTH;
+    let change = |price, id, at, lines: &[(i64, &str)]| {
+        on_plan(customer, price, (id, at, "subscription_update"), lines, end)
+    };
     Moves {
         plus: on_plan(
             customer,
             PRICE,
-            "in_plus",
-            start,
-            "subscription_create",
+            ("in_plus", START, "subscription_create"),
             &[(2000, PRICE)],
+            end,
         ),
-        upgrade: on_plan(
-            customer,
+        upgrade: change(
             PRO_PRICE,
             "in_up",
-            start + 86_400,
-            "subscription_update",
+            START + day,
             &[(-1900, PRICE), (9500, PRO_PRICE)],
         ),
-        downgrade: on_plan(
-            customer,
+        downgrade: change(
             PRICE,
             "in_down",
-            start + 2 * 86_400,
-            "subscription_update",
+            START + 2 * day,
             &[(-9000, PRO_PRICE), (1800, PRICE)],
         ),
-        back_up: on_plan(
-            customer,
+        back_up: change(
             PRO_PRICE,
             "in_up_again",
-            start + 3 * 86_400,
-            "subscription_update",
+            START + 3 * day,
             &[(-1700, PRICE), (8500, PRO_PRICE)],
         ),
         renewal: on_plan(
             customer,
             PRICE,
-            "in_cycle",
-            start + 30 * 86_400,
-            "subscription_cycle",
+            ("in_cycle", end, "subscription_cycle"),
             &[(2000, PRICE)],
+            end + MONTH,
         ),
     }
 }
@@ -255,16 +272,156 @@ async fn a_lost_upgrade_invoice_heals_through_the_sync_and_never_twice() {
     assert_eq!(sync(&app, &user).await["credits_remaining"], 1000);
 }
 
+/// The kinds and amounts of `user`'s grants, oldest first.
+async fn grants(store: &Arc<dyn Store>, user: &UserId) -> Vec<(EntryKind, String, i64)> {
+    let (entries, _) = store.entries(user, None, 100).await.unwrap();
+    let granting = [EntryKind::PeriodGrant, EntryKind::PlanUpgrade];
+    let mut grants: Vec<_> = entries
+        .into_iter()
+        .filter(|e| granting.contains(&e.kind))
+        .map(|e| (e.kind, e.cause, e.amount))
+        .collect();
+    grants.reverse();
+    grants
+}
+
+/// Brings `app` up to Stripe's `state`: through its events (each twice), or through a sync.
+async fn settle(app: &common::App, user: &UserId, state: &Value, through_webhook: bool) {
+    match through_webhook {
+        true => {
+            for event in events_of(state).iter().chain(&events_of(state)) {
+                deliver(app, event).await;
+            }
+        }
+        false => drop(sync(app, user).await),
+    }
+}
+
+/// Stripe finalises a renewal up to an hour after its period began. A plan change paid in that
+/// hour is the subscription's latest invoice, and the renewal is paid after it: the renewal is
+/// granted first (plus in full, what was left expiring), then the change's difference, once
+/// each, through the webhook (events twice) and through the sync alike. Before the renewal is
+/// paid, the change grants nothing: its period was not granted yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_paid_after_a_change_in_its_first_hour_is_granted_before_the_change() {
+    for through_webhook in [true, false] {
+        let (stub, store, app, user, customer) = setup().await;
+        let moves = moves(&customer);
+        stub.subscriptions(vec![moves.plus.clone()]).await;
+        assert_eq!(sync(&app, &user).await["credits_remaining"], 1000);
+        take(&store, &user, 600).await;
+
+        let end = START + MONTH;
+        let mut draft = moves.renewal["latest_invoice"].clone();
+        draft["status"] = json!("draft");
+        let changed = on_plan(
+            &customer,
+            PRO_PRICE,
+            ("in_up_early", end + 600, "subscription_update"),
+            &[(-2000, PRICE), (10_000, PRO_PRICE)],
+            end + MONTH,
+        );
+        stub.invoice(draft);
+        stub.subscriptions(vec![changed.clone()]).await;
+        settle(&app, &user, &changed, through_webhook).await;
+        let body = status(&app, &user).await;
+        assert_eq!(
+            (
+                body["current_plan"].as_str(),
+                body["credits_remaining"].as_i64()
+            ),
+            (Some("pro"), Some(400)),
+            "the change waits for its period's renewal"
+        );
+
+        // The renewal is finalised and paid; the change stays the latest invoice.
+        let paid_renewal = moves.renewal["latest_invoice"].clone();
+        stub.invoice(paid_renewal.clone());
+        let mut renewal_paid = changed.clone();
+        renewal_paid["latest_invoice"] = paid_renewal;
+        match through_webhook {
+            true => {
+                let paid = &events_of(&renewal_paid)[0];
+                for _ in 0..2 {
+                    deliver(&app, paid).await;
+                }
+            }
+            false => drop(sync(&app, &user).await),
+        }
+        settle(&app, &user, &changed, through_webhook).await;
+        assert_eq!(status(&app, &user).await["credits_remaining"], 5000);
+        assert_eq!(
+            grants(&store, &user).await,
+            [
+                (EntryKind::PeriodGrant, "in_plus".to_owned(), 1000),
+                (EntryKind::PeriodGrant, "in_cycle".to_owned(), 600),
+                (EntryKind::PlanUpgrade, "in_up_early".to_owned(), 4000),
+            ],
+            "webhook: {through_webhook}"
+        );
+    }
+}
+
+/// A `subscription_update` invoice that charges a whole new period (the billing cycle reset
+/// with `billing_cycle_anchor=now`, a switch to yearly, a trial ended now) starts a period: it
+/// grants its plan in full, what was left expiring, even on the same plan; a change of the
+/// period before it grants nothing after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_that_starts_a_period_grants_its_plan_in_full() {
+    let (stub, store, app, user, customer) = setup().await;
+    let moves = moves(&customer);
+    stub.subscriptions(vec![moves.plus.clone()]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 1000);
+    take(&store, &user, 600).await;
+
+    let reset_at = START + 10 * 86_400;
+    let whole_period = |price, id, at, credit: i64, amount| {
+        let mut sub = on_plan(
+            &customer,
+            price,
+            (id, at, "subscription_update"),
+            &[(-credit, PRICE), (amount, price)],
+            at + MONTH,
+        );
+        let line = &mut sub["latest_invoice"]["lines"]["data"][1];
+        line["parent"]["subscription_item_details"]["proration"] = json!(false);
+        sub
+    };
+    let reset = whole_period(PRICE, "in_reset", reset_at, 1300, 2000);
+    stub.subscriptions(vec![reset.clone()]).await;
+    for event in events_of(&reset) {
+        deliver(&app, &event).await;
+    }
+    assert_eq!(status(&app, &user).await["credits_remaining"], 1000);
+
+    stub.subscriptions(vec![moves.upgrade.clone()]).await;
+    assert_eq!(
+        sync(&app, &user).await["credits_remaining"],
+        1000,
+        "a change of the period before the reset grants nothing"
+    );
+    let yearly = whole_period(PRO_PRICE, "in_yearly", reset_at + 86_400, 1900, 100_000);
+    stub.subscriptions(vec![yearly]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 5000);
+    assert_eq!(
+        grants(&store, &user).await,
+        [
+            (EntryKind::PeriodGrant, "in_plus".to_owned(), 1000),
+            (EntryKind::PeriodGrant, "in_reset".to_owned(), 600),
+            (EntryKind::PeriodGrant, "in_yearly".to_owned(), 4000),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_to_a_price_in_neither_list_entitles_and_grants_nothing() {
     let (stub, store, app, user, customer) = setup().await;
     let foreign = on_plan(
         &customer,
         "price_other_app",
-        "in_x",
-        1_700_000_000,
-        "subscription_create",
+        ("in_x", START, "subscription_create"),
         &[(500, "price_other_app")],
+        START + MONTH,
     );
     stub.subscriptions(vec![foreign]).await;
     let body = sync(&app, &user).await;
@@ -350,6 +507,64 @@ async fn checkout_sells_the_plan_asked_for_and_refuses_one_not_sold_before_calli
         let last = sessions.last().unwrap();
         assert_eq!(last.field("line_items[0][price]"), Some(price), "{body:?}");
     }
+}
+
+/// Past the caller's Stripe allowance, checkout answers the open session only for the plan it
+/// sells: asked for another plan, it is 429, never a session of the plan not chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_allowance_checkout_reuses_only_a_session_of_the_plan_asked_for() {
+    let stub = StripeStub::start().await;
+    let store: Arc<dyn Store> = Arc::new(emulator::store().await);
+    let mut app = two_plan_app(store.clone(), &stub);
+    let allowance = &mut app.config.rules.stripe_allowance;
+    allowance.calls = 1;
+    allowance.window_secs = 86_400;
+    // A run that would straddle the day's end waits for the next window.
+    let left = allowance.retry_after(common::unix_now());
+    if left < 120 {
+        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
+    }
+    let user = UserId::parse(&tokens::new_user()).unwrap();
+    let buy = |body: &'static str| {
+        let (app, user) = (&app, &user);
+        async move {
+            parts(
+                Box::pin(handle(
+                    "create-checkout-session",
+                    app,
+                    checkout(user, Some(body)),
+                ))
+                .await,
+            )
+        }
+    };
+    let (status, _, first) = buy(r#"{"plan": "plus"}"#).await;
+    assert_eq!(status, 200, "{first}");
+    let reached = stub.sent().await.len();
+
+    let (status, headers, body) = buy(r#"{"plan": "pro"}"#).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("RATE_LIMITED")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, again) = buy(r#"{"plan": "plus"}"#).await;
+    assert_eq!(
+        (status, &again["checkout_url"]),
+        (200, &first["checkout_url"])
+    );
+    assert_eq!(
+        stub.sent().await.len(),
+        reached,
+        "nothing more reached Stripe"
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        record.open_checkout.map(|open| open.price_id).as_deref(),
+        Some(PRICE),
+        "the open session is still plus's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,6 +756,21 @@ fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
     );
     let paid = common::sync::paid_invoice(&downgrade).unwrap();
     assert_eq!(paid.price_id, None, "a downgrade names no plan to grant");
+
+    let reset = invoice_with(
+        "subscription_update",
+        &[(-700, "price_plus", true), (2500, "price_pro", false)],
+    );
+    let paid = common::sync::paid_invoice(&reset).unwrap();
+    assert!(
+        paid.starts_a_period() && !paid.changes_plan(),
+        "a change charging a whole period starts one"
+    );
+    let line_end = reset.lines.data[1].period.end;
+    assert_eq!(
+        (paid.price_id.as_deref(), paid.period_end),
+        (Some("price_pro"), Some(line_end))
+    );
 
     let mut open = invoice_with("subscription_cycle", &[(1000, "price_plus", false)]);
     open.status = Some(stripe_billing::InvoiceStatus::Open);

@@ -178,8 +178,9 @@ pub async fn refund_message<S: Ledger + ?Sized>(
 pub enum GrantOutcome {
     /// The invoice's credits were granted now.
     Granted,
-    /// Nothing to do: this invoice was granted before, a newer one was, it starts no period, or
-    /// it changes to a plan that adds nothing in this period.
+    /// Nothing to do now: this invoice was granted before, a newer one was, it starts no period,
+    /// it changes to a plan that adds nothing in this period, or it changes the plan in a period
+    /// whose own invoice is not granted yet (the sync grants it after that one).
     NothingOwed,
 }
 
@@ -214,6 +215,10 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
             Err(
                 GrantRefusal::AlreadyGranted | GrantRefusal::Superseded | GrantRefusal::NoUpgrade,
             ) => {
+                return Ok(GrantOutcome::NothingOwed);
+            }
+            Err(GrantRefusal::PeriodNotGranted) => {
+                tracing::info!(user = %user.hash(), invoice = %invoice.id, "plan change in a period whose own invoice is not paid yet; granted after it");
                 return Ok(GrantOutcome::NothingOwed);
             }
             Err(GrantRefusal::NotEntitled) if !record.subscription_status.may_become_entitled() => {

@@ -3,9 +3,10 @@
 //! it always writes Stripe's current state, stamped with when it was observed, the order and
 //! repetition of calls cannot corrupt the record, and an older view never overwrites a newer
 //! one. It is also the one place credits are granted: the paid period the record has not had
-//! yet, from the subscription's latest invoice as Stripe answers it (once per invoice id), so a
-//! payer whose `invoice.paid` never arrived is repaired by the next sync, and no event's body
-//! can grant anything.
+//! yet, and a plan change's difference, from the subscription's invoices as Stripe answers them
+//! (its latest, and its recent paid ones when the latest was not granted: once per invoice id,
+//! oldest period first), so a payer whose `invoice.paid` never arrived is repaired by the next
+//! sync, and no event's body can grant anything.
 //!
 //! Only subscriptions to a price of this service's catalogue count ([`ours`]): any other
 //! subscription of the customer (sold elsewhere on the same Stripe account) is ignored for
@@ -22,7 +23,7 @@ use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice};
 use crate::domain::UserId;
 use crate::domain::reconcile::next_check;
-use crate::domain::{CreditGrant, FREE_PLAN, PaidInvoice, SubscriptionView, UserRecord};
+use crate::domain::{CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Ledger, Profiles};
@@ -43,22 +44,27 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let subscriptions = ours(listed, &billing.config, &record.user_id);
     let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
     let view = decide(&subscriptions, &billing.config, observed_at_ms);
+    let entitled = pick(&subscriptions).filter(|_| view.status.is_entitled());
+    let paid = match entitled {
+        Some(subscription) => invoices_to_grant(billing, subscription, &record).await?,
+        None => Vec::new(),
+    };
     let catalogue = &billing.config.catalogue;
-    let paid = pick(&subscriptions)
-        .filter(|_| view.status.is_entitled())
-        .and_then(|subscription| {
-            let invoice = latest_paid_invoice(subscription)?;
+    let grants: Vec<(PaidInvoice, &Plan)> = paid
+        .into_iter()
+        .filter_map(|invoice| {
             let price = invoice.price_id.as_deref().or(view.price_id.as_deref())?;
             // A proration line of a price not sold here: the subscription's own plan.
             let plan = catalogue
                 .for_price(price)
                 .or_else(|| catalogue.for_price(view.price_id.as_deref()?))?;
             Some((invoice, plan))
-        });
+        })
+        .collect();
     // While a grant is owed the user stays due as they were, so that a sync stopped between
     // the view and the grant (a reconciliation run's deadline) is visited again by the pass;
     // the view's own next check is written once the grant is done.
-    let owed = paid.as_ref().is_some_and(|(invoice, plan)| {
+    let owed = grants.iter().any(|(invoice, plan)| {
         CreditGrant::of(invoice, plan).is_some_and(|grant| record.lacks_grant(&grant))
     });
     let first = SubscriptionView {
@@ -72,17 +78,17 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     if applied {
         tracing::info!(user = %record.user_id.hash(), status = %view.status, "subscription synced");
     }
-    let granted = match paid {
-        Some((invoice, plan)) => {
-            match grant_for_invoice(store, &record.user_id, &invoice, plan).await {
-                Ok(outcome) => outcome == GrantOutcome::Granted,
-                // A newer view (not active) was stored meanwhile: nothing is owed now.
-                Err(ApiError::SubscriptionNotActive) => false,
-                Err(err) => return Err(err),
-            }
+    // Oldest period first, each period's own invoice before its plan changes: each grant is
+    // decided on the record the one before it left.
+    let mut granted = false;
+    for (invoice, plan) in &grants {
+        match grant_for_invoice(store, &record.user_id, invoice, plan).await {
+            Ok(outcome) => granted |= outcome == GrantOutcome::Granted,
+            // A newer view (not active) was stored meanwhile: nothing is owed now.
+            Err(ApiError::SubscriptionNotActive) => {}
+            Err(err) => return Err(err),
         }
-        None => false,
-    };
+    }
     if owed {
         let settled = SubscriptionView {
             observed_at_ms: view.observed_at_ms + 1,
@@ -152,13 +158,37 @@ pub async fn close_duplicates(
     Ok(subscriptions)
 }
 
-/// The subscription's latest invoice, if it is expanded and paid, with the price it paid for
-/// ([`paid_price`]).
-fn latest_paid_invoice(subscription: &Subscription) -> Option<PaidInvoice> {
-    let Some(Expandable::Object(invoice)) = &subscription.latest_invoice else {
-        return None;
+/// The paid invoices of `subscription` that may owe `record` credits, oldest period first and
+/// within a period its own invoice before its plan changes. When its latest invoice (expanded)
+/// was granted, nothing older can be owed: an older period's invoices are behind it, and a
+/// plan change within its period could not be granted before the period's own invoice. Without
+/// one, nothing is owed. Else the subscription's recent paid invoices are read too: a renewal still being finalised when
+/// the plan changed is paid after that change's invoice, which is then the latest.
+async fn invoices_to_grant(
+    billing: &Billing,
+    subscription: &Subscription,
+    record: &UserRecord,
+) -> Result<Vec<PaidInvoice>, ApiError> {
+    // Without an invoice, nothing was paid.
+    let Some(Expandable::Object(latest)) = &subscription.latest_invoice else {
+        return Ok(Vec::new());
     };
-    paid_invoice(invoice)
+    let granted = latest.id.as_ref();
+    if granted.is_some_and(|id| record.granted_invoices.contains(id.as_str())) {
+        return Ok(paid_invoice(latest).into_iter().collect());
+    }
+    let recent = billing.paid_invoices(subscription.id.as_str()).await?;
+    let mut paid: Vec<PaidInvoice> = recent
+        .iter()
+        .chain([latest.as_ref()])
+        .filter_map(paid_invoice)
+        .collect();
+    paid.sort_by_key(|invoice| {
+        let period = invoice.period_end.unwrap_or(invoice.created);
+        (period, !invoice.starts_a_period(), invoice.created)
+    });
+    paid.dedup_by(|a, b| a.id == b.id);
+    Ok(paid)
 }
 
 /// `invoice` as far as credits are concerned, if it is paid.
@@ -166,6 +196,7 @@ pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
     if invoice.status != Some(InvoiceStatus::Paid) {
         return None;
     }
+    let lines = &invoice.lines.data;
     let mut paid = PaidInvoice {
         id: invoice.id.as_ref()?.to_string(),
         created: invoice.created,
@@ -174,34 +205,51 @@ pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
             .as_ref()
             .map(|reason| reason.as_str().to_owned()),
         price_id: None,
+        period_end: None,
+        pays_a_whole_period: lines
+            .iter()
+            .any(|line| subscription_item(line) && !proration(line)),
     };
-    paid.price_id = paid_price(&invoice.lines.data, paid.starts_a_period());
+    if let Some(line) = paid_line(lines, paid.starts_a_period()) {
+        let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
+        paid.price_id = Some(price.id().to_string());
+        paid.period_end = Some(line.period.end);
+    }
     Some(paid)
 }
 
-/// The price an invoice of `lines` paid for: of an invoice that starts a period, its largest
-/// line that is not a proration (the period's price: prorations left over from a change
-/// invoiced later never name the plan); of a plan change, its largest positive line (the new
-/// plan's remaining time; the old plan's unused time is a negative line).
-fn paid_price(lines: &[InvoiceLineItem], starts_period: bool) -> Option<String> {
-    let proration = |line: &InvoiceLineItem| {
-        let parent = line.parent.as_ref();
-        let item = parent.and_then(|p| p.subscription_item_details.as_ref());
-        let invoice_item = parent.and_then(|p| p.invoice_item_details.as_ref());
-        item.is_some_and(|d| d.proration) || invoice_item.is_some_and(|d| d.proration)
-    };
+/// The line of an invoice of `lines` that says what it paid for: of an invoice that starts a
+/// period, its largest line that is not a proration (the period's price: prorations left over
+/// from a change invoiced later never name the plan); of a plan change, its largest positive
+/// line (the new plan's remaining time; the old plan's unused time is a negative line). Only
+/// lines that name a price count.
+fn paid_line(lines: &[InvoiceLineItem], starts_period: bool) -> Option<&InvoiceLineItem> {
     lines
         .iter()
         .filter(|line| match starts_period {
             true => !proration(line),
             false => line.amount > 0,
         })
-        .filter_map(|line| {
-            let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
-            Some((line.amount, price.id().to_string()))
+        .filter(|line| {
+            let pricing = line.pricing.as_ref();
+            pricing.is_some_and(|p| p.price_details.is_some())
         })
-        .max_by_key(|(amount, _)| *amount)
-        .map(|(_, price)| price)
+        .max_by_key(|line| line.amount)
+}
+
+/// Whether `line` is a proration (of a subscription item, or an invoice item).
+fn proration(line: &InvoiceLineItem) -> bool {
+    let parent = line.parent.as_ref();
+    let item = parent.and_then(|p| p.subscription_item_details.as_ref());
+    let invoice_item = parent.and_then(|p| p.invoice_item_details.as_ref());
+    item.is_some_and(|d| d.proration) || invoice_item.is_some_and(|d| d.proration)
+}
+
+/// Whether `line` bills a subscription item (not a one-off invoice item).
+fn subscription_item(line: &InvoiceLineItem) -> bool {
+    use stripe_billing::BillingBillResourceInvoicingLinesParentsInvoiceLineItemParentType as Parent;
+    let parent = line.parent.as_ref();
+    parent.is_some_and(|p| p.type_ == Parent::SubscriptionItemDetails)
 }
 
 /// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,

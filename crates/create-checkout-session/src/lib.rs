@@ -1,11 +1,11 @@
 //! `POST /v1/stripe/create-checkout-session`: authenticate → the plan asked for (`{"plan": id}`,
 //! the default without a body; 400 if it is not sold) → load the record → refuse if already
-//! subscribed (stored state) → over the user's Stripe allowance, the open session again, else
-//! 429 → refuse if subscribed at Stripe (when a customer exists) → a subscription whose payment
-//! failed gets the portal's payment-method update instead, never a second subscription → ensure
-//! the one Stripe customer → expire the user's previous Checkout session → create the new one
-//! for the plan's price (replacing a customer deleted at Stripe) and remember it → respond with
-//! its URL.
+//! subscribed (stored state) → over the user's Stripe allowance, the open session of that plan
+//! again, else 429 → refuse if subscribed at Stripe (when a customer exists) → a subscription
+//! whose payment failed gets the portal's payment-method update instead, never a second
+//! subscription → ensure the one Stripe customer → expire the user's previous Checkout session
+//! → create the new one for the plan's price (replacing a customer deleted at Stripe) and
+//! remember it → respond with its URL.
 
 use common::ApiError;
 use common::app::App;
@@ -66,8 +66,9 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
         return Err(ApiError::AlreadySubscribed);
     }
     if !limits::stripe_call_allowed(store, &user, rules).await? {
+        // The open session again, if it sells this plan: never another plan's.
         let open = record.open_checkout.as_ref();
-        return match open.filter(|o| o.payable_at(common::unix_now())) {
+        return match open.filter(|o| o.sells_at(&plan.price_id, common::unix_now())) {
             Some(open) => Ok(CheckoutSession {
                 checkout_url: open.url.clone(),
             }),
@@ -111,14 +112,15 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
 }
 
 /// Records `session` as the user's one open session, and answers its URL. If a concurrent
-/// checkout recorded its own first (a double tap), `session` is expired and theirs answered, so
-/// one stays payable; if an erasure began, it is expired and the answer is 410.
+/// checkout recorded its own first (a double tap), `session` is expired and theirs answered if
+/// it sells the same plan, so one stays payable; if an erasure began, it is expired and the answer is 410.
 async fn remember(
     app: &App,
     user: &UserId,
     previous: Option<&str>,
     session: OpenCheckout,
 ) -> Result<String, ApiError> {
+    let price = session.price_id.clone();
     let (billing, store) = (app.billing()?, app.store.as_ref());
     let recorded = store
         .set_open_checkout(user, previous, Some(&session))
@@ -134,7 +136,7 @@ async fn remember(
         .ok_or(ApiError::AccountDeleted)?;
     record
         .open_checkout
-        .filter(|open| open.payable_at(common::unix_now()))
+        .filter(|open| open.sells_at(&price, common::unix_now()))
         .map(|open| open.url)
         .ok_or(ApiError::StripeFailed)
 }

@@ -112,6 +112,8 @@ pub struct Stripe {
     refunds: BTreeMap<String, Value>,
     /// What each invoice made here charged, by its id.
     invoice_amounts: BTreeMap<String, i64>,
+    /// Every invoice issued, newest first, as Stripe lists them.
+    invoices: Vec<Value>,
     /// Every customer made with a `metadata.user_id`, by that user id (deleted ones included).
     made_for: BTreeMap<String, Vec<String>>,
 }
@@ -135,6 +137,7 @@ impl Stripe {
             outbox: Vec::new(),
             refunds: BTreeMap::new(),
             invoice_amounts: BTreeMap::new(),
+            invoices: Vec::new(),
             made_for: BTreeMap::new(),
         }
     }
@@ -247,6 +250,13 @@ impl Stripe {
             },
             ("DELETE", ["v1", "subscriptions", id]) => self.cancel_subscription(id),
             ("GET", ["v1", "invoice_payments"]) => (200, self.invoice_payments(p)),
+            ("GET", ["v1", "invoices"]) => (200, self.list_invoices(p)),
+            ("GET", ["v1", "invoices", id]) => {
+                match self.invoices.iter().find(|i| i["id"] == *id) {
+                    Some(invoice) => (200, invoice.clone()),
+                    None => (404, objects::no_such("invoice", id, "id")),
+                }
+            }
             ("GET", ["v1", "prices", id]) => self.price(id),
             ("POST", ["v1", "refunds"]) => self.create_refund(p),
             _ => {

@@ -78,7 +78,8 @@ pub fn paid_invoice(id: &str, sub: &str, created: i64, billing_reason: &str) -> 
     invoice
 }
 
-/// `invoice` with `lines` (amount, price) as its line items, in `currency`: in API version
+/// `invoice` with `lines` (amount, price) as its line items, in `currency`, each over the 30
+/// days from the invoice's creation (see [`over`] for another period): in API version
 /// 2026-09-30 a line names its price under `pricing.price_details`, and a proration says so
 /// under `parent.subscription_item_details`.
 pub fn with_lines(mut invoice: Value, lines: &[(i64, &str)], currency: &str) -> Value {
@@ -112,6 +113,21 @@ pub fn with_lines(mut invoice: Value, lines: &[(i64, &str)], currency: &str) -> 
         .collect();
     invoice["lines"] = json!({"object": "list", "data": data, "has_more": false,
         "url": format!("/v1/invoices/{}/lines", id.as_str().unwrap_or_default())});
+    let created = invoice["created"].as_i64().unwrap_or_default();
+    over(invoice, [created, created + 30 * 86_400])
+}
+
+/// `invoice` with each line over `period` (start, end): a period's own line covers the
+/// period, a proration the rest of it. The invoice's own `period_start` and `period_end` say
+/// the same here (at Stripe a renewal's name the period before it, whose usage it bills).
+pub fn over(mut invoice: Value, [start, end]: [i64; 2]) -> Value {
+    if let Some(lines) = invoice["lines"]["data"].as_array_mut() {
+        for line in lines {
+            line["period"] = json!({"start": start, "end": end});
+        }
+    }
+    invoice["period_start"] = json!(start);
+    invoice["period_end"] = json!(end);
     invoice
 }
 

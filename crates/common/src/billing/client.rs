@@ -8,9 +8,10 @@ use std::time::Duration;
 use backon::Retryable;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
-use stripe_billing::Subscription;
+use stripe_billing::invoice::ListInvoice;
 use stripe_billing::invoice_payment::ListInvoicePayment;
 use stripe_billing::subscription::{CancelSubscription, ListSubscription, ListSubscriptionStatus};
+use stripe_billing::{Invoice, InvoiceStatus, Subscription};
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned, SearchCustomer,
 };
@@ -28,6 +29,9 @@ const IDEMPOTENCY_WAIT: Duration = Duration::from_millis(250);
 const MAX_SEARCH_PAGES: usize = 10;
 /// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
 const MAX_LIST_PAGES: usize = 10;
+/// The paid invoices of a subscription the sync reads: more than a period's renewal and plan
+/// changes, so that none is missed between two syncs.
+pub const RECENT_INVOICES: i64 = 10;
 
 /// The Stripe client and the settings of the billing endpoints.
 pub struct Billing {
@@ -149,6 +153,18 @@ impl Billing {
             "Stripe kept answering has_more; giving up"
         );
         Err(ApiError::StripeFailed)
+    }
+
+    /// The paid invoices of subscription `subscription`, newest first, at most
+    /// [`RECENT_INVOICES`]: what the sync grants from when the latest invoice is not the whole
+    /// story (a renewal finalised after a plan change made in its first hour).
+    pub async fn paid_invoices(&self, subscription: &str) -> Result<Vec<Invoice>, ApiError> {
+        let request = ListInvoice::new()
+            .subscription(subscription)
+            .status(InvoiceStatus::Paid)
+            .limit(RECENT_INVOICES);
+        let page = self.send("list paid invoices", &request, None).await?;
+        Ok(page.data)
     }
 
     /// Cancels subscription `id` immediately, without proration or a final invoice. One that is

@@ -72,6 +72,7 @@ impl Billing {
                     id: session.id.to_string(),
                     url,
                     expires_at: session.expires_at,
+                    price_id: plan.price_id.clone(),
                 })),
                 None => {
                     tracing::error!("Stripe returned a checkout session without a URL");

@@ -18,6 +18,8 @@ pub struct CreditGrant {
     /// Whether it starts a period ([`PaidInvoice::starts_a_period`]); else it changes the
     /// plan within the current one ([`PaidInvoice::changes_plan`]).
     pub starts_period: bool,
+    /// The end of the period it pays into ([`PaidInvoice::period_end`]), Unix seconds.
+    pub period_end: Option<i64>,
 }
 
 impl CreditGrant {
@@ -29,6 +31,7 @@ impl CreditGrant {
             plan: plan.id.clone(),
             credits: plan.credits,
             starts_period: invoice.starts_a_period(),
+            period_end: invoice.period_end,
         })
     }
 }
@@ -47,26 +50,37 @@ pub struct PaidInvoice {
     /// largest line that is not a proration (the period's price); of a plan change, its largest
     /// positive line (the new plan's remaining time).
     pub price_id: Option<String>,
+    /// The end of the period that line pays for, Unix seconds: the period the invoice pays
+    /// into. Periods are told apart by it, not by when their invoices were created: a renewal
+    /// finalised an hour late is created before a plan change made in that hour.
+    pub period_end: Option<i64>,
+    /// Whether a line pays for a whole period of a subscription item (not a proration): a
+    /// `subscription_update` invoice with one starts a period ([`PaidInvoice::starts_a_period`]).
+    pub pays_a_whole_period: bool,
 }
 
 impl PaidInvoice {
     /// Whether the invoice starts a billing period, and so grants the plan's credits: the first
-    /// invoice of a subscription (`subscription_create`) and each renewal (`subscription_cycle`).
-    /// The others do not reset the balance mid-period: `subscription_update` (a prorated plan or
-    /// quantity change: [`PaidInvoice::changes_plan`]), `subscription_threshold` (a usage
-    /// threshold), `manual` (a one-off invoice), `quote_accept`, `upcoming`, and an invoice
-    /// without a reason.
+    /// invoice of a subscription (`subscription_create`), each renewal (`subscription_cycle`),
+    /// and a `subscription_update` that charges a whole new period (a billing cycle reset by
+    /// `billing_cycle_anchor=now`, a switch between monthly and yearly, a trial ended now).
+    /// The others do not reset the balance mid-period: any other `subscription_update` (a
+    /// prorated plan or quantity change: [`PaidInvoice::changes_plan`]),
+    /// `subscription_threshold` (a usage threshold), `manual` (a one-off invoice),
+    /// `quote_accept`, `upcoming`, and an invoice without a reason.
     pub fn starts_a_period(&self) -> bool {
-        matches!(
-            self.billing_reason.as_deref(),
-            Some("subscription_create" | "subscription_cycle")
-        )
+        match self.billing_reason.as_deref() {
+            Some("subscription_create" | "subscription_cycle") => true,
+            Some("subscription_update") => self.pays_a_whole_period,
+            _ => false,
+        }
     }
 
-    /// Whether the invoice is the proration of a change of plan within a period
-    /// (`subscription_update`): an upgrade grants the difference once it is paid.
+    /// Whether the invoice is the proration of a change of plan within a period (a
+    /// `subscription_update` of prorations only): an upgrade grants the difference once it is
+    /// paid.
     pub fn changes_plan(&self) -> bool {
-        self.billing_reason.as_deref() == Some("subscription_update")
+        self.billing_reason.as_deref() == Some("subscription_update") && !self.pays_a_whole_period
     }
 }
 

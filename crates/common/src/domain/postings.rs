@@ -61,6 +61,10 @@ pub enum GrantRefusal {
     /// A plan change that adds nothing: a downgrade, or back to a plan held in the period.
     #[error("the plan change adds no credits in this period")]
     NoUpgrade,
+    /// A plan change within a period whose own invoice is not granted yet (a renewal still
+    /// being finalised when the plan changed): it is granted after that one.
+    #[error("the plan change is in a period not granted yet")]
+    PeriodNotGranted,
 }
 
 /// Why an operator's adjustment was refused.
@@ -109,13 +113,23 @@ impl UserRecord {
         }
     }
 
-    /// Why the period of invoice `id`, created at `created`, is not owed whatever the status:
-    /// granted before, or behind a newer period.
-    fn had_period(&self, id: &str, created: i64) -> Option<GrantRefusal> {
-        if self.granted_invoices.contains(id) {
+    /// Why `grant` is not owed whatever the status: granted before, behind a newer period, or
+    /// a change within a period not granted yet. Periods are compared by their ends when both
+    /// are known, else by the invoices' creation times.
+    fn had_period(&self, grant: &CreditGrant) -> Option<GrantRefusal> {
+        if self.granted_invoices.contains(&grant.invoice_id) {
             return Some(GrantRefusal::AlreadyGranted);
         }
-        (self.last_grant_created > created).then_some(GrantRefusal::Superseded)
+        let Some((end, granted)) = grant.period_end.zip(self.granted_period_end) else {
+            return (self.last_grant_created > grant.invoice_created)
+                .then_some(GrantRefusal::Superseded);
+        };
+        match (grant.starts_period, end.cmp(&granted)) {
+            (true, std::cmp::Ordering::Greater) => None,
+            (true, _) | (false, std::cmp::Ordering::Less) => Some(GrantRefusal::Superseded),
+            (false, std::cmp::Ordering::Equal) => None,
+            (false, std::cmp::Ordering::Greater) => Some(GrantRefusal::PeriodNotGranted),
+        }
     }
 
     /// The credits a plan change of `grant` within the current period adds: the new plan's
@@ -129,8 +143,7 @@ impl UserRecord {
     /// Whether `grant` is owed and has not been had yet (granted once the status is entitled:
     /// [`UserRecord::grant`]).
     pub fn lacks_grant(&self, grant: &CreditGrant) -> bool {
-        self.had_period(&grant.invoice_id, grant.invoice_created)
-            .is_none()
+        self.had_period(grant).is_none()
             && (grant.starts_period || self.upgrade_of(grant).is_some())
     }
 
@@ -141,7 +154,7 @@ impl UserRecord {
     /// back and forth never grants more than the highest plan held, and a downgrade grants
     /// nothing (the credits stand until the period ends).
     pub fn grant(&self, grant: &CreditGrant) -> Result<Posting, GrantRefusal> {
-        if let Some(refusal) = self.had_period(&grant.invoice_id, grant.invoice_created) {
+        if let Some(refusal) = self.had_period(grant) {
             return Err(refusal);
         }
         let upgrade = self.upgrade_of(grant);
@@ -261,6 +274,15 @@ pub(super) mod tests {
             plan: crate::domain::PlanId::parse(plan).unwrap(),
             credits,
             starts_period: starts,
+            period_end: None,
+        }
+    }
+
+    /// `grant` paying into the period ending at `end`.
+    fn ending(grant: CreditGrant, end: i64) -> CreditGrant {
+        CreditGrant {
+            period_end: Some(end),
+            ..grant
         }
     }
 
@@ -272,8 +294,44 @@ pub(super) mod tests {
         record.period_credits = Some(grant.credits);
         if grant.starts_period {
             record.last_grant_created = grant.invoice_created;
+            record.granted_period_end = grant.period_end;
         }
         record
+    }
+
+    #[test]
+    fn a_plan_change_in_a_period_not_granted_yet_waits_for_that_period_s_own_invoice() {
+        let plus = subscriber(0);
+        let first = ending(change("in_c", 100, "plus", 1000, true), 1_000);
+        let plus = applied(plus.clone(), &plus.grant(&first).unwrap());
+        // The period ended at 1,000; its renewal, created then, is finalised an hour late, and
+        // the plan changed (and was paid) within that hour.
+        let renewal = ending(change("in_r", 1_000, "plus", 1000, true), 2_000);
+        let upgrade = ending(change("in_u", 1_600, "pro", 5000, false), 2_000);
+        assert_eq!(plus.grant(&upgrade), Err(GrantRefusal::PeriodNotGranted));
+        assert!(!plus.lacks_grant(&upgrade));
+        let renewed = applied(plus.clone(), &plus.grant(&renewal).unwrap());
+        assert_eq!(renewed.credits_remaining, 1000);
+        let up = renewed.grant(&upgrade).unwrap();
+        assert_eq!(
+            (up.entry.kind, up.entry.amount),
+            (EntryKind::PlanUpgrade, 4000)
+        );
+        let pro = applied(renewed, &up);
+        assert_eq!(pro.credits_remaining, 5000);
+        assert_eq!(
+            pro.grant(&renewal),
+            Err(GrantRefusal::AlreadyGranted),
+            "the renewal never resets the upgrade"
+        );
+        let old_change = ending(change("in_old", 900, "team", 9000, false), 1_000);
+        assert_eq!(pro.grant(&old_change), Err(GrantRefusal::Superseded));
+        let same_period = ending(change("in_again", 1_000, "pro", 5000, true), 2_000);
+        assert_eq!(
+            pro.grant(&same_period),
+            Err(GrantRefusal::Superseded),
+            "a second invoice starting the same period grants nothing"
+        );
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct OpenCheckout {
     pub url: String,
     /// When Stripe stops taking payment for it, Unix seconds.
     pub expires_at: i64,
+    /// The price it sells (empty for a session recorded before it was kept: never reused).
+    pub price_id: String,
 }
 
 impl OpenCheckout {
@@ -81,6 +83,12 @@ impl OpenCheckout {
     /// minutes to spare.
     pub fn payable_at(&self, now: i64) -> bool {
         self.expires_at > now + 600
+    }
+
+    /// Whether a checkout of `price` at `now` may answer this session instead of opening one:
+    /// it sells that price and is still payable ([`OpenCheckout::payable_at`]).
+    pub fn sells_at(&self, price: &str, now: i64) -> bool {
+        self.price_id == price && self.payable_at(now)
     }
 }
 
@@ -118,8 +126,14 @@ pub struct UserRecord {
     pub synced_at_ms: i64,
     /// Invoices whose credits were granted (each at most once).
     pub granted_invoices: BTreeSet<String>,
-    /// Creation time of the newest granted invoice, Unix seconds (0: none).
+    /// Creation time of the newest granted invoice that started a period, Unix seconds (0:
+    /// none): the id of the current paid period (a debit records it; a refund after the period
+    /// moved gives no plan credits back).
     pub last_grant_created: i64,
+    /// The end of the period last granted, Unix seconds, from its invoice's lines: a later
+    /// invoice is of this period, a newer one or an older one by its own period's end. `None`
+    /// for a period granted before it was recorded (then creation times decide).
+    pub granted_period_end: Option<i64>,
     /// The most plan credits granted in the current period (its plan's, or the highest it was
     /// upgraded to): an upgrade adds only beyond it. `None` before any grant, and for a period
     /// granted before it was recorded (no upgrade grants anything in that period).
@@ -159,6 +173,7 @@ impl UserRecord {
             synced_at_ms: 0,
             granted_invoices: BTreeSet::new(),
             last_grant_created: 0,
+            granted_period_end: None,
             period_credits: None,
             next_check: None,
             stripe_customer_possible: false,

@@ -32,6 +32,36 @@ impl Stripe {
         json!({"object": "list", "data": data, "has_more": false, "url": "/v1/invoice_payments"})
     }
 
+    /// `GET /v1/invoices`, newest first, filtered by `subscription`, `customer` and `status`
+    /// (`draft`, `open`, `paid`, `uncollectible`, `void`), in pages.
+    pub(super) fn list_invoices(&self, params: &[(String, String)]) -> Value {
+        let wanted = |name| param(params, name);
+        let matching: Vec<Value> = self
+            .invoices
+            .iter()
+            .filter(|invoice| {
+                let sub = &invoice["parent"]["subscription_details"]["subscription"];
+                wanted("subscription").is_none_or(|id| sub == id)
+                    && wanted("customer").is_none_or(|id| invoice["customer"] == id)
+                    && wanted("status").is_none_or(|status| invoice["status"] == status)
+            })
+            .cloned()
+            .collect();
+        objects::page_of(&matching, params, MAX_PAGE, "/v1/invoices")
+    }
+
+    /// Keeps `invoice` as issued (replacing an earlier state of it: a draft finalised and
+    /// paid), listed newest first by creation.
+    pub fn record_invoice(&mut self, invoice: Value) {
+        self.invoices.retain(|kept| kept["id"] != invoice["id"]);
+        let at = self
+            .invoices
+            .iter()
+            .position(|kept| kept["created"].as_i64() < invoice["created"].as_i64())
+            .unwrap_or(self.invoices.len());
+        self.invoices.insert(at, invoice);
+    }
+
     /// `POST /v1/refunds` of a payment intent, in full; a second refund of it is refused with
     /// 400 `charge_already_refunded`, as Stripe refuses it.
     pub(super) fn create_refund(&mut self, params: &[(String, String)]) -> (u16, Value) {
@@ -130,25 +160,26 @@ impl Stripe {
     pub(super) fn paid_invoice(&mut self, sub: &Value, created: i64, reason: &str) -> Value {
         let plan = self.plan_of_subscription(sub);
         let lines = [(plan.unit_amount, plan.price_id.as_str())];
-        let end = created + plan.period_secs;
-        self.invoice_of(sub, created, reason, &lines, end)
+        let period = [created, created + plan.period_secs];
+        self.invoice_of(sub, created, reason, &lines, period)
     }
 
-    /// A paid invoice of `sub` with `lines` (amount, price), created at `created`, its period
-    /// ending at `period_end`. A total below zero (a downgrade's proration) is paid with nothing:
-    /// Stripe credits it to the customer's balance.
+    /// A paid invoice of `sub` with `lines` (amount, price) over `period` (start, end), created
+    /// at `created`, kept as issued. A total below zero (a downgrade's proration) is paid with
+    /// nothing: Stripe credits it to the customer's balance.
     fn invoice_of(
         &mut self,
         sub: &Value,
         created: i64,
         reason: &str,
         lines: &[(i64, &str)],
-        period_end: i64,
+        period: [i64; 2],
     ) -> Value {
         let sub_id = sub["id"].as_str().unwrap_or_default();
         let mut invoice = objects::paid_invoice(&new_id("in"), sub_id, created, reason);
         let currency = self.plan_of_subscription(sub).currency;
         invoice = objects::with_lines(invoice, lines, &currency);
+        invoice = objects::over(invoice, period);
         invoice["customer"] = sub["customer"].clone();
         invoice["currency"] = json!(currency);
         let total: i64 = lines.iter().map(|(amount, _)| amount).sum();
@@ -159,11 +190,10 @@ impl Stripe {
             invoice[field] = json!(total.max(0));
         }
         invoice["amount_remaining"] = json!(0);
-        invoice["period_start"] = json!(created);
-        invoice["period_end"] = json!(period_end);
         invoice["parent"]["subscription_details"]["metadata"] = sub["metadata"].clone();
         let id = invoice["id"].as_str().unwrap_or_default().to_owned();
         self.invoice_amounts.insert(id, total.max(0));
+        self.record_invoice(invoice.clone());
         invoice
     }
 
@@ -193,8 +223,7 @@ impl Stripe {
             (-share(old.unit_amount), old.price_id.as_str()),
             (share(new.unit_amount), new.price_id.as_str()),
         ];
-        let mut invoice = self.invoice_of(&sub, now, "subscription_update", &lines, end);
-        invoice["period_start"] = json!(now);
+        let invoice = self.invoice_of(&sub, now, "subscription_update", &lines, [now, end]);
         let updated = self.subscription_mut(id).expect("found above");
         updated["items"]["data"][0]["price"] = objects::price_of(&new.price_id, new.unit_amount);
         updated["latest_invoice"] = invoice.clone();

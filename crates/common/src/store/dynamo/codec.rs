@@ -55,6 +55,7 @@ pub fn to_item(record: &UserRecord) -> Item {
         ("price_id", record.price_id.as_deref().map(s)),
         ("current_period_end", record.current_period_end.map(n)),
         ("period_credits", record.period_credits.map(n)),
+        ("granted_period_end", record.granted_period_end.map(n)),
         (DUE_SHARD, record.next_check.map(|_| s(DUE))),
         (DUE_AT, record.next_check.map(n)),
         (
@@ -68,6 +69,10 @@ pub fn to_item(record: &UserRecord) -> Item {
         (
             "open_checkout_expires",
             record.open_checkout.as_ref().map(|o| n(o.expires_at)),
+        ),
+        (
+            "open_checkout_price",
+            record.open_checkout.as_ref().map(|o| s(&o.price_id)),
         ),
         ("erasing_since", record.erasing_since.map(n)),
     ];
@@ -128,6 +133,8 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             _ => Default::default(),
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
+        // Absent on records granted before periods were told apart by their ends.
+        granted_period_end: optional_n("granted_period_end")?,
         period_credits: optional_n("period_credits")?,
         next_check: optional_n(DUE_AT)?,
         // Absent on records from before the flag: a customer may exist.
@@ -139,14 +146,17 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             optional_s("open_checkout_session")?,
             optional_s("open_checkout_url")?,
             optional_n("open_checkout_expires")?,
+            optional_s("open_checkout_price")?,
         ) {
-            (Some(id), url, expires_at) => Some(OpenCheckout {
+            (Some(id), url, expires_at, price_id) => Some(OpenCheckout {
                 id,
-                // A session recorded by its id alone (an older record) is expired, never reused.
+                // A session recorded by its id alone (an older record) is expired, and one
+                // recorded without its price sells none: neither is reused.
                 url: url.unwrap_or_default(),
                 expires_at: expires_at.unwrap_or(0),
+                price_id: price_id.unwrap_or_default(),
             }),
-            (None, _, _) => None,
+            (None, ..) => None,
         },
         erasing_since: optional_n("erasing_since")?,
     })
@@ -177,12 +187,14 @@ mod tests {
         record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
         record.last_grant_created = 1_700_000_100;
         record.period_credits = Some(5000);
+        record.granted_period_end = Some(1_702_592_100);
         record.next_check = Some(1_702_595_600);
         record.stripe_customer_possible = true;
         record.open_checkout = Some(OpenCheckout {
             id: "cs_test_1".into(),
             url: "https://checkout.stripe.com/c/pay/cs_test_1".into(),
             expires_at: 1_700_003_600,
+            price_id: "price_1".into(),
         });
         record.erasing_since = Some(1_700_000_200);
         record
@@ -233,6 +245,7 @@ mod tests {
             "last_grant_created",
             "granted_invoices",
             "purchased_credits",
+            "granted_period_end",
         ] {
             item.remove(older);
         }
@@ -245,6 +258,10 @@ mod tests {
         assert_eq!(record.price_id, None);
         assert_eq!((record.synced_at_ms, record.last_grant_created), (0, 0));
         assert_eq!(record.purchased_credits, 0, "none bought before packs");
+        assert_eq!(
+            record.granted_period_end, None,
+            "periods then told apart by creation"
+        );
         assert!(record.granted_invoices.is_empty());
     }
 

@@ -246,8 +246,18 @@ impl DynamoStore {
             if grant.starts_period {
                 expression.push_str(", #period = :created");
                 profile = profile.expression_attribute_values(":created", n(grant.invoice_created));
+                if let Some(end) = grant.period_end {
+                    expression.push_str(", #end = :end");
+                    profile = profile.expression_attribute_values(":end", n(end));
+                }
             }
             expression.push_str(", #most = :most ADD #granted :invoices");
+            if grant.starts_period && grant.period_end.is_none() {
+                expression.push_str(" REMOVE #end");
+            }
+            if grant.starts_period {
+                profile = profile.expression_attribute_names("#end", "granted_period_end");
+            }
             profile = profile
                 .expression_attribute_names("#granted", "granted_invoices")
                 .expression_attribute_names("#most", "period_credits")

@@ -200,13 +200,15 @@ impl Profiles for DynamoStore {
             Some(session) => update
                 .update_expression(
                     "SET open_checkout_session = :id, open_checkout_url = :url, \
-                     open_checkout_expires = :expires",
+                     open_checkout_expires = :expires, open_checkout_price = :price",
                 )
+                .expression_attribute_values(":price", s(&session.price_id))
                 .expression_attribute_values(":id", s(&session.id))
                 .expression_attribute_values(":url", s(&session.url))
                 .expression_attribute_values(":expires", n(session.expires_at)),
             None => update.update_expression(
-                "REMOVE open_checkout_session, open_checkout_url, open_checkout_expires",
+                "REMOVE open_checkout_session, open_checkout_url, open_checkout_expires, \
+                 open_checkout_price",
             ),
         };
         if conditional("UpdateItem", update.send().await)? {

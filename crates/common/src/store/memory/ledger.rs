@@ -121,6 +121,7 @@ impl Ledger for MemoryStore {
         if let Some(grant) = &posting.grant {
             if grant.starts_period {
                 record.last_grant_created = grant.invoice_created;
+                record.granted_period_end = grant.period_end;
             }
             record.period_credits = Some(grant.credits);
             record.granted_invoices.insert(grant.invoice_id.clone());
