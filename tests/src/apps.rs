@@ -36,6 +36,7 @@ pub fn stripe_config_with(stub_uri: &str, set: &[(&str, &str)]) -> StripeConfig 
             "STRIPE_SECRET_KEY" => Some(stripe_stub::SECRET_KEY.to_owned()),
             "STRIPE_PRICE_ID" => Some(stripe_stub::PRICE.to_owned()),
             "PLAN_CREDITS" => Some("1000".to_owned()),
+            "CREDIT_PACKS" => Some(stripe_stub::credit_packs()),
             "STRIPE_API_BASE" => Some(stub_uri.to_owned()),
             "STRIPE_TIMEOUT_MS" => Some("2000".to_owned()),
             "STRIPE_WEBHOOK_SECRET" => Some(stripe_stub::WEBHOOK_SECRET.to_owned()),

@@ -66,6 +66,7 @@ pub fn stripe_env(stub_uri: &str) -> Vec<(&'static str, String)> {
         ),
         ("STRIPE_PRICE_ID", crate::stripe_stub::PRICE.to_owned()),
         ("PLAN_CREDITS", "1000".to_owned()),
+        ("CREDIT_PACKS", crate::stripe_stub::credit_packs()),
         ("STRIPE_API_BASE", stub_uri.to_owned()),
         (
             "STRIPE_WEBHOOK_SECRET",

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::domain::{
     Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PostOutcome, Posting, ReconcileCursor, RefundOutcome, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    OpenCheckout, PendingPack, PostOutcome, Posting, ReconcileCursor, RefundOutcome,
+    SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
     CallLimits, CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError,
@@ -154,6 +154,18 @@ impl Profiles for FaultyStore {
     ) -> Result<bool, StoreError> {
         let call = self.inner.set_open_checkout(user, previous, session);
         self.run("set_open_checkout", call).await
+    }
+    async fn add_pending_pack(
+        &self,
+        user: &UserId,
+        pending: &PendingPack,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.add_pending_pack(user, pending);
+        self.run("add_pending_pack", call).await
+    }
+    async fn drop_pending_pack(&self, user: &UserId, session: &str) -> Result<(), StoreError> {
+        let call = self.inner.drop_pending_pack(user, session);
+        self.run("drop_pending_pack", call).await
     }
 }
 

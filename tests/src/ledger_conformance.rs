@@ -260,6 +260,70 @@ pub async fn a_plan_change_waits_for_its_period_s_own_invoice(store: Arc<dyn Sto
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 }
 
+/// Pack sessions opened here are kept on the record until granted or forgotten: a grant adds
+/// the pack to the purchased balance once (the session leaves the record in the same write),
+/// a session never kept grants nothing, and none is kept once the erasure began.
+pub async fn a_pack_is_granted_once_only_from_a_session_kept_here(store: Arc<dyn Store>) {
+    let (user, initial, _) = subscriber(store.as_ref(), 0, 100).await;
+    let pending = |session: &str, credits| common::domain::PendingPack {
+        session_id: session.into(),
+        pack: common::domain::PackId::parse("small").unwrap(),
+        credits,
+        created_at: 1_800_000_000,
+    };
+    for session in ["cs_paid", "cs_expired"] {
+        store
+            .add_pending_pack(&user, &pending(session, 500))
+            .await
+            .unwrap();
+    }
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        record.pending_packs,
+        [pending("cs_expired", 500), pending("cs_paid", 500)]
+    );
+    assert!(
+        record.next_check.unwrap() <= common::unix_now() + 3600,
+        "due within the hour"
+    );
+    for _ in 0..2 {
+        credits::grant_pack(store.as_ref(), &user, "cs_paid", Some("pi_1"))
+            .await
+            .unwrap();
+    }
+    let granted = credits::grant_pack(store.as_ref(), &user, "cs_stranger", None).await;
+    assert!(!granted.unwrap(), "a session never kept grants nothing");
+    store.drop_pending_pack(&user, "cs_expired").await.unwrap();
+    store.drop_pending_pack(&user, "cs_expired").await.unwrap();
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (record.purchased_credits, record.credits_remaining),
+        (500, 100)
+    );
+    assert!(record.pending_packs.is_empty());
+    let bought: Vec<Entry> = all_entries(store.as_ref(), &user)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::PackPurchase)
+        .collect();
+    assert_eq!(bought.len(), 1, "{bought:#?}");
+    assert_eq!(
+        (
+            bought[0].cause.as_str(),
+            bought[0].payment_intent.as_deref(),
+            bought[0].balance
+        ),
+        ("cs_paid", Some("pi_1"), Balance::Purchased)
+    );
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
+    store.mark_erasing(&user, 5).await.unwrap();
+    let refused = store
+        .add_pending_pack(&user, &pending("cs_late", 500))
+        .await;
+    assert_eq!(refused, Err(common::store::StoreError::Erasing));
+}
+
 /// The end of a subscription and the deletion of a customer each write their entry with what
 /// expired; free messages stay, and a repeat writes nothing.
 pub async fn endings_write_their_entry_once(store: Arc<dyn Store>) {

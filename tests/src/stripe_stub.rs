@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stripe_sandbox::api::{Answer, Call, Plan, Stripe};
+use stripe_sandbox::api::{Answer, Call, Pack, Plan, Stripe};
 use stripe_sandbox::objects;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -25,6 +25,15 @@ pub const PRO_PRICE: &str = "price_1PgafmB7WZ01zgkWproPrice";
 /// and pro (5,000 at 100.00).
 pub fn two_plans() -> String {
     format!("plus:{PRICE}:1000,pro:{PRO_PRICE}:5000")
+}
+/// The stub's one-time prices: the `small` pack (500 credits at 5.00) and `large` (3,000 at
+/// 20.00).
+pub const PACK_PRICE: &str = "price_1PgafmB7WZ01zgkWsmallPack";
+/// See [`PACK_PRICE`].
+pub const LARGE_PACK_PRICE: &str = "price_1PgafmB7WZ01zgkWlargePack";
+/// The packs over the stub's one-time prices (`CREDIT_PACKS`), configured in every test app.
+pub fn credit_packs() -> String {
+    format!("small:{PACK_PRICE}:500,large:{LARGE_PACK_PRICE}:3000")
 }
 /// The webhook signing secret the tests and the sample events in `events/` use.
 pub const WEBHOOK_SECRET: &str = "whsec_local_development_do_not_deploy";
@@ -148,7 +157,19 @@ impl StripeStub {
             plan(PRICE, "plus", 2000, 1000),
             plan(PRO_PRICE, "pro", 10_000, 5000),
         ];
-        let stripe: Shared = Arc::new(Mutex::new(Stripe::new(plans, &server.uri(), time)));
+        let pack = |price_id: &str, name: &str, unit_amount, credits| Pack {
+            price_id: price_id.to_owned(),
+            name: name.to_owned(),
+            unit_amount,
+            currency: "usd".to_owned(),
+            credits,
+        };
+        let packs = vec![
+            pack(PACK_PRICE, "small", 500, 500),
+            pack(LARGE_PACK_PRICE, "large", 2000, 3000),
+        ];
+        let stripe = Stripe::new(plans, &server.uri(), time).with_packs(packs);
+        let stripe: Shared = Arc::new(Mutex::new(stripe));
         for (verb, route) in [
             ("POST", r"^/v1/customers$"),
             ("GET", r"^/v1/customers/search$"),
@@ -156,6 +177,7 @@ impl StripeStub {
             ("DELETE", r"^/v1/customers/[^/]+$"),
             ("POST", r"^/v1/checkout/sessions$"),
             ("POST", r"^/v1/checkout/sessions/[^/]+/expire$"),
+            ("GET", r"^/v1/checkout/sessions/[^/]+$"),
             ("GET", r"^/v1/invoice_payments$"),
             ("GET", r"^/v1/invoices(/[^/]+)?$"),
             ("POST", r"^/v1/refunds$"),
@@ -280,6 +302,34 @@ impl StripeStub {
         let paid = stripe.pay(id);
         stripe.take_events();
         paid
+    }
+
+    /// Starts paying pack session `id` with a delayed method: it completes unpaid until
+    /// [`StripeStub::settle_delayed_payment`] (the events are dropped: tests send their own).
+    pub fn pay_later(&self, id: &str) -> Result<(), stripe_sandbox::api::Refusal> {
+        let mut stripe = self.stripe.lock().unwrap();
+        let started = stripe.pay_later(id);
+        stripe.take_events();
+        started
+    }
+
+    /// Ends the delayed payment of pack session `id`, `succeeded` or failed.
+    pub fn settle_delayed_payment(&self, id: &str, succeeded: bool) -> bool {
+        let mut stripe = self.stripe.lock().unwrap();
+        let settled = stripe.settle_delayed_payment(id, succeeded);
+        stripe.take_events();
+        settled
+    }
+
+    /// Checkout session `id` as Stripe answers it now.
+    pub fn checkout_session(&self, id: &str) -> Value {
+        let call = Call {
+            method: "GET".to_owned(),
+            path: format!("/v1/checkout/sessions/{id}"),
+            authorization: Some(format!("Bearer {SECRET_KEY}")),
+            ..Call::default()
+        };
+        answer(&self.stripe, &call).body
     }
 
     /// Every customer the stub ever made for `user` (by `metadata.user_id`), deleted ones too.

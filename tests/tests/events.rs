@@ -54,6 +54,12 @@ const SAMPLES: &[(&str, &str, Prepare, u16)] = &[
         200,
     ),
     (
+        "create-credit-pack-session.json",
+        "create-credit-pack-session",
+        Prepare::FreshUser,
+        200,
+    ),
+    (
         "create-portal-session.json",
         "create-portal-session",
         Prepare::FreshUser,

@@ -22,6 +22,7 @@ mod limits;
 mod load;
 mod local_api;
 mod openapi_contract;
+mod packs;
 mod plans;
 mod reconcile;
 mod sandbox;

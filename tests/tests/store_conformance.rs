@@ -58,6 +58,7 @@ suite!(
     a_day_s_debits_and_refunds_are_one_entry_each,
     a_grant_records_what_expired_once,
     a_plan_change_waits_for_its_period_s_own_invoice,
+    a_pack_is_granted_once_only_from_a_session_kept_here,
     endings_write_their_entry_once,
     an_adjustment_is_applied_once_and_never_below_zero,
     the_history_pages_newest_first_each_entry_once,

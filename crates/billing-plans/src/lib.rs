@@ -1,7 +1,7 @@
 //! `GET /v1/billing/plans`: authenticate → each plan sold, in the catalogue's order (the first
-//! is the default), with its credits per period → its Stripe price's amount, currency and
-//! interval, from the container's cache or Stripe (`null` when Stripe cannot say: the list is
-//! answered all the same).
+//! is the default), with its credits per period, and each credit pack sold with its credits →
+//! each one's Stripe price (amount, currency, interval), from the container's cache or Stripe
+//! (`null` when Stripe cannot say: the list is answered all the same).
 
 use common::ApiError;
 use common::App;
@@ -20,6 +20,8 @@ pub struct Plans {
     pub default_plan: String,
     /// The plans sold, in order.
     pub plans: Vec<PlanView>,
+    /// The credit packs sold, in order (empty when none is).
+    pub packs: Vec<PackView>,
 }
 
 /// One plan as the app shows it.
@@ -33,6 +35,17 @@ pub struct PlanView {
     pub price: Option<PriceDetails>,
 }
 
+/// One credit pack as the app shows it.
+#[derive(Debug, Serialize)]
+pub struct PackView {
+    /// What `POST /v1/stripe/create-credit-pack-session`'s `{"pack": id}` names.
+    pub id: String,
+    /// The purchased credits it grants, once.
+    pub credits: i64,
+    /// What Stripe charges for it (`interval` `once`); `null` when Stripe could not say.
+    pub price: Option<PriceDetails>,
+}
+
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     access_logged(ROUTE, &req, async { respond(plans(app, &req).await) }).await
@@ -43,22 +56,36 @@ async fn plans(app: &App, req: &Request) -> Result<Plans, ApiError> {
     let billing = app.billing()?;
     let catalogue = &billing.config.catalogue;
     let sold: Vec<_> = catalogue.sold().collect();
+    let packs: Vec<_> = billing.config.packs.sold().collect();
     // Half the time left at most: the list is answered even if Stripe hangs.
     let reads = sold
         .iter()
-        .map(|plan| billing.price_details(&plan.price_id));
+        .map(|plan| plan.price_id.as_str())
+        .chain(packs.iter().map(|pack| pack.price_id.as_str()))
+        .map(|price| billing.price_details(price));
     let wait = time_budget(req) / 2;
-    let prices = tokio::time::timeout(wait, futures_util::future::join_all(reads))
+    let count = sold.len() + packs.len();
+    let mut prices = tokio::time::timeout(wait, futures_util::future::join_all(reads))
         .await
-        .unwrap_or_else(|_| vec![None; sold.len()]);
+        .unwrap_or_else(|_| vec![None; count])
+        .into_iter();
     Ok(Plans {
         default_plan: catalogue.default_plan().id.to_string(),
         plans: sold
             .into_iter()
-            .zip(prices)
+            .zip(prices.by_ref())
             .map(|(plan, price)| PlanView {
                 id: plan.id.to_string(),
                 credits_per_period: plan.credits,
+                price,
+            })
+            .collect(),
+        packs: packs
+            .into_iter()
+            .zip(prices)
+            .map(|(pack, price)| PackView {
+                id: pack.id.to_string(),
+                credits: pack.credits,
                 price,
             })
             .collect(),

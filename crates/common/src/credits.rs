@@ -251,6 +251,43 @@ pub async fn grant_for_invoice<S: Profiles + Ledger + ?Sized>(
     Err(ApiError::StorageUnavailable)
 }
 
+/// Grants pending pack session `session` of `user`, paid by `payment_intent`: the pack's
+/// credits onto the purchased balance with its `pack_purchase` entry, once, only for a session
+/// this service opened ([`crate::domain::UserRecord::pack_purchase`]). Returns whether it was
+/// granted now (`false`: granted before, or not a session of ours, or the user is being erased).
+pub async fn grant_pack<S: Profiles + Ledger + ?Sized>(
+    store: &S,
+    user: &UserId,
+    session: &str,
+    payment_intent: Option<&str>,
+) -> Result<bool, ApiError> {
+    for pause in crate::race_pauses() {
+        tokio::time::sleep(pause).await;
+        let Some(record) = store.get_user(user).await? else {
+            return Ok(false);
+        };
+        let Ok(posting) = record.pack_purchase(session, payment_intent) else {
+            return Ok(false);
+        };
+        let posted = match store.post(user, &posting).await {
+            Err(crate::store::StoreError::Erasing) => return Ok(false),
+            posted => posted?,
+        };
+        match posted {
+            PostOutcome::Posted => {
+                let pack = posting.entry.pack.as_deref().unwrap_or_default();
+                tracing::info!(user = %user.hash(), pack, amount = posting.entry.amount, "pack granted");
+                metrics::count(Metric::PacksGranted, 1);
+                return Ok(true);
+            }
+            PostOutcome::AlreadyPosted => return Ok(false),
+            PostOutcome::Moved => {}
+        }
+    }
+    tracing::warn!(user = %user.hash(), "pack grant kept racing other changes");
+    Err(ApiError::StorageUnavailable)
+}
+
 /// What [`adjust`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdjustOutcome {

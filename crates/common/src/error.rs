@@ -73,6 +73,9 @@ pub enum ApiError {
     /// A checkout asked for a plan that is not sold: unknown, or retired (400 `UNKNOWN_PLAN`).
     #[error("No such plan is sold. GET /v1/billing/plans lists the plans.")]
     UnknownPlan,
+    /// A pack checkout asked for a pack that is not sold (400 `UNKNOWN_PACK`).
+    #[error("No such credit pack is sold. GET /v1/billing/plans lists the packs.")]
+    UnknownPack,
     /// Nothing left to pay a message with (402 `INSUFFICIENT_CREDITS`).
     #[error(
         "No credits or free messages left. Please subscribe or wait for your next billing period."
@@ -161,7 +164,8 @@ impl ApiError {
             | ApiError::InvalidLimit
             | ApiError::InvalidCursor
             | ApiError::InvalidBody
-            | ApiError::UnknownPlan => StatusCode::BAD_REQUEST,
+            | ApiError::UnknownPlan
+            | ApiError::UnknownPack => StatusCode::BAD_REQUEST,
             ApiError::NoSubscription => StatusCode::NOT_FOUND,
             ApiError::AccountDeleted => StatusCode::GONE,
             ApiError::StripeFailed | ApiError::AuthServiceFailed => StatusCode::BAD_GATEWAY,
@@ -188,6 +192,7 @@ impl ApiError {
             ApiError::InvalidCursor => "INVALID_CURSOR",
             ApiError::InvalidBody => "INVALID_BODY",
             ApiError::UnknownPlan => "UNKNOWN_PLAN",
+            ApiError::UnknownPack => "UNKNOWN_PACK",
             ApiError::InvalidSignature => "INVALID_SIGNATURE",
             ApiError::InvalidPayload => "INVALID_PAYLOAD",
             ApiError::EventInProgress => "EVENT_IN_PROGRESS",

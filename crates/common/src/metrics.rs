@@ -16,6 +16,8 @@ pub const NAMESPACE: &str = "ChatBilling";
 pub enum Metric {
     /// A paid period's credits granted (once per invoice).
     Grants,
+    /// A credit pack granted (once per Checkout session).
+    PacksGranted,
     /// A message debited.
     Debits,
     /// A debited message given back.
@@ -56,6 +58,7 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Grants => "Grants",
+            Metric::PacksGranted => "PacksGranted",
             Metric::Debits => "Debits",
             Metric::Refunds => "Refunds",
             Metric::InsufficientCredits => "InsufficientCredits",

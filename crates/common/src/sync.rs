@@ -8,6 +8,9 @@
 //! oldest period first), so a payer whose `invoice.paid` never arrived is repaired by the next
 //! sync, and no event's body can grant anything.
 //!
+//! It also settles the credit packs: each pack Checkout session this service opened and has
+//! not granted is re-read by id, and granted once paid ([`settle_packs`]).
+//!
 //! Only subscriptions to a price of this service's catalogue count ([`ours`]): any other
 //! subscription of the customer (sold elsewhere on the same Stripe account) is ignored for
 //! status and grants. The plan shown and granted is the one of the subscription's price (of an
@@ -18,9 +21,10 @@
 use stripe_billing::{Invoice, InvoiceLineItem, InvoiceStatus, Subscription};
 use stripe_types::Expandable;
 
+use crate::billing::sessions::PackPayment;
 use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
-use crate::credits::{GrantOutcome, grant_for_invoice};
+use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
 use crate::domain::reconcile::next_check;
 use crate::domain::{CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord};
@@ -67,11 +71,16 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let owed = grants.iter().any(|(invoice, plan)| {
         CreditGrant::of(invoice, plan).is_some_and(|grant| record.lacks_grant(&grant))
     });
+    // A pack session that may still be paid keeps the user due within the hour.
+    let soon = |check: Option<i64>| match record.pending_packs.is_empty() {
+        true => check,
+        false => check.map(|at| at.min(observed_at_ms / 1000 + 3600)),
+    };
     let first = SubscriptionView {
-        next_check: match owed {
+        next_check: soon(match owed {
             true => record.next_check.or(view.next_check),
             false => view.next_check,
-        },
+        }),
         ..view.clone()
     };
     let applied = store.apply_subscription(&record.user_id, &first).await?;
@@ -92,16 +101,46 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     if owed {
         let settled = SubscriptionView {
             observed_at_ms: view.observed_at_ms + 1,
+            next_check: soon(view.next_check),
             ..view.clone()
         };
         store.apply_subscription(&record.user_id, &settled).await?;
     }
-    if applied && !granted && !owed {
+    let packs_moved = settle_packs(billing, store, &record).await?;
+    if applied && !granted && !owed && !packs_moved {
         return Ok(record.with_subscription(&view));
     }
     // A grant, or a newer view written meanwhile: read what stands.
     let user = record.user_id;
     store.get_user(&user).await?.ok_or(ApiError::Internal)
+}
+
+/// Asks Stripe what became of each pack session this service opened for `record` and has not
+/// granted: a paid one is granted (once), one that will never be paid is forgotten, as is one
+/// kept past [`crate::domain::PendingPack::KEPT_SECS`]. Returns whether the record changed.
+async fn settle_packs<S: Profiles + Ledger + ?Sized>(
+    billing: &Billing,
+    store: &S,
+    record: &UserRecord,
+) -> Result<bool, ApiError> {
+    let mut moved = false;
+    let now = crate::unix_now();
+    for pending in &record.pending_packs {
+        let session = pending.session_id.as_str();
+        match billing.pack_payment(session).await? {
+            PackPayment::Paid { payment_intent } => {
+                let user = &record.user_id;
+                moved |= grant_pack(store, user, session, payment_intent.as_deref()).await?;
+            }
+            PackPayment::NotYet if !pending.stale_at(now) => {}
+            PackPayment::NotYet | PackPayment::Never => {
+                tracing::info!(user = %record.user_id.hash(), pack = %pending.pack, "pack session will not be paid; forgotten");
+                store.drop_pending_pack(&record.user_id, session).await?;
+                moved = true;
+            }
+        }
+    }
+    Ok(moved)
 }
 
 /// The subscriptions to a price of this service's catalogue (sold or retired) among `listed`;

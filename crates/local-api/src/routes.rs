@@ -31,7 +31,7 @@ impl Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 9] = [
     Route {
         key: user_status::ROUTE,
         function: "user-status",
@@ -63,6 +63,11 @@ pub const ROUTES: [Route; 8] = [
         bearer: true,
     },
     Route {
+        key: create_credit_pack_session::ROUTE,
+        function: "create-credit-pack-session",
+        bearer: true,
+    },
+    Route {
         key: sync_subscription::ROUTE,
         function: "sync-subscription",
         bearer: true,
@@ -84,6 +89,7 @@ pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
         "delete-account" => delete_account::handle(app, req).await,
         "create-checkout-session" => create_checkout_session::handle(app, req).await,
         "create-portal-session" => create_portal_session::handle(app, req).await,
+        "create-credit-pack-session" => create_credit_pack_session::handle(app, req).await,
         "sync-subscription" => sync_subscription::handle(app, req).await,
         "stripe-webhook" => stripe_webhook::handle(app, req).await,
         _ => error_response(&ApiError::NotFound),

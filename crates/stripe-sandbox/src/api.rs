@@ -36,6 +36,21 @@ pub struct Plan {
     pub credits: i64,
 }
 
+/// A credit pack the sandbox sells: a one-time price.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    /// The price id pack Checkout sessions name.
+    pub price_id: String,
+    /// The pack's name, shown on the checkout page.
+    pub name: String,
+    /// Its price, in the currency's smallest unit.
+    pub unit_amount: i64,
+    /// ISO currency code, lower case.
+    pub currency: String,
+    /// The credits it grants, shown on the checkout page.
+    pub credits: i64,
+}
+
 /// One API request.
 #[derive(Debug, Clone, Default)]
 pub struct Call {
@@ -87,10 +102,12 @@ pub enum PortalAction {
     SwitchTo(usize),
 }
 
-/// A Checkout session and what the subscription it creates will carry.
+/// A Checkout session and what the subscription or PaymentIntent it creates will carry.
 struct Checkout {
     session: Value,
     subscription_metadata: Value,
+    /// `payment_intent_data[metadata]` (payment mode).
+    intent_metadata: Value,
     /// The price it sells (Stripe keeps line items apart from the session).
     price: String,
 }
@@ -98,6 +115,7 @@ struct Checkout {
 /// The sandbox's Stripe account.
 pub struct Stripe {
     plans: Vec<Plan>,
+    packs: Vec<Pack>,
     pages_base: String,
     execution_time: Duration,
     clock_offset: i64,
@@ -110,6 +128,8 @@ pub struct Stripe {
     outbox: Vec<Value>,
     /// Refunds by the payment intent they refund (each in full).
     refunds: BTreeMap<String, Value>,
+    /// The PaymentIntents of paid (or paying) pack sessions, by id.
+    payment_intents: BTreeMap<String, Value>,
     /// What each invoice made here charged, by its id.
     invoice_amounts: BTreeMap<String, i64>,
     /// Every invoice issued, newest first, as Stripe lists them.
@@ -126,6 +146,7 @@ impl Stripe {
         assert!(!plans.is_empty(), "the sandbox sells at least one plan");
         Stripe {
             plans,
+            packs: Vec::new(),
             pages_base: pages_base.trim_end_matches('/').to_owned(),
             execution_time,
             clock_offset: 0,
@@ -136,15 +157,26 @@ impl Stripe {
             keys: Keys::default(),
             outbox: Vec::new(),
             refunds: BTreeMap::new(),
+            payment_intents: BTreeMap::new(),
             invoice_amounts: BTreeMap::new(),
             invoices: Vec::new(),
             made_for: BTreeMap::new(),
         }
     }
 
+    /// The account selling `packs` too.
+    pub fn with_packs(self, packs: Vec<Pack>) -> Self {
+        Stripe { packs, ..self }
+    }
+
     /// The plans sold.
     pub fn plans(&self) -> &[Plan] {
         &self.plans
+    }
+
+    /// The pack of `price`, if the sandbox sells it.
+    pub fn pack_of(&self, price: &str) -> Option<&Pack> {
+        self.packs.iter().find(|pack| pack.price_id == price)
     }
 
     /// The plan of `price`, if the sandbox sells it.
@@ -161,6 +193,15 @@ impl Stripe {
 
     /// `GET /v1/prices/{id}`: a price the sandbox sells; any other is 404 `resource_missing`.
     fn price(&self, id: &str) -> (u16, Value) {
+        if let Some(pack) = self.pack_of(id) {
+            let mut price = objects::price_of(&pack.price_id, pack.unit_amount);
+            price["currency"] = json!(pack.currency);
+            price["type"] = json!("one_time");
+            price["active"] = json!(true);
+            price["nickname"] = json!(pack.name);
+            price["recurring"] = Value::Null;
+            return (200, price);
+        }
         let Some(plan) = self.plan_of(id) else {
             return (404, objects::no_such("price", id, "price"));
         };
@@ -239,6 +280,7 @@ impl Stripe {
             ("DELETE", ["v1", "customers", id]) => self.delete_customer(id),
             ("POST", ["v1", "checkout", "sessions"]) => self.create_checkout(p),
             ("POST", ["v1", "checkout", "sessions", id, "expire"]) => self.expire_checkout(id),
+            ("GET", ["v1", "checkout", "sessions", id]) => self.retrieve_checkout(id, p),
             ("POST", ["v1", "billing_portal", "sessions"]) => self.create_portal(p),
             ("GET", ["v1", "subscriptions"]) => (200, self.list_subscriptions(p)),
             ("GET", ["v1", "subscriptions", id]) => match self.subscription(id) {

@@ -80,8 +80,10 @@ async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
 }
 
 /// The event types that re-sync the customer (the others are acknowledged and ignored).
-const SYNCED: [&str; 7] = [
+const SYNCED: [&str; 9] = [
     "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
     "customer.created",
     "customer.subscription.created",
     "customer.subscription.updated",

@@ -8,17 +8,32 @@ use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
     CreateBillingPortalSessionFlowDataType,
 };
-use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
-    ExpireCheckoutSession,
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession, RetrieveCheckoutSession,
 };
+use stripe_checkout::{CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus};
+use stripe_core::PaymentIntentStatus;
 use stripe_types::Expandable;
 
 use super::Billing;
 use super::client::{failed, is_missing_customer, new_key, retrying};
-use crate::domain::{OpenCheckout, Plan, UserId};
+use crate::domain::{OpenCheckout, Pack, PendingPack, Plan, UserId};
 use crate::error::ApiError;
+
+/// What became of a pack's Checkout session at Stripe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackPayment {
+    /// Paid: the pack is owed, once.
+    Paid {
+        /// The PaymentIntent that paid it (how a refund finds it).
+        payment_intent: Option<String>,
+    },
+    /// Not paid yet: open, or a delayed payment method still processing.
+    NotYet,
+    /// It will never be paid: expired, its delayed payment failed, or gone at Stripe.
+    Never,
+}
 
 /// How long a Checkout session stays payable (Stripe allows 30 minutes to 24 hours): a session
 /// the user walked away from cannot be paid hours later, beside another.
@@ -82,6 +97,89 @@ impl Billing {
             Err(err) if is_missing_customer(&err) => Ok(None),
             Err(err) => Err(failed(what, &err)),
         }
+    }
+
+    /// A Checkout session in `payment` mode selling `pack` once to `customer`, payable for
+    /// [`CHECKOUT_SESSION_TTL_SECS`], with `metadata.user_id` and `metadata.pack` on the session
+    /// and its PaymentIntent: the pending pack to record, and where to pay. `None` when Stripe
+    /// says `customer` does not exist (deleted, e.g. in the dashboard).
+    pub async fn create_pack_session(
+        &self,
+        user: &UserId,
+        customer: &str,
+        pack: &Pack,
+    ) -> Result<Option<(PendingPack, String)>, ApiError> {
+        let metadata = HashMap::from([
+            ("user_id".to_owned(), user.as_str().to_owned()),
+            ("pack".to_owned(), pack.id.to_string()),
+        ]);
+        let mut line_item = CreateCheckoutSessionLineItems::new();
+        line_item.price = Some(pack.price_id.clone());
+        line_item.quantity = Some(1);
+        let mut payment_intent_data = CreateCheckoutSessionPaymentIntentData::new();
+        payment_intent_data.metadata = Some(metadata.clone());
+        let request = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Payment)
+            .customer(customer)
+            .line_items(vec![line_item])
+            .client_reference_id(user.as_str())
+            .metadata(metadata)
+            .payment_intent_data(payment_intent_data)
+            .success_url(&self.config.checkout_success_url)
+            .cancel_url(&self.config.checkout_cancel_url)
+            .expires_at(crate::unix_now() + CHECKOUT_SESSION_TTL_SECS);
+        let what = "create pack checkout session";
+        match self.send_raw(what, &request, Some(new_key())).await {
+            Ok(session) => {
+                let Some(url) = session.url else {
+                    tracing::error!("Stripe returned a checkout session without a URL");
+                    return Err(ApiError::StripeFailed);
+                };
+                let pending = PendingPack {
+                    session_id: session.id.to_string(),
+                    pack: pack.id.clone(),
+                    credits: pack.credits,
+                    created_at: session.created,
+                };
+                Ok(Some((pending, url)))
+            }
+            Err(err) if is_missing_customer(&err) => Ok(None),
+            Err(err) => Err(failed(what, &err)),
+        }
+    }
+
+    /// What became of the payment of pack Checkout session `id`, as Stripe answers it now (with
+    /// its PaymentIntent expanded).
+    pub async fn pack_payment(&self, id: &str) -> Result<PackPayment, ApiError> {
+        let request = RetrieveCheckoutSession::new(id).expand(vec!["payment_intent".to_owned()]);
+        let Some(session) = self
+            .send_unless_gone("retrieve checkout session", &request)
+            .await?
+        else {
+            return Ok(PackPayment::Never);
+        };
+        let intent = match &session.payment_intent {
+            Some(Expandable::Object(intent)) => Some(intent.as_ref()),
+            _ => None,
+        };
+        let intent_id = session.payment_intent.as_ref().map(|i| i.id().to_string());
+        Ok(match (&session.status, &session.payment_status) {
+            (_, CheckoutSessionPaymentStatus::Paid) => PackPayment::Paid {
+                payment_intent: intent_id,
+            },
+            (Some(CheckoutSessionStatus::Expired), _) => PackPayment::Never,
+            (Some(CheckoutSessionStatus::Complete), _)
+                if intent.is_some_and(|intent| {
+                    matches!(
+                        intent.status,
+                        PaymentIntentStatus::Canceled | PaymentIntentStatus::RequiresPaymentMethod
+                    )
+                }) =>
+            {
+                PackPayment::Never
+            }
+            _ => PackPayment::NotYet,
+        })
     }
 
     /// Where `customer` pays what Stripe is still collecting for a subscription that is live but

@@ -1,9 +1,11 @@
 //! The catalogue and the message prices as configured: `PLANS` and `RETIRED_PLANS`
 //! (`id:stripe_price_id:credits_per_period`, comma-separated), or the one-plan form of
 //! `STRIPE_PRICE_ID`, `PLAN_CREDITS`, `PLAN_NAME` and `STRIPE_RETIRED_PRICE_IDS`; and
-//! `MESSAGE_PRICES` (`model:credits`, comma-separated). Errors name the variable, never a value.
+//! `CREDIT_PACKS` (`id:stripe_price_id:credits`, comma-separated); and `MESSAGE_PRICES`
+//! (`model:credits`, comma-separated). Errors name the variable, never a value.
 
 use super::{ConfigError, Vars};
+use crate::domain::packs::{Pack, Packs};
 use crate::domain::plans::{Catalogue, CatalogueError, MessagePrices, Plan, PlanId};
 
 /// Plan name of the one-plan form when `PLAN_NAME` is unset.
@@ -58,7 +60,33 @@ fn one_plan<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<Catalogue, 
     Catalogue::new(sold, retired).map_err(|err| refused("STRIPE_RETIRED_PRICE_IDS", err))
 }
 
-/// The plans of `list` (`id:price:credits`, comma-separated), read from `variable`.
+/// The packs of `CREDIT_PACKS` (none when unset), beside the plans of `catalogue`: a price is a
+/// plan's or a pack's, never both.
+pub(super) fn packs<L: Fn(&str) -> Option<String>>(
+    vars: &Vars<L>,
+    catalogue: &Catalogue,
+) -> Result<Packs, ConfigError> {
+    let Some(list) = vars.get("CREDIT_PACKS") else {
+        return Ok(Packs::default());
+    };
+    let packs = plan_list("CREDIT_PACKS", &list)?
+        .into_iter()
+        .map(|plan| Pack {
+            id: plan.id,
+            price_id: plan.price_id,
+            credits: plan.credits,
+        })
+        .collect();
+    Packs::new(packs, catalogue).map_err(|err| match err {
+        CatalogueError::DuplicatePrice => ConfigError {
+            variable: "CREDIT_PACKS",
+            problem: "lists a Stripe price twice, or a price of a plan",
+        },
+        err => refused("CREDIT_PACKS", err),
+    })
+}
+
+/// The entries of `list` (`id:price:credits`, comma-separated), read from `variable`, as plans.
 fn plan_list(variable: &'static str, list: &str) -> Result<Vec<Plan>, ConfigError> {
     let malformed = ConfigError {
         variable,
@@ -223,6 +251,38 @@ mod tests {
             }))
             .unwrap_err();
             assert_eq!(err.variable, variable, "{vars:?}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn packs_are_read_in_order_and_refused_naming_their_variable_only() {
+        let plans = ("PLANS", "plus:price_1Q:1000");
+        let pairs = [
+            plans,
+            ("CREDIT_PACKS", "small:price_p1:500, large:price_p2:3000"),
+        ];
+        let both = vars(&pairs);
+        let read = packs(&both, &catalogue(&both).unwrap()).unwrap();
+        let sold: Vec<(&str, i64)> = read.sold().map(|p| (p.id.as_str(), p.credits)).collect();
+        assert_eq!(sold, [("small", 500), ("large", 3000)]);
+        let alone = [plans];
+        let none = vars(&alone);
+        let unset = packs(&none, &catalogue(&none).unwrap()).unwrap();
+        assert_eq!(unset.sold().count(), 0);
+        for list in [
+            "small:price_secret1",
+            "small:price_secret1:0",
+            "small:price_secret1:1000001",
+            "small:price_secret1:5,small:price_secret2:6",
+            "small:price_secret1:5,large:price_secret1:6",
+            "small:price_1Q:5",
+            "Small:price_secret1:5",
+        ] {
+            let pairs = [plans, ("CREDIT_PACKS", list)];
+            let bad = vars(&pairs);
+            let err = packs(&bad, &catalogue(&bad).unwrap()).unwrap_err();
+            assert_eq!(err.variable, "CREDIT_PACKS", "{list}");
             assert!(!err.to_string().contains("secret"), "{err}");
         }
     }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::{ConfigError, Vars, env};
+use crate::domain::packs::Packs;
 use crate::domain::plans::Catalogue;
 use crate::domain::reconcile::DEFAULT_MAX_SYNC_AGE_SECS;
 
@@ -23,6 +24,8 @@ pub struct StripeConfig {
     /// The plans sold and retired (`PLANS`, `RETIRED_PLANS`, or the one-plan form of
     /// `STRIPE_PRICE_ID`, `PLAN_CREDITS`, `PLAN_NAME` and `STRIPE_RETIRED_PRICE_IDS`).
     pub catalogue: Catalogue,
+    /// The credit packs sold (`CREDIT_PACKS`; none when unset).
+    pub packs: Packs,
     /// Checkout success page (`CHECKOUT_SUCCESS_URL`).
     pub checkout_success_url: String,
     /// Checkout cancel page (`CHECKOUT_CANCEL_URL`).
@@ -45,6 +48,7 @@ impl fmt::Debug for StripeConfig {
         f.debug_struct("StripeConfig")
             .field("secret_key", &"<redacted>")
             .field("catalogue", &self.catalogue)
+            .field("packs", &self.packs)
             .field("api_base", &self.api_base)
             .field(
                 "webhook_secret",
@@ -79,9 +83,11 @@ impl StripeConfig {
             50..=30_000,
             "must be an integer between 50 and 30000",
         )? as u64;
+        let catalogue = super::plans::catalogue(&vars)?;
         Ok(StripeConfig {
             secret_key,
-            catalogue: super::plans::catalogue(&vars)?,
+            packs: super::plans::packs(&vars, &catalogue)?,
+            catalogue,
             checkout_success_url: url_or("CHECKOUT_SUCCESS_URL", DEFAULT_CHECKOUT_SUCCESS_URL)?,
             checkout_cancel_url: url_or("CHECKOUT_CANCEL_URL", DEFAULT_CHECKOUT_CANCEL_URL)?,
             portal_return_url: url_or("PORTAL_RETURN_URL", DEFAULT_PORTAL_RETURN_URL)?,

@@ -28,11 +28,13 @@ pub enum EntryKind {
     CustomerDeleted,
     /// An operator granted or removed credits, with a reason.
     Adjustment,
+    /// A credit pack was paid: its credits onto the purchased balance.
+    PackPurchase,
 }
 
 impl EntryKind {
     /// Every kind, for parsing and tests.
-    pub const ALL: [EntryKind; 7] = [
+    pub const ALL: [EntryKind; 8] = [
         EntryKind::PeriodGrant,
         EntryKind::PlanUpgrade,
         EntryKind::Usage,
@@ -40,6 +42,7 @@ impl EntryKind {
         EntryKind::SubscriptionEnded,
         EntryKind::CustomerDeleted,
         EntryKind::Adjustment,
+        EntryKind::PackPurchase,
     ];
 
     /// Its name, as stored and shown.
@@ -52,6 +55,7 @@ impl EntryKind {
             EntryKind::SubscriptionEnded => "subscription_ended",
             EntryKind::CustomerDeleted => "customer_deleted",
             EntryKind::Adjustment => "adjustment",
+            EntryKind::PackPurchase => "pack_purchase",
         }
     }
 
@@ -168,6 +172,10 @@ pub struct Entry {
     pub reason: Option<String>,
     /// Which operator did (shown to support, not to the user).
     pub operator: Option<String>,
+    /// The pack a `pack_purchase` granted.
+    pub pack: Option<String>,
+    /// The Stripe PaymentIntent that paid a pack (how a refund of it is found; not shown).
+    pub payment_intent: Option<String>,
 }
 
 impl Entry {
@@ -195,6 +203,8 @@ impl Entry {
             period_end: None,
             reason: None,
             operator: None,
+            pack: None,
+            payment_intent: None,
         }
     }
 
@@ -219,6 +229,10 @@ impl Entry {
                 Some(format!("upgrade to the {plan} plan"))
             }
             EntryKind::Adjustment => self.reason.clone(),
+            EntryKind::PackPurchase => {
+                let pack = self.pack.as_deref().unwrap_or("credit");
+                Some(format!("{pack} pack"))
+            }
             _ => None,
         }
     }

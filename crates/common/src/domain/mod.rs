@@ -11,6 +11,7 @@
 //! | [`postings`] | the rules that decide each change of a balance: a [`Posting`], or why none |
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
 //! | [`plans`] | what is sold: the [`Catalogue`] of plans, and [`MessagePrices`] per model |
+//! | [`packs`] | credit packs sold once ([`Packs`]), the sessions opened for them, their grant |
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
@@ -20,6 +21,7 @@ pub mod erasure;
 pub mod events;
 pub mod ledger;
 pub mod limits;
+pub mod packs;
 pub mod plans;
 pub mod postings;
 pub mod reconcile;
@@ -34,6 +36,7 @@ pub use ledger::{
     PaidInvoice, Payment, Period, RefundOutcome, Take,
 };
 pub use limits::StripeAllowance;
+pub use packs::{Pack, PackId, PackRefusal, Packs, PendingPack, UnknownPack};
 pub use plans::{Catalogue, MessagePrices, Plan, PlanId};
 pub use postings::{Adjustment, AdjustmentRefusal, GrantRefusal, PostOutcome, Posting, Seen};
 pub use reconcile::{DuePosition, ReconcileCursor};

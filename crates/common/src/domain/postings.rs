@@ -32,6 +32,9 @@ pub struct Posting {
     /// An id the change is done at most once for, beyond its entry's key (adjustments, whose
     /// key holds the time of the first try).
     pub once: Option<String>,
+    /// The pending pack session the change grants ([`crate::domain::packs::PendingPack`]): it
+    /// leaves the record in the same write, and the change is applied only while it is there.
+    pub settles: Option<String>,
 }
 
 /// What a store's posting did.
@@ -105,7 +108,7 @@ pub struct Adjustment<'a> {
 
 impl UserRecord {
     /// What this record holds for a change of `balance`.
-    fn seen(&self, balance: Balance) -> Seen {
+    pub(super) fn seen(&self, balance: Balance) -> Seen {
         Seen {
             status: self.subscription_status.clone(),
             period: self.last_grant_created,
@@ -188,6 +191,7 @@ impl UserRecord {
             seen,
             grant: Some(grant.clone()),
             once: None,
+            settles: None,
         })
     }
 
@@ -206,6 +210,7 @@ impl UserRecord {
             seen,
             grant: None,
             once: None,
+            settles: None,
         })
     }
 
@@ -244,6 +249,7 @@ impl UserRecord {
             seen,
             grant: None,
             once: Some(adjustment.id.to_owned()),
+            settles: None,
         })
     }
 }

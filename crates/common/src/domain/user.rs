@@ -148,6 +148,9 @@ pub struct UserRecord {
     /// The user's Checkout session that may still be open: expired before another is opened,
     /// so that at most one is payable.
     pub open_checkout: Option<OpenCheckout>,
+    /// The pack Checkout sessions opened for the user and not granted yet, oldest first: only
+    /// these grant a pack.
+    pub pending_packs: Vec<super::packs::PendingPack>,
     /// When the user's erasure began, Unix seconds: from then on no endpoint but the erasure
     /// serves the user, and no customer can be linked.
     pub erasing_since: Option<i64>,
@@ -178,6 +181,7 @@ impl UserRecord {
             next_check: None,
             stripe_customer_possible: false,
             open_checkout: None,
+            pending_packs: Vec::new(),
             erasing_since: None,
         }
     }

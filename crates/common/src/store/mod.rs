@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PostOutcome, Posting, ReconcileCursor, RefundOutcome, SubscriptionView,
-    Tombstone, UserId, UserRecord,
+    OpenCheckout, PendingPack, PostOutcome, Posting, ReconcileCursor, RefundOutcome,
+    SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
@@ -77,6 +77,19 @@ pub trait Profiles: Send + Sync {
         previous: Option<&str>,
         session: Option<&OpenCheckout>,
     ) -> Result<bool, StoreError>;
+
+    /// Keeps `pending` among the user's pack sessions not granted yet, and makes the user due
+    /// for reconciliation within the hour (so a lost webhook heals), in one update of the
+    /// existing record; `Erasing` once its erasure began, `NoRecord` without a record.
+    async fn add_pending_pack(
+        &self,
+        user: &UserId,
+        pending: &PendingPack,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets pending pack session `session` of `user` (it can no longer be paid). Safe to
+    /// repeat.
+    async fn drop_pending_pack(&self, user: &UserId, session: &str) -> Result<(), StoreError>;
 }
 
 /// The link between a user and a Stripe customer, kept both ways.

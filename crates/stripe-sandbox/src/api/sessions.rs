@@ -10,21 +10,55 @@ const SESSION_LIFETIME_SECS: i64 = 24 * 3600;
 /// Shortest `expires_at` Stripe accepts, from the session's creation.
 const SESSION_MIN_LIFETIME_SECS: i64 = 30 * 60;
 
+/// How a pack session is paid in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackPaymentMethod {
+    /// At once.
+    Card,
+    /// Days later, or never (a bank debit).
+    BankDebit,
+}
+
 impl Stripe {
     pub(super) fn create_checkout(&mut self, params: &[(String, String)]) -> (u16, Value) {
         let customer = match self.live_customer(params) {
             Ok(customer) => customer,
             Err(refusal) => return refusal,
         };
-        if param(params, "mode") != Some("subscription") {
-            let message = "The sandbox sells subscriptions only: mode must be `subscription`.";
-            return (
-                400,
-                objects::error("invalid_request_error", None, Some("mode"), message),
-            );
-        }
         let price = param(params, "line_items[0][price]").unwrap_or_default();
-        let Some(plan) = self.plan_of(price).cloned() else {
+        let mode = param(params, "mode").unwrap_or_default().to_owned();
+        let sold = match mode.as_str() {
+            "subscription" => self
+                .plan_of(price)
+                .map(|p| (p.unit_amount, p.currency.clone())),
+            "payment" => self
+                .pack_of(price)
+                .map(|p| (p.unit_amount, p.currency.clone())),
+            _ => {
+                let message = "Invalid mode: must be one of payment, setup, or subscription.";
+                let body = objects::error("invalid_request_error", None, Some("mode"), message);
+                return (400, body);
+            }
+        };
+        let Some((amount, currency)) = sold else {
+            // A recurring price in payment mode, a one-time one in subscription mode, or none.
+            let wrong_mode = match mode.as_str() {
+                "payment" => self.plan_of(price).is_some(),
+                _ => self.pack_of(price).is_some(),
+            };
+            if wrong_mode {
+                let message = match mode.as_str() {
+                    "payment" => {
+                        "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices."
+                    }
+                    _ => {
+                        "You must provide at least one recurring price in `subscription` mode when using prices."
+                    }
+                };
+                let body =
+                    objects::error("invalid_request_error", None, Some("line_items"), message);
+                return (400, body);
+            }
             return (
                 400,
                 objects::no_such("price", price, "line_items[0][price]"),
@@ -61,7 +95,7 @@ impl Stripe {
         for (field, value) in [
             ("id", json!(id)),
             ("url", json!(format!("{}/checkout/{id}", self.pages_base))),
-            ("mode", json!("subscription")),
+            ("mode", json!(mode)),
             ("customer", json!(customer)),
             (
                 "client_reference_id",
@@ -74,11 +108,13 @@ impl Stripe {
             ("payment_status", json!("unpaid")),
             ("created", json!(now)),
             ("expires_at", json!(expires_at)),
-            ("amount_subtotal", json!(plan.unit_amount)),
-            ("amount_total", json!(plan.unit_amount)),
-            ("currency", json!(plan.currency)),
+            ("amount_subtotal", json!(amount)),
+            ("amount_total", json!(amount)),
+            ("currency", json!(currency)),
             ("subscription", Value::Null),
             ("invoice", Value::Null),
+            // Since API version 2022-08-01 the PaymentIntent is made when the payment is.
+            ("payment_intent", Value::Null),
         ] {
             session[field] = value;
         }
@@ -86,7 +122,8 @@ impl Stripe {
         let checkout = Checkout {
             session: session.clone(),
             subscription_metadata,
-            price: plan.price_id,
+            intent_metadata: metadata(params, "payment_intent_data[metadata]"),
+            price: price.to_owned(),
         };
         self.checkouts.insert(id, checkout);
         (200, session)
@@ -192,6 +229,9 @@ impl Stripe {
                 "This session's customer was deleted.".into(),
             ));
         }
+        if session["mode"] == "payment" {
+            return Ok(self.pay_once(id, PackPaymentMethod::Card));
+        }
         let now = self.now();
         let sub_id = new_id("sub");
         let plan = self.checkout_plan(id).clone();
@@ -222,6 +262,120 @@ impl Stripe {
             .as_str()
             .unwrap_or_default()
             .to_owned())
+    }
+
+    /// Pays pack Checkout session `id` (payment mode, checked open) with `method`: its
+    /// PaymentIntent is made, and the session completes (`checkout.session.completed`), paid
+    /// at once by card, or unpaid while a delayed method processes
+    /// ([`Stripe::settle_delayed_payment`] ends it). Returns the success URL.
+    fn pay_once(&mut self, id: &str, method: PackPaymentMethod) -> String {
+        let now = self.now();
+        let checkout = self.checkouts.get_mut(id).expect("checked open");
+        let intent_id = new_id("pi");
+        let mut intent = crate::fixtures::fixture("payment_intent");
+        let session = &mut checkout.session;
+        for (field, value) in [
+            ("id", json!(intent_id)),
+            ("amount", session["amount_total"].clone()),
+            ("amount_received", json!(0)),
+            ("currency", session["currency"].clone()),
+            ("customer", session["customer"].clone()),
+            ("metadata", checkout.intent_metadata.clone()),
+            ("created", json!(now)),
+            ("latest_charge", Value::Null),
+            ("status", json!("processing")),
+            (
+                "payment_method_types",
+                match method {
+                    PackPaymentMethod::Card => json!(["card"]),
+                    PackPaymentMethod::BankDebit => json!(["sepa_debit"]),
+                },
+            ),
+        ] {
+            intent[field] = value;
+        }
+        session["status"] = json!("complete");
+        session["payment_intent"] = json!(intent_id);
+        let completed = session.clone();
+        self.payment_intents.insert(intent_id, intent);
+        self.emit("checkout.session.completed", completed.clone());
+        if method == PackPaymentMethod::Card {
+            self.settle_delayed_payment(id, true);
+        }
+        completed["success_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Ends the processing payment of pack session `id`: succeeded (`payment_status: paid`,
+    /// `checkout.session.async_payment_succeeded` for a delayed method) or failed (the
+    /// PaymentIntent back to `requires_payment_method`, `checkout.session.async_payment_failed`).
+    /// A session not processing a payment changes nothing.
+    pub fn settle_delayed_payment(&mut self, id: &str, succeeded: bool) -> bool {
+        let Some(checkout) = self.checkouts.get_mut(id) else {
+            return false;
+        };
+        let session = &mut checkout.session;
+        let intent_id = session["payment_intent"].as_str().unwrap_or_default();
+        let Some(intent) = self.payment_intents.get_mut(intent_id) else {
+            return false;
+        };
+        if session["payment_status"] != "unpaid" || intent["status"] != "processing" {
+            return false;
+        }
+        let delayed = intent["payment_method_types"] != json!(["card"]) && succeeded;
+        match succeeded {
+            true => {
+                intent["status"] = json!("succeeded");
+                intent["amount_received"] = intent["amount"].clone();
+                session["payment_status"] = json!("paid");
+            }
+            false => intent["status"] = json!("requires_payment_method"),
+        }
+        let session = session.clone();
+        match (succeeded, delayed) {
+            (true, false) => {}
+            (true, true) => self.emit("checkout.session.async_payment_succeeded", session),
+            (false, _) => self.emit("checkout.session.async_payment_failed", session),
+        }
+        true
+    }
+
+    /// Starts paying pack Checkout session `id` with a delayed method (a bank debit): the
+    /// session completes unpaid until [`Stripe::settle_delayed_payment`].
+    pub fn pay_later(&mut self, id: &str) -> Result<(), Refusal> {
+        let session = self.checkout(id)?;
+        if session["mode"] != "payment" {
+            return Err(Refusal::Conflict(
+                "Only a one-time payment can be delayed.".into(),
+            ));
+        }
+        self.pay_once(id, PackPaymentMethod::BankDebit);
+        Ok(())
+    }
+
+    /// `GET /v1/checkout/sessions/{id}`, its PaymentIntent expanded when asked
+    /// (`expand[]=payment_intent`); 404 `resource_missing` for an unknown one.
+    pub(super) fn retrieve_checkout(&self, id: &str, params: &[(String, String)]) -> (u16, Value) {
+        let Some(checkout) = self.checkouts.get(id) else {
+            return (404, objects::no_such("checkout.session", id, "session"));
+        };
+        let mut session = checkout.session.clone();
+        if let Some("expired") = self.checkout_status(id).as_deref() {
+            session["status"] = json!("expired");
+            session["url"] = Value::Null;
+        }
+        let expand = params
+            .iter()
+            .any(|(k, v)| k.starts_with("expand[") && v == "payment_intent");
+        let intent = session["payment_intent"]
+            .as_str()
+            .and_then(|i| self.payment_intents.get(i));
+        if let (true, Some(intent)) = (expand, intent) {
+            session["payment_intent"] = intent.clone();
+        }
+        (200, session)
     }
 
     /// The plan Checkout session `id` sells (the first, for an unknown session).

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{DUE, DUE_AT, DUE_SHARD, Item, n, profile_key, s};
-use crate::domain::{OpenCheckout, SubscriptionStatus, UserId, UserRecord};
+use crate::domain::{OpenCheckout, PackId, PendingPack, SubscriptionStatus, UserId, UserRecord};
 use crate::store::StoreError;
 
 /// The item of `record`, keys included.
@@ -42,6 +42,18 @@ pub fn to_item(record: &UserRecord) -> Item {
             AttributeValue::Bool(record.stripe_customer_possible),
         ),
     ]);
+    if !record.pending_packs.is_empty() {
+        let pending = record.pending_packs.iter().map(|pending| {
+            (
+                pending.session_id.clone(),
+                AttributeValue::M(pending_pack_item(pending)),
+            )
+        });
+        item.insert(
+            PENDING_PACKS.to_owned(),
+            AttributeValue::M(pending.collect()),
+        );
+    }
     if !record.granted_invoices.is_empty() {
         let invoices = record.granted_invoices.iter().cloned().collect();
         item.insert("granted_invoices".to_owned(), AttributeValue::Ss(invoices));
@@ -82,6 +94,49 @@ pub fn to_item(record: &UserRecord) -> Item {
             .filter_map(|(k, v)| Some((k.to_owned(), v?))),
     );
     item
+}
+
+/// The attribute of the pack sessions opened and not granted yet: a map by session id.
+pub const PENDING_PACKS: &str = "pending_packs";
+
+/// One pending pack session as the value of its entry in [`PENDING_PACKS`].
+pub fn pending_pack_item(pending: &PendingPack) -> Item {
+    Item::from([
+        ("pack".to_owned(), s(pending.pack.as_str())),
+        ("credits".to_owned(), n(pending.credits)),
+        ("created_at".to_owned(), n(pending.created_at)),
+    ])
+}
+
+/// The pending pack sessions of `item`, oldest first; `Corrupt` if one is malformed.
+fn pending_packs(item: &Item) -> Result<Vec<PendingPack>, StoreError> {
+    let Some(AttributeValue::M(sessions)) = item.get(PENDING_PACKS) else {
+        return Ok(Vec::new());
+    };
+    let corrupt = || StoreError::Corrupt(format!("attribute {PENDING_PACKS}"));
+    let mut pending = sessions
+        .iter()
+        .map(|(session, value)| {
+            let fields = value.as_m().map_err(|_| corrupt())?;
+            let text = |name: &str| fields.get(name).and_then(|v| v.as_s().ok());
+            let number = |name: &str| {
+                let value = fields.get(name).and_then(|v| v.as_n().ok());
+                value
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or_else(corrupt)
+            };
+            Ok(PendingPack {
+                session_id: session.clone(),
+                pack: text("pack")
+                    .and_then(|pack| PackId::parse(pack).ok())
+                    .ok_or_else(corrupt)?,
+                credits: number("credits")?,
+                created_at: number("created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    pending.sort_by(|a, b| a.order().cmp(&b.order()));
+    Ok(pending)
 }
 
 /// The record of `user` in `item`; `Corrupt` names the first attribute that is missing or of
@@ -158,6 +213,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             }),
             (None, ..) => None,
         },
+        pending_packs: pending_packs(item)?,
         erasing_since: optional_n("erasing_since")?,
     })
 }
@@ -197,6 +253,12 @@ mod tests {
             price_id: "price_1".into(),
         });
         record.erasing_since = Some(1_700_000_200);
+        record.pending_packs = vec![PendingPack {
+            session_id: "cs_test_pack".into(),
+            pack: PackId::parse("small").unwrap(),
+            credits: 500,
+            created_at: 1_700_000_300,
+        }];
         record
     }
 

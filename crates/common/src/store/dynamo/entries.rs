@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
+use super::codec::PENDING_PACKS;
 use super::keys::{
     Item, PK, SK, balance_attribute, entry_key, n, once_key, profile_key, s, user_pk,
 };
@@ -60,6 +61,8 @@ fn to_item(user: &UserId, entry: &Entry) -> Item {
         ("period_end", entry.period_end.map(n)),
         ("reason", entry.reason.as_deref().map(s)),
         ("operator", entry.operator.as_deref().map(s)),
+        ("pack", entry.pack.as_deref().map(s)),
+        ("payment_intent", entry.payment_intent.as_deref().map(s)),
     ];
     item.extend(
         optional
@@ -100,6 +103,8 @@ fn from_item(item: &Item) -> Result<Entry, StoreError> {
         period_end: number("period_end"),
         reason: text("reason"),
         operator: text("operator"),
+        pack: text("pack"),
+        payment_intent: text("payment_intent"),
     })
 }
 
@@ -235,12 +240,20 @@ impl DynamoStore {
             before: seen.before,
             after: entry.balance_after,
         };
-        let and = match &posting.grant {
-            None => "",
-            Some(_) => "NOT contains(#granted, :invoice)",
+        let and = match (&posting.grant, &posting.settles) {
+            (Some(_), _) => "NOT contains(#granted, :invoice)",
+            (None, Some(_)) => "attribute_exists(#pending.#session)",
+            (None, None) => "",
         };
         let (mut profile, mut expression) =
             self.set_balances(user, &seen.status, seen.period, &[change], and);
+        if let Some(session) = &posting.settles {
+            // The pack session this service opened leaves the record as it is granted.
+            expression.push_str(" REMOVE #pending.#session");
+            profile = profile
+                .expression_attribute_names("#pending", PENDING_PACKS)
+                .expression_attribute_names("#session", session);
+        }
         if let Some(grant) = &posting.grant {
             // An upgrade keeps the period: its debits stay refundable.
             if grant.starts_period {

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
-use super::codec::{from_item, to_item};
+use super::codec::{PENDING_PACKS, from_item, pending_pack_item, to_item};
 use super::keys::{DUE, DUE_AT, DUE_SHARD, PK, n, profile_key, s};
 use super::{DynamoStore, cancellation_code, conditional, store_error};
-use crate::domain::{EntryKind, OpenCheckout, SubscriptionView, UserId, UserRecord};
+use crate::domain::{EntryKind, OpenCheckout, PendingPack, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
 
 impl DynamoStore {
@@ -215,5 +215,69 @@ impl Profiles for DynamoStore {
             return Ok(true);
         }
         self.refused_unless_erasing(user).await
+    }
+
+    async fn add_pending_pack(
+        &self,
+        user: &UserId,
+        pending: &PendingPack,
+    ) -> Result<(), StoreError> {
+        let value = AttributeValue::M(pending_pack_item(pending));
+        // A nested path can be set only in a map that exists: into the map, or the map itself.
+        for into_map in [true, false, true] {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(profile_key(user)))
+                .expression_attribute_names("#pending", PENDING_PACKS)
+                .expression_attribute_names("#shard", DUE_SHARD)
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":due_shard", s(DUE))
+                .expression_attribute_values(":soon", n(crate::unix_now() + 3600));
+            let ready = "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
+                 AND attribute_exists(stripe_customer_id)";
+            let update = match into_map {
+                true => update
+                    .update_expression(
+                        "SET #pending.#session = :pending, #shard = :due_shard, #due = :soon",
+                    )
+                    .condition_expression(format!("{ready} AND attribute_exists(#pending)"))
+                    .expression_attribute_names("#session", &pending.session_id)
+                    .expression_attribute_values(":pending", value.clone()),
+                false => update
+                    .update_expression("SET #pending = :map, #shard = :due_shard, #due = :soon")
+                    .condition_expression(format!("{ready} AND attribute_not_exists(#pending)"))
+                    .expression_attribute_values(
+                        ":map",
+                        AttributeValue::M(HashMap::from([(
+                            pending.session_id.clone(),
+                            value.clone(),
+                        )])),
+                    ),
+            };
+            if conditional("UpdateItem", update.send().await)? {
+                return Ok(());
+            }
+            match self.get_user(user).await? {
+                Some(record) if record.erasing_since.is_some() => return Err(StoreError::Erasing),
+                Some(record) if record.stripe_customer_id.is_some() => {}
+                _ => return Err(StoreError::NoRecord),
+            }
+        }
+        Err(StoreError::Unavailable("pending packs kept moving".into()))
+    }
+
+    async fn drop_pending_pack(&self, user: &UserId, session: &str) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("REMOVE #pending.#session")
+            .condition_expression("attribute_exists(#pending)")
+            .expression_attribute_names("#pending", PENDING_PACKS)
+            .expression_attribute_names("#session", session);
+        conditional("UpdateItem", update.send().await).map(drop)
     }
 }

@@ -114,6 +114,12 @@ impl Ledger for MemoryStore {
                 .grant
                 .as_ref()
                 .is_some_and(|grant| record.granted_invoices.contains(&grant.invoice_id))
+            || posting.settles.as_ref().is_some_and(|session| {
+                !record
+                    .pending_packs
+                    .iter()
+                    .any(|p| &p.session_id == session)
+            })
         {
             return Ok(PostOutcome::Moved);
         }
@@ -125,6 +131,9 @@ impl Ledger for MemoryStore {
             }
             record.period_credits = Some(grant.credits);
             record.granted_invoices.insert(grant.invoice_id.clone());
+        }
+        if let Some(session) = &posting.settles {
+            record.pending_packs.retain(|p| &p.session_id != session);
         }
         tables.write_entry(user, entry);
         tables.once.extend(once);

@@ -14,8 +14,8 @@ use super::{
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
     Balance, DailyStep, DuePosition, EVENT_LEASE_SECS, Entry, EntryKey, EntryKind, EventClaim,
-    EventOutcome, OpenCheckout, Period, ReconcileCursor, SubscriptionView, Tombstone, UserId,
-    UserRecord,
+    EventOutcome, OpenCheckout, PendingPack, Period, ReconcileCursor, SubscriptionView, Tombstone,
+    UserId, UserRecord,
 };
 
 /// What one debit took, and whether it was refunded.
@@ -154,6 +154,40 @@ impl Profiles for MemoryStore {
         }
         record.open_checkout = session.cloned();
         Ok(true)
+    }
+
+    async fn add_pending_pack(
+        &self,
+        user: &UserId,
+        pending: &PendingPack,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
+        if record.erasing_since.is_some() {
+            return Err(StoreError::Erasing);
+        }
+        if record.stripe_customer_id.is_none() {
+            return Err(StoreError::NoRecord);
+        }
+        record
+            .pending_packs
+            .retain(|kept| kept.session_id != pending.session_id);
+        record.pending_packs.push(pending.clone());
+        record
+            .pending_packs
+            .sort_by(|a, b| a.order().cmp(&b.order()));
+        record.next_check = Some(crate::unix_now() + 3600);
+        Ok(())
+    }
+
+    async fn drop_pending_pack(&self, user: &UserId, session: &str) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        if let Some(record) = tables.users.get_mut(user) {
+            record
+                .pending_packs
+                .retain(|kept| kept.session_id != session);
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,15 @@
+//! The CreateCreditPackSession Lambda: builds the app (with Stripe) once at init, then serves
+//! invocations.
+
+use common::app::{App, Needs};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    common::telemetry::init();
+    let app = App::from_env_or_exit(Needs::Billing).await;
+    run(service_fn(|req| async {
+        Ok::<_, Error>(create_credit_pack_session::handle(&app, req).await)
+    }))
+    .await
+}
