@@ -256,7 +256,9 @@ fn grant(invoice: &str, created: i64) -> CreditGrant {
         plan: common::domain::PlanId::parse("pro").unwrap(),
         credits: 1000,
         starts_period: true,
+        period_start: None,
         period_end: None,
+        switches_period: false,
     }
 }
 

@@ -91,8 +91,10 @@ pub(crate) fn invoice(id: &str, created: i64) -> PaidInvoice {
         created,
         billing_reason: Some("subscription_cycle".into()),
         price_id: Some("price_pro".into()),
+        period_start: None,
         period_end: None,
         pays_a_whole_period: true,
+        credits_unused_time: false,
     }
 }
 
@@ -211,6 +213,7 @@ pub async fn a_plan_change_waits_for_its_period_s_own_invoice(store: Arc<dyn Sto
     );
     let in_period = |id: &str, created, reason: &str, end| PaidInvoice {
         billing_reason: Some(reason.into()),
+        period_start: Some(created),
         period_end: Some(end),
         pays_a_whole_period: reason != "subscription_update",
         ..invoice(id, created)

@@ -24,6 +24,14 @@ fn bearer_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
         .map(|route| (route.method(), route.path()))
 }
 
+/// The smallest body `path` accepts: the pack a pack checkout needs, else none.
+fn valid_body(path: &str) -> String {
+    match path {
+        "/v1/stripe/create-credit-pack-session" => r#"{"pack": "small"}"#.to_owned(),
+        _ => String::new(),
+    }
+}
+
 struct Api {
     base: String,
     spec: Arc<Spec>,
@@ -35,7 +43,7 @@ impl Api {
     /// Calls `method path` as `user` (or anonymously), checks the response against the spec and
     /// returns its status and body.
     async fn call(&mut self, method: &str, path: &str, user: Option<&str>, expected: u16) -> Value {
-        self.call_with_body(method, path, user, String::new(), expected)
+        self.call_with_body(method, path, user, valid_body(path), expected)
             .await
     }
 
@@ -155,6 +163,8 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
     .await;
     api.call("POST", "/v1/stripe/create-portal-session", Some(&user), 200)
         .await;
+    let packs = "/v1/stripe/create-credit-pack-session";
+    api.call("POST", packs, Some(&user), 200).await;
     api.call("POST", "/v1/stripe/sync-subscription", Some(&user), 200)
         .await;
     let history = api
@@ -176,6 +186,13 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
             400,
         )
         .await;
+    }
+
+    // The pack checkout's body: none, not JSON, a pack not sold.
+    for bad in ["", "{", r#"{"pack":"nope"}"#] {
+        let user = tokens::new_user();
+        api.call_with_body("POST", packs, Some(&user), bad.to_string(), 400)
+            .await;
     }
 
     // Unauthenticated, everywhere.
@@ -210,8 +227,14 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         502,
     )
     .await;
+    stub.fail("POST", "/v1/customers", 500, Some(3)).await;
+    api.call("POST", packs, Some(&tokens::new_user()), 502)
+        .await;
     stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
     api.call("POST", "/v1/stripe/sync-subscription", Some(&user), 502)
+        .await;
+    stub.fail("POST", "/v1/customers", 500, Some(3)).await;
+    api.call("POST", packs, Some(&tokens::new_user()), 502)
         .await;
     stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
     api.call("DELETE", "/v1/user/delete-account", Some(&user), 502)
@@ -223,6 +246,9 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         .unwrap()
         .stripe_customer_id
         .unwrap();
+    stub.fail("POST", "/v1/customers", 500, Some(3)).await;
+    api.call("POST", packs, Some(&tokens::new_user()), 502)
+        .await;
     stub.fail("GET", "/v1/subscriptions", 500, Some(3)).await;
     let failing = apps::event(
         &format!("evt_{}", tokens::new_user()),
@@ -339,6 +365,7 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
     for path in [
         "/v1/stripe/create-checkout-session",
         "/v1/stripe/create-portal-session",
+        "/v1/stripe/create-credit-pack-session",
     ] {
         let body = limited.call("POST", path, Some(busy.as_str()), 429).await;
         assert_eq!(body["error"]["code"], "RATE_LIMITED");

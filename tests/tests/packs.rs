@@ -256,3 +256,21 @@ async fn bad_pack_requests_are_refused_before_anything_is_written() {
     }
     assert!(stub.sent().await.is_empty(), "nothing was asked of Stripe");
 }
+
+/// A customer deleted at Stripe (in the dashboard) is replaced, as checkout replaces it: the
+/// pack is sold on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_checkout_replaces_a_customer_deleted_at_stripe() {
+    let (stub, store, app) = setup().await;
+    let user = new_user();
+    open(&app, &user, "small").await;
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    let deleted = record.stripe_customer_id.clone().unwrap();
+    stub.delete_customer(&deleted);
+    let session = open(&app, &user, "large").await;
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    let replaced = record.stripe_customer_id.clone().unwrap();
+    assert_ne!(replaced, deleted);
+    assert_eq!(stub.checkout_session(&session)["customer"], json!(replaced));
+    assert_eq!(store.user_for_customer(&deleted).await.unwrap(), None);
+}

@@ -362,12 +362,13 @@ async fn a_renewal_paid_after_a_change_in_its_first_hour_is_granted_before_the_c
     }
 }
 
-/// A `subscription_update` invoice that charges a whole new period (the billing cycle reset
-/// with `billing_cycle_anchor=now`, a switch to yearly, a trial ended now) starts a period: it
-/// grants its plan in full, what was left expiring, even on the same plan; a change of the
-/// period before it grants nothing after it.
+/// A `subscription_update` invoice that charges a whole new period while crediting the unused
+/// time of the one before (the billing cycle reset with `billing_cycle_anchor=now`, a switch to
+/// yearly) starts a period, but adds only beyond the most granted in the period it cuts short:
+/// nothing on the same plan, the difference to a dearer one; what was left stays. A change of
+/// the period before it grants nothing after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_change_that_starts_a_period_grants_its_plan_in_full() {
+async fn a_switch_that_starts_a_period_grants_only_beyond_the_most_granted() {
     let (stub, store, app, user, customer) = setup().await;
     let moves = moves(&customer);
     stub.subscriptions(vec![moves.plus.clone()]).await;
@@ -392,23 +393,35 @@ async fn a_plan_change_that_starts_a_period_grants_its_plan_in_full() {
     for event in events_of(&reset) {
         deliver(&app, &event).await;
     }
-    assert_eq!(status(&app, &user).await["credits_remaining"], 1000);
+    assert_eq!(status(&app, &user).await["credits_remaining"], 400);
 
     stub.subscriptions(vec![moves.upgrade.clone()]).await;
     assert_eq!(
         sync(&app, &user).await["credits_remaining"],
-        1000,
+        400,
         "a change of the period before the reset grants nothing"
     );
     let yearly = whole_period(PRO_PRICE, "in_yearly", reset_at + 86_400, 1900, 100_000);
-    stub.subscriptions(vec![yearly]).await;
-    assert_eq!(sync(&app, &user).await["credits_remaining"], 5000);
+    stub.subscriptions(vec![yearly.clone()]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
+    let back = whole_period(PRICE, "in_back", reset_at + 2 * 86_400, 95_000, 2000);
+    stub.subscriptions(vec![back]).await;
+    assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
+    let again = whole_period(PRO_PRICE, "in_again", reset_at + 3 * 86_400, 1900, 100_000);
+    stub.subscriptions(vec![again]).await;
+    assert_eq!(
+        sync(&app, &user).await["credits_remaining"],
+        4400,
+        "switching back and forth farms nothing"
+    );
     assert_eq!(
         grants(&store, &user).await,
         [
             (EntryKind::PeriodGrant, "in_plus".to_owned(), 1000),
-            (EntryKind::PeriodGrant, "in_reset".to_owned(), 600),
+            (EntryKind::PeriodGrant, "in_reset".to_owned(), 0),
             (EntryKind::PeriodGrant, "in_yearly".to_owned(), 4000),
+            (EntryKind::PeriodGrant, "in_back".to_owned(), 0),
+            (EntryKind::PeriodGrant, "in_again".to_owned(), 0),
         ]
     );
 }
@@ -602,11 +615,25 @@ async fn the_catalogue_shows_stripe_s_prices_cached_and_the_plans_without_them_w
             "the retired plan is not sold"
         );
         assert_eq!(body["plans"][1]["price"]["interval"], "month");
+        let packs: Vec<(&str, i64, &str)> = body["packs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let interval = p["price"]["interval"].as_str().unwrap();
+                (
+                    p["id"].as_str().unwrap(),
+                    p["credits"].as_i64().unwrap(),
+                    interval,
+                )
+            })
+            .collect();
+        assert_eq!(packs, [("small", 500, "once"), ("large", 3000, "once")]);
     }
     assert_eq!(
         stub.sent().await.len(),
-        2,
-        "each price read once for the container"
+        4,
+        "each price (two plans, two packs) read once for the container"
     );
     let user = UserId::parse(&user).unwrap();
     assert!(

@@ -57,7 +57,12 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let grants: Vec<(PaidInvoice, &Plan)> = paid
         .into_iter()
         .filter_map(|invoice| {
-            let price = invoice.price_id.as_deref().or(view.price_id.as_deref())?;
+            // A plan change names its plan by a line of its own, or grants nothing.
+            let fallback = view
+                .price_id
+                .as_deref()
+                .filter(|_| invoice.starts_a_period());
+            let price = invoice.price_id.as_deref().or(fallback)?;
             // A proration line of a price not sold here: the subscription's own plan.
             let plan = catalogue
                 .for_price(price)
@@ -244,14 +249,17 @@ pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
             .as_ref()
             .map(|reason| reason.as_str().to_owned()),
         price_id: None,
+        period_start: None,
         period_end: None,
         pays_a_whole_period: lines
             .iter()
             .any(|line| subscription_item(line) && !proration(line)),
+        credits_unused_time: lines.iter().any(|line| proration(line) && line.amount < 0),
     };
     if let Some(line) = paid_line(lines, paid.starts_a_period()) {
         let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
         paid.price_id = Some(price.id().to_string());
+        paid.period_start = Some(line.period.start);
         paid.period_end = Some(line.period.end);
     }
     Some(paid)

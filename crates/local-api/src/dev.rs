@@ -10,7 +10,7 @@ use common::billing::Billing;
 use common::config::{Config, ConfigError, StripeConfig};
 use common::login::{LoginAdmin, LoginConfig};
 use common::testing;
-use stripe_sandbox::{Endpoint, Plan, Sandbox};
+use stripe_sandbox::{Endpoint, Pack, Plan, Sandbox};
 
 /// The user the printed demo token belongs to.
 pub const DEMO_USER: &str = "00000000-0000-4000-8000-000000000001";
@@ -24,6 +24,9 @@ pub const SANDBOX_PRICE: &str = "price_sandbox_pro_monthly";
 const SANDBOX_SECRET_KEY: &str = "sk_test_sandbox";
 /// The credits of a paid period on the sandbox, unless `PLAN_CREDITS` says otherwise.
 const SANDBOX_PLAN_CREDITS: &str = "1000";
+/// The credit packs the sandbox sells, unless `CREDIT_PACKS` says otherwise.
+const SANDBOX_PACKS: &str =
+    "small:price_sandbox_pack_small:500,large:price_sandbox_pack_large:3000";
 /// The sandbox's price per 30-day period, in cents.
 const SANDBOX_AMOUNT_CENTS: i64 = 999;
 
@@ -114,6 +117,7 @@ impl LocalConfig {
             };
             fixed.or_else(|| (self.env)(name)).or_else(|| match name {
                 "PLAN_CREDITS" => Some(SANDBOX_PLAN_CREDITS.to_owned()),
+                "CREDIT_PACKS" => Some(SANDBOX_PACKS.to_owned()),
                 "CHECKOUT_SUCCESS_URL" => Some(format!("{base}/done/checkout-success")),
                 "CHECKOUT_CANCEL_URL" => Some(format!("{base}/done/checkout-canceled")),
                 "PORTAL_RETURN_URL" => Some(format!("{base}/done/portal")),
@@ -134,6 +138,18 @@ impl LocalConfig {
                 credits: plan.credits,
             })
             .collect();
+        // And the packs, at a cent a credit.
+        let packs = config
+            .packs
+            .sold()
+            .map(|pack| Pack {
+                price_id: pack.price_id.clone(),
+                name: pack.id.to_string(),
+                unit_amount: pack.credits,
+                currency: "usd".to_owned(),
+                credits: pack.credits,
+            })
+            .collect();
         let endpoint = Endpoint {
             url: format!("http://{api}/webhooks/stripe"),
             secret: self.sandbox_webhook_secret.clone(),
@@ -141,7 +157,7 @@ impl LocalConfig {
             attempts: 5,
         };
         let billing = Billing::new(config)?;
-        Ok((Sandbox::start(listener, plans, endpoint), billing))
+        Ok((Sandbox::start(listener, plans, packs, endpoint), billing))
     }
 
     /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the

@@ -22,7 +22,7 @@ pub mod webhooks;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use api::{Plan, Stripe};
+pub use api::{Pack, Plan, Stripe};
 pub use webhooks::{Delivery, Endpoint};
 
 /// The Stripe API version the objects follow (that of `async-stripe` 1.0.0-rc.10).
@@ -45,10 +45,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Serves a sandbox selling `plans` on `listener`, delivering events to `endpoint`.
+    /// Serves a sandbox selling `plans` and `packs` on `listener`, delivering events to
+    /// `endpoint`.
     pub fn start(
         listener: tokio::net::TcpListener,
         plans: Vec<Plan>,
+        packs: Vec<Pack>,
         endpoint: Endpoint,
     ) -> Sandbox {
         let address = listener
@@ -56,7 +58,7 @@ impl Sandbox {
             .expect("a bound listener has an address");
         let url = format!("http://{address}");
         let shared = Arc::new(server::Shared {
-            stripe: Mutex::new(Stripe::new(plans, &url, EXECUTION_TIME)),
+            stripe: Mutex::new(Stripe::new(plans, &url, EXECUTION_TIME).with_packs(packs)),
             webhook_url: endpoint.url.clone(),
             webhooks: webhooks::Webhooks::new(endpoint),
         });

@@ -4,7 +4,7 @@
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use serde_json::Value;
 
-use crate::api::Plan;
+use crate::api::{Pack, Plan};
 use crate::webhooks::Delivery;
 
 /// A whole page.
@@ -59,6 +59,30 @@ pub fn checkout(session: &Value, plan: &Plan) -> String {
         name = text(&plan.name),
         price = text(&money(plan.unit_amount, &plan.currency)),
         credits = plan.credits,
+        customer = text(session["customer"].as_str().unwrap_or_default()),
+        id = text(id),
+        id_attr = attr(id),
+    );
+    page("Checkout", &body)
+}
+
+/// The Checkout page of pack `session`: the pack, its price and credits, Pay (by card, at
+/// once), Pay by bank debit (it settles later, from the deliveries page) and Cancel.
+pub fn checkout_pack(session: &Value, pack: &Pack) -> String {
+    let id = session["id"].as_str().unwrap_or_default();
+    let body = format!(
+        r#"<div class="card">
+<p>Buy the <strong id="pack">{name}</strong> credit pack</p>
+<p class="price" id="price">{price} <span class="muted">once</span></p>
+<p id="credits">{credits} credits, kept until used</p>
+<p class="muted">Customer {customer} · session {id}</p>
+<form method="post" action="/checkout/{id_attr}/pay"><button class="primary" id="pay" type="submit">Pay {price}</button></form>
+<form method="post" action="/checkout/{id_attr}/pay-later"><button id="pay-later" type="submit">Pay by bank debit (settles later)</button></form>
+<form method="post" action="/checkout/{id_attr}/cancel"><button id="cancel" type="submit">Cancel</button></form>
+</div>"#,
+        name = text(&pack.name),
+        price = text(&money(pack.unit_amount, &pack.currency)),
+        credits = pack.credits,
         customer = text(session["customer"].as_str().unwrap_or_default()),
         id = text(id),
         id_attr = attr(id),
@@ -136,7 +160,23 @@ pub fn portal(session: &Value, subscription: Option<&Value>, plans: &[Plan], now
 }
 
 /// The log of every webhook delivery to `url`, newest first.
-pub fn deliveries(log: &[Delivery], url: &str) -> String {
+pub fn deliveries(log: &[Delivery], url: &str, processing: &[String]) -> String {
+    let debits: String = processing
+        .iter()
+        .map(|session| {
+            format!(
+                r#"<tr><td><code>{id}</code></td><td><form method="post" action="/payments/{id_attr}/succeed"><button class="primary" type="submit">Succeed</button></form><form method="post" action="/payments/{id_attr}/fail"><button type="submit">Fail</button></form></td></tr>"#,
+                id = text(session),
+                id_attr = attr(session),
+            )
+        })
+        .collect();
+    let debits = match debits.is_empty() {
+        true => String::new(),
+        false => format!(
+            r#"<h2>Bank debits processing</h2><table id="processing"><tr><th>session</th><th>settle</th></tr>{debits}</table>"#
+        ),
+    };
     let rows: String = log
         .iter()
         .rev()
@@ -157,7 +197,7 @@ pub fn deliveries(log: &[Delivery], url: &str) -> String {
         .collect();
     let body = format!(
         r#"<p class="muted">Events are POSTed, signed, to <code>{url}</code>; an answer other than 2xx is retried with back-off. <a href="/deliveries.json">JSON</a></p>
-<table id="deliveries"><tr><th>event</th><th>attempts</th><th>state</th><th>last answer</th></tr>{rows}</table>"#,
+{debits}<table id="deliveries"><tr><th>event</th><th>attempts</th><th>state</th><th>last answer</th></tr>{rows}</table>"#,
         url = text(url),
     );
     page("Webhook deliveries", &body)

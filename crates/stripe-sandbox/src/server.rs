@@ -32,7 +32,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/{*rest}", any(api))
         .route("/checkout/{id}", get(checkout_page))
         .route("/checkout/{id}/pay", post(pay))
+        .route("/checkout/{id}/pay-later", post(pay_later))
         .route("/checkout/{id}/cancel", post(cancel_checkout))
+        .route("/payments/{id}/{outcome}", post(settle_payment))
         .route("/portal/{id}", get(portal_page))
         .route("/portal/{id}/{action}", post(portal_action))
         .route(
@@ -96,10 +98,50 @@ fn refused(refusal: Refusal) -> Response {
 
 async fn checkout_page(State(shared): AppState, Path(id): Path<String>) -> Response {
     let stripe = shared.stripe.lock().unwrap();
-    match stripe.checkout(&id) {
-        Ok(session) => Html(pages::checkout(&session, stripe.checkout_plan(&id))).into_response(),
+    match (stripe.checkout(&id), stripe.checkout_pack(&id)) {
+        (Ok(session), Some(pack)) => Html(pages::checkout_pack(&session, pack)).into_response(),
+        (Ok(session), None) => {
+            Html(pages::checkout(&session, stripe.checkout_plan(&id))).into_response()
+        }
+        (Err(refusal), _) => refused(refusal),
+    }
+}
+
+/// Pay by bank debit: the session completes unpaid, its event delivered, then the success URL.
+async fn pay_later(State(shared): AppState, Path(id): Path<String>) -> Response {
+    let started = shared.stripe.lock().unwrap().pay_later(&id);
+    match started {
+        Ok(()) => {
+            deliver_emitted(&shared).await;
+            let session = shared.stripe.lock().unwrap().checkout_success_url(&id);
+            Redirect::to(&session.unwrap_or_else(|| "/".to_owned())).into_response()
+        }
         Err(refusal) => refused(refusal),
     }
+}
+
+/// A processing bank debit succeeds or fails, its event delivered, then the deliveries page.
+async fn settle_payment(
+    State(shared): AppState,
+    Path((id, outcome)): Path<(String, String)>,
+) -> Response {
+    let succeeded = match outcome.as_str() {
+        "succeed" => true,
+        "fail" => false,
+        other => return refused(Refusal::NotFound(format!("No such outcome: {other}"))),
+    };
+    if !shared
+        .stripe
+        .lock()
+        .unwrap()
+        .settle_delayed_payment(&id, succeeded)
+    {
+        return refused(Refusal::Conflict(
+            "No payment of this session is processing.".into(),
+        ));
+    }
+    deliver_emitted(&shared).await;
+    Redirect::to("/").into_response()
 }
 
 /// Pay: the subscription and its invoice, their events delivered, then the success URL.
@@ -159,9 +201,11 @@ async fn portal_action(
 }
 
 async fn deliveries_page(State(shared): AppState) -> Html<String> {
+    let processing = shared.stripe.lock().unwrap().processing_payments();
     Html(pages::deliveries(
         &shared.webhooks.log(),
         &shared.webhook_url,
+        &processing,
     ))
 }
 

@@ -18,8 +18,14 @@ pub struct CreditGrant {
     /// Whether it starts a period ([`PaidInvoice::starts_a_period`]); else it changes the
     /// plan within the current one ([`PaidInvoice::changes_plan`]).
     pub starts_period: bool,
+    /// The start of the period it pays into ([`PaidInvoice::period_start`]), Unix seconds.
+    pub period_start: Option<i64>,
     /// The end of the period it pays into ([`PaidInvoice::period_end`]), Unix seconds.
     pub period_end: Option<i64>,
+    /// Whether it starts a period while crediting the unused time of the one before (a switch
+    /// that resets the billing cycle): it grants only beyond the most granted in that period
+    /// ([`PaidInvoice::switches_period`]).
+    pub switches_period: bool,
 }
 
 impl CreditGrant {
@@ -31,7 +37,9 @@ impl CreditGrant {
             plan: plan.id.clone(),
             credits: plan.credits,
             starts_period: invoice.starts_a_period(),
+            period_start: invoice.period_start,
             period_end: invoice.period_end,
+            switches_period: invoice.switches_period(),
         })
     }
 }
@@ -50,10 +58,16 @@ pub struct PaidInvoice {
     /// largest line that is not a proration (the period's price); of a plan change, its largest
     /// positive line (the new plan's remaining time).
     pub price_id: Option<String>,
+    /// The start of the period that line pays for, Unix seconds (of a plan change: the time of
+    /// the change). A period starting later is a newer one.
+    pub period_start: Option<i64>,
     /// The end of the period that line pays for, Unix seconds: the period the invoice pays
-    /// into. Periods are told apart by it, not by when their invoices were created: a renewal
-    /// finalised an hour late is created before a plan change made in that hour.
+    /// into. Periods are told apart by their lines, not by when their invoices were created: a
+    /// renewal finalised an hour late is created before a plan change made in that hour.
     pub period_end: Option<i64>,
+    /// Whether a line credits unused time (a negative proration): the period before was paid
+    /// for and is cut short.
+    pub credits_unused_time: bool,
     /// Whether a line pays for a whole period of a subscription item (not a proration): a
     /// `subscription_update` invoice with one starts a period ([`PaidInvoice::starts_a_period`]).
     pub pays_a_whole_period: bool,
@@ -74,6 +88,17 @@ impl PaidInvoice {
             Some("subscription_update") => self.pays_a_whole_period,
             _ => false,
         }
+    }
+
+    /// Whether the invoice starts a period by a switch that cuts the paid one before short (a
+    /// `subscription_update` charging a whole period and crediting unused time): Stripe credits
+    /// the unused time, so the switch grants only the new plan's credits beyond the most
+    /// granted, as an upgrade does; switching back and forth grants nothing more. A trial ended
+    /// early credits nothing and starts its first paid period in full.
+    pub fn switches_period(&self) -> bool {
+        self.starts_a_period()
+            && self.billing_reason.as_deref() == Some("subscription_update")
+            && self.credits_unused_time
     }
 
     /// Whether the invoice is the proration of a change of plan within a period (a

@@ -117,21 +117,25 @@ impl UserRecord {
     }
 
     /// Why `grant` is not owed whatever the status: granted before, behind a newer period, or
-    /// a change within a period not granted yet. Periods are compared by their ends when both
-    /// are known, else by the invoices' creation times.
+    /// a change within a period not granted yet. Periods are compared by their invoices' lines
+    /// when both are known (a period starting later is newer; a change is of the granted period
+    /// when its proration ends where that period does), else by the invoices' creation times.
     fn had_period(&self, grant: &CreditGrant) -> Option<GrantRefusal> {
         if self.granted_invoices.contains(&grant.invoice_id) {
             return Some(GrantRefusal::AlreadyGranted);
         }
-        let Some((end, granted)) = grant.period_end.zip(self.granted_period_end) else {
+        let lines = grant.period_start.zip(grant.period_end);
+        let granted = self.granted_period_start.zip(self.granted_period_end);
+        let Some(((start, end), (granted_start, granted_end))) = lines.zip(granted) else {
             return (self.last_grant_created > grant.invoice_created)
                 .then_some(GrantRefusal::Superseded);
         };
-        match (grant.starts_period, end.cmp(&granted)) {
-            (true, std::cmp::Ordering::Greater) => None,
-            (true, _) | (false, std::cmp::Ordering::Less) => Some(GrantRefusal::Superseded),
-            (false, std::cmp::Ordering::Equal) => None,
-            (false, std::cmp::Ordering::Greater) => Some(GrantRefusal::PeriodNotGranted),
+        match grant.starts_period {
+            true if start > granted_start => None,
+            true => Some(GrantRefusal::Superseded),
+            false if end == granted_end && start >= granted_start => None,
+            false if start < granted_start => Some(GrantRefusal::Superseded),
+            false => Some(GrantRefusal::PeriodNotGranted),
         }
     }
 
@@ -152,7 +156,10 @@ impl UserRecord {
 
     /// The grant a paid invoice owes, once per invoice, only while entitled, never behind a
     /// newer period. An invoice that starts a period sets the credits to the plan's (what was
-    /// left expires with the old period). A plan change within the period adds the new plan's
+    /// left expires with the old period), unless it is a switch that cuts the period before
+    /// short ([`CreditGrant::switches_period`]): that one keeps what is left and adds only the
+    /// new plan's credits beyond the most granted, so that switching back and forth (between
+    /// monthly and yearly, say) never farms a fresh balance. A plan change within the period adds the new plan's
     /// credits beyond the most granted in it ([`UserRecord::period_credits`]), so that switching
     /// back and forth never grants more than the highest plan held, and a downgrade grants
     /// nothing (the credits stand until the period ends).
@@ -170,8 +177,15 @@ impl UserRecord {
         let seen = self.seen(Balance::Credits);
         let (kind, amount) = match upgrade {
             Some(more) if !grant.starts_period => (EntryKind::PlanUpgrade, more),
+            // A switch that starts a period keeps the credits left, adding only beyond the most
+            // granted in the period it cuts short (nothing for one granted before that was kept).
+            _ if grant.switches_period => (EntryKind::PeriodGrant, upgrade.unwrap_or(0)),
             _ => (EntryKind::PeriodGrant, grant.credits - seen.before),
         };
+        let mut recorded = grant.clone();
+        if grant.switches_period {
+            recorded.credits = grant.credits.max(self.period_credits.unwrap_or(0));
+        }
         let mut entry = Entry::new(
             kind,
             Balance::Credits,
@@ -181,7 +195,7 @@ impl UserRecord {
             &grant.invoice_id,
         );
         entry.granted = Some(grant.credits);
-        if grant.starts_period {
+        if grant.starts_period && !grant.switches_period {
             entry.expired = Some(seen.before);
         }
         entry.plan = Some(grant.plan.as_str().to_owned());
@@ -189,7 +203,7 @@ impl UserRecord {
         Ok(Posting {
             entry,
             seen,
-            grant: Some(grant.clone()),
+            grant: Some(recorded),
             once: None,
             settles: None,
         })
@@ -280,13 +294,16 @@ pub(super) mod tests {
             plan: crate::domain::PlanId::parse(plan).unwrap(),
             credits,
             starts_period: starts,
+            period_start: None,
             period_end: None,
+            switches_period: false,
         }
     }
 
-    /// `grant` paying into the period ending at `end`.
-    fn ending(grant: CreditGrant, end: i64) -> CreditGrant {
+    /// `grant` paying into the period from `start` (of a change: its time) to `end`.
+    fn over(grant: CreditGrant, start: i64, end: i64) -> CreditGrant {
         CreditGrant {
+            period_start: Some(start),
             period_end: Some(end),
             ..grant
         }
@@ -300,6 +317,7 @@ pub(super) mod tests {
         record.period_credits = Some(grant.credits);
         if grant.starts_period {
             record.last_grant_created = grant.invoice_created;
+            record.granted_period_start = grant.period_start;
             record.granted_period_end = grant.period_end;
         }
         record
@@ -308,12 +326,12 @@ pub(super) mod tests {
     #[test]
     fn a_plan_change_in_a_period_not_granted_yet_waits_for_that_period_s_own_invoice() {
         let plus = subscriber(0);
-        let first = ending(change("in_c", 100, "plus", 1000, true), 1_000);
+        let first = over(change("in_c", 100, "plus", 1000, true), 100, 1_000);
         let plus = applied(plus.clone(), &plus.grant(&first).unwrap());
         // The period ended at 1,000; its renewal, created then, is finalised an hour late, and
         // the plan changed (and was paid) within that hour.
-        let renewal = ending(change("in_r", 1_000, "plus", 1000, true), 2_000);
-        let upgrade = ending(change("in_u", 1_600, "pro", 5000, false), 2_000);
+        let renewal = over(change("in_r", 1_000, "plus", 1000, true), 1_000, 2_000);
+        let upgrade = over(change("in_u", 1_600, "pro", 5000, false), 1_600, 2_000);
         assert_eq!(plus.grant(&upgrade), Err(GrantRefusal::PeriodNotGranted));
         assert!(!plus.lacks_grant(&upgrade));
         let renewed = applied(plus.clone(), &plus.grant(&renewal).unwrap());
@@ -330,13 +348,82 @@ pub(super) mod tests {
             Err(GrantRefusal::AlreadyGranted),
             "the renewal never resets the upgrade"
         );
-        let old_change = ending(change("in_old", 900, "team", 9000, false), 1_000);
+        let old_change = over(change("in_old", 900, "team", 9000, false), 900, 1_000);
         assert_eq!(pro.grant(&old_change), Err(GrantRefusal::Superseded));
-        let same_period = ending(change("in_again", 1_000, "pro", 5000, true), 2_000);
+        let same_period = over(change("in_again", 1_000, "pro", 5000, true), 1_000, 2_000);
         assert_eq!(
             pro.grant(&same_period),
             Err(GrantRefusal::Superseded),
             "a second invoice starting the same period grants nothing"
+        );
+    }
+
+    /// A period that starts later is newer even when it ends sooner (yearly to monthly, a long
+    /// trial ended early); a switch that cuts a paid period short adds only beyond the most
+    /// granted, so switching back and forth farms nothing.
+    #[test]
+    fn a_switch_that_resets_the_cycle_grants_only_beyond_the_most_granted() {
+        let year = 365 * 86_400;
+        let month = 30 * 86_400;
+        let yearly = subscriber(0);
+        let first = over(change("in_y", 0, "pro_y", 60_000, true), 0, year);
+        let yearly = applied(yearly.clone(), &yearly.grant(&first).unwrap());
+        let yearly = UserRecord {
+            credits_remaining: 50_000,
+            ..yearly
+        };
+        let switch = |id: &str, at: i64, plan: &str, credits: i64| CreditGrant {
+            switches_period: true,
+            ..over(change(id, at, plan, credits, true), at, at + month)
+        };
+        let monthly = switch("in_m", 86_400, "pro", 5000);
+        let posting = yearly.grant(&monthly).unwrap();
+        assert_eq!(
+            (
+                posting.entry.amount,
+                posting.entry.balance_after,
+                posting.entry.expired
+            ),
+            (0, 50_000, None),
+            "a cheaper cycle adds nothing and expires nothing"
+        );
+        let monthly_record = applied(yearly, &posting);
+        assert_eq!(monthly_record.granted_period_end, Some(86_400 + month));
+        let back = switch("in_y2", 2 * 86_400, "pro_y", 60_000);
+        let again = monthly_record.grant(&back).unwrap();
+        assert_eq!(
+            again.entry.amount, 0,
+            "back to yearly: the most was granted already"
+        );
+        let renewal = over(
+            change("in_m2", 86_400 + month, "pro", 5000, true),
+            86_400 + month,
+            86_400 + 2 * month,
+        );
+        let renewed = monthly_record.grant(&renewal).unwrap();
+        assert_eq!(
+            renewed.entry.balance_after, 5000,
+            "the next renewal grants in full"
+        );
+
+        // A trial ended early credits no unused time: its first paid period, in full.
+        let trial = subscriber(0);
+        let trial_grant = over(change("in_t", 0, "pro", 5000, true), 0, 60 * 86_400);
+        let trial = applied(trial.clone(), &trial.grant(&trial_grant).unwrap());
+        let paid = over(
+            change("in_p", 5 * 86_400, "pro", 5000, true),
+            5 * 86_400,
+            35 * 86_400,
+        );
+        let posting = UserRecord {
+            credits_remaining: 100,
+            ..trial
+        }
+        .grant(&paid)
+        .unwrap();
+        assert_eq!(
+            (posting.entry.amount, posting.entry.balance_after),
+            (4900, 5000)
         );
     }
 

@@ -130,9 +130,11 @@ pub struct UserRecord {
     /// none): the id of the current paid period (a debit records it; a refund after the period
     /// moved gives no plan credits back).
     pub last_grant_created: i64,
-    /// The end of the period last granted, Unix seconds, from its invoice's lines: a later
-    /// invoice is of this period, a newer one or an older one by its own period's end. `None`
-    /// for a period granted before it was recorded (then creation times decide).
+    /// The start of the period last granted, Unix seconds, from its invoice's line: a period
+    /// starting later is newer. `None` for a period granted before it was recorded (then
+    /// creation times decide).
+    pub granted_period_start: Option<i64>,
+    /// The end of that period: a plan change whose proration ends there is of this period.
     pub granted_period_end: Option<i64>,
     /// The most plan credits granted in the current period (its plan's, or the highest it was
     /// upgraded to): an upgrade adds only beyond it. `None` before any grant, and for a period
@@ -176,6 +178,7 @@ impl UserRecord {
             synced_at_ms: 0,
             granted_invoices: BTreeSet::new(),
             last_grant_created: 0,
+            granted_period_start: None,
             granted_period_end: None,
             period_credits: None,
             next_check: None,

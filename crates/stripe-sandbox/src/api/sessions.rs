@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Checkout, Plan, PortalAction, Refusal, Stripe, metadata, new_id};
+use super::{Checkout, Pack, Plan, PortalAction, Refusal, Stripe, metadata, new_id};
 use crate::objects::{self, collapsed, param};
 
 /// Longest a Checkout session stays payable (Stripe's default, and its maximum).
@@ -376,6 +376,33 @@ impl Stripe {
             session["payment_intent"] = intent.clone();
         }
         (200, session)
+    }
+
+    /// Where Checkout session `id` leads once paid.
+    pub fn checkout_success_url(&self, id: &str) -> Option<String> {
+        let session = &self.checkouts.get(id)?.session;
+        session["success_url"].as_str().map(str::to_owned)
+    }
+
+    /// The pack Checkout session `id` sells, if it is a pack's.
+    pub fn checkout_pack(&self, id: &str) -> Option<&Pack> {
+        self.pack_of(&self.checkouts.get(id)?.price)
+    }
+
+    /// The pack sessions whose delayed payment is still processing, oldest first.
+    pub fn processing_payments(&self) -> Vec<String> {
+        let processing = |c: &&Checkout| {
+            let intent = c.session["payment_intent"].as_str();
+            let intent = intent.and_then(|i| self.payment_intents.get(i));
+            c.session["payment_status"] == "unpaid"
+                && intent.is_some_and(|i| i["status"] == "processing")
+        };
+        let mut found: Vec<&Checkout> = self.checkouts.values().filter(processing).collect();
+        found.sort_by_key(|c| c.session["created"].as_i64());
+        found
+            .iter()
+            .filter_map(|c| c.session["id"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The plan Checkout session `id` sells (the first, for an unknown session).

@@ -67,6 +67,7 @@ pub fn to_item(record: &UserRecord) -> Item {
         ("price_id", record.price_id.as_deref().map(s)),
         ("current_period_end", record.current_period_end.map(n)),
         ("period_credits", record.period_credits.map(n)),
+        ("granted_period_start", record.granted_period_start.map(n)),
         ("granted_period_end", record.granted_period_end.map(n)),
         (DUE_SHARD, record.next_check.map(|_| s(DUE))),
         (DUE_AT, record.next_check.map(n)),
@@ -189,6 +190,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
         // Absent on records granted before periods were told apart by their ends.
+        granted_period_start: optional_n("granted_period_start")?,
         granted_period_end: optional_n("granted_period_end")?,
         period_credits: optional_n("period_credits")?,
         next_check: optional_n(DUE_AT)?,
@@ -243,6 +245,7 @@ mod tests {
         record.granted_invoices = ["in_1".to_owned(), "in_2".to_owned()].into();
         record.last_grant_created = 1_700_000_100;
         record.period_credits = Some(5000);
+        record.granted_period_start = Some(1_700_000_100);
         record.granted_period_end = Some(1_702_592_100);
         record.next_check = Some(1_702_595_600);
         record.stripe_customer_possible = true;
@@ -307,6 +310,7 @@ mod tests {
             "last_grant_created",
             "granted_invoices",
             "purchased_credits",
+            "granted_period_start",
             "granted_period_end",
         ] {
             item.remove(older);
