@@ -144,9 +144,9 @@ pub async fn a_day_s_debits_and_refunds_are_one_entry_each(store: Arc<dyn Store>
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 }
 
-/// A subscriber made with `free` free messages, linked to the customer it returns, active, its
-/// period `in_1` (created at 1,000) granted with `credits`; and the record as made.
-async fn subscriber(store: &dyn Store, free: i64, credits: i64) -> (UserId, UserRecord, String) {
+/// A user made with `free` free messages, linked to the customer it returns, active and
+/// granted nothing yet; and the record as made.
+async fn active(store: &dyn Store, free: i64) -> (UserId, UserRecord, String) {
     let (user, initial) = created(store, free).await;
     let customer = format!("cus_{}", user.hash());
     store.link_customer(&user, &customer).await.unwrap();
@@ -156,6 +156,12 @@ async fn subscriber(store: &dyn Store, free: i64, credits: i64) -> (UserId, User
             .await
             .unwrap()
     );
+    (user, initial, customer)
+}
+
+/// [`active`], its period `in_1` (created at 1,000) granted with `credits`.
+async fn subscriber(store: &dyn Store, free: i64, credits: i64) -> (UserId, UserRecord, String) {
+    let (user, initial, customer) = active(store, free).await;
     let first = invoice("in_1", 1_000);
     let granted = credits::grant_for_invoice(store, &user, &first, &plan(credits)).await;
     assert_eq!(granted.unwrap(), credits::GrantOutcome::Granted);
@@ -202,15 +208,7 @@ pub async fn a_grant_records_what_expired_once(store: Arc<dyn Store>) {
 /// hour of a period, before that period's own renewal is finalised, waits for it; then the
 /// renewal grants its plan and the change its difference, and neither again.
 pub async fn a_plan_change_waits_for_its_period_s_own_invoice(store: Arc<dyn Store>) {
-    let (user, initial) = created(store.as_ref(), 0).await;
-    let customer = format!("cus_{}", user.hash());
-    store.link_customer(&user, &customer).await.unwrap();
-    assert!(
-        store
-            .apply_subscription(&user, &view("active", 1))
-            .await
-            .unwrap()
-    );
+    let (user, initial, _) = active(store.as_ref(), 0).await;
     let in_period = |id: &str, created, reason: &str, end| PaidInvoice {
         billing_reason: Some(reason.into()),
         period_start: Some(created),

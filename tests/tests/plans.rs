@@ -365,8 +365,9 @@ async fn a_renewal_paid_after_a_change_in_its_first_hour_is_granted_before_the_c
 /// A `subscription_update` invoice that charges a whole new period while crediting the unused
 /// time of the one before (the billing cycle reset with `billing_cycle_anchor=now`, a switch to
 /// yearly) starts a period, but adds only beyond the most granted in the period it cuts short:
-/// nothing on the same plan, the difference to a dearer one; what was left stays. A change of
-/// the period before it grants nothing after it.
+/// nothing on the same plan, the difference to a dearer one; what was left stays, cut to the
+/// new plan's credits on a switch down. A change of the period before it grants nothing after
+/// it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_that_starts_a_period_grants_only_beyond_the_most_granted() {
     let (stub, store, app, user, customer) = setup().await;
@@ -406,13 +407,17 @@ async fn a_switch_that_starts_a_period_grants_only_beyond_the_most_granted() {
     assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
     let back = whole_period(PRICE, "in_back", reset_at + 2 * 86_400, 95_000, 2000);
     stub.subscriptions(vec![back]).await;
-    assert_eq!(sync(&app, &user).await["credits_remaining"], 4400);
+    assert_eq!(
+        sync(&app, &user).await["credits_remaining"],
+        1000,
+        "down to plus at once: Stripe credited pro's unused time, the balance is cut to plus's"
+    );
     let again = whole_period(PRO_PRICE, "in_again", reset_at + 3 * 86_400, 1900, 100_000);
     stub.subscriptions(vec![again]).await;
     assert_eq!(
         sync(&app, &user).await["credits_remaining"],
-        4400,
-        "switching back and forth farms nothing"
+        1000,
+        "switching back and forth farms nothing: pro was granted in this period"
     );
     assert_eq!(
         grants(&store, &user).await,
@@ -420,7 +425,7 @@ async fn a_switch_that_starts_a_period_grants_only_beyond_the_most_granted() {
             (EntryKind::PeriodGrant, "in_plus".to_owned(), 1000),
             (EntryKind::PeriodGrant, "in_reset".to_owned(), 0),
             (EntryKind::PeriodGrant, "in_yearly".to_owned(), 4000),
-            (EntryKind::PeriodGrant, "in_back".to_owned(), 0),
+            (EntryKind::PeriodGrant, "in_back".to_owned(), -3400),
             (EntryKind::PeriodGrant, "in_again".to_owned(), 0),
         ]
     );

@@ -227,8 +227,9 @@ async fn invoices_to_grant(
         .chain([latest.as_ref()])
         .filter_map(paid_invoice)
         .collect();
+    // As periods are ordered: by start (a change's is its time, after its period's own).
     paid.sort_by_key(|invoice| {
-        let period = invoice.period_end.unwrap_or(invoice.created);
+        let period = invoice.period_start.unwrap_or(invoice.created);
         (period, !invoice.starts_a_period(), invoice.created)
     });
     paid.dedup_by(|a, b| a.id == b.id);

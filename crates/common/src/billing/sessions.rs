@@ -82,18 +82,12 @@ impl Billing {
             .expires_at(expires_at);
         let what = "create checkout session";
         match self.send_raw(what, &request, Some(new_key())).await {
-            Ok(session) => match session.url {
-                Some(url) => Ok(Some(OpenCheckout {
-                    id: session.id.to_string(),
-                    url,
-                    expires_at: session.expires_at,
-                    price_id: plan.price_id.clone(),
-                })),
-                None => {
-                    tracing::error!("Stripe returned a checkout session without a URL");
-                    Err(ApiError::StripeFailed)
-                }
-            },
+            Ok(session) => Ok(Some(OpenCheckout {
+                url: url_of(session.url)?,
+                id: session.id.to_string(),
+                expires_at: session.expires_at,
+                price_id: plan.price_id.clone(),
+            })),
             Err(err) if is_missing_customer(&err) => Ok(None),
             Err(err) => Err(failed(what, &err)),
         }
@@ -131,10 +125,7 @@ impl Billing {
         let what = "create pack checkout session";
         match self.send_raw(what, &request, Some(new_key())).await {
             Ok(session) => {
-                let Some(url) = session.url else {
-                    tracing::error!("Stripe returned a checkout session without a URL");
-                    return Err(ApiError::StripeFailed);
-                };
+                let url = url_of(session.url)?;
                 let pending = PendingPack {
                     session_id: session.id.to_string(),
                     pack: pack.id.clone(),
@@ -230,4 +221,12 @@ impl Billing {
             Err(err) => Err(failed(what, &err)),
         }
     }
+}
+
+/// The URL of a Checkout session Stripe created: one without is Stripe failing.
+fn url_of(url: Option<String>) -> Result<String, ApiError> {
+    url.ok_or_else(|| {
+        tracing::error!("Stripe returned a checkout session without a URL");
+        ApiError::StripeFailed
+    })
 }
