@@ -1,8 +1,9 @@
 //! Load with invariants: 20 concurrent users, 2,000 mixed requests against the local API on
-//! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, and
-//! message debits through the library on the same table. Zero unexpected answers, and every
-//! user ends with exactly the credits granted minus the debits that succeeded, each balance the
-//! sum of its ledger entries. Throughput and
+//! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, a
+//! credit pack bought (and its event delivered twice) by each user, and message debits through
+//! the library on the same table. Zero unexpected answers, and every user ends with exactly the
+//! credits granted and bought minus the debits that succeeded, each balance the sum of its
+//! ledger entries. Throughput and
 //! latency percentiles go to `target/reports/load.md`.
 //!
 //! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_USERS=50 LOAD_REQUESTS=50000 ./scripts/test
@@ -15,11 +16,12 @@ use common::config::Rules;
 use common::credits::debit_message;
 use common::domain::{UserId, UserRecord};
 use common::store::Store;
+use integration_tests::apps::event;
 use integration_tests::apps::{customer_of_new_user, invoice_paid};
 use integration_tests::binaries::{local_api_env, start_local_api};
-use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET};
+use integration_tests::stripe_stub::{PACK_PRICE, StripeStub, WEBHOOK_SECRET};
 use integration_tests::{emulator, ledger_conformance, tokens};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Credits each paid invoice grants in this test, for `per_user` requests each: 30% of them, so
 /// that the heaviest third of the users (who debit 40%) runs out and refusals (402) are part of
@@ -34,15 +36,18 @@ enum Op {
     Sync,
     Debit,
     DuplicateWebhook,
+    BuyPack,
 }
 
 /// One user's share of the traffic, deterministic per user: a third debit on 20% of their
 /// requests, a third on 30%, a third on 40% (more than the 30% they have credits for); a tenth
-/// each of syncs and duplicate webhooks; the rest status reads; interleaved.
+/// each of syncs and duplicate webhooks; one credit pack bought; the rest status reads;
+/// interleaved.
 fn schedule(user_index: usize, requests: usize) -> Vec<Op> {
     let debits = requests * (2 + user_index % 3) / 10;
     let (syncs, webhooks) = (requests / 10, requests / 10);
-    let mut ops: Vec<Op> = std::iter::repeat_n(Op::Debit, debits)
+    let mut ops: Vec<Op> = std::iter::once(Op::BuyPack)
+        .chain(std::iter::repeat_n(Op::Debit, debits))
         .chain(std::iter::repeat_n(Op::Sync, syncs))
         .chain(std::iter::repeat_n(Op::DuplicateWebhook, webhooks))
         .chain(std::iter::repeat(Op::Status))
@@ -80,7 +85,7 @@ fn env_number(name: &str, default: usize) -> usize {
 async fn run_user(
     client: reqwest::Client,
     base: String,
-    store: Arc<dyn Store>,
+    (store, stub): (Arc<dyn Store>, Arc<StripeStub>),
     user: Arc<User>,
     ops: Vec<Op>,
 ) -> Tally {
@@ -104,6 +109,29 @@ async fn run_user(
             Op::DuplicateWebhook => {
                 let status = deliver(&client, &base, &user.paid_event).await;
                 assert_eq!(status, 200, "duplicate webhook");
+            }
+            Op::BuyPack => {
+                let response = client
+                    .post(format!("{base}/v1/stripe/create-credit-pack-session"))
+                    .bearer_auth(&user.token)
+                    .json(&json!({"pack": "small"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 200, "pack checkout");
+                let body: Value = response.json().await.unwrap();
+                let url = body["checkout_url"].as_str().unwrap();
+                let session = url.rsplit('/').next().unwrap();
+                stub.pay(session).unwrap();
+                let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+                let paid = event(
+                    &id,
+                    "checkout.session.completed",
+                    stub.checkout_session(session),
+                );
+                for _ in 0..2 {
+                    assert_eq!(deliver(&client, &base, &paid).await, 200, "pack event");
+                }
             }
             Op::Debit => {
                 let message = format!("msg_{}_{n}", user.id.as_str());
@@ -154,14 +182,17 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
     let per_user = total_requests / users_count;
     let plan_credits = plan_credits(per_user);
 
-    let stub = StripeStub::start().await;
+    // A pack of a tenth of the requests: the heaviest users still run out.
+    let pack_credits = (per_user / 10).max(1) as i64;
+    let stub = Arc::new(StripeStub::start().await);
     stub.active_for_every_customer().await;
     let credits = plan_credits.to_string();
     let mut env: Vec<(&str, String)> = local_api_env(&stub.uri())
         .into_iter()
-        .filter(|(k, _)| *k != "PLAN_CREDITS")
+        .filter(|(k, _)| !["PLAN_CREDITS", "CREDIT_PACKS"].contains(k))
         .collect();
     env.push(("PLAN_CREDITS", credits));
+    env.push(("CREDIT_PACKS", format!("small:{PACK_PRICE}:{pack_credits}")));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let api = start_local_api(&env).await;
     let base = api.base.clone();
@@ -172,6 +203,7 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
     let mut users = Vec::new();
     for _ in 0..users_count {
         let (id, customer) = customer_of_new_user(&store).await;
+        stub.add_customer(&customer, id.as_str());
         let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
         let invoice = format!("in_{}", uuid::Uuid::new_v4().simple());
         let paid_event = invoice_paid(&event_id, &invoice, &customer, common::unix_now());
@@ -198,7 +230,7 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
             tokio::spawn(run_user(
                 client.clone(),
                 base.clone(),
-                store.clone(),
+                (store.clone(), stub.clone()),
                 user.clone(),
                 ops,
             ))
@@ -217,13 +249,20 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
             .count() as i64;
         let record = store.get_user(&user.id).await.unwrap().unwrap();
         assert_eq!(
-            record.credits_remaining,
-            plan_credits - tally.debits_paid,
-            "granted minus successful debits"
+            record.credits_remaining + record.purchased_credits,
+            plan_credits + pack_credits - tally.debits_paid,
+            "granted and bought minus successful debits"
         );
-        assert_eq!(tally.debits_paid, attempted.min(plan_credits));
+        // Refusals may come before the pack does, never while plan credits are left.
+        let paid = tally.debits_paid;
+        assert!(
+            paid >= attempted.min(plan_credits)
+                && paid <= attempted.min(plan_credits + pack_credits),
+            "{paid} of {attempted}"
+        );
         assert_eq!(tally.debits_refused, attempted - tally.debits_paid);
         assert_eq!(record.granted_invoices.len(), 1, "granted once");
+        assert!(record.pending_packs.is_empty(), "the pack granted once");
         assert_eq!(
             record.free_messages_remaining, 10,
             "subscribers pay credits"
@@ -263,6 +302,10 @@ fn write_report(tallies: &[Tally], elapsed: Duration, users: usize) {
             Some(Op::DuplicateWebhook),
         ),
         ("debit_message (library)", Some(Op::Debit)),
+        (
+            "pack bought (checkout, paid, event twice)",
+            Some(Op::BuyPack),
+        ),
     ];
     for (name, kind) in kinds {
         let sorted: Vec<Duration> = all
