@@ -764,6 +764,19 @@ fn invoice_with(reason: &str, lines: &[(i64, &str, bool)]) -> stripe_billing::In
 /// new plan's positive line, never the old plan's negative one.
 #[test]
 fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
+    let plan = |id: &str, price: &str, credits| common::domain::Plan {
+        id: common::domain::PlanId::parse(id).unwrap(),
+        price_id: price.into(),
+        credits,
+        sold: true,
+    };
+    let sold = vec![
+        plan("plus", "price_plus", 1000),
+        plan("pro", "price_pro", 5000),
+    ];
+    let catalogue = common::domain::Catalogue::new(sold, vec![]).unwrap();
+    let read_paid =
+        |invoice: &stripe_billing::Invoice| common::sync::paid_invoice(invoice, &catalogue);
     let renewal = invoice_with(
         "subscription_cycle",
         &[
@@ -772,7 +785,7 @@ fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
             (1000, "price_plus", false),
         ],
     );
-    let paid = common::sync::paid_invoice(&renewal).unwrap();
+    let paid = read_paid(&renewal).unwrap();
     assert!(paid.starts_a_period());
     assert_eq!(paid.price_id.as_deref(), Some("price_plus"));
 
@@ -780,20 +793,20 @@ fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
         "subscription_update",
         &[(-1000, "price_plus", true), (2500, "price_pro", true)],
     );
-    let paid = common::sync::paid_invoice(&upgrade).unwrap();
+    let paid = read_paid(&upgrade).unwrap();
     assert_eq!(paid.price_id.as_deref(), Some("price_pro"));
     let downgrade = invoice_with(
         "subscription_update",
         &[(-2500, "price_pro", true), (0, "price_plus", true)],
     );
-    let paid = common::sync::paid_invoice(&downgrade).unwrap();
+    let paid = read_paid(&downgrade).unwrap();
     assert_eq!(paid.price_id, None, "a downgrade names no plan to grant");
 
     let reset = invoice_with(
         "subscription_update",
         &[(-700, "price_plus", true), (2500, "price_pro", false)],
     );
-    let paid = common::sync::paid_invoice(&reset).unwrap();
+    let paid = read_paid(&reset).unwrap();
     assert!(
         paid.starts_a_period() && !paid.changes_plan(),
         "a change charging a whole period starts one"
@@ -806,9 +819,19 @@ fn the_plan_of_an_invoice_is_its_period_s_price_never_a_leftover_proration() {
 
     let mut open = invoice_with("subscription_cycle", &[(1000, "price_plus", false)]);
     open.status = Some(stripe_billing::InvoiceStatus::Open);
-    assert_eq!(
-        common::sync::paid_invoice(&open),
-        None,
-        "only a paid invoice grants"
+    assert_eq!(read_paid(&open), None, "only a paid invoice grants");
+
+    // Another product's whole-period line on the same subscription, and a one-off fee, name
+    // nothing: the change is still a change of plus to pro.
+    let mixed = invoice_with(
+        "subscription_update",
+        &[
+            (-1000, "price_plus", true),
+            (2500, "price_pro", true),
+            (90_000, "price_other_product", false),
+        ],
     );
+    let read = read_paid(&mixed).unwrap();
+    assert!(read.changes_plan() && !read.starts_a_period(), "{read:?}");
+    assert_eq!(read.price_id.as_deref(), Some("price_pro"));
 }

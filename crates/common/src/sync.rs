@@ -27,7 +27,9 @@ use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
 use crate::domain::reconcile::next_check;
-use crate::domain::{CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord};
+use crate::domain::{
+    Catalogue, CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord,
+};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Ledger, Profiles};
@@ -62,11 +64,8 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
                 .price_id
                 .as_deref()
                 .filter(|_| invoice.starts_a_period());
-            let price = invoice.price_id.as_deref().or(fallback)?;
-            // A proration line of a price not sold here: the subscription's own plan.
-            let plan = catalogue
-                .for_price(price)
-                .or_else(|| catalogue.for_price(view.price_id.as_deref()?))?;
+            // A period without a line of ours is the subscription's own plan's.
+            let plan = catalogue.for_price(invoice.price_id.as_deref().or(fallback)?)?;
             Some((invoice, plan))
         })
         .collect();
@@ -217,15 +216,16 @@ async fn invoices_to_grant(
     let Some(Expandable::Object(latest)) = &subscription.latest_invoice else {
         return Ok(Vec::new());
     };
+    let catalogue = &billing.config.catalogue;
     let granted = latest.id.as_ref();
     if granted.is_some_and(|id| record.granted_invoices.contains(id.as_str())) {
-        return Ok(paid_invoice(latest).into_iter().collect());
+        return Ok(paid_invoice(latest, catalogue).into_iter().collect());
     }
     let recent = billing.paid_invoices(subscription.id.as_str()).await?;
     let mut paid: Vec<PaidInvoice> = recent
         .iter()
         .chain([latest.as_ref()])
-        .filter_map(paid_invoice)
+        .filter_map(|invoice| paid_invoice(invoice, catalogue))
         .collect();
     // As periods are ordered: by start (a change's is its time, after its period's own).
     paid.sort_by_key(|invoice| {
@@ -236,12 +236,18 @@ async fn invoices_to_grant(
     Ok(paid)
 }
 
-/// `invoice` as far as credits are concerned, if it is paid.
-pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
+/// `invoice` as far as credits are concerned, if it is paid: read from its lines of a price of
+/// `catalogue` only (a line of another product on the same subscription, or a one-off fee,
+/// never names the plan, its period, or whether the invoice starts one).
+pub fn paid_invoice(invoice: &Invoice, catalogue: &Catalogue) -> Option<PaidInvoice> {
     if invoice.status != Some(InvoiceStatus::Paid) {
         return None;
     }
-    let lines = &invoice.lines.data;
+    let ours = |line: &&InvoiceLineItem| {
+        let price = line.pricing.as_ref().and_then(|p| p.price_details.as_ref());
+        price.is_some_and(|p| catalogue.for_price(p.price.id().as_str()).is_some())
+    };
+    let lines: Vec<&InvoiceLineItem> = invoice.lines.data.iter().filter(ours).collect();
     let mut paid = PaidInvoice {
         id: invoice.id.as_ref()?.to_string(),
         created: invoice.created,
@@ -257,7 +263,7 @@ pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
             .any(|line| subscription_item(line) && !proration(line)),
         credits_unused_time: lines.iter().any(|line| proration(line) && line.amount < 0),
     };
-    if let Some(line) = paid_line(lines, paid.starts_a_period()) {
+    if let Some(line) = paid_line(&lines, paid.starts_a_period()) {
         let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
         paid.price_id = Some(price.id().to_string());
         paid.period_start = Some(line.period.start);
@@ -269,18 +275,17 @@ pub fn paid_invoice(invoice: &Invoice) -> Option<PaidInvoice> {
 /// The line of an invoice of `lines` that says what it paid for: of an invoice that starts a
 /// period, its largest line that is not a proration (the period's price: prorations left over
 /// from a change invoiced later never name the plan); of a plan change, its largest positive
-/// line (the new plan's remaining time; the old plan's unused time is a negative line). Only
-/// lines that name a price count.
-fn paid_line(lines: &[InvoiceLineItem], starts_period: bool) -> Option<&InvoiceLineItem> {
+/// line (the new plan's remaining time; the old plan's unused time is a negative line).
+fn paid_line<'a>(
+    lines: &[&'a InvoiceLineItem],
+    starts_period: bool,
+) -> Option<&'a InvoiceLineItem> {
     lines
         .iter()
+        .copied()
         .filter(|line| match starts_period {
             true => !proration(line),
             false => line.amount > 0,
-        })
-        .filter(|line| {
-            let pricing = line.pricing.as_ref();
-            pricing.is_some_and(|p| p.price_details.is_some())
         })
         .max_by_key(|line| line.amount)
 }
