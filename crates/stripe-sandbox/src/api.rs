@@ -3,8 +3,9 @@
 //! sessions, subscriptions with their invoices, and the events each change emits. Requests and
 //! answers are plain values, so the sandbox's HTTP server and the test suite's stub serve the
 //! same behaviour. This module holds the account, the dispatch of a request and the events; one
-//! submodule per resource holds its calls: `customers`, `sessions` (Checkout and portal),
-//! `subscriptions` (with their invoices, payments and refunds).
+//! submodule per resource holds its calls: `customers`, `sessions` (Checkout), `packs` (the
+//! one-time payment of a pack's session), `portal`, `subscriptions` (with their invoices,
+//! payments and refunds).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod customers;
+mod packs;
+mod portal;
 mod sessions;
 mod subscriptions;
 

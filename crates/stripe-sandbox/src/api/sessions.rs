@@ -1,23 +1,15 @@
-//! Checkout and portal sessions: created, expired, paid and acted on from their pages.
+//! Checkout sessions: created, expired, read, and paid or canceled from their pages (a pack's
+//! one-time payment is in `packs`).
 
 use serde_json::{Value, json};
 
-use super::{Checkout, Pack, Plan, PortalAction, Refusal, Stripe, metadata, new_id};
+use super::{Checkout, Plan, Refusal, Stripe, metadata, new_id};
 use crate::objects::{self, collapsed, param};
 
 /// Longest a Checkout session stays payable (Stripe's default, and its maximum).
 const SESSION_LIFETIME_SECS: i64 = 24 * 3600;
 /// Shortest `expires_at` Stripe accepts, from the session's creation.
 const SESSION_MIN_LIFETIME_SECS: i64 = 30 * 60;
-
-/// How a pack session is paid in the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PackPaymentMethod {
-    /// At once.
-    Card,
-    /// Days later, or never (a bank debit).
-    BankDebit,
-}
 
 impl Stripe {
     pub(super) fn create_checkout(&mut self, params: &[(String, String)]) -> (u16, Value) {
@@ -172,27 +164,6 @@ impl Stripe {
         }
     }
 
-    pub(super) fn create_portal(&mut self, params: &[(String, String)]) -> (u16, Value) {
-        let customer = match self.live_customer(params) {
-            Ok(customer) => customer,
-            Err(refusal) => return refusal,
-        };
-        let id = format!("bps_{}", uuid::Uuid::new_v4().simple());
-        let mut session = crate::fixtures::fixture("billing_portal.session");
-        session["id"] = json!(id);
-        session["url"] = json!(format!("{}/portal/{id}", self.pages_base));
-        session["customer"] = json!(customer);
-        session["return_url"] = json!(param(params, "return_url"));
-        session["created"] = json!(self.now());
-        session["livemode"] = json!(false);
-        session["flow"] = match param(params, "flow_data[type]") {
-            Some(flow) => json!({"type": flow, "after_completion": {"type": "portal_homepage"}}),
-            None => Value::Null,
-        };
-        self.portals.insert(id, session.clone());
-        (200, session)
-    }
-
     /// The open Checkout session `id`, with its plan, for its page.
     pub fn checkout(&self, id: &str) -> Result<Value, Refusal> {
         let checkout = self
@@ -230,7 +201,7 @@ impl Stripe {
             ));
         }
         if session["mode"] == "payment" {
-            return Ok(self.pay_once(id, PackPaymentMethod::Card));
+            return Ok(self.pay_pack_by_card(id));
         }
         let now = self.now();
         let sub_id = new_id("sub");
@@ -264,97 +235,6 @@ impl Stripe {
             .to_owned())
     }
 
-    /// Pays pack Checkout session `id` (payment mode, checked open) with `method`: its
-    /// PaymentIntent is made, and the session completes (`checkout.session.completed`), paid
-    /// at once by card, or unpaid while a delayed method processes
-    /// ([`Stripe::settle_delayed_payment`] ends it). Returns the success URL.
-    fn pay_once(&mut self, id: &str, method: PackPaymentMethod) -> String {
-        let now = self.now();
-        let checkout = self.checkouts.get_mut(id).expect("checked open");
-        let intent_id = new_id("pi");
-        let mut intent = crate::fixtures::fixture("payment_intent");
-        let session = &mut checkout.session;
-        for (field, value) in [
-            ("id", json!(intent_id)),
-            ("amount", session["amount_total"].clone()),
-            ("amount_received", json!(0)),
-            ("currency", session["currency"].clone()),
-            ("customer", session["customer"].clone()),
-            ("metadata", checkout.intent_metadata.clone()),
-            ("created", json!(now)),
-            ("latest_charge", Value::Null),
-            ("status", json!("processing")),
-            (
-                "payment_method_types",
-                match method {
-                    PackPaymentMethod::Card => json!(["card"]),
-                    PackPaymentMethod::BankDebit => json!(["sepa_debit"]),
-                },
-            ),
-        ] {
-            intent[field] = value;
-        }
-        session["status"] = json!("complete");
-        session["payment_intent"] = json!(intent_id);
-        let completed = session.clone();
-        self.payment_intents.insert(intent_id, intent);
-        self.emit("checkout.session.completed", completed.clone());
-        if method == PackPaymentMethod::Card {
-            self.settle_delayed_payment(id, true);
-        }
-        completed["success_url"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// Ends the processing payment of pack session `id`: succeeded (`payment_status: paid`,
-    /// `checkout.session.async_payment_succeeded` for a delayed method) or failed (the
-    /// PaymentIntent back to `requires_payment_method`, `checkout.session.async_payment_failed`).
-    /// A session not processing a payment changes nothing.
-    pub fn settle_delayed_payment(&mut self, id: &str, succeeded: bool) -> bool {
-        let Some(checkout) = self.checkouts.get_mut(id) else {
-            return false;
-        };
-        let session = &mut checkout.session;
-        let intent_id = session["payment_intent"].as_str().unwrap_or_default();
-        let Some(intent) = self.payment_intents.get_mut(intent_id) else {
-            return false;
-        };
-        if session["payment_status"] != "unpaid" || intent["status"] != "processing" {
-            return false;
-        }
-        let delayed = intent["payment_method_types"] != json!(["card"]) && succeeded;
-        match succeeded {
-            true => {
-                intent["status"] = json!("succeeded");
-                intent["amount_received"] = intent["amount"].clone();
-                session["payment_status"] = json!("paid");
-            }
-            false => intent["status"] = json!("requires_payment_method"),
-        }
-        let session = session.clone();
-        match (succeeded, delayed) {
-            (true, false) => {}
-            (true, true) => self.emit("checkout.session.async_payment_succeeded", session),
-            (false, _) => self.emit("checkout.session.async_payment_failed", session),
-        }
-        true
-    }
-
-    /// Starts paying pack Checkout session `id` with a delayed method (a bank debit): the
-    /// session completes unpaid until [`Stripe::settle_delayed_payment`].
-    pub fn pay_later(&mut self, id: &str) -> Result<(), Refusal> {
-        let session = self.checkout(id)?;
-        if session["mode"] != "payment" {
-            return Err(Refusal::Conflict(
-                "Only a one-time payment can be delayed.".into(),
-            ));
-        }
-        self.pay_once(id, PackPaymentMethod::BankDebit);
-        Ok(())
-    }
-
     /// `GET /v1/checkout/sessions/{id}`, its PaymentIntent expanded when asked
     /// (`expand[]=payment_intent`); 404 `resource_missing` for an unknown one.
     pub(super) fn retrieve_checkout(&self, id: &str, params: &[(String, String)]) -> (u16, Value) {
@@ -384,27 +264,6 @@ impl Stripe {
         session["success_url"].as_str().map(str::to_owned)
     }
 
-    /// The pack Checkout session `id` sells, if it is a pack's.
-    pub fn checkout_pack(&self, id: &str) -> Option<&Pack> {
-        self.pack_of(&self.checkouts.get(id)?.price)
-    }
-
-    /// The pack sessions whose delayed payment is still processing, oldest first.
-    pub fn processing_payments(&self) -> Vec<String> {
-        let processing = |c: &&Checkout| {
-            let intent = c.session["payment_intent"].as_str();
-            let intent = intent.and_then(|i| self.payment_intents.get(i));
-            c.session["payment_status"] == "unpaid"
-                && intent.is_some_and(|i| i["status"] == "processing")
-        };
-        let mut found: Vec<&Checkout> = self.checkouts.values().filter(processing).collect();
-        found.sort_by_key(|c| c.session["created"].as_i64());
-        found
-            .iter()
-            .filter_map(|c| c.session["id"].as_str().map(str::to_owned))
-            .collect()
-    }
-
     /// The plan Checkout session `id` sells (the first, for an unknown session).
     pub fn checkout_plan(&self, id: &str) -> &Plan {
         let price = self.checkouts.get(id).map(|c| c.price.as_str());
@@ -416,77 +275,5 @@ impl Stripe {
     pub fn cancel_checkout(&self, id: &str) -> Result<Option<String>, Refusal> {
         let session = self.checkout(id)?;
         Ok(session["cancel_url"].as_str().map(str::to_owned))
-    }
-
-    /// Portal session `id`, with the subscription it manages (if any), for its page.
-    pub fn portal(&self, id: &str) -> Result<(Value, Option<Value>), Refusal> {
-        let session = self
-            .portals
-            .get(id)
-            .ok_or_else(|| Refusal::NotFound(format!("No such portal session: {id}")))?;
-        let customer = &session["customer"];
-        let managed = self
-            .subscriptions
-            .iter()
-            .find(|s| &s["customer"] == customer && s["status"] != "canceled")
-            .cloned();
-        Ok((session.clone(), managed))
-    }
-
-    /// Carries out `action` on the subscription portal session `id` manages.
-    pub fn portal_action(&mut self, id: &str, action: PortalAction) -> Result<(), Refusal> {
-        let (_, managed) = self.portal(id)?;
-        let managed = managed
-            .ok_or_else(|| Refusal::Conflict("There is no subscription to manage.".into()))?;
-        let sub_id = managed["id"].as_str().unwrap_or_default().to_owned();
-        let period_end = managed["items"]["data"][0]["current_period_end"]
-            .as_i64()
-            .unwrap_or(0);
-        match action {
-            PortalAction::CancelNow => {
-                self.end_subscription(&sub_id);
-            }
-            PortalAction::CancelAtPeriodEnd => {
-                let sub = self.subscription_mut(&sub_id).expect("managed");
-                sub["cancel_at_period_end"] = json!(true);
-                sub["cancel_at"] = json!(period_end);
-                let updated = collapsed(sub);
-                self.emit_updated(
-                    updated,
-                    json!({"cancel_at_period_end": false, "cancel_at": null}),
-                );
-            }
-            PortalAction::Renew => {
-                self.clock_offset += (period_end - self.now()).max(0);
-                if managed["cancel_at_period_end"] == json!(true) {
-                    self.end_subscription(&sub_id);
-                    return Ok(());
-                }
-                let next_end = period_end + self.plan_of_subscription(&managed).period_secs;
-                let invoice = self.paid_invoice(&managed, period_end, "subscription_cycle");
-                let sub = self.subscription_mut(&sub_id).expect("managed");
-                let item = &mut sub["items"]["data"][0];
-                item["current_period_start"] = json!(period_end);
-                item["current_period_end"] = json!(next_end);
-                sub["latest_invoice"] = invoice.clone();
-                let updated = collapsed(sub);
-                let previous = json!({"items": managed["items"], "latest_invoice": managed["latest_invoice"]["id"]});
-                self.emit_updated(updated, previous);
-                self.emit("invoice.paid", invoice);
-            }
-            PortalAction::SwitchTo(index) => {
-                let plan = self
-                    .plans
-                    .get(index)
-                    .cloned()
-                    .ok_or_else(|| Refusal::NotFound("No such plan.".into()))?;
-                if !self.switch_plan(&sub_id, &plan.price_id) {
-                    return Err(Refusal::Conflict(
-                        "The subscription is on this plan.".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }
