@@ -26,7 +26,7 @@ use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
-use crate::domain::reconcile::next_check;
+use crate::domain::reconcile::{RECHECK_AFTER_SECS, next_check};
 use crate::domain::{
     Catalogue, CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord,
 };
@@ -78,7 +78,7 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     // A pack session that may still be paid keeps the user due within the hour.
     let soon = |check: Option<i64>| match record.pending_packs.is_empty() {
         true => check,
-        false => check.map(|at| at.min(observed_at_ms / 1000 + 3600)),
+        false => check.map(|at| at.min(observed_at_ms / 1000 + RECHECK_AFTER_SECS)),
     };
     let first = SubscriptionView {
         next_check: soon(match owed {
@@ -205,8 +205,9 @@ pub async fn close_duplicates(
 /// within a period its own invoice before its plan changes. When its latest invoice (expanded)
 /// was granted, nothing older can be owed: an older period's invoices are behind it, and a
 /// plan change within its period could not be granted before the period's own invoice. Without
-/// one, nothing is owed. Else the subscription's recent paid invoices are read too: a renewal still being finalised when
-/// the plan changed is paid after that change's invoice, which is then the latest.
+/// one, nothing is owed. Else the subscription's recent paid invoices are read too: a renewal
+/// still being finalised when the plan changed is paid after that change's invoice, which is
+/// then the latest.
 async fn invoices_to_grant(
     billing: &Billing,
     subscription: &Subscription,
@@ -244,8 +245,7 @@ pub fn paid_invoice(invoice: &Invoice, catalogue: &Catalogue) -> Option<PaidInvo
         return None;
     }
     let ours = |line: &&InvoiceLineItem| {
-        let price = line.pricing.as_ref().and_then(|p| p.price_details.as_ref());
-        price.is_some_and(|p| catalogue.for_price(p.price.id().as_str()).is_some())
+        price_of(line).is_some_and(|price| catalogue.for_price(price).is_some())
     };
     let lines: Vec<&InvoiceLineItem> = invoice.lines.data.iter().filter(ours).collect();
     let mut paid = PaidInvoice {
@@ -264,8 +264,7 @@ pub fn paid_invoice(invoice: &Invoice, catalogue: &Catalogue) -> Option<PaidInvo
         credits_unused_time: lines.iter().any(|line| proration(line) && line.amount < 0),
     };
     if let Some(line) = paid_line(&lines, paid.starts_a_period()) {
-        let price = &line.pricing.as_ref()?.price_details.as_ref()?.price;
-        paid.price_id = Some(price.id().to_string());
+        paid.price_id = price_of(line).map(str::to_owned);
         paid.period_start = Some(line.period.start);
         paid.period_end = Some(line.period.end);
     }
@@ -288,6 +287,12 @@ fn paid_line<'a>(
             false => line.amount > 0,
         })
         .max_by_key(|line| line.amount)
+}
+
+/// The price `line` bills, if it names one.
+fn price_of(line: &InvoiceLineItem) -> Option<&str> {
+    let details = line.pricing.as_ref()?.price_details.as_ref()?;
+    Some(details.price.id().as_str())
 }
 
 /// Whether `line` is a proration (of a subscription item, or an invoice item).

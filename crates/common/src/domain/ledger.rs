@@ -29,6 +29,11 @@ pub struct CreditGrant {
 }
 
 impl CreditGrant {
+    /// The period it pays into, start and end, when its invoice's line says both.
+    pub fn period(&self) -> Option<(i64, i64)> {
+        self.period_start.zip(self.period_end)
+    }
+
     /// The grant `invoice` owes under `plan`, if it starts a period or changes the plan.
     pub fn of(invoice: &PaidInvoice, plan: &Plan) -> Option<CreditGrant> {
         (invoice.starts_a_period() || invoice.changes_plan()).then(|| CreditGrant {

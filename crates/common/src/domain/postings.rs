@@ -124,7 +124,7 @@ impl UserRecord {
         if self.granted_invoices.contains(&grant.invoice_id) {
             return Some(GrantRefusal::AlreadyGranted);
         }
-        let lines = grant.period_start.zip(grant.period_end);
+        let lines = grant.period();
         let granted = self.granted_period_start.zip(self.granted_period_end);
         let Some(((start, end), (granted_start, granted_end))) = lines.zip(granted) else {
             return (self.last_grant_created > grant.invoice_created)

@@ -4,9 +4,9 @@
 use super::subscription::SubscriptionStatus;
 use super::user::UserId;
 
-/// How soon a state that may move any minute (past due, incomplete, trialing, just linked) is
-/// looked at again; also the least time between two checks of one record, so that a pass never
-/// syncs a user twice.
+/// How soon a state that may move any minute (past due, incomplete, trialing, just linked, a
+/// pack session being paid) is looked at again; also the least time between two checks of one
+/// record, so that a pass never syncs a user twice.
 pub const RECHECK_AFTER_SECS: i64 = 3600;
 /// Time after a paid period's end for Stripe to renew it: the renewal invoice is finalized
 /// about an hour after the period ends, and paid then.

@@ -189,7 +189,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             _ => Default::default(),
         },
         last_grant_created: optional_n("last_grant_created")?.unwrap_or(0),
-        // Absent on records granted before periods were told apart by their ends.
+        // Absent on records granted before periods were told apart by their invoices' lines.
         granted_period_start: optional_n("granted_period_start")?,
         granted_period_end: optional_n("granted_period_end")?,
         period_credits: optional_n("period_credits")?,

@@ -256,25 +256,25 @@ impl DynamoStore {
         }
         if let Some(grant) = &posting.grant {
             // An upgrade keeps the period: its debits stay refundable.
+            let mut unknown_period = "";
             if grant.starts_period {
                 expression.push_str(", #period = :created");
-                profile = profile.expression_attribute_values(":created", n(grant.invoice_created));
-                if let Some((start, end)) = grant.period_start.zip(grant.period_end) {
-                    expression.push_str(", #start = :start, #end = :end");
-                    profile = profile
-                        .expression_attribute_values(":start", n(start))
-                        .expression_attribute_values(":end", n(end));
+                profile = profile
+                    .expression_attribute_values(":created", n(grant.invoice_created))
+                    .expression_attribute_names("#start", "granted_period_start")
+                    .expression_attribute_names("#end", "granted_period_end");
+                match grant.period() {
+                    Some((start, end)) => {
+                        expression.push_str(", #start = :start, #end = :end");
+                        profile = profile
+                            .expression_attribute_values(":start", n(start))
+                            .expression_attribute_values(":end", n(end));
+                    }
+                    None => unknown_period = " REMOVE #start, #end",
                 }
             }
             expression.push_str(", #most = :most ADD #granted :invoices");
-            if grant.starts_period && (grant.period_start.zip(grant.period_end)).is_none() {
-                expression.push_str(" REMOVE #start, #end");
-            }
-            if grant.starts_period {
-                profile = profile
-                    .expression_attribute_names("#start", "granted_period_start")
-                    .expression_attribute_names("#end", "granted_period_end");
-            }
+            expression.push_str(unknown_period);
             profile = profile
                 .expression_attribute_names("#granted", "granted_invoices")
                 .expression_attribute_names("#most", "period_credits")

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use super::codec::{PENDING_PACKS, from_item, pending_pack_item, to_item};
 use super::keys::{DUE, DUE_AT, DUE_SHARD, PK, n, profile_key, s};
 use super::{DynamoStore, cancellation_code, conditional, store_error};
+use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{EntryKind, OpenCheckout, PendingPack, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
 
@@ -234,7 +235,7 @@ impl Profiles for DynamoStore {
                 .expression_attribute_names("#shard", DUE_SHARD)
                 .expression_attribute_names("#due", DUE_AT)
                 .expression_attribute_values(":due_shard", s(DUE))
-                .expression_attribute_values(":soon", n(crate::unix_now() + 3600));
+                .expression_attribute_values(":soon", n(crate::unix_now() + RECHECK_AFTER_SECS));
             let ready = "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
                  AND attribute_exists(stripe_customer_id)";
             let update = match into_map {

@@ -127,8 +127,7 @@ impl Ledger for MemoryStore {
         if let Some(grant) = &posting.grant {
             if grant.starts_period {
                 record.last_grant_created = grant.invoice_created;
-                record.granted_period_start = grant.period_start;
-                record.granted_period_end = grant.period_end;
+                (record.granted_period_start, record.granted_period_end) = grant.period().unzip();
             }
             record.period_credits = Some(grant.credits);
             record.granted_invoices.insert(grant.invoice_id.clone());

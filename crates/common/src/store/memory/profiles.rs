@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
+use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{EntryKind, OpenCheckout, PendingPack, SubscriptionView, UserId, UserRecord};
 use crate::store::{Profiles, StoreError};
 
@@ -91,7 +92,7 @@ impl Profiles for MemoryStore {
         record
             .pending_packs
             .sort_by(|a, b| a.order().cmp(&b.order()));
-        record.next_check = Some(crate::unix_now() + 3600);
+        record.next_check = Some(crate::unix_now() + RECHECK_AFTER_SECS);
         Ok(())
     }
 
