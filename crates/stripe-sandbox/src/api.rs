@@ -196,28 +196,25 @@ impl Stripe {
 
     /// `GET /v1/prices/{id}`: a price the sandbox sells; any other is 404 `resource_missing`.
     fn price(&self, id: &str) -> (u16, Value) {
-        if let Some(pack) = self.pack_of(id) {
-            let mut price = objects::price_of(&pack.price_id, pack.unit_amount);
-            price["currency"] = json!(pack.currency);
-            price["type"] = json!("one_time");
-            price["active"] = json!(true);
-            price["nickname"] = json!(pack.name);
-            price["recurring"] = Value::Null;
-            return (200, price);
-        }
-        let Some(plan) = self.plan_of(id) else {
-            return (404, objects::no_such("price", id, "price"));
+        let (amount, currency, name, recurring) = match (self.pack_of(id), self.plan_of(id)) {
+            (Some(pack), _) => (pack.unit_amount, &pack.currency, &pack.name, Value::Null),
+            (None, Some(plan)) => {
+                let monthly = json!({"interval": "month", "interval_count": 1,
+                    "usage_type": "licensed", "meter": null, "trial_period_days": null});
+                (plan.unit_amount, &plan.currency, &plan.name, monthly)
+            }
+            (None, None) => return (404, objects::no_such("price", id, "price")),
         };
-        let mut price = crate::fixtures::fixture("price");
-        price["id"] = json!(plan.price_id);
-        price["unit_amount"] = json!(plan.unit_amount);
-        price["unit_amount_decimal"] = json!(plan.unit_amount.to_string());
-        price["currency"] = json!(plan.currency);
-        price["type"] = json!("recurring");
+        let mut price = objects::price_of(id, amount);
+        price["currency"] = json!(currency);
+        price["type"] = json!(if recurring.is_null() {
+            "one_time"
+        } else {
+            "recurring"
+        });
         price["active"] = json!(true);
-        price["nickname"] = json!(plan.name);
-        price["recurring"] = json!({"interval": "month", "interval_count": 1,
-            "usage_type": "licensed", "meter": null, "trial_period_days": null});
+        price["nickname"] = json!(name);
+        price["recurring"] = recurring;
         (200, price)
     }
 

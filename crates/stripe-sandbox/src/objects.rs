@@ -181,12 +181,17 @@ pub fn page_of(
     json!({"object": "list", "data": data, "has_more": has_more, "url": url})
 }
 
+/// Whether the request of `params` asked for `field` expanded (`expand[]=field`).
+pub fn asks_to_expand(params: &[(String, String)], field: &str) -> bool {
+    params
+        .iter()
+        .any(|(k, v)| k.starts_with("expand[") && v == field)
+}
+
 /// A subscription list with each `latest_invoice` as Stripe sends it: the object only where the
 /// request asked for `expand[]=data.latest_invoice`, else its id.
 pub fn expanded(mut list: Value, params: &[(String, String)]) -> Value {
-    let expand = params
-        .iter()
-        .any(|(k, v)| k.starts_with("expand[") && v == "data.latest_invoice");
+    let expand = asks_to_expand(params, "data.latest_invoice");
     if let Some(data) = list["data"].as_array_mut().filter(|_| !expand) {
         for sub in data.iter_mut() {
             *sub = collapsed(sub);

@@ -246,9 +246,7 @@ impl Stripe {
             session["status"] = json!("expired");
             session["url"] = Value::Null;
         }
-        let expand = params
-            .iter()
-            .any(|(k, v)| k.starts_with("expand[") && v == "payment_intent");
+        let expand = objects::asks_to_expand(params, "payment_intent");
         let intent = session["payment_intent"]
             .as_str()
             .and_then(|i| self.payment_intents.get(i));
