@@ -9,7 +9,7 @@
 
 use common::ApiError;
 use common::app::App;
-use common::billing::customers::{ensure_customer, replace_customer};
+use common::billing::customers::{ensure_customer, on_live_customer};
 use common::domain::{OpenCheckout, UserId};
 use common::endpoint::{access_logged, bearer_request, json_body, respond};
 use common::limits;
@@ -33,10 +33,6 @@ pub struct CheckoutSession {
     /// Where the client sends the user to pay.
     pub checkout_url: String,
 }
-
-/// Replacements of a customer Stripe no longer has, before giving up: a concurrent request may
-/// re-link the deleted one once (its first key replays it) before the new one stands.
-const CUSTOMER_REPLACEMENTS: usize = 3;
 
 /// The API Gateway route this function serves.
 pub const ROUTE: &str = "POST /v1/stripe/create-checkout-session";
@@ -92,23 +88,20 @@ async fn create_checkout_session(app: &App, req: &Request) -> Result<CheckoutSes
             checkout_url: fix_url,
         });
     }
-    let mut customer = ensure_customer(billing, store, &record).await?;
+    let customer = ensure_customer(billing, store, &record).await?;
     let previous = record.open_checkout.as_ref().map(|o| o.id.as_str());
     if let Some(previous) = previous {
         billing.expire_checkout_session(previous).await?;
     }
-    for _ in 0..CUSTOMER_REPLACEMENTS {
-        if let Some(session) = billing
-            .create_checkout_session(&user, &customer, plan)
-            .await?
-        {
-            let checkout_url = remember(app, &user, previous, session).await?;
-            return Ok(CheckoutSession { checkout_url });
-        }
-        // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
-        customer = replace_customer(billing, store, &user, &customer).await?;
-    }
-    Err(ApiError::StripeFailed)
+    let user_ref = &user;
+    let session = on_live_customer(billing, store, &user, customer, |customer| async move {
+        billing
+            .create_checkout_session(user_ref, &customer, plan)
+            .await
+    })
+    .await?;
+    let checkout_url = remember(app, &user, previous, session).await?;
+    Ok(CheckoutSession { checkout_url })
 }
 
 /// Records `session` as the user's one open session, and answers its URL. If a concurrent

@@ -8,7 +8,7 @@
 
 use common::ApiError;
 use common::app::App;
-use common::billing::customers::{ensure_customer, replace_customer};
+use common::billing::customers::{ensure_customer, on_live_customer};
 use common::endpoint::{access_logged, bearer_request, json_body, respond};
 use common::limits;
 use common::store::StoreError;
@@ -30,9 +30,6 @@ pub struct PackSession {
     /// Where the client sends the user to pay.
     pub checkout_url: String,
 }
-
-/// Replacements of a customer Stripe no longer has, before giving up (as checkout does).
-const CUSTOMER_REPLACEMENTS: usize = 3;
 
 /// The API Gateway route this function serves.
 pub const ROUTE: &str = "POST /v1/stripe/create-credit-pack-session";
@@ -62,25 +59,21 @@ async fn create_credit_pack_session(app: &App, req: &Request) -> Result<PackSess
     if !limits::stripe_call_allowed(store, &user, rules).await? {
         return Err(limits::over_allowance(rules));
     }
-    let mut customer = ensure_customer(billing, store, &record).await?;
-    for _ in 0..CUSTOMER_REPLACEMENTS {
-        let Some((pending, checkout_url)) =
-            billing.create_pack_session(&user, &customer, pack).await?
-        else {
-            // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
-            customer = replace_customer(billing, store, &user, &customer).await?;
-            continue;
-        };
-        if let Err(err) = store.add_pending_pack(&user, &pending).await {
-            // Never leave a payable session that could not grant: expire it first.
-            billing.expire_checkout_session(&pending.session_id).await?;
-            return Err(match err {
-                StoreError::Erasing | StoreError::NoRecord => ApiError::AccountDeleted,
-                err => err.into(),
-            });
-        }
-        tracing::info!(user = %user.hash(), pack = %pack.id, "pack checkout session opened");
-        return Ok(PackSession { checkout_url });
+    let customer = ensure_customer(billing, store, &record).await?;
+    let user_ref = &user;
+    let (pending, checkout_url) =
+        on_live_customer(billing, store, &user, customer, |customer| async move {
+            billing.create_pack_session(user_ref, &customer, pack).await
+        })
+        .await?;
+    if let Err(err) = store.add_pending_pack(&user, &pending).await {
+        // Never leave a payable session that could not grant: expire it first.
+        billing.expire_checkout_session(&pending.session_id).await?;
+        return Err(match err {
+            StoreError::Erasing | StoreError::NoRecord => ApiError::AccountDeleted,
+            err => err.into(),
+        });
     }
-    Err(ApiError::StripeFailed)
+    tracing::info!(user = %user.hash(), pack = %pack.id, "pack checkout session opened");
+    Ok(PackSession { checkout_url })
 }

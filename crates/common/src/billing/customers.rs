@@ -36,6 +36,35 @@ pub async fn ensure_customer<S: CustomerLinks + ?Sized>(
     Ok(linked)
 }
 
+/// Replacements of a customer Stripe no longer has, before giving up: a concurrent request may
+/// re-link the deleted one once (its first key replays it) before the new one stands.
+const CUSTOMER_REPLACEMENTS: usize = 3;
+
+/// What `create` makes at Stripe on `customer`, the customer of `user`: when Stripe says that
+/// customer no longer exists (`create` answers `None`), it is replaced ([`replace_customer`])
+/// and `create` asked again on the new one, a few times.
+pub async fn on_live_customer<S, T, F, Fut>(
+    billing: &Billing,
+    store: &S,
+    user: &UserId,
+    mut customer: String,
+    create: F,
+) -> Result<T, ApiError>
+where
+    S: CustomerLinks + ?Sized,
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ApiError>>,
+{
+    for _ in 0..CUSTOMER_REPLACEMENTS {
+        if let Some(created) = create(customer.clone()).await? {
+            return Ok(created);
+        }
+        // The customer was deleted at Stripe (e.g. in the dashboard): a new one, then again.
+        customer = replace_customer(billing, store, user, &customer).await?;
+    }
+    Err(ApiError::StripeFailed)
+}
+
 /// Replaces `gone`, the user's customer that Stripe says no longer exists (deleted, e.g. in the
 /// dashboard), by a new one: forgets it both ways with its subscription state, creates the new
 /// customer under a key derived from the gone one (concurrent replacements make one customer),
