@@ -11,8 +11,8 @@
 use crate::config::Rules;
 use crate::domain::{
     Adjustment, AdjustmentRefusal, Balance, Caller, Charge, CreditGrant, DebitId, DebitOutcome,
-    GrantRefusal, InvalidDebitId, PaidInvoice, Payment, Plan, PostOutcome, RefundOutcome, UserId,
-    UserRecord,
+    GrantRefusal, InvalidDebitId, PaidInvoice, Payment, Plan, PostOutcome, Posting, Purchase,
+    RefundOutcome, UserId, UserRecord,
 };
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -261,30 +261,62 @@ pub async fn grant_pack<S: Profiles + Ledger + ?Sized>(
     session: &str,
     payment_intent: Option<&str>,
 ) -> Result<bool, ApiError> {
+    let decide =
+        |record: &UserRecord, _: &[Purchase]| record.pack_purchase(session, payment_intent).ok();
+    let Some(posting) = post_decided(store, user, Reads::Record, decide).await? else {
+        return Ok(false);
+    };
+    let pack = posting.entry.pack.as_deref().unwrap_or_default();
+    tracing::info!(user = %user.hash(), pack, amount = posting.entry.amount, "pack granted");
+    metrics::count(Metric::PacksGranted, 1);
+    Ok(true)
+}
+
+/// What a posting rule decides on ([`post_decided`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// The record alone.
+    Record,
+    /// The record and the user's purchases (a clawback).
+    RecordAndPurchases,
+}
+
+/// Posts what `decide` makes of the record of `user` as it stands (and of their purchases, as
+/// `reads` says), deciding again on a fresh read while the record moves under it, up to
+/// `RACE_ATTEMPTS` times. `Ok(Some(posting))` when it was posted now; `Ok(None)` when the rule
+/// owes nothing, it was posted before, or the user has no record or is being erased.
+pub(crate) async fn post_decided<S, D>(
+    store: &S,
+    user: &UserId,
+    reads: Reads,
+    decide: D,
+) -> Result<Option<Posting>, ApiError>
+where
+    S: Profiles + Ledger + ?Sized,
+    D: Fn(&UserRecord, &[Purchase]) -> Option<Posting>,
+{
     for pause in crate::race_pauses() {
         tokio::time::sleep(pause).await;
         let Some(record) = store.get_user(user).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        let Ok(posting) = record.pack_purchase(session, payment_intent) else {
-            return Ok(false);
+        let purchases = match reads {
+            Reads::Record => Vec::new(),
+            Reads::RecordAndPurchases => store.purchases(user).await?,
         };
-        let posted = match store.post(user, &posting).await {
-            Err(crate::store::StoreError::Erasing) => return Ok(false),
-            posted => posted?,
+        let Some(posting) = decide(&record, &purchases) else {
+            return Ok(None);
         };
-        match posted {
-            PostOutcome::Posted => {
-                let pack = posting.entry.pack.as_deref().unwrap_or_default();
-                tracing::info!(user = %user.hash(), pack, amount = posting.entry.amount, "pack granted");
-                metrics::count(Metric::PacksGranted, 1);
-                return Ok(true);
+        match store.post(user, &posting).await {
+            Ok(PostOutcome::Posted) => return Ok(Some(posting)),
+            Ok(PostOutcome::AlreadyPosted) | Err(StoreError::Erasing | StoreError::NoRecord) => {
+                return Ok(None);
             }
-            PostOutcome::AlreadyPosted => return Ok(false),
-            PostOutcome::Moved => {}
+            Ok(PostOutcome::Moved) => {}
+            Err(err) => return Err(err.into()),
         }
     }
-    tracing::warn!(user = %user.hash(), "pack grant kept racing other changes");
+    tracing::warn!(user = %user.hash(), "posting kept racing other changes");
     Err(ApiError::StorageUnavailable)
 }
 

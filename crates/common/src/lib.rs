@@ -20,6 +20,7 @@
 //! | | [`history`] | the credit history a user sees: entries newest first, page by page |
 //! | | [`limits`] | limits per caller: each user's Stripe calls per window |
 //! | | [`sync`] | the subscription sync: Stripe's state into the record, and the period owed |
+//! | | [`clawbacks`] | refunds and disputes: the credits of the purchase whose money went back |
 //! | | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
 //! | entry | [`app`] | what a Lambda builds once at init |
 //! | | [`endpoint`] | what every endpoint does around its flow: route checks, deadline, access log, responses |
@@ -29,6 +30,7 @@
 pub mod app;
 pub mod auth;
 pub mod billing;
+pub mod clawbacks;
 pub mod config;
 pub mod credits;
 pub mod domain;

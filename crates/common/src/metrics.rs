@@ -18,6 +18,9 @@ pub enum Metric {
     Grants,
     /// A credit pack granted (once per Checkout session).
     PacksGranted,
+    /// Credits taken back or given back because a payment's money moved (a refund, a dispute
+    /// held or won).
+    Clawbacks,
     /// A message debited.
     Debits,
     /// A debited message given back.
@@ -59,6 +62,7 @@ impl Metric {
         match self {
             Metric::Grants => "Grants",
             Metric::PacksGranted => "PacksGranted",
+            Metric::Clawbacks => "Clawbacks",
             Metric::Debits => "Debits",
             Metric::Refunds => "Refunds",
             Metric::InsufficientCredits => "InsufficientCredits",

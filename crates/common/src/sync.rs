@@ -9,7 +9,9 @@
 //! sync, and no event's body can grant anything.
 //!
 //! It also settles the credit packs: each pack Checkout session this service opened and has
-//! not granted is re-read by id, and granted once paid ([`settle_packs`]).
+//! not granted is re-read by id, and granted once paid ([`settle_packs`]); and, while a purchase
+//! may still be refunded, the customer's charges whose money went back are settled
+//! ([`crate::clawbacks::settle_charges`]).
 //!
 //! Only subscriptions to a price of this service's catalogue count ([`ours`]): any other
 //! subscription of the customer (sold elsewhere on the same Stripe account) is ignored for
@@ -111,7 +113,8 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         store.apply_subscription(&record.user_id, &settled).await?;
     }
     let packs_moved = settle_packs(billing, store, &record).await?;
-    if applied && !granted && !owed && !packs_moved {
+    let clawed = crate::clawbacks::settle_charges(billing, store, &record).await?;
+    if applied && !granted && !owed && !packs_moved && !clawed {
         return Ok(record.with_subscription(&view));
     }
     // A grant, or a newer view written meanwhile: read what stands.

@@ -2,7 +2,10 @@
 //! event → claim its id (exactly-once) → re-read Stripe through the shared sync, which grants
 //! paid periods from the invoices it reads → record the outcome → `{"received": true}`.
 //!
-//! Only the event's type and customer id are read: every state change, and every grant, comes
+//! A refund or a dispute (`charge.refunded`, `charge.dispute.*`) re-reads its charge and takes
+//! back what the purchase it paid for owes (`common::clawbacks`).
+//!
+//! Only the event's type and customer (or charge) id are read: every state change, and every grant, comes
 //! from Stripe re-read, so events arriving late, twice, out of order or forged with a leaked
 //! secret cannot corrupt the record, and no event links a customer to a user (only this
 //! service's own checkout does). A customer linked to no one is closed if Stripe says it was
@@ -11,6 +14,7 @@
 use common::ApiError;
 use common::app::App;
 use common::billing::Billing;
+use common::clawbacks::{self, CHARGE_EVENTS};
 use common::domain::{EventClaim, EventOutcome};
 use common::endpoint::{access_logged, require_route, respond};
 use common::erasure;
@@ -94,6 +98,13 @@ const SYNCED: [&str; 9] = [
 
 async fn process(app: &App, billing: &Billing, event: &Event) -> Result<(), ApiError> {
     let store = app.store.as_ref();
+    if CHARGE_EVENTS.contains(&event.kind.as_str()) {
+        // A refund or a dispute: the charge re-read decides what is taken back, if anything.
+        return match event.charge() {
+            Some(charge) => clawbacks::settle_charge_event(billing, store, charge).await,
+            None => Ok(()),
+        };
+    }
     let Some(customer) = event.customer() else {
         tracing::debug!(kind = %event.kind, "event without a customer; ignored");
         return Ok(());

@@ -28,7 +28,7 @@ const IDEMPOTENCY_WAIT: Duration = Duration::from_millis(250);
 /// Pages of a customer search read at most (100 customers each).
 const MAX_SEARCH_PAGES: usize = 10;
 /// Pages of a list read at most (100 objects each): a customer never has 1,000 subscriptions.
-const MAX_LIST_PAGES: usize = 10;
+pub(super) const MAX_LIST_PAGES: usize = 10;
 /// The paid invoices of a subscription the sync reads: more than a period's renewal and plan
 /// changes, so that none is missed between two syncs.
 pub const RECENT_INVOICES: i64 = 10;

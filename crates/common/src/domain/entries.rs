@@ -30,11 +30,18 @@ pub enum EntryKind {
     Adjustment,
     /// A credit pack was paid: its credits onto the purchased balance.
     PackPurchase,
+    /// A payment was refunded (in part or in full): its purchase's credits taken back in
+    /// proportion, as far as they are left.
+    PaymentRefunded,
+    /// A payment was disputed: what is left of its purchase's credits held back.
+    DisputeHold,
+    /// A dispute was won: what its hold took given back.
+    DisputeReleased,
 }
 
 impl EntryKind {
     /// Every kind, for parsing and tests.
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::PeriodGrant,
         EntryKind::PlanUpgrade,
         EntryKind::Usage,
@@ -43,6 +50,9 @@ impl EntryKind {
         EntryKind::CustomerDeleted,
         EntryKind::Adjustment,
         EntryKind::PackPurchase,
+        EntryKind::PaymentRefunded,
+        EntryKind::DisputeHold,
+        EntryKind::DisputeReleased,
     ];
 
     /// Its name, as stored and shown.
@@ -56,6 +66,9 @@ impl EntryKind {
             EntryKind::CustomerDeleted => "customer_deleted",
             EntryKind::Adjustment => "adjustment",
             EntryKind::PackPurchase => "pack_purchase",
+            EntryKind::PaymentRefunded => "payment_refunded",
+            EntryKind::DisputeHold => "dispute_hold",
+            EntryKind::DisputeReleased => "dispute_released",
         }
     }
 
@@ -155,8 +168,8 @@ pub struct Entry {
     pub balance_after: i64,
     /// When it happened, Unix seconds (for a day's usage or refunds: the day's last second).
     pub at: i64,
-    /// What caused it, the key of its idempotency: the invoice, subscription, customer or
-    /// adjustment id, or the day.
+    /// What caused it, the key of its idempotency: the invoice, subscription, customer,
+    /// session, charge or adjustment id, or the day.
     pub cause: String,
     /// How many messages (usage and refunds).
     pub messages: Option<i64>,
@@ -176,6 +189,9 @@ pub struct Entry {
     pub pack: Option<String>,
     /// The Stripe PaymentIntent that paid a pack (how a refund of it is found; not shown).
     pub payment_intent: Option<String>,
+    /// Of a refund or a dispute hold: the credits it owed that were spent before and so were
+    /// not taken back.
+    pub spent: Option<i64>,
 }
 
 impl Entry {
@@ -205,6 +221,7 @@ impl Entry {
             operator: None,
             pack: None,
             payment_intent: None,
+            spent: None,
         }
     }
 
@@ -233,6 +250,17 @@ impl Entry {
                 let pack = self.pack.as_deref().unwrap_or("credit");
                 Some(format!("{pack} pack"))
             }
+            EntryKind::PaymentRefunded | EntryKind::DisputeHold => {
+                let what = match self.kind {
+                    EntryKind::PaymentRefunded => "payment refunded",
+                    _ => "payment disputed",
+                };
+                Some(match self.spent {
+                    Some(spent) => format!("{what}; {spent} of its credits were spent before"),
+                    None => what.to_owned(),
+                })
+            }
+            EntryKind::DisputeReleased => Some("dispute won; held credits given back".into()),
             _ => None,
         }
     }

@@ -12,10 +12,12 @@
 //! | [`events`] | the processing of a webhook event: claims, outcomes, leases |
 //! | [`plans`] | what is sold: the [`Catalogue`] of plans, and [`MessagePrices`] per model |
 //! | [`packs`] | credit packs sold once ([`Packs`]), the sessions opened for them, their grant |
+//! | [`clawbacks`] | what a payment bought ([`Purchase`]), taken back when its money goes back |
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
 
+pub mod clawbacks;
 pub mod entries;
 pub mod erasure;
 pub mod events;
@@ -28,6 +30,7 @@ pub mod reconcile;
 pub mod subscription;
 pub mod user;
 
+pub use clawbacks::{ClawbackRefusal, DisputeStatus, MoneyBack, Purchase};
 pub use entries::{DailyStep, Entry, EntryKey, EntryKind};
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};

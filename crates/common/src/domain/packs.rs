@@ -2,6 +2,7 @@
 //! credits), the Checkout sessions this service opened for them ([`PendingPack`]), and the rule
 //! that grants one: once per session, only for a session this service opened.
 
+use super::clawbacks::Purchase;
 use super::entries::{Entry, EntryKind};
 use super::ledger::Balance;
 use super::plans::{Catalogue, CatalogueError, PlanId};
@@ -135,12 +136,26 @@ impl UserRecord {
         );
         entry.pack = Some(pending.pack.to_string());
         entry.payment_intent = payment_intent.map(str::to_owned);
+        // What the pack's money bought, found by its PaymentIntent when a refund or a dispute
+        // of it comes.
+        let purchase = payment_intent.map(|intent| Purchase {
+            revision: 1,
+            ..Purchase::new(
+                intent,
+                Balance::Purchased,
+                pending.credits,
+                pending.created_at,
+                0,
+            )
+        });
         Ok(Posting {
             entry,
             seen,
             grant: None,
             once: None,
             settles: Some(session.to_owned()),
+            refundable_until: purchase.as_ref().and_then(|p| self.refundable_with(p)),
+            purchase,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! [`Posting`] a store applies only if what it read still stands ([`Seen`]), or why nothing is
 //! owed. Each rule is stated here once; the stores only apply what it decided.
 
+use super::clawbacks::Purchase;
 use super::entries::{Entry, EntryKind};
 use super::ledger::{Balance, CreditGrant, Period};
 use super::subscription::SubscriptionStatus;
@@ -35,6 +36,13 @@ pub struct Posting {
     /// The pending pack session the change grants ([`crate::domain::packs::PendingPack`]): it
     /// leaves the record in the same write, and the change is applied only while it is there.
     pub settles: Option<String>,
+    /// The purchase the change makes or changes ([`crate::domain::clawbacks::Purchase`]), as it
+    /// stands after it: written in the same transaction, only if it is still at the revision
+    /// before (revision 1: it must not exist yet).
+    pub purchase: Option<super::clawbacks::Purchase>,
+    /// When the record's purchases stop being taken back, if a new one moves it
+    /// ([`UserRecord::refundable_until`]).
+    pub refundable_until: Option<i64>,
 }
 
 /// What a store's posting did.
@@ -210,12 +218,30 @@ impl UserRecord {
         entry.expired = expired;
         entry.plan = Some(grant.plan.as_str().to_owned());
         entry.period_end = self.current_period_end;
+        // What the invoice's money bought, for a refund or a dispute of it: a period's plan
+        // credits, or an upgrade's difference, in the period they belong to.
+        let (funded, period) = match grant.starts_period {
+            true => (grant.credits, grant.invoice_created),
+            false => (amount, seen.period),
+        };
+        let purchase = Purchase::new(
+            &grant.invoice_id,
+            Balance::Credits,
+            funded,
+            grant.invoice_created,
+            period,
+        );
         Ok(Posting {
             entry,
             seen,
             grant: Some(recorded),
             once: None,
             settles: None,
+            refundable_until: self.refundable_with(&purchase),
+            purchase: Some(Purchase {
+                revision: 1,
+                ..purchase
+            }),
         })
     }
 
@@ -235,6 +261,8 @@ impl UserRecord {
             grant: None,
             once: None,
             settles: None,
+            purchase: None,
+            refundable_until: None,
         })
     }
 
@@ -274,6 +302,8 @@ impl UserRecord {
             grant: None,
             once: Some(adjustment.id.to_owned()),
             settles: None,
+            purchase: None,
+            refundable_until: None,
         })
     }
 }

@@ -153,6 +153,10 @@ pub struct UserRecord {
     /// The pack Checkout sessions opened for the user and not granted yet, oldest first: only
     /// these grant a pack.
     pub pending_packs: Vec<super::packs::PendingPack>,
+    /// Until when a purchase of the user (a pack, a paid invoice) may still be refunded or
+    /// disputed, Unix seconds: until then the sync looks at the customer's charges for money
+    /// that went back ([`crate::domain::clawbacks`]).
+    pub refundable_until: Option<i64>,
     /// When the user's erasure began, Unix seconds: from then on no endpoint but the erasure
     /// serves the user, and no customer can be linked.
     pub erasing_since: Option<i64>,
@@ -185,6 +189,7 @@ impl UserRecord {
             stripe_customer_possible: false,
             open_checkout: None,
             pending_packs: Vec::new(),
+            refundable_until: None,
             erasing_since: None,
         }
     }

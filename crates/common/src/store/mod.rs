@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PendingPack, PostOutcome, Posting, ReconcileCursor, RefundOutcome,
+    OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor, RefundOutcome,
     SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
@@ -153,6 +153,10 @@ pub trait Ledger: Send + Sync {
         after: Option<&EntryKey>,
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), StoreError>;
+
+    /// Every purchase of `user` kept to be taken back ([`Purchase`]), in no order: one query on
+    /// the user's partition. Made and changed only by [`Ledger::post`], with the posting.
+    async fn purchases(&self, user: &UserId) -> Result<Vec<Purchase>, StoreError>;
 }
 
 /// The processing of webhook events, once per event id.

@@ -35,6 +35,20 @@ impl Event {
         Ok(event)
     }
 
+    /// The charge the event is about: a charge's own id, or the `charge` a dispute or refund
+    /// names (an id, or an expanded object).
+    pub fn charge(&self) -> Option<&str> {
+        let object = &self.data.object;
+        if object.get("object").and_then(Value::as_str) == Some("charge") {
+            return object.get("id")?.as_str().filter(|id| !id.is_empty());
+        }
+        let charge = object.get("charge")?;
+        charge
+            .as_str()
+            .or_else(|| charge.get("id")?.as_str())
+            .filter(|id| !id.is_empty())
+    }
+
     /// The customer the object belongs to (`customer` as an id or an expanded object), or the
     /// customer the object is (`customer.*` events).
     pub fn customer(&self) -> Option<&str> {

@@ -87,6 +87,7 @@ pub fn to_item(record: &UserRecord) -> Item {
             "open_checkout_price",
             record.open_checkout.as_ref().map(|o| s(&o.price_id)),
         ),
+        ("refundable_until", record.refundable_until.map(n)),
         ("erasing_since", record.erasing_since.map(n)),
     ];
     item.extend(
@@ -216,6 +217,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
             (None, ..) => None,
         },
         pending_packs: pending_packs(item)?,
+        refundable_until: optional_n("refundable_until")?,
         erasing_since: optional_n("erasing_since")?,
     })
 }

@@ -63,6 +63,7 @@ fn to_item(user: &UserId, entry: &Entry) -> Item {
         ("operator", entry.operator.as_deref().map(s)),
         ("pack", entry.pack.as_deref().map(s)),
         ("payment_intent", entry.payment_intent.as_deref().map(s)),
+        ("spent", entry.spent.map(n)),
     ];
     item.extend(
         optional
@@ -105,6 +106,7 @@ fn from_item(item: &Item) -> Result<Entry, StoreError> {
         operator: text("operator"),
         pack: text("pack"),
         payment_intent: text("payment_intent"),
+        spent: number("spent"),
     })
 }
 
@@ -285,6 +287,12 @@ impl DynamoStore {
                     AttributeValue::Ss(vec![grant.invoice_id.clone()]),
                 );
         }
+        if let Some(until) = posting.refundable_until {
+            expression.push_str(", #refundable = :refundable");
+            profile = profile
+                .expression_attribute_names("#refundable", "refundable_until")
+                .expression_attribute_values(":refundable", n(until));
+        }
         let profile = built(profile.update_expression(expression).build(), "Update")?;
         let mut items = vec![
             self.put_entry(user, entry)?,
@@ -303,15 +311,20 @@ impl DynamoStore {
                 .build();
             items.push(TransactWriteItem::builder().put(built(put, "Put")?).build());
         }
+        let purchase_at = items.len();
+        if let Some(purchase) = &posting.purchase {
+            items.push(self.put_purchase(user, purchase)?);
+        }
         let err = match self.transact(items).await {
             Ok(()) => return Ok(PostOutcome::Posted),
             Err(err) => err,
         };
         let failed = |index| cancellation_code(&err, index) == Some("ConditionalCheckFailed");
-        if failed(0) || failed(2) {
+        let once_failed = posting.once.is_some() && failed(2);
+        if failed(0) || once_failed {
             return Ok(PostOutcome::AlreadyPosted);
         }
-        if failed(1) {
+        if failed(1) || (posting.purchase.is_some() && failed(purchase_at)) {
             // Erasing, or no record; else the record moved.
             self.refused_unless_erasing(user).await?;
             return Ok(PostOutcome::Moved);

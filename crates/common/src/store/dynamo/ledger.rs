@@ -15,7 +15,7 @@ use super::keys::{Item, PK, SK, TTL, balance_attribute, debit_key, n, s};
 use super::{DynamoStore, cancellation_code, store_error};
 use crate::domain::{
     Balance, Charge, DEBIT_RETENTION_SECS, DailyStep, DebitId, DebitOutcome, Entry, EntryKey,
-    EntryKind, Period, PostOutcome, Posting, RefundOutcome, Take, UserId,
+    EntryKind, Period, PostOutcome, Posting, Purchase, RefundOutcome, Take, UserId,
 };
 use crate::store::{Ledger, Profiles, StoreError};
 
@@ -238,6 +238,10 @@ impl Ledger for DynamoStore {
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), StoreError> {
         self.entry_page(user, after, limit).await
+    }
+
+    async fn purchases(&self, user: &UserId) -> Result<Vec<Purchase>, StoreError> {
+        self.purchase_items(user).await
     }
 }
 

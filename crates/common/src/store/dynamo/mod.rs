@@ -11,6 +11,7 @@ mod keys;
 mod ledger;
 mod limits;
 mod profiles;
+mod purchases;
 mod reconcile;
 
 use std::sync::Mutex;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{MemoryStore, Taken, set_balance};
 use crate::domain::{
     Balance, Charge, DailyStep, DebitId, DebitOutcome, Entry, EntryKey, EntryKind, PostOutcome,
-    Posting, RefundOutcome, UserId,
+    Posting, Purchase, RefundOutcome, UserId,
 };
 use crate::store::{Ledger, StoreError};
 
@@ -100,6 +100,12 @@ impl Ledger for MemoryStore {
         if posted || once.as_ref().is_some_and(|once| tables.once.contains(once)) {
             return Ok(PostOutcome::AlreadyPosted);
         }
+        // A purchase changes only from the revision it was decided on (a new one: none).
+        let purchase_key = |p: &Purchase| (user.clone(), p.key.clone());
+        let purchase_moved = posting.purchase.as_ref().is_some_and(|purchase| {
+            let stored = tables.purchases.get(&purchase_key(purchase));
+            stored.map_or(0, |stored| stored.revision) != (purchase.revision - 1).max(0)
+        });
         let record = tables.users.get_mut(user).ok_or(StoreError::NoRecord)?;
         if record.erasing_since.is_some() {
             return Err(StoreError::Erasing);
@@ -120,6 +126,7 @@ impl Ledger for MemoryStore {
                     .iter()
                     .any(|p| &p.session_id == session)
             })
+            || purchase_moved
         {
             return Ok(PostOutcome::Moved);
         }
@@ -134,6 +141,14 @@ impl Ledger for MemoryStore {
         }
         if let Some(session) = &posting.settles {
             record.pending_packs.retain(|p| &p.session_id != session);
+        }
+        if let Some(until) = posting.refundable_until {
+            record.refundable_until = Some(until);
+        }
+        if let Some(purchase) = &posting.purchase {
+            tables
+                .purchases
+                .insert(purchase_key(purchase), purchase.clone());
         }
         tables.write_entry(user, entry);
         tables.once.extend(once);
@@ -160,5 +175,14 @@ impl Ledger for MemoryStore {
         let more = page.len() > limit;
         page.truncate(limit);
         Ok((page, more))
+    }
+
+    async fn purchases(&self, user: &UserId) -> Result<Vec<Purchase>, StoreError> {
+        let tables = self.tables();
+        let of_user = tables
+            .purchases
+            .iter()
+            .filter(|((owner, _), _)| owner == user);
+        Ok(of_user.map(|(_, purchase)| purchase.clone()).collect())
     }
 }

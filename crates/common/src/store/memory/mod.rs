@@ -13,7 +13,8 @@ use super::{CallLimits, CustomerLinks, Erasures, Reconciliation, StoreError, Web
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
     Balance, DailyStep, DuePosition, EVENT_LEASE_SECS, Entry, EntryKey, EntryKind, EventClaim,
-    EventOutcome, Period, ReconcileCursor, SubscriptionView, Tombstone, UserId, UserRecord,
+    EventOutcome, Period, Purchase, ReconcileCursor, SubscriptionView, Tombstone, UserId,
+    UserRecord,
 };
 
 /// What one debit took, and whether it was refunded.
@@ -43,6 +44,8 @@ struct Tables {
     entries: HashMap<UserId, BTreeMap<EntryKey, Entry>>,
     /// The once-only ids of postings done, per user.
     once: HashSet<(UserId, String)>,
+    /// What each user's payments bought, by user and purchase key.
+    purchases: HashMap<(UserId, String), Purchase>,
 }
 
 impl Tables {
@@ -223,11 +226,14 @@ impl Erasures for MemoryStore {
         tables.debits.retain(|(owner, _), _| owner != user);
         tables.stripe_calls.retain(|(owner, _), _| owner != user);
         tables.once.retain(|(owner, _)| owner != user);
+        let purchases = tables.purchases.len();
+        tables.purchases.retain(|(owner, _), _| owner != user);
+        let purchases = purchases - tables.purchases.len();
         let entries = tables
             .entries
             .remove(user)
             .map_or(0, |entries| entries.len());
-        Ok(before - tables.debits.len() - tables.once.len() + entries)
+        Ok(before - tables.debits.len() - tables.once.len() + entries + purchases)
     }
 
     async fn delete_customer_link(&self, customer: &str) -> Result<(), StoreError> {
