@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::domain::{
     Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PendingPack, PostOutcome, Posting, ReconcileCursor, RefundOutcome,
+    OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor, RefundOutcome,
     SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
@@ -208,6 +208,9 @@ impl Ledger for FaultyStore {
     ) -> Result<(Vec<Entry>, bool), StoreError> {
         self.run("entries", self.inner.entries(user, after, limit))
             .await
+    }
+    async fn purchases(&self, user: &UserId) -> Result<Vec<Purchase>, StoreError> {
+        self.run("purchases", self.inner.purchases(user)).await
     }
 }
 

@@ -181,6 +181,8 @@ impl StripeStub {
             ("GET", r"^/v1/invoice_payments$"),
             ("GET", r"^/v1/invoices(/[^/]+)?$"),
             ("POST", r"^/v1/refunds$"),
+            ("GET", r"^/v1/charges(/[^/]+)?$"),
+            ("GET", r"^/v1/disputes$"),
             ("POST", r"^/v1/billing_portal/sessions$"),
             ("GET", r"^/v1/prices/[^/]+$"),
         ] {
@@ -337,6 +339,56 @@ impl StripeStub {
         self.stripe.lock().unwrap().customers_made_for(user)
     }
 
+    /// The charge of PaymentIntent `intent` (a pack's, or an invoice's `pi_for_<invoice>`) as
+    /// Stripe answers it now, if it was charged.
+    pub fn charge_of(&self, intent: &str) -> Option<Value> {
+        let call = Call {
+            method: "GET".to_owned(),
+            path: "/v1/charges".to_owned(),
+            params: vec![("payment_intent".to_owned(), intent.to_owned())],
+            authorization: Some(format!("Bearer {SECRET_KEY}")),
+            ..Call::default()
+        };
+        let found = answer(&self.stripe, &call).body["data"][0].clone();
+        found.is_object().then_some(found)
+    }
+
+    /// Refunds `amount` of charge `charge` (all that is left: `None`), as the dashboard does:
+    /// the charge as it then stands (the events are dropped: tests send their own).
+    pub fn refund(&self, charge: &str, amount: Option<i64>) -> Value {
+        let mut stripe = self.stripe.lock().unwrap();
+        stripe.refund_charge(charge, amount).expect("refundable");
+        stripe.take_events();
+        drop(stripe);
+        self.charge_by_id(charge)
+    }
+
+    /// The cardholder disputes charge `charge`: the dispute's id (events dropped).
+    pub fn dispute(&self, charge: &str) -> String {
+        let mut stripe = self.stripe.lock().unwrap();
+        let dispute = stripe.dispute_charge(charge).expect("disputable");
+        stripe.take_events();
+        dispute
+    }
+
+    /// Closes dispute `dispute`, `won` or lost (events dropped).
+    pub fn close_dispute(&self, dispute: &str, won: bool) {
+        let mut stripe = self.stripe.lock().unwrap();
+        assert!(stripe.close_dispute(dispute, won), "open");
+        stripe.take_events();
+    }
+
+    /// Charge `id` as Stripe answers it now.
+    pub fn charge_by_id(&self, id: &str) -> Value {
+        let call = Call {
+            method: "GET".to_owned(),
+            path: format!("/v1/charges/{id}"),
+            authorization: Some(format!("Bearer {SECRET_KEY}")),
+            ..Call::default()
+        };
+        answer(&self.stripe, &call).body
+    }
+
     /// Whether the payment of invoice `invoice` (the sandbox's `pi_for_<invoice>`) was refunded.
     pub fn invoice_refunded(&self, invoice: &str) -> bool {
         let intent = objects::payment_intent_of(invoice);
@@ -363,7 +415,9 @@ impl StripeStub {
         let mut stripe = self.stripe.lock().unwrap();
         for sub in subscriptions {
             if sub["latest_invoice"].is_object() {
-                stripe.record_invoice(sub["latest_invoice"].clone());
+                let mut invoice = sub["latest_invoice"].clone();
+                invoice["customer"] = sub["customer"].clone();
+                stripe.record_invoice(invoice);
             }
         }
     }

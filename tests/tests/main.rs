@@ -25,6 +25,7 @@ mod openapi_contract;
 mod packs;
 mod plans;
 mod reconcile;
+mod refunds;
 mod sandbox;
 mod storage_faults;
 mod store_conformance;

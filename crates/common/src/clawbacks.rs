@@ -103,14 +103,16 @@ async fn settle_charge<S: Profiles + Ledger + ?Sized>(
         };
         moved |= posted(store, user, refund).await?;
     }
-    if charge.disputed {
-        if let Some((dispute, status)) = billing.dispute_of(&money.charge).await? {
-            let hold = |record: &UserRecord, purchases: &[Purchase]| {
-                let rule = record.dispute_clawback(purchases, &key, &dispute, status, money, now);
-                rule.ok()
-            };
-            moved |= posted(store, user, hold).await?;
-        }
+    let dispute = match charge.disputed {
+        true => billing.dispute_of(&money.charge).await?,
+        false => None,
+    };
+    if let Some((dispute, status)) = dispute {
+        let hold = |record: &UserRecord, purchases: &[Purchase]| {
+            let rule = record.dispute_clawback(purchases, &key, &dispute, status, money, now);
+            rule.ok()
+        };
+        moved |= posted(store, user, hold).await?;
     }
     Ok(moved)
 }

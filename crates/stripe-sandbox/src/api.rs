@@ -4,14 +4,15 @@
 //! answers are plain values, so the sandbox's HTTP server and the test suite's stub serve the
 //! same behaviour. This module holds the account, the dispatch of a request and the events; one
 //! submodule per resource holds its calls: `customers`, `sessions` (Checkout), `packs` (the
-//! one-time payment of a pack's session), `portal`, `subscriptions` (with their invoices,
-//! payments and refunds).
+//! one-time payment of a pack's session), `portal`, `subscriptions` (with their invoices and
+//! invoice payments), `charges` (their refunds and disputes).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod charges;
 mod customers;
 mod packs;
 mod portal;
@@ -129,8 +130,12 @@ pub struct Stripe {
     subscriptions: Vec<Value>,
     keys: Keys,
     outbox: Vec<Value>,
-    /// Refunds by the payment intent they refund (each in full).
+    /// The first refund of each payment intent refunded, by its id.
     refunds: BTreeMap<String, Value>,
+    /// Every charge, newest first (one per successful payment).
+    charges: Vec<Value>,
+    /// Every dispute, newest first (at most one per charge).
+    disputes: Vec<Value>,
     /// The PaymentIntents of paid (or paying) pack sessions, by id.
     payment_intents: BTreeMap<String, Value>,
     /// What each invoice made here charged, by its id.
@@ -160,6 +165,8 @@ impl Stripe {
             keys: Keys::default(),
             outbox: Vec::new(),
             refunds: BTreeMap::new(),
+            charges: Vec::new(),
+            disputes: Vec::new(),
             payment_intents: BTreeMap::new(),
             invoice_amounts: BTreeMap::new(),
             invoices: Vec::new(),
@@ -301,6 +308,9 @@ impl Stripe {
             }
             ("GET", ["v1", "prices", id]) => self.price(id),
             ("POST", ["v1", "refunds"]) => self.create_refund(p),
+            ("GET", ["v1", "charges"]) => (200, self.list_charges(p)),
+            ("GET", ["v1", "charges", id]) => self.retrieve_charge(id),
+            ("GET", ["v1", "disputes"]) => (200, self.list_disputes(p)),
             _ => {
                 let message = format!("Unrecognized request URL ({}: {}).", call.method, call.path);
                 (

@@ -91,6 +91,14 @@ impl Stripe {
             false => intent["status"] = json!("requires_payment_method"),
         }
         let session = session.clone();
+        if succeeded {
+            let intent = intent.clone();
+            let amount = intent["amount"].as_i64().unwrap_or(0);
+            let charge = self.charge_payment(intent_id_of(&intent), &intent["customer"], amount);
+            if let Some(paid) = self.payment_intents.get_mut(intent_id_of(&intent)) {
+                paid["latest_charge"] = json!(charge);
+            }
+        }
         match (succeeded, delayed) {
             (true, false) => {}
             (true, true) => self.emit("checkout.session.async_payment_succeeded", session),
@@ -132,4 +140,9 @@ impl Stripe {
             .filter_map(|c| c.session["id"].as_str().map(str::to_owned))
             .collect()
     }
+}
+
+/// The id of PaymentIntent `intent`.
+fn intent_id_of(intent: &Value) -> &str {
+    intent["id"].as_str().unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! Subscriptions with their invoices, and the payments and refunds of those invoices.
+//! Subscriptions with their invoices, and the payments of those invoices.
 
 use serde_json::{Value, json};
 
@@ -12,8 +12,16 @@ impl Stripe {
     /// `GET /v1/invoice_payments?invoice=in_X`: the sandbox holds every invoice it is asked about
     /// as paid in full by one payment intent of its own, `pi_for_in_X` (since API version
     /// 2025-03-31 an invoice names no payment itself).
+    /// Filtered by `invoice`, or by `payment[payment_intent]` (the invoice it paid, if any).
     pub(super) fn invoice_payments(&self, params: &[(String, String)]) -> Value {
-        let invoice = param(params, "invoice").unwrap_or_default();
+        let by_intent = param(params, "payment[payment_intent]").map(|intent| {
+            let invoice = intent.strip_prefix("pi_for_").unwrap_or_default();
+            match self.invoices.iter().any(|i| i["id"] == invoice) {
+                true => invoice,
+                false => "",
+            }
+        });
+        let invoice = by_intent.or(param(params, "invoice")).unwrap_or_default();
         let mut payment = crate::fixtures::fixture("invoice_payment");
         payment["id"] = json!(format!("inpay_for_{invoice}"));
         payment["invoice"] = json!(invoice);
@@ -52,7 +60,14 @@ impl Stripe {
 
     /// Keeps `invoice` as issued (replacing an earlier state of it: a draft finalised and
     /// paid), listed newest first by creation.
+    /// A paid invoice's payment is charged (once): `pi_for_<invoice>`.
     pub fn record_invoice(&mut self, invoice: Value) {
+        let amount = |field: &str| invoice[field].as_i64().unwrap_or(0);
+        let paid = amount("amount_paid").max(amount("amount_due"));
+        if invoice["status"] == "paid" && paid > 0 {
+            let intent = objects::payment_intent_of(invoice["id"].as_str().unwrap_or_default());
+            self.charge_payment(&intent, &invoice["customer"], paid);
+        }
         self.invoices.retain(|kept| kept["id"] != invoice["id"]);
         let at = self
             .invoices
@@ -60,44 +75,6 @@ impl Stripe {
             .position(|kept| kept["created"].as_i64() < invoice["created"].as_i64())
             .unwrap_or(self.invoices.len());
         self.invoices.insert(at, invoice);
-    }
-
-    /// `POST /v1/refunds` of a payment intent, in full; a second refund of it is refused with
-    /// 400 `charge_already_refunded`, as Stripe refuses it.
-    pub(super) fn create_refund(&mut self, params: &[(String, String)]) -> (u16, Value) {
-        let Some(intent) = param(params, "payment_intent").map(str::to_owned) else {
-            let message = "Must provide either `payment_intent` or `charge`.";
-            return (
-                400,
-                objects::error(
-                    "invalid_request_error",
-                    Some("parameter_missing"),
-                    None,
-                    message,
-                ),
-            );
-        };
-        if self.refunds.contains_key(&intent) {
-            let message = format!("Charge for payment intent {intent} has already been refunded.");
-            return (
-                400,
-                objects::error(
-                    "invalid_request_error",
-                    Some("charge_already_refunded"),
-                    None,
-                    &message,
-                ),
-            );
-        }
-        let mut refund = crate::fixtures::fixture("refund");
-        refund["id"] = json!(new_id("re"));
-        refund["payment_intent"] = json!(intent);
-        let amount = param(params, "amount").and_then(|a| a.parse::<i64>().ok());
-        refund["amount"] = json!(amount.unwrap_or(self.plans[0].unit_amount));
-        refund["status"] = json!("succeeded");
-        refund["created"] = json!(self.now());
-        self.refunds.insert(intent, refund.clone());
-        (200, refund)
     }
 
     /// The refund of payment intent `intent`, if one was made.

@@ -249,6 +249,12 @@ impl DynamoStore {
         };
         let (mut profile, mut expression) =
             self.set_balances(user, &seen.status, seen.period, &[change], and);
+        if let Some(until) = posting.refundable_until {
+            expression.push_str(", #refundable = :refundable");
+            profile = profile
+                .expression_attribute_names("#refundable", "refundable_until")
+                .expression_attribute_values(":refundable", n(until));
+        }
         if let Some(session) = &posting.settles {
             // The pack session this service opened leaves the record as it is granted.
             expression.push_str(" REMOVE #pending.#session");
@@ -286,12 +292,6 @@ impl DynamoStore {
                     ":invoices",
                     AttributeValue::Ss(vec![grant.invoice_id.clone()]),
                 );
-        }
-        if let Some(until) = posting.refundable_until {
-            expression.push_str(", #refundable = :refundable");
-            profile = profile
-                .expression_attribute_names("#refundable", "refundable_until")
-                .expression_attribute_values(":refundable", n(until));
         }
         let profile = built(profile.update_expression(expression).build(), "Update")?;
         let mut items = vec![
