@@ -318,11 +318,54 @@ pub async fn a_pack_is_granted_once_only_from_a_session_kept_here(store: Arc<dyn
     );
     ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
 
+    // What the pack's money bought is kept with its grant, found by its PaymentIntent. A
+    // clawback changes it only from the revision it was decided on.
+    let purchases = store.purchases(&user).await.unwrap();
+    let kept: Vec<_> = purchases
+        .iter()
+        .filter(|p| p.balance == Balance::Purchased)
+        .map(|p| (p.key.as_str(), p.balance, p.credits, p.revision))
+        .collect();
+    assert_eq!(kept, [("pi_1", Balance::Purchased, 500, 1)]);
+    let money = |refunded| common::domain::MoneyBack {
+        charge: "ch_1".into(),
+        amount: 500,
+        amount_refunded: refunded,
+    };
+    let now = common::unix_now();
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    let first = record.refund_clawback(&purchases, "pi_1", &money(100), now);
+    let posted = store.post(&user, &first.unwrap()).await.unwrap();
+    assert_eq!(posted, common::domain::PostOutcome::Posted);
+    let fresh = store.get_user(&user).await.unwrap().unwrap();
+    let stale = fresh.refund_clawback(&purchases, "pi_1", &money(200), now + 1);
+    let posted = store.post(&user, &stale.unwrap()).await.unwrap();
+    assert_eq!(
+        posted,
+        common::domain::PostOutcome::Moved,
+        "decided on a purchase that moved since"
+    );
+    let record = store.get_user(&user).await.unwrap().unwrap();
+    let purchases = store.purchases(&user).await.unwrap();
+    let purchase = purchases.into_iter().find(|p| p.key == "pi_1").unwrap();
+    assert_eq!(
+        (
+            record.purchased_credits,
+            purchase.refunded,
+            purchase.revision
+        ),
+        (400, 100, 2)
+    );
+    assert!(record.refundable_until.is_some_and(|until| until > now));
+    ledger_sums(store.as_ref(), &user, &initial).await.unwrap();
+
     store.mark_erasing(&user, 5).await.unwrap();
     let refused = store
         .add_pending_pack(&user, &pending("cs_late", 500))
         .await;
     assert_eq!(refused, Err(common::store::StoreError::Erasing));
+    store.delete_owned_items(&user).await.unwrap();
+    assert!(store.purchases(&user).await.unwrap().is_empty(), "erased");
 }
 
 /// The end of a subscription and the deletion of a customer each write their entry with what

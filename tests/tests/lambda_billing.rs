@@ -162,7 +162,8 @@ async fn the_webhook_binary_answers_its_sample_events() {
     // (to close it if that user is being erased), and nothing is written there.
     let sent: Vec<String> = stub.sent().await.into_iter().map(|s| s.route).collect();
     assert!(
-        sent.iter().all(|route| route == "GET /v1/customers/cus_sample_unknown"),
+        sent.iter()
+            .all(|route| route == "GET /v1/customers/cus_sample_unknown"),
         "{sent:?}"
     );
 }

@@ -232,3 +232,26 @@ fn a_purchase_past_its_keeping_is_not_taken_back_and_proportions_stay_in_range()
     assert_eq!(proportion(1000, 1, 0), 1000);
     assert_eq!(proportion(i64::MAX, i64::MAX - 1, i64::MAX), i64::MAX - 1);
 }
+
+#[test]
+fn a_grant_keeps_what_its_money_bought_in_its_period() {
+    let record = subscriber(0);
+    let grant = crate::domain::CreditGrant {
+        invoice_id: "in_1".into(),
+        invoice_created: NOW,
+        plan: crate::domain::PlanId::parse("pro").unwrap(),
+        credits: 1000,
+        starts_period: true,
+        period_start: None,
+        period_end: None,
+        switches_period: false,
+    };
+    let posting = record.grant(&grant).unwrap();
+    let purchase = posting.purchase.unwrap();
+    assert_eq!(
+        (purchase.key.as_str(), purchase.balance, purchase.credits),
+        ("in_1", Balance::Credits, 1000)
+    );
+    assert_eq!((purchase.period, purchase.revision), (NOW, 1));
+    assert_eq!(posting.refundable_until, Some(NOW + KEPT_SECS));
+}
