@@ -1,8 +1,9 @@
 // Credit packs in headless Chromium, against a running local-api on the Stripe sandbox started
 // with CREDIT_PACKS=small:price_small:<small>,large:price_large:<large>, for a free user: the
 // catalogue's packs, a small pack paid by card, a message paid from it, a large pack paid by
-// bank debit (nothing until it settles; then succeeded on the sandbox's deliveries page), and
-// the history, with the public API asked after each step.
+// bank debit (nothing until it settles; then succeeded on the sandbox's deliveries page), the
+// history, a priced message paid from the packs, and half the small pack refunded from the
+// dashboard, with the public API asked after each step.
 // Usage: node packs_flow.cjs <local-api base URL> <small credits> <large credits> <screenshot dir>
 // (helpers, Chromium and playwright-core: browser.cjs).
 'use strict';
@@ -59,4 +60,21 @@ browser.run(async (page) => {
   assert.deepEqual(packs, [['purchased', small, 'small pack'], ['purchased', large, 'large pack']],
     JSON.stringify(entries));
   await step('packs-3-history', page);
+
+  // A message of a model priced at 10 credits is paid from the packs (the older first), then
+  // half the small pack's payment is refunded from the sandbox's dashboard: half its credits
+  // are taken back, from what is left of it, and the history says so.
+  await call('POST', '/local/debit?model=large', token);
+  assert.equal(await purchased(), small + large - 10);
+  await page.goto(deliveries);
+  const smallRow = `#payments tr:has(td:nth-child(2):text-is("${small}"))`;
+  await browser.clickAndReload(page, `${smallRow} form[action$="/refund-half"] button`, deliveries);
+  await step('packs-4-refunded', page);
+  const taken = Math.floor(small / 2);
+  assert.equal(await purchased(), small + large - 10 - taken, 'half the small pack taken back');
+  const after = await call('GET', '/v1/user/credits', token);
+  const refunds = after.entries.filter((e) => e.kind === 'payment_refunded')
+    .map((e) => [e.balance, e.amount]);
+  assert.deepEqual(refunds, [['purchased', -taken]], JSON.stringify(after.entries));
+  assert.equal(after.purchased_credits, (await status()).credits_remaining);
 });

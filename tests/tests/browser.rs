@@ -89,10 +89,18 @@ async fn plans_upgrade_and_switch_back_in_chromium() {
 /// them, one paid by bank debit and settled on the sandbox's deliveries page, the history.
 #[tokio::test]
 async fn packs_by_card_and_bank_debit_in_chromium() {
-    let api =
-        start_local_api(&[("CREDIT_PACKS", "small:price_small:40,large:price_large:300")]).await;
+    let api = start_local_api(&[
+        ("CREDIT_PACKS", "small:price_small:40,large:price_large:300"),
+        ("MESSAGE_PRICES", "large:10"),
+    ])
+    .await;
     let shots = run_flow("packs_flow.cjs", &[api.base.as_str(), "40", "300"]).await;
-    for shot in ["packs-1-checkout", "packs-2-processing", "packs-3-history"] {
+    for shot in [
+        "packs-1-checkout",
+        "packs-2-processing",
+        "packs-3-history",
+        "packs-4-refunded",
+    ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
 }

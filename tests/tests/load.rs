@@ -1,9 +1,9 @@
 //! Load with invariants: 20 concurrent users, 2,000 mixed requests against the local API on
 //! the DynamoDB emulator (with the Stripe stub): status reads, syncs, duplicate webhooks, a
-//! credit pack bought (and its event delivered twice) by each user, and message debits through
-//! the library on the same table. Zero unexpected answers, and every user ends with exactly the
-//! credits granted and bought minus the debits that succeeded, each balance the sum of its
-//! ledger entries. Throughput and
+//! credit pack bought (and its event delivered twice) and half refunded (that event twice too)
+//! by each user, and message debits through the library on the same table. Zero unexpected
+//! answers, and every user ends with exactly the credits granted and bought minus the refund's
+//! clawback and the debits that succeeded, each balance the sum of its ledger entries. Throughput and
 //! latency percentiles go to `target/reports/load.md`.
 //!
 //! `LOAD_USERS` and `LOAD_REQUESTS` scale it (e.g. `LOAD_USERS=50 LOAD_REQUESTS=50000 ./scripts/test
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::config::Rules;
 use common::credits::debit_message;
-use common::domain::{UserId, UserRecord};
+use common::domain::{EntryKind, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::apps::event;
 use integration_tests::apps::{customer_of_new_user, invoice_paid};
@@ -131,6 +131,16 @@ async fn run_user(
                 );
                 for _ in 0..2 {
                     assert_eq!(deliver(&client, &base, &paid).await, 200, "pack event");
+                }
+                // Half its payment refunded at once: half its credits taken back, once.
+                let intent = stub.checkout_session(session)["payment_intent"].clone();
+                let charge = stub.charge_of(intent.as_str().unwrap()).unwrap();
+                let half = charge["amount"].as_i64().unwrap() / 2;
+                let refunded = stub.refund(charge["id"].as_str().unwrap(), Some(half));
+                let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+                let refund = event(&id, "charge.refunded", refunded);
+                for _ in 0..2 {
+                    assert_eq!(deliver(&client, &base, &refund).await, 200, "refund event");
                 }
             }
             Op::Debit => {
@@ -249,10 +259,20 @@ async fn concurrent_users_mixed_requests_and_every_credit_accounted_for() {
             .filter(|op| **op == Op::Debit)
             .count() as i64;
         let record = store.get_user(&user.id).await.unwrap().unwrap();
+        // The refund of half the pack took half its credits, or what was left of them then.
+        let (entries, _) = store.entries(&user.id, None, 1000).await.unwrap();
+        let refunds: Vec<i64> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::PaymentRefunded)
+            .map(|e| -e.amount)
+            .collect();
+        assert_eq!(refunds.len(), 1, "one refund entry: {refunds:?}");
+        let taken = refunds[0];
+        assert!((0..=pack_credits / 2).contains(&taken), "{taken}");
         assert_eq!(
             record.credits_remaining + record.purchased_credits,
-            plan_credits + pack_credits - tally.debits_paid,
-            "granted and bought minus successful debits"
+            plan_credits + pack_credits - taken - tally.debits_paid,
+            "granted and bought minus the refund's clawback and successful debits"
         );
         // Refusals may come before the pack does, never while plan credits are left.
         let paid = tally.debits_paid;
@@ -304,7 +324,7 @@ fn write_report(tallies: &[Tally], elapsed: Duration, users: usize) {
         ),
         ("debit_message (library)", Some(Op::Debit)),
         (
-            "pack bought (checkout, paid, event twice)",
+            "pack bought (checkout, paid, event twice), half refunded (event twice)",
             Some(Op::BuyPack),
         ),
     ];

@@ -375,3 +375,38 @@ async fn late_events_and_charges_of_nothing_sold_here_are_acknowledged() {
         "erased with the account"
     );
 }
+
+/// A refund whose event never came is taken back by whatever syncs next: a checkout (which
+/// asks Stripe before selling), or the scheduled reconciliation; each under its own policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refund_event_is_healed_by_checkout_and_by_reconciliation() {
+    let stub = StripeStub::start().await;
+    let (store, _) = emulator::own_store().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let app = app(store.clone(), Some(&stub.uri()));
+    let (by_checkout, by_reconcile) = (new_user(), new_user());
+    for user in [&by_checkout, &by_reconcile] {
+        let charge = bought(&app, &stub, user, "small").await;
+        stub.refund(&charge, None);
+    }
+    let req = request("create-checkout-session.json", by_checkout.as_str());
+    let (status, _, body) = parts(Box::pin(handle("create-checkout-session", &app, req)).await);
+    assert_eq!(status, 200, "{body}");
+    let healed = ((0, 0), vec![(EntryKind::PaymentRefunded, -500)]);
+    assert_eq!(ledger_of(&store, &by_checkout, &MONEY_BACK).await, healed);
+
+    let now = common::unix_now();
+    let due = common::domain::SubscriptionView {
+        next_check: Some(now - 60),
+        ..common::domain::SubscriptionView::none(now * 1000 + 1)
+    };
+    store.apply_subscription(&by_reconcile, &due).await.unwrap();
+    let settings = common::config::ReconcileConfig {
+        concurrency: 2,
+        reserve: std::time::Duration::ZERO,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let run = reconcile::reconcile(&app, &settings, deadline);
+    emulator::as_function("reconcile", run).await.unwrap();
+    assert_eq!(ledger_of(&store, &by_reconcile, &MONEY_BACK).await, healed);
+}

@@ -1,6 +1,7 @@
 //! Money that went back at Stripe: a refund or a dispute of a charge takes back the credits of
 //! the purchase the charge paid for, by the rules of [`crate::domain::clawbacks`]. The webhook
-//! (`charge.refunded`, `charge.dispute.created`, `charge.dispute.closed`) and the sync both
+//! (`charge.refunded`, `charge.dispute.*`: an inquiry that becomes a chargeback withdraws its
+//! funds without a new `created`) and the sync both
 //! re-read the charge from Stripe and settle it here: no event's body decides anything, and a
 //! lost or repeated event changes nothing the next sync would not.
 //!
@@ -19,9 +20,11 @@ use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Ledger, Profiles};
 
 /// The events that say a charge's money moved: each re-reads the charge.
-pub const CHARGE_EVENTS: [&str; 3] = [
+pub const CHARGE_EVENTS: [&str; 5] = [
     "charge.refunded",
     "charge.dispute.created",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.updated",
     "charge.dispute.closed",
 ];
 
@@ -76,6 +79,23 @@ pub async fn settle_charges<S: Profiles + Ledger + ?Sized>(
         moved |= settle_charge(billing, store, &record.user_id, charge).await?;
     }
     Ok(moved)
+}
+
+/// [`settle_charges`] as the sync runs it: best effort. A failure is logged and leaves the
+/// charges to the next sync (or their webhook): the subscription's state is answered all the
+/// same.
+pub async fn settle_charges_in_sync<S: Profiles + Ledger + ?Sized>(
+    billing: &Billing,
+    store: &S,
+    record: &UserRecord,
+) -> bool {
+    match settle_charges(billing, store, record).await {
+        Ok(moved) => moved,
+        Err(err) => {
+            tracing::warn!(user = %record.user_id.hash(), %err, "money that went back not settled now; the next sync tries again");
+            false
+        }
+    }
 }
 
 /// Takes back what the refunds and the dispute of `charge` owe from the purchase it paid for

@@ -40,10 +40,11 @@ pub struct CreditHistory {
 pub struct EntryView {
     /// Stable and unique within the user's history.
     pub id: String,
-    /// `period_grant`, `usage`, `message_refund`, `subscription_ended`, `customer_deleted`,
-    /// `adjustment` (more may come: clients show unknown kinds by their amount).
+    /// `period_grant`, `plan_upgrade`, `usage`, `message_refund`, `subscription_ended`,
+    /// `customer_deleted`, `adjustment`, `pack_purchase`, `payment_refunded`, `dispute_hold`,
+    /// `dispute_released` (more may come: clients show unknown kinds by their amount).
     pub kind: &'static str,
-    /// `credits` or `free_messages`.
+    /// `credits`, `purchased` or `free_messages`.
     pub balance: &'static str,
     /// The signed change.
     pub amount: i64,
@@ -63,6 +64,9 @@ pub struct EntryView {
     /// What was left and expired with the change (period grants, endings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<i64>,
+    /// Of a refund or a dispute hold: what it owed that was spent before, so not taken back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent: Option<i64>,
     /// A line to show: the plan and period of a grant, an adjustment's reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -81,6 +85,7 @@ impl From<&Entry> for EntryView {
             messages: entry.messages,
             granted: entry.granted,
             expired: entry.expired,
+            spent: entry.spent,
             description: entry.description(),
         }
     }

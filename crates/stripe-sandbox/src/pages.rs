@@ -159,8 +159,64 @@ pub fn portal(session: &Value, subscription: Option<&Value>, plans: &[Plan], now
     page("Your subscription", &body)
 }
 
-/// The log of every webhook delivery to `url`, newest first.
-pub fn deliveries(log: &[Delivery], url: &str, processing: &[String]) -> String {
+/// The charges, newest first, each with what can happen to its money: refunded (half of what
+/// is left, or all), disputed, and an open dispute won or lost.
+fn payments_table(payments: &[(Value, Option<Value>)]) -> String {
+    let button = |action: &str, label: &str, primary: bool| {
+        let class = if primary { r#" class="primary""# } else { "" };
+        format!(
+            r#"<form method="post" action="{action}"><button{class} type="submit">{label}</button></form>"#,
+            action = attr(action)
+        )
+    };
+    let rows: String = payments
+        .iter()
+        .map(|(charge, dispute)| {
+            let id = charge["id"].as_str().unwrap_or_default();
+            let amount = charge["amount"].as_i64().unwrap_or(0);
+            let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
+            let dispute_status = dispute.as_ref().and_then(|d| d["status"].as_str());
+            let actions = match dispute_status {
+                Some("needs_response" | "under_review") => {
+                    let dispute_id = dispute.as_ref().and_then(|d| d["id"].as_str());
+                    let dispute_id = dispute_id.unwrap_or_default();
+                    button(&format!("/disputes/{dispute_id}/won"), "Dispute won", true)
+                        + &button(&format!("/disputes/{dispute_id}/lost"), "Dispute lost", false)
+                }
+                Some(_) => String::new(),
+                None if refunded < amount => {
+                    button(&format!("/charges/{id}/refund-half"), "Refund half", false)
+                        + &button(&format!("/charges/{id}/refund"), "Refund", false)
+                        + &button(&format!("/charges/{id}/dispute"), "Dispute", false)
+                }
+                None => String::new(),
+            };
+            format!(
+                r#"<tr data-charge="{id_attr}"><td><code>{id}</code><br><span class="muted">{intent}</span></td><td>{amount}</td><td class="refunded">{refunded}</td><td class="dispute">{dispute}</td><td>{actions}</td></tr>"#,
+                id_attr = attr(id),
+                id = text(id),
+                intent = text(charge["payment_intent"].as_str().unwrap_or_default()),
+                dispute = text(dispute_status.unwrap_or("")),
+            )
+        })
+        .collect();
+    match rows.is_empty() {
+        true => String::new(),
+        false => format!(
+            r#"<h2>Payments</h2><table id="payments"><tr><th>charge</th><th>amount</th><th>refunded</th><th>dispute</th><th>money back</th></tr>{rows}</table>"#
+        ),
+    }
+}
+
+/// The log of every webhook delivery to `url`, newest first, after the bank debits processing
+/// and the `payments` made.
+pub fn deliveries(
+    log: &[Delivery],
+    url: &str,
+    processing: &[String],
+    payments: &[(Value, Option<Value>)],
+) -> String {
+    let payments = payments_table(payments);
     let debits: String = processing
         .iter()
         .map(|session| {
@@ -197,7 +253,7 @@ pub fn deliveries(log: &[Delivery], url: &str, processing: &[String]) -> String 
         .collect();
     let body = format!(
         r#"<p class="muted">Events are POSTed, signed, to <code>{url}</code>; an answer other than 2xx is retried with back-off. <a href="/deliveries.json">JSON</a></p>
-{debits}<table id="deliveries"><tr><th>event</th><th>attempts</th><th>state</th><th>last answer</th></tr>{rows}</table>"#,
+{debits}{payments}<table id="deliveries"><tr><th>event</th><th>attempts</th><th>state</th><th>last answer</th></tr>{rows}</table>"#,
         url = text(url),
     );
     page("Webhook deliveries", &body)

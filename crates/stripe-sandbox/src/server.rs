@@ -35,6 +35,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/checkout/{id}/pay-later", post(pay_later))
         .route("/checkout/{id}/cancel", post(cancel_checkout))
         .route("/payments/{id}/{outcome}", post(settle_payment))
+        .route("/charges/{id}/{action}", post(charge_action))
+        .route("/disputes/{id}/{outcome}", post(dispute_action))
         .route("/portal/{id}", get(portal_page))
         .route("/portal/{id}/{action}", post(portal_action))
         .route(
@@ -201,12 +203,58 @@ async fn portal_action(
 }
 
 async fn deliveries_page(State(shared): AppState) -> Html<String> {
-    let processing = shared.stripe.lock().unwrap().processing_payments();
+    let (processing, payments) = {
+        let stripe = shared.stripe.lock().unwrap();
+        (stripe.processing_payments(), stripe.payments())
+    };
     Html(pages::deliveries(
         &shared.webhooks.log(),
         &shared.webhook_url,
         &processing,
+        &payments,
     ))
+}
+
+/// The dashboard's money back on a charge: refunded (half of what is left, or all) or
+/// disputed, its events delivered, then the deliveries page.
+async fn charge_action(
+    State(shared): AppState,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let done = {
+        let mut stripe = shared.stripe.lock().unwrap();
+        match action.as_str() {
+            "refund" => stripe.refund_charge(&id, None).map(drop),
+            "refund-half" => stripe.refund_half(&id).map(drop),
+            "dispute" => stripe
+                .dispute_charge(&id)
+                .map(drop)
+                .ok_or_else(|| "This charge cannot be disputed.".to_owned()),
+            other => return refused(Refusal::NotFound(format!("No such action: {other}"))),
+        }
+    };
+    if let Err(message) = done {
+        return refused(Refusal::Conflict(message));
+    }
+    deliver_emitted(&shared).await;
+    Redirect::to("/").into_response()
+}
+
+/// An open dispute closes `won` or `lost`, its events delivered, then the deliveries page.
+async fn dispute_action(
+    State(shared): AppState,
+    Path((id, outcome)): Path<(String, String)>,
+) -> Response {
+    let won = match outcome.as_str() {
+        "won" => true,
+        "lost" => false,
+        other => return refused(Refusal::NotFound(format!("No such outcome: {other}"))),
+    };
+    if !shared.stripe.lock().unwrap().close_dispute(&id, won) {
+        return refused(Refusal::Conflict("No such open dispute.".into()));
+    }
+    deliver_emitted(&shared).await;
+    Redirect::to("/").into_response()
 }
 
 async fn deliveries_json(State(shared): AppState) -> Response {

@@ -46,8 +46,20 @@ pub struct DisputeHold {
     pub id: String,
     /// The credits its hold took.
     pub taken: i64,
+    /// The purchase's `refunded` when the hold was taken: a refund made while the dispute
+    /// stood is not given back again when it is won.
+    pub refunded_before: i64,
     /// Whether they were given back (the dispute was won).
     pub released: bool,
+}
+
+impl DisputeHold {
+    /// What winning the dispute gives back of `purchase`: what the hold took, less what refunds
+    /// made while it stood accounted for (those credits went back with the money).
+    fn given_back(&self, purchase: &Purchase) -> i64 {
+        let refunded_meanwhile = (purchase.refunded - self.refunded_before).max(0);
+        (self.taken - refunded_meanwhile).max(0)
+    }
 }
 
 impl Purchase {
@@ -75,9 +87,12 @@ impl Purchase {
         (self.credits - self.refunded - held).max(0)
     }
 
-    /// When it is no longer taken back ([`KEPT_SECS`] after it was granted).
+    /// When it is no longer taken back: [`KEPT_SECS`] after it was granted, or, once its charge
+    /// was disputed, [`KEPT_SECS`] more, so that a dispute decided months later still finds its
+    /// hold to give back.
     pub fn expires_at(&self) -> i64 {
-        self.at + KEPT_SECS
+        let disputed = i64::from(self.dispute.is_some());
+        self.at + KEPT_SECS * (1 + disputed)
     }
 }
 
@@ -222,6 +237,7 @@ impl UserRecord {
                     dispute: Some(DisputeHold {
                         id: dispute.to_owned(),
                         taken: take,
+                        refunded_before: purchase.refunded,
                         released: false,
                     }),
                     ..purchase.clone()
@@ -230,7 +246,7 @@ impl UserRecord {
                 Ok(self.clawback(kind, -take, owed, dispute, money, after, now))
             }
             (DisputeStatus::Won, Some(hold))
-                if hold.id == dispute && !hold.released && hold.taken > 0 =>
+                if hold.id == dispute && !hold.released && hold.given_back(purchase) > 0 =>
             {
                 let after = Purchase {
                     dispute: Some(DisputeHold {
@@ -239,7 +255,7 @@ impl UserRecord {
                     }),
                     ..purchase.clone()
                 };
-                let (kind, given) = (EntryKind::DisputeReleased, hold.taken);
+                let (kind, given) = (EntryKind::DisputeReleased, hold.given_back(purchase));
                 Ok(self.clawback(kind, given, given, dispute, money, after, now))
             }
             _ => Err(ClawbackRefusal::NothingMore),
@@ -275,6 +291,11 @@ impl UserRecord {
             revision: after.revision + 1,
             ..after
         };
+        // A dispute keeps the purchase, and the sync's look at the charges, for longer.
+        let refundable_until = match kind {
+            EntryKind::DisputeHold => self.refundable_with(&purchase),
+            _ => None,
+        };
         Posting {
             entry,
             seen,
@@ -282,7 +303,7 @@ impl UserRecord {
             once,
             settles: None,
             purchase: Some(purchase),
-            refundable_until: None,
+            refundable_until,
         }
     }
 

@@ -162,6 +162,16 @@ impl Stripe {
         }
     }
 
+    /// Refunds half of what is left of charge `id` (at least 1), as the dashboard's "Refund
+    /// half" does.
+    pub fn refund_half(&mut self, id: &str) -> Result<Value, String> {
+        let charge = self.charges.iter().find(|c| c["id"] == id);
+        let left = charge.map_or(0, |c| {
+            c["amount"].as_i64().unwrap_or(0) - c["amount_refunded"].as_i64().unwrap_or(0)
+        });
+        self.refund_charge(id, Some((left / 2).max(1)))
+    }
+
     /// The cardholder disputes charge `id`: its funds are withdrawn and a dispute opens
     /// (`needs_response`). Returns the dispute's id; `None` for an unknown or disputed charge.
     pub fn dispute_charge(&mut self, id: &str) -> Option<String> {

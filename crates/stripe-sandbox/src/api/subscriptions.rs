@@ -65,7 +65,10 @@ impl Stripe {
         let amount = |field: &str| invoice[field].as_i64().unwrap_or(0);
         let paid = amount("amount_paid").max(amount("amount_due"));
         if invoice["status"] == "paid" && paid > 0 {
-            let intent = objects::payment_intent_of(invoice["id"].as_str().unwrap_or_default());
+            let id = invoice["id"].as_str().unwrap_or_default();
+            let intent = objects::payment_intent_of(id);
+            self.invoice_amounts.entry(id.to_owned()).or_insert(paid);
+            let paid = self.invoice_amounts[id];
             self.charge_payment(&intent, &invoice["customer"], paid);
         }
         self.invoices.retain(|kept| kept["id"] != invoice["id"]);

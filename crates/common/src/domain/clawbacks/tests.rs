@@ -255,3 +255,36 @@ fn a_grant_keeps_what_its_money_bought_in_its_period() {
     assert_eq!((purchase.period, purchase.revision), (NOW, 1));
     assert_eq!(posting.refundable_until, Some(NOW + KEPT_SECS));
 }
+
+#[test]
+fn a_refund_made_while_a_dispute_stood_is_not_given_back_when_it_is_won() {
+    let mut record = subscriber(0);
+    record.purchased_credits = 1000;
+    let mut purchases = vec![pack("pi_1", 1000, NOW - 60)];
+    let charge = money("ch_1", 1000, 0);
+    let hold = record
+        .dispute_clawback(
+            &purchases,
+            "pi_1",
+            "du_1",
+            DisputeStatus::Open,
+            &charge,
+            NOW,
+        )
+        .unwrap();
+    applied(&mut record, &mut purchases, &hold);
+    assert!(
+        purchases[0].expires_at() > NOW - 60 + KEPT_SECS,
+        "kept longer once disputed"
+    );
+    let refund = record
+        .refund_clawback(&purchases, "pi_1", &money("ch_1", 1000, 1000), NOW)
+        .unwrap();
+    assert_eq!(refund.entry.amount, 0, "the hold has it all");
+    applied(&mut record, &mut purchases, &refund);
+    assert_eq!(
+        record.dispute_clawback(&purchases, "pi_1", "du_1", DisputeStatus::Won, &charge, NOW),
+        Err(ClawbackRefusal::NothingMore),
+        "refunded in full meanwhile: nothing to give back"
+    );
+}

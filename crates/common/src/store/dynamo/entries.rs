@@ -242,13 +242,18 @@ impl DynamoStore {
             before: seen.before,
             after: entry.balance_after,
         };
-        let and = match (&posting.grant, &posting.settles) {
-            (Some(_), _) => "NOT contains(#granted, :invoice)",
-            (None, Some(_)) => "attribute_exists(#pending.#session)",
-            (None, None) => "",
+        let mut and: Vec<&str> = match (&posting.grant, &posting.settles) {
+            (Some(_), _) => vec!["NOT contains(#granted, :invoice)"],
+            (None, Some(_)) => vec!["attribute_exists(#pending.#session)"],
+            (None, None) => vec![],
         };
+        if posting.refundable_until.is_some() {
+            // Never moved back by a change decided on an older read.
+            and.push("(attribute_not_exists(#refundable) OR #refundable <= :refundable)");
+        }
+        let and = and.join(" AND ");
         let (mut profile, mut expression) =
-            self.set_balances(user, &seen.status, seen.period, &[change], and);
+            self.set_balances(user, &seen.status, seen.period, &[change], &and);
         if let Some(until) = posting.refundable_until {
             expression.push_str(", #refundable = :refundable");
             profile = profile

@@ -40,6 +40,10 @@ fn to_item(user: &UserId, purchase: &Purchase) -> Item {
             ("dispute".to_owned(), s(&hold.id)),
             ("dispute_taken".to_owned(), n(hold.taken)),
             (
+                "dispute_refunded_before".to_owned(),
+                n(hold.refunded_before),
+            ),
+            (
                 "dispute_released".to_owned(),
                 AttributeValue::Bool(hold.released),
             ),
@@ -65,6 +69,7 @@ fn from_item(item: &Item) -> Result<Purchase, StoreError> {
         Some(id) => Some(DisputeHold {
             id: id.clone(),
             taken: number("dispute_taken")?,
+            refunded_before: number("dispute_refunded_before")?,
             released: matches!(
                 item.get("dispute_released"),
                 Some(AttributeValue::Bool(true))

@@ -127,6 +127,9 @@ impl Ledger for MemoryStore {
                     .any(|p| &p.session_id == session)
             })
             || purchase_moved
+            || posting
+                .refundable_until
+                .is_some_and(|until| record.refundable_until > Some(until))
         {
             return Ok(PostOutcome::Moved);
         }
