@@ -113,14 +113,9 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         store.apply_subscription(&record.user_id, &settled).await?;
     }
     let packs_moved = settle_packs(billing, store, &record).await?;
-    // On the record as the grants left it: a purchase made just now is looked after too.
-    let clawed = match granted || packs_moved {
-        true => match store.get_user(&record.user_id).await? {
-            Some(fresh) => crate::clawbacks::settle_charges_in_sync(billing, store, &fresh).await,
-            None => false,
-        },
-        false => crate::clawbacks::settle_charges_in_sync(billing, store, &record).await,
-    };
+    // On the record as read: a purchase granted by this very sync is looked after from the next
+    // one (or by its charge's events), which keeps a grant's sync to its own calls.
+    let clawed = crate::clawbacks::settle_charges_in_sync(billing, store, &record).await;
     if applied && !granted && !owed && !packs_moved && !clawed {
         return Ok(record.with_subscription(&view));
     }
