@@ -398,9 +398,9 @@ async fn a_lost_refund_event_is_healed_by_checkout_and_by_reconciliation() {
     let now = common::unix_now();
     let due = common::domain::SubscriptionView {
         next_check: Some(now - 60),
-        ..common::domain::SubscriptionView::none(now * 1000 + 1)
+        ..common::domain::SubscriptionView::none(common::unix_now_ms() + 1)
     };
-    store.apply_subscription(&by_reconcile, &due).await.unwrap();
+    assert!(store.apply_subscription(&by_reconcile, &due).await.unwrap());
     let settings = common::config::ReconcileConfig {
         concurrency: 2,
         reserve: std::time::Duration::ZERO,
