@@ -144,6 +144,21 @@ pub fn event(id: &str, kind: &str, object: Value) -> Value {
     event
 }
 
+/// Delivers a new event of `kind` about `object` to the webhook twice (a redelivery), each
+/// signed now and acknowledged with 200.
+pub async fn deliver_twice(app: &App, kind: &str, object: Value) {
+    let id = format!("evt_{}", crate::tokens::new_user().replace('-', ""));
+    for _ in 0..2 {
+        let req = webhook(
+            &event(&id, kind, object.clone()),
+            stripe_stub::WEBHOOK_SECRET,
+            common::unix_now(),
+        );
+        let (status, _, body) = parts(Box::pin(handle("stripe-webhook", app, req)).await);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
 /// A user with a free record, linked to a fresh Stripe customer id.
 pub async fn customer_of_new_user(store: &Arc<dyn Store>) -> (common::domain::UserId, String) {
     let user = common::domain::UserId::parse(&crate::tokens::new_user()).unwrap();

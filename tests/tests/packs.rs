@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::domain::{EntryKind, UserId};
 use common::store::Store;
-use integration_tests::apps::{app, event, handle, parts, request, webhook};
-use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, paid_invoice, subscription};
+use integration_tests::apps::{app, deliver_twice, handle, parts, request};
+use integration_tests::stripe_stub::{StripeStub, paid_invoice, subscription};
 use integration_tests::{binaries, emulator, tokens};
 use serde_json::{Value, json};
 
@@ -40,17 +40,7 @@ async fn open(app: &common::App, user: &UserId, pack: &str) -> String {
 
 /// Delivers event `kind` about Checkout session `session` (as Stripe holds it now) twice.
 async fn deliver(app: &common::App, stub: &StripeStub, kind: &str, session: &str) {
-    let object = stub.checkout_session(session);
-    let id = format!("evt_{}", tokens::new_user().replace('-', ""));
-    for _ in 0..2 {
-        let req = webhook(
-            &event(&id, kind, object.clone()),
-            WEBHOOK_SECRET,
-            common::unix_now(),
-        );
-        let (status, _, body) = parts(Box::pin(handle("stripe-webhook", app, req)).await);
-        assert_eq!(status, 200, "{body}");
-    }
+    deliver_twice(app, kind, stub.checkout_session(session)).await;
 }
 
 async fn sync(app: &common::App, user: &UserId) -> Value {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use common::config::Rules;
 use common::domain::{Caller, EntryKind, MessagePrices, UserId};
 use common::store::Store;
-use integration_tests::apps::{app, event, handle, parts, request, webhook};
-use integration_tests::stripe_stub::{StripeStub, WEBHOOK_SECRET, paid_invoice, subscription};
+use integration_tests::apps::{app, deliver_twice, handle, parts, request};
+use integration_tests::stripe_stub::{StripeStub, paid_invoice, subscription};
 use integration_tests::{binaries, emulator, tokens};
 use serde_json::{Value, json};
 
@@ -53,20 +53,6 @@ async fn sync(app: &common::App, user: &UserId) -> Value {
     body
 }
 
-/// Delivers event `kind` about `object` twice (a redelivery), each acknowledged.
-async fn deliver(app: &common::App, kind: &str, object: Value) {
-    let id = format!("evt_{}", tokens::new_user().replace('-', ""));
-    for _ in 0..2 {
-        let req = webhook(
-            &event(&id, kind, object.clone()),
-            WEBHOOK_SECRET,
-            common::unix_now(),
-        );
-        let (status, _, body) = parts(Box::pin(handle("stripe-webhook", app, req)).await);
-        assert_eq!(status, 200, "{body}");
-    }
-}
-
 /// The dispute object of `dispute` on `charge`, as its events carry it.
 fn dispute_object(dispute: &str, charge: &str) -> Value {
     json!({"id": dispute, "object": "dispute", "charge": charge})
@@ -86,7 +72,7 @@ async fn tell(app: &common::App, user: &UserId, path: Path, events: &[(&str, Val
     match path {
         Path::Webhook => {
             for (kind, object) in events {
-                deliver(app, kind, object.clone()).await;
+                deliver_twice(app, kind, object.clone()).await;
             }
         }
         Path::Sync => drop(sync(app, user).await),
@@ -144,7 +130,7 @@ async fn a_partial_then_a_full_refund_take_back_a_pack_s_credits_in_proportion_o
         assert_eq!(full["refunded"], true);
         tell(&app, &user, path, &[("charge.refunded", full)]).await;
         // The first refund's event, late: the charge re-read owes nothing more.
-        deliver(&app, "charge.refunded", first).await;
+        deliver_twice(&app, "charge.refunded", first).await;
         sync(&app, &user).await;
         let refunded = (
             (0, 0),
@@ -178,7 +164,7 @@ async fn a_refund_of_a_partly_spent_pack_takes_only_what_is_left_never_below_zer
     }
     // 300 of 500 spent; a refund of 60 % (300 credits) takes the 200 left.
     let refunded = stub.refund(&charge, Some(300));
-    deliver(&app, "charge.refunded", refunded).await;
+    deliver_twice(&app, "charge.refunded", refunded).await;
     let ((_, purchased), moves) = ledger_of(&store, &user, &MONEY_BACK).await;
     assert_eq!(
         (purchased, moves),
@@ -194,7 +180,7 @@ async fn a_refund_of_a_partly_spent_pack_takes_only_what_is_left_never_below_zer
         (Some(100), charge.as_str())
     );
     // The rest refunded: nothing is left to take.
-    deliver(&app, "charge.refunded", stub.refund(&charge, None)).await;
+    deliver_twice(&app, "charge.refunded", stub.refund(&charge, None)).await;
     let ((_, purchased), moves) = ledger_of(&store, &user, &MONEY_BACK).await;
     assert_eq!(
         (purchased, moves),
@@ -214,7 +200,7 @@ async fn a_refund_takes_only_from_its_own_pack_never_from_another() {
     let user = new_user();
     let small = bought(&app, &stub, &user, "small").await;
     let large = bought(&app, &stub, &user, "large").await;
-    deliver(&app, "charge.refunded", stub.refund(&small, None)).await;
+    deliver_twice(&app, "charge.refunded", stub.refund(&small, None)).await;
     let ((_, purchased), moves) = ledger_of(&store, &user, &MONEY_BACK).await;
     assert_eq!(
         (purchased, moves),
@@ -296,7 +282,7 @@ async fn an_invoice_refund_takes_its_period_s_plan_credits_only_and_a_past_one_n
 
     let past = stub.charge_of("pi_for_in_old").unwrap();
     let past = stub.refund(past["id"].as_str().unwrap(), None);
-    deliver(&app, "charge.refunded", past).await;
+    deliver_twice(&app, "charge.refunded", past).await;
     assert_eq!(
         ledger_of(&store, &user, &kinds).await,
         ((1000, 500), vec![]),
@@ -307,13 +293,13 @@ async fn an_invoice_refund_takes_its_period_s_plan_credits_only_and_a_past_one_n
     let current = current["id"].as_str().unwrap().to_owned();
     let amount = stub.charge_by_id(&current)["amount"].as_i64().unwrap();
     let half = stub.refund(&current, Some(amount / 2));
-    deliver(&app, "charge.refunded", half).await;
+    deliver_twice(&app, "charge.refunded", half).await;
     assert_eq!(
         ledger_of(&store, &user, &kinds).await,
         ((500, 500), vec![(EntryKind::PaymentRefunded, -500)])
     );
     let dispute = stub.dispute(&current);
-    deliver(
+    deliver_twice(
         &app,
         "charge.dispute.created",
         dispute_object(&dispute, &current),
@@ -342,19 +328,19 @@ async fn late_events_and_charges_of_nothing_sold_here_are_acknowledged() {
     let user = new_user();
     let charge = bought(&app, &stub, &user, "small").await;
     let ((_, purchased), _) = ledger_of(&store, &user, &MONEY_BACK).await;
-    deliver(
+    deliver_twice(
         &app,
         "charge.refunded",
         json!({"id": "ch_nobody", "object": "charge"}),
     )
     .await;
-    deliver(
+    deliver_twice(
         &app,
         "charge.dispute.created",
         dispute_object("du_x", "ch_nobody"),
     )
     .await;
-    deliver(
+    deliver_twice(
         &app,
         "charge.refunded",
         json!({"id": "", "object": "charge"}),
@@ -368,7 +354,7 @@ async fn late_events_and_charges_of_nothing_sold_here_are_acknowledged() {
     let req = request("delete-account.json", user.as_str());
     let (status, _, body) = parts(Box::pin(handle("delete-account", &app, req)).await);
     assert_eq!(status, 200, "{body}");
-    deliver(&app, "charge.refunded", stub.refund(&charge, None)).await;
+    deliver_twice(&app, "charge.refunded", stub.refund(&charge, None)).await;
     assert!(store.get_user(&user).await.unwrap().is_none());
     assert!(
         store.purchases(&user).await.unwrap().is_empty(),

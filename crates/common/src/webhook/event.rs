@@ -38,29 +38,27 @@ impl Event {
     /// The charge the event is about: a charge's own id, or the `charge` a dispute or refund
     /// names (an id, or an expanded object).
     pub fn charge(&self) -> Option<&str> {
-        let object = &self.data.object;
-        if object.get("object").and_then(Value::as_str) == Some("charge") {
-            return object.get("id")?.as_str().filter(|id| !id.is_empty());
-        }
-        let charge = object.get("charge")?;
-        charge
-            .as_str()
-            .or_else(|| charge.get("id")?.as_str())
-            .filter(|id| !id.is_empty())
+        self.id_of("charge")
     }
 
     /// The customer the object belongs to (`customer` as an id or an expanded object), or the
     /// customer the object is (`customer.*` events).
     pub fn customer(&self) -> Option<&str> {
+        self.id_of("customer")
+    }
+
+    /// The id of the `resource` the event is about: the object's own, if it is one, else its
+    /// field of that name (an id, or an expanded object); never empty.
+    fn id_of(&self, resource: &str) -> Option<&str> {
         let object = &self.data.object;
-        if object.get("object").and_then(Value::as_str) == Some("customer") {
-            return object.get("id")?.as_str().filter(|id| !id.is_empty());
-        }
-        let customer = object.get("customer")?;
-        customer
-            .as_str()
-            .or_else(|| customer.get("id")?.as_str())
-            .filter(|id| !id.is_empty())
+        let named = match object.get("object").and_then(Value::as_str) == Some(resource) {
+            true => object.get("id")?,
+            false => {
+                let field = object.get(resource)?;
+                field.get("id").unwrap_or(field)
+            }
+        };
+        named.as_str().filter(|id| !id.is_empty())
     }
 }
 
