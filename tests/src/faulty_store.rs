@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::domain::{
-    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor, RefundOutcome,
-    SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome, Held,
+    HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor,
+    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
-    CallLimits, CustomerLinks, Erasures, Ledger, Profiles, Reconciliation, Store, StoreError,
-    WebhookEvents,
+    CallLimits, CustomerLinks, Erasures, Holdings, Ledger, Profiles, Reconciliation, Store,
+    StoreError, WebhookEvents,
 };
 
 /// A shared, ordered log of calls (`store:<operation>`), which other fakes can write to too.
@@ -296,5 +296,18 @@ impl CallLimits for FaultyStore {
     ) -> Result<bool, StoreError> {
         let call = self.inner.count_stripe_call(user, window, limit);
         self.run("count_stripe_call", call).await
+    }
+}
+
+#[async_trait]
+impl Holdings for FaultyStore {
+    async fn holdings(
+        &self,
+        user: &UserId,
+        after: Option<&HeldKey>,
+        limit: usize,
+    ) -> Result<(Vec<Held>, Option<HeldKey>), StoreError> {
+        let call = self.inner.holdings(user, after, limit);
+        self.run("holdings", call).await
     }
 }

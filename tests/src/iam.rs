@@ -6,7 +6,10 @@
 //! - `TransactWriteItems` is no action of its own: each item is authorized by its kind
 //!   (`PutItem`, `UpdateItem`, `DeleteItem`, `ConditionCheckItem`) on its table, and
 //!   `TransactGetItems` by `GetItem` per item;
-//! - `BatchWriteItem` and `BatchGetItem` are actions of their own, on each table they name.
+//! - `BatchWriteItem` and `BatchGetItem` are actions of their own, on each table they name;
+//! - a statement's `ForAllValues:StringLike` condition on `dynamodb:LeadingKeys` allows a call
+//!   only if every partition key value it names matches one of the patterns (a call naming none,
+//!   such as a `Scan`, satisfies `ForAllValues`, as AWS evaluates it).
 //!
 //! The proxy (`src/bin/iam_proxy.rs`) in front of the emulator knows the caller by the access key
 //! id of the request's SigV4 signature: a function signs with its binary's name (the tests give
@@ -35,6 +38,45 @@ pub struct Access {
 struct Grant {
     actions: BTreeSet<String>,
     resources: BTreeSet<String>,
+    /// The prefixes of its `dynamodb:LeadingKeys` condition (patterns `<prefix>*`), if it has one.
+    leading_keys: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Whether the condition, if any, holds for a call naming the partition keys `keys`.
+    fn admits(&self, keys: &[String]) -> bool {
+        self.leading_keys.as_ref().is_none_or(|prefixes| {
+            keys.iter().all(|key| {
+                prefixes
+                    .iter()
+                    .any(|prefix| key.starts_with(prefix.as_str()))
+            })
+        })
+    }
+}
+
+/// The prefixes of a statement's `Condition`: only `ForAllValues:StringLike` on
+/// `dynamodb:LeadingKeys` with `<prefix>*` patterns is read; anything else stops the tests.
+fn leading_key_condition(function: &str, condition: &Yaml) -> Option<Vec<String>> {
+    if condition.is_null() {
+        return None;
+    }
+    let mapping = condition.as_mapping().expect("a Condition mapping");
+    let like = &condition["ForAllValues:StringLike"];
+    assert!(
+        mapping.len() == 1 && like.as_mapping().is_some_and(|m| m.len() == 1),
+        "{function}: a condition this stand-in does not read: {condition:?}"
+    );
+    let patterns = strings(&like["dynamodb:LeadingKeys"]);
+    let prefixes = patterns.iter().map(|pattern| {
+        let prefix = pattern.strip_suffix('*').unwrap_or(pattern);
+        assert!(
+            !prefix.contains(['*', '?']),
+            "{function}: a LeadingKeys pattern this stand-in does not read: {pattern}"
+        );
+        prefix.to_owned()
+    });
+    Some(prefixes.collect())
 }
 
 /// Every function's DynamoDB policy, by its binary's name.
@@ -82,6 +124,7 @@ impl Policies {
                             .iter()
                             .map(|r| table_resource(&binary, r))
                             .collect(),
+                        leading_keys: leading_key_condition(&binary, &statement["Condition"]),
                     });
                 }
             }
@@ -111,14 +154,15 @@ impl Policies {
         all
     }
 
-    /// Whether `principal` may make `access`: the harness always; a function if a statement of
-    /// its policy allows it; anyone else never.
-    pub fn allows(&self, principal: &str, access: &Access) -> bool {
+    /// Whether `principal` may make `access`, naming the partition keys `keys` ([`leading_keys`]):
+    /// the harness always; a function if a statement of its policy allows it; anyone else never.
+    pub fn allows(&self, principal: &str, access: &Access, keys: &[String]) -> bool {
         principal == HARNESS
             || self.by_function.get(principal).is_some_and(|grants| {
                 grants.iter().any(|grant| {
                     grant.actions.contains(&access.action)
                         && grant.resources.contains(&access.resource)
+                        && grant.admits(keys)
                 })
             })
     }
@@ -214,6 +258,62 @@ pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access
     }
 }
 
+/// The partition key values each access of [`accesses`] names, in the same order, as IAM's
+/// `dynamodb:LeadingKeys` reads them: an item call's key (or item), each item of a transaction
+/// or a batch, a `Query`'s partition key equality; none for a `Scan`.
+pub fn leading_keys(operation: &str, body: &Value) -> Vec<Vec<String>> {
+    let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
+    match operation {
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let part = item.as_object().and_then(|o| o.values().next());
+                part.and_then(|p| pk(&p["Key"]).or_else(|| pk(&p["Item"])))
+                    .into_iter()
+                    .collect()
+            })
+            .collect(),
+        "BatchWriteItem" | "BatchGetItem" => body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, requests)| {
+                let each = requests.as_array().into_iter().flatten();
+                let keys = each
+                    .flat_map(|r| [pk(&r["DeleteRequest"]["Key"]), pk(&r["PutRequest"]["Item"])]);
+                let gets = requests["Keys"].as_array().into_iter().flatten().map(pk);
+                keys.chain(gets).flatten().collect()
+            })
+            .collect(),
+        "Query" => vec![query_partition(body).into_iter().collect()],
+        "Scan" => vec![Vec::new()],
+        _ => vec![
+            pk(&body["Key"])
+                .or_else(|| pk(&body["Item"]))
+                .into_iter()
+                .collect(),
+        ],
+    }
+}
+
+/// The partition key value of a `Query`'s key condition (`pk = :v` or `#n = :v`).
+fn query_partition(body: &Value) -> Option<String> {
+    let condition = body["KeyConditionExpression"].as_str()?;
+    condition.split(" AND ").find_map(|clause| {
+        let (name, value) = clause.trim().trim_matches(['(', ')']).split_once('=')?;
+        let name = name.trim();
+        let name = body["ExpressionAttributeNames"][name]
+            .as_str()
+            .unwrap_or(name);
+        (name == "pk").then_some(())?;
+        body["ExpressionAttributeValues"][value.trim()]["S"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
 /// The access key id of a SigV4 `Authorization` header.
 pub fn access_key_id(authorization: &str) -> Option<&str> {
     let credential = authorization.split("Credential=").nth(1)?;
@@ -273,13 +373,61 @@ Resources:
     #[test]
     fn a_policy_grants_its_actions_on_its_resources_only() {
         let policies = Policies::parse(TEMPLATE);
-        assert!(policies.allows("a", &access("GetItem", "table")));
-        assert!(policies.allows("a", &access("Query", "index/due")));
-        assert!(!policies.allows("a", &access("Query", "table")));
-        assert!(!policies.allows("a", &access("DeleteItem", "table")));
-        assert!(!policies.allows("stranger", &access("GetItem", "table")));
-        assert!(policies.allows(HARNESS, &access("DeleteItem", "table")));
+        let allows = |who, action, on| policies.allows(who, &access(action, on), &[]);
+        assert!(allows("a", "GetItem", "table"));
+        assert!(allows("a", "Query", "index/due"));
+        assert!(!allows("a", "Query", "table"));
+        assert!(!allows("a", "DeleteItem", "table"));
+        assert!(!allows("stranger", "GetItem", "table"));
+        assert!(allows(HARNESS, "DeleteItem", "table"));
         assert_eq!(policies.granted("a").len(), 3);
+    }
+
+    #[test]
+    fn a_leading_keys_condition_admits_only_the_partitions_it_names() {
+        let template = format!(
+            "{TEMPLATE}{}",
+            r#"
+  B:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: b
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:Query]
+              Resource: !GetAtt UsersTable.Arn
+              Condition:
+                ForAllValues:StringLike:
+                  dynamodb:LeadingKeys: ["USER#*", "TOMBSTONE#*"]
+"#
+        );
+        let policies = Policies::parse(&template);
+        let get = |pk: &str| json!({"TableName": "t", "Key": {"pk": {"S": pk}, "sk": {"S": "x"}}});
+        let query = |pk: &str| {
+            json!({"TableName": "t", "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :p)",
+                   "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+                   "ExpressionAttributeValues": {":pk": {"S": pk}, ":p": {"S": "L"}}})
+        };
+        let allowed = |operation: &str, body: &Value| {
+            let keys = leading_keys(operation, body);
+            let got = accesses(operation, body, "t").unwrap();
+            got.iter()
+                .zip(&keys)
+                .all(|(access, keys)| policies.allows("b", access, keys))
+        };
+        assert!(allowed("GetItem", &get("USER#u1")));
+        assert!(allowed("GetItem", &get("TOMBSTONE#ab")));
+        assert!(!allowed("GetItem", &get("CUSTOMER#cus_1")));
+        assert!(!allowed("GetItem", &get("EVENT#evt_1")));
+        assert!(allowed("Query", &query("USER#u1")));
+        assert!(!allowed("Query", &query("RECONCILE")));
+        assert_eq!(
+            leading_keys("Query", &query("USER#u1")),
+            [vec!["USER#u1".to_owned()]]
+        );
     }
 
     #[test]

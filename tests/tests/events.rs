@@ -27,6 +27,7 @@ enum Prepare {
 const SAMPLES: &[(&str, &str, Prepare, u16)] = &[
     ("user-status.json", "user-status", Prepare::AsIs, 200),
     ("credit-history.json", "credit-history", Prepare::AsIs, 200),
+    ("user-export.json", "user-export", Prepare::AsIs, 200),
     ("billing-plans.json", "billing-plans", Prepare::AsIs, 200),
     (
         "user-status-no-token.json",

@@ -13,6 +13,7 @@ mod delete_account;
 mod deleted_customers;
 mod erasure_everywhere;
 mod events;
+mod export;
 mod flows_meet;
 mod grants;
 mod io_counts;

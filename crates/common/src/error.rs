@@ -10,6 +10,8 @@ use crate::store::StoreError;
 pub const STORAGE_RETRY_AFTER_SECS: u64 = 1;
 /// Seconds a client is asked to wait after Stripe rate-limited us.
 pub const STRIPE_RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a client is asked to wait after an export too large to answer.
+pub const EXPORT_RETRY_AFTER_SECS: u64 = 60;
 
 /// Every failure the API reports. Each variant fixes its status, code and human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +118,12 @@ pub enum ApiError {
     /// No such route (404 `NOT_FOUND`).
     #[error("Not found.")]
     NotFound,
+    /// A user's export is larger than one answer holds, or was not read in time (503
+    /// `EXPORT_TOO_LARGE`, with `Retry-After`); nothing is cut off.
+    #[error(
+        "Your data could not be exported in one request. Please retry later; if it keeps failing, contact support."
+    )]
+    ExportTooLarge,
     /// An unexpected internal failure (500 `INTERNAL_ERROR`); details go to the log only.
     #[error("Internal error.")]
     Internal,
@@ -153,6 +161,7 @@ impl ApiError {
             | ApiError::StorageUnavailable
             | ApiError::StripeUnavailable
             | ApiError::DeadlineExceeded
+            | ApiError::ExportTooLarge
             | ApiError::BillingNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AlreadySubscribed
             | ApiError::EventInProgress
@@ -203,6 +212,7 @@ impl ApiError {
             ApiError::StripeUnavailable => "STRIPE_UNAVAILABLE",
             ApiError::AuthServiceFailed => "AUTH_SERVICE_ERROR",
             ApiError::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            ApiError::ExportTooLarge => "EXPORT_TOO_LARGE",
             ApiError::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -219,6 +229,7 @@ impl ApiError {
             | ApiError::StorageUnavailable
             | ApiError::DeadlineExceeded => Some(STORAGE_RETRY_AFTER_SECS),
             ApiError::StripeUnavailable => Some(STRIPE_RETRY_AFTER_SECS),
+            ApiError::ExportTooLarge => Some(EXPORT_RETRY_AFTER_SECS),
             ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }

@@ -22,6 +22,7 @@
 //! | | [`sync`] | the subscription sync: Stripe's state into the record, and the period owed |
 //! | | [`clawbacks`] | refunds and disputes: the credits of the purchase whose money went back |
 //! | | [`erasure`] | GDPR erasure, resumable step by step: Stripe, tombstone, stored items, login |
+//! | | [`export`] | a user's own copy of what this service holds about them (GDPR access) |
 //! | entry | [`app`] | what a Lambda builds once at init |
 //! | | [`endpoint`] | what every endpoint does around its flow: route checks, deadline, access log, responses |
 //! | | [`telemetry`] | JSON logs |
@@ -37,6 +38,7 @@ pub mod domain;
 pub mod endpoint;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod history;
 pub mod https;
 pub mod limits;

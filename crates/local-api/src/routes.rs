@@ -31,7 +31,7 @@ impl Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     Route {
         key: user_status::ROUTE,
         function: "user-status",
@@ -40,6 +40,11 @@ pub const ROUTES: [Route; 9] = [
     Route {
         key: credit_history::ROUTE,
         function: "credit-history",
+        bearer: true,
+    },
+    Route {
+        key: user_export::ROUTE,
+        function: "user-export",
         bearer: true,
     },
     Route {
@@ -85,6 +90,7 @@ pub async fn handle(function: &str, app: &App, req: Request) -> Response<Body> {
     match function {
         "user-status" => user_status::handle(app, req).await,
         "credit-history" => credit_history::handle(app, req).await,
+        "user-export" => user_export::handle(app, req).await,
         "billing-plans" => billing_plans::handle(app, req).await,
         "delete-account" => delete_account::handle(app, req).await,
         "create-checkout-session" => create_checkout_session::handle(app, req).await,

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     common::telemetry::init();
     // What each function's own main builds at init, but the store.
     let needs = match function.as_str() {
-        "user-status" | "credit-history" => Needs::Storage,
+        "user-status" | "credit-history" | "user-export" => Needs::Storage,
         "stripe-webhook" => Needs::Webhook,
         "delete-account" => Needs::Erasure,
         _ => Needs::Billing,

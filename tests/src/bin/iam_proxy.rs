@@ -95,8 +95,12 @@ impl Proxy {
                 return Ok(denied(&principal, &access, &self.table));
             }
         };
-        for access in &accesses {
-            if !self.policies.allows(&principal, access) {
+        let keys = iam::leading_keys(&operation, &json);
+        for (access, keys) in accesses
+            .iter()
+            .zip(keys.iter().chain(std::iter::repeat(&Vec::new())))
+        {
+            if !self.policies.allows(&principal, access, keys) {
                 eprintln!("iam-proxy: denied {principal} {access:?}");
                 return Ok(denied(&principal, access, &self.table));
             }

@@ -16,11 +16,13 @@
 //! | [`limits`] | limits per caller: the Stripe calls one user may cause per window |
 //! | [`reconcile`] | when billing may have moved without a webhook, and how far a pass got |
 //! | [`erasure`] | how far an erasure got ([`ErasureStage`]) and what it leaves ([`Tombstone`]) |
+//! | [`holdings`] | what this service holds of a user, item by item ([`Held`]): what an export is made of |
 
 pub mod clawbacks;
 pub mod entries;
 pub mod erasure;
 pub mod events;
+pub mod holdings;
 pub mod ledger;
 pub mod limits;
 pub mod packs;
@@ -34,6 +36,7 @@ pub use clawbacks::{ClawbackRefusal, DisputeStatus, MoneyBack, Purchase};
 pub use entries::{DailyStep, Entry, EntryKey, EntryKind};
 pub use erasure::{ErasureStage, Tombstone};
 pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
+pub use holdings::{Held, HeldDebit, HeldKey};
 pub use ledger::{
     Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitId, DebitOutcome, InvalidDebitId,
     PaidInvoice, Payment, Period, RefundOutcome, Take,

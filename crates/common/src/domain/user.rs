@@ -113,6 +113,9 @@ pub struct UserRecord {
     pub created_at: i64,
     /// The user's Stripe customer, once created.
     pub stripe_customer_id: Option<String>,
+    /// When that customer was linked to the user, Unix seconds (`None` on records linked before
+    /// it was kept).
+    pub customer_linked_at: Option<i64>,
     /// The subscription the status reflects.
     pub subscription_id: Option<String>,
     /// Its price.
@@ -175,6 +178,7 @@ impl UserRecord {
             free_messages_remaining: free_messages,
             created_at: now,
             stripe_customer_id: None,
+            customer_linked_at: None,
             subscription_id: None,
             price_id: None,
             current_period_end: None,

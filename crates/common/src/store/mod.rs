@@ -12,6 +12,7 @@
 //! | [`Erasures`] | the tombstone and the deletion of everything a user has |
 //! | [`Reconciliation`] | the users due for a re-sync, in order, and the cursor of a pass |
 //! | [`CallLimits`] | how many of a user's requests reached Stripe in a window |
+//! | [`Holdings`] | every item of a user's partition, page by page: what their export is made of |
 
 mod dynamo;
 mod memory;
@@ -19,9 +20,9 @@ mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
-    OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor, RefundOutcome,
-    SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome, Held,
+    HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor,
+    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
@@ -242,9 +243,31 @@ pub trait CallLimits: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// What a user's own copy of their data reads.
+#[async_trait]
+pub trait Holdings: Send + Sync {
+    /// Up to `limit` items of the partition of `user` (its profile, ledger entries, debits,
+    /// once-only markers and purchases, and any other service's items by kind), in key order,
+    /// after `after`; and where the next page starts (`None`: none follows). One consistent
+    /// query on the user's partition per page, never a scan.
+    async fn holdings(
+        &self,
+        user: &UserId,
+        after: Option<&HeldKey>,
+        limit: usize,
+    ) -> Result<(Vec<Held>, Option<HeldKey>), StoreError>;
+}
+
 /// Every capability: what the app of a Lambda holds. Implemented by whatever implements them all.
 pub trait Store:
-    Profiles + CustomerLinks + Ledger + WebhookEvents + Erasures + Reconciliation + CallLimits
+    Profiles
+    + CustomerLinks
+    + Ledger
+    + WebhookEvents
+    + Erasures
+    + Reconciliation
+    + CallLimits
+    + Holdings
 {
 }
 
@@ -256,6 +279,7 @@ impl<T> Store for T where
         + Erasures
         + Reconciliation
         + CallLimits
+        + Holdings
         + ?Sized
 {
 }

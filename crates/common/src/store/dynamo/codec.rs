@@ -63,6 +63,7 @@ pub fn to_item(record: &UserRecord) -> Item {
             "stripe_customer_id",
             record.stripe_customer_id.as_deref().map(s),
         ),
+        ("customer_linked_at", record.customer_linked_at.map(n)),
         ("subscription_id", record.subscription_id.as_deref().map(s)),
         ("price_id", record.price_id.as_deref().map(s)),
         ("current_period_end", record.current_period_end.map(n)),
@@ -177,6 +178,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         free_messages_remaining: n("free_messages_remaining")?,
         created_at: n("created_at")?,
         stripe_customer_id: optional_s("stripe_customer_id")?,
+        customer_linked_at: optional_n("customer_linked_at")?,
         subscription_id: optional_s("subscription_id")?,
         price_id: optional_s("price_id")?,
         current_period_end: optional_n("current_period_end")?,
@@ -239,6 +241,7 @@ mod tests {
         record.free_messages_remaining = 3;
         record.purchased_credits = 120;
         record.stripe_customer_id = Some("cus_1".into());
+        record.customer_linked_at = Some(1_700_000_050);
         record.subscription_id = Some("sub_1".into());
         record.price_id = Some("price_1".into());
         record.current_period_end = Some(1_702_592_000);

@@ -18,7 +18,8 @@ impl CustomerLinks for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
             .update_expression(
-                "SET stripe_customer_id = :customer, due_shard = :due, due_at = if_not_exists(due_at, :soon)",
+                "SET stripe_customer_id = :customer, customer_linked_at = if_not_exists(customer_linked_at, :now), \
+                 due_shard = :due, due_at = if_not_exists(due_at, :soon)",
             )
             .condition_expression(
                 "attribute_exists(pk) AND attribute_not_exists(erasing_since) \
@@ -26,6 +27,7 @@ impl CustomerLinks for DynamoStore {
             )
             .expression_attribute_values(":customer", s(customer))
             .expression_attribute_values(":due", s(DUE))
+            .expression_attribute_values(":now", n(crate::unix_now()))
             .expression_attribute_values(":soon", n(crate::unix_now() + RECHECK_AFTER_SECS))
             .build()
             .map_err(|_| StoreError::Unavailable("build Update".into()))?;
@@ -115,8 +117,8 @@ impl CustomerLinks for DynamoStore {
                 .update_expression(
                     "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
                      cancel_at_period_end = :false, synced_at_ms = :now \
-                     REMOVE stripe_customer_id, subscription_id, price_id, current_period_end, \
-                     due_shard, due_at",
+                     REMOVE stripe_customer_id, customer_linked_at, subscription_id, price_id, \
+                     current_period_end, due_shard, due_at",
                 )
                 .condition_expression(
                     "stripe_customer_id = :customer AND credits_remaining = :before \

@@ -74,7 +74,7 @@ fn to_item(user: &UserId, entry: &Entry) -> Item {
 }
 
 /// The entry in `item`; `Corrupt` if it is not one.
-fn from_item(item: &Item) -> Result<Entry, StoreError> {
+pub(super) fn from_item(item: &Item) -> Result<Entry, StoreError> {
     let corrupt = |name: &str| StoreError::Corrupt(format!("ledger attribute {name}"));
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let number = |name: &str| {

@@ -27,7 +27,7 @@ pub const DUE: &str = "DUE";
 /// The index's sort key attribute: when the user is due, Unix seconds.
 pub const DUE_AT: &str = "due_at";
 /// Sort-key prefix of a debit's ledger item (`DEBIT#<debit id>`), kept for the retention period.
-const DEBIT: &str = "DEBIT#";
+pub const DEBIT: &str = "DEBIT#";
 
 /// A string attribute.
 pub fn s(value: &str) -> AttributeValue {
@@ -79,9 +79,12 @@ pub fn entry_key(user: &UserId, entry: &EntryKey) -> Item {
     )
 }
 
+/// Sort-key prefix of the marker of a posting done once (`ONCE#<id>`).
+pub const ONCE: &str = "ONCE#";
+
 /// The key of the marker of a posting done once for `id` (`ONCE#<id>`).
 pub fn once_key(user: &UserId, id: &str) -> Item {
-    key(user_pk(user), &format!("ONCE#{id}"))
+    key(user_pk(user), &format!("{ONCE}{id}"))
 }
 
 /// The key of the customer→user mapping item of `customer`.

@@ -29,7 +29,7 @@ const TAKE_ATTRIBUTES: [(&str, &str); 2] = [("balance", "amount"), ("then_balanc
 
 /// What a debit item took, balance by balance (items written before prices took 1; before
 /// refunds, nothing recorded).
-fn recorded_takes(debit: &Item) -> Vec<(Balance, i64)> {
+pub(super) fn recorded_takes(debit: &Item) -> Vec<(Balance, i64)> {
     let number = |name: &str| debit.get(name).and_then(|v| v.as_n().ok()?.parse().ok());
     TAKE_ATTRIBUTES
         .iter()

@@ -7,6 +7,7 @@ mod customers;
 mod entries;
 mod erasure;
 mod events;
+mod holdings;
 mod keys;
 mod ledger;
 mod limits;

@@ -12,7 +12,7 @@ use crate::domain::{Balance, Purchase, UserId};
 use crate::store::StoreError;
 
 /// The sort-key prefix of every purchase.
-const PURCHASE: &str = "PURCHASE#";
+pub(super) const PURCHASE: &str = "PURCHASE#";
 
 /// The key of purchase `key` of `user`.
 fn purchase_key(user: &UserId, key: &str) -> Item {
@@ -53,7 +53,7 @@ fn to_item(user: &UserId, purchase: &Purchase) -> Item {
 }
 
 /// The purchase in `item`; `Corrupt` if it is not one.
-fn from_item(item: &Item) -> Result<Purchase, StoreError> {
+pub(super) fn from_item(item: &Item) -> Result<Purchase, StoreError> {
     let corrupt = |name: &str| StoreError::Corrupt(format!("purchase attribute {name}"));
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
     let number = |name: &str| {

@@ -1,6 +1,7 @@
 //! The embedded, in-process store: for `cargo run -p local-api` and fast handler tests. The
 //! record's operations are in `profiles.rs`, the ledger's in `ledger.rs`.
 
+mod holdings;
 mod ledger;
 mod profiles;
 
@@ -127,6 +128,7 @@ impl CustomerLinks for MemoryStore {
         tables.customers.insert(customer.to_owned(), user.clone());
         if let Some(record) = tables.users.get_mut(user) {
             record.stripe_customer_id = Some(customer.to_owned());
+            record.customer_linked_at.get_or_insert(crate::unix_now());
             let soon = crate::unix_now() + RECHECK_AFTER_SECS;
             record.next_check.get_or_insert(soon);
         }
@@ -148,6 +150,7 @@ impl CustomerLinks for MemoryStore {
             let forgotten = SubscriptionView::none(crate::unix_now_ms());
             *record = record.clone().with_subscription(&forgotten);
             record.stripe_customer_id = None;
+            record.customer_linked_at = None;
         }
         if let Some(posting) = ending {
             tables.write_entry(user, &posting.entry);

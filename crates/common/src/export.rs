@@ -1,0 +1,392 @@
+//! A user's own copy of what this service holds about them (`GET /v1/user/export`, GDPR
+//! Articles 15 and 20): one JSON document of a stable, versioned schema (`docs/api.md`,
+//! "Export"), read from the user's partition page by page. Items other services keep there are
+//! counted by kind, never copied: their owners export them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::Rules;
+use crate::domain::entries::rfc3339;
+use crate::domain::{
+    Entry, ErasureStage, Held, HeldDebit, HeldKey, Purchase, Tombstone, UserId, UserRecord,
+};
+use crate::error::ApiError;
+use crate::history::EntryView;
+use crate::store::{Erasures, Holdings};
+
+/// The version of the document's schema: raised on any change a reader could notice.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The most items of this service one export answers (about 2.5 MB of JSON, inside Lambda's
+/// 6 MB response limit; read in about 2 s on the emulator, see `docs/api.md`). A larger
+/// partition answers 503 `EXPORT_TOO_LARGE` rather than a cut-off document.
+pub const MAX_EXPORT_ITEMS: usize = 10_000;
+/// Items per query page.
+const PAGE_ITEMS: usize = 500;
+/// Time kept back from the request's budget to build and send the document.
+const ANSWER_RESERVE: Duration = Duration::from_secs(2);
+
+/// The document.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserExport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// When it was made, RFC 3339 UTC.
+    pub exported_at: String,
+    /// The account's id (the token's `sub`).
+    pub user_id: String,
+    /// The profile and billing record; `null` if the account was never seen here.
+    pub profile: Option<ProfileExport>,
+    /// The Stripe customers linked to the account.
+    pub stripe_customers: Vec<LinkedCustomer>,
+    /// Every ledger entry, oldest first.
+    pub ledger: Vec<EntryExport>,
+    /// The messages charged in the last 24 hours (kept so a retry is not charged twice).
+    pub debits: Vec<DebitExport>,
+    /// What each payment of the last 180 days bought (kept so a refund can take it back).
+    pub purchases: Vec<PurchaseExport>,
+    /// The ids of operator adjustments done once (a retry changes nothing).
+    pub adjustment_ids: Vec<String>,
+    /// The erasure under way, if one began and has not finished.
+    pub erasure: Option<ErasureExport>,
+    /// The rules that applied to the account.
+    pub rules: RulesExport,
+    /// Items other services keep under the account, by kind: they export them.
+    pub held_by_other_services: Vec<KindCount>,
+}
+
+/// The profile and billing record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileExport {
+    /// When the account was first seen, RFC 3339.
+    pub created_at: String,
+    /// `free` or the plan's id.
+    pub plan: String,
+    /// Stripe's subscription status, or `none`.
+    pub subscription_status: String,
+    /// The subscription the status reflects.
+    pub subscription_id: Option<String>,
+    /// Its Stripe price.
+    pub price_id: Option<String>,
+    /// The end of its current period, RFC 3339.
+    pub current_period_end: Option<String>,
+    /// Whether it ends then.
+    pub cancel_at_period_end: bool,
+    /// The plan's credits left in this period.
+    pub plan_credits: i64,
+    /// The purchased credits left.
+    pub purchased_credits: i64,
+    /// The free messages granted, and left.
+    pub free_messages_total: i64,
+    /// See `free_messages_total`.
+    pub free_messages_remaining: i64,
+    /// The invoices whose credits were granted.
+    pub granted_invoices: Vec<String>,
+    /// The paid period last granted: its start and end, RFC 3339.
+    pub paid_period_start: Option<String>,
+    /// See `paid_period_start`.
+    pub paid_period_end: Option<String>,
+    /// When Stripe was last read for the account, RFC 3339.
+    pub last_synced_at: Option<String>,
+    /// When the account is next re-read from Stripe, RFC 3339.
+    pub next_check_at: Option<String>,
+    /// The subscription Checkout session that may still be open.
+    pub open_checkout_session: Option<String>,
+    /// The credit-pack Checkout sessions opened and not granted yet.
+    pub pending_packs: Vec<PendingPackExport>,
+    /// Until when a purchase may still be refunded or disputed, RFC 3339.
+    pub refundable_until: Option<String>,
+}
+
+/// A pack Checkout session opened and not granted yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingPackExport {
+    /// `cs_...`.
+    pub session_id: String,
+    /// The pack.
+    pub pack: String,
+    /// The credits it grants once paid.
+    pub credits: i64,
+    /// When it was opened, RFC 3339.
+    pub created_at: String,
+}
+
+/// A Stripe customer linked to the account.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedCustomer {
+    /// `cus_...`.
+    pub id: String,
+    /// When it was linked, RFC 3339 (`null` for links older than the record of it).
+    pub linked_at: Option<String>,
+}
+
+/// A ledger entry: what the history shows, and what caused it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryExport {
+    /// As `GET /v1/user/credits` shows it.
+    #[serde(flatten)]
+    pub entry: EntryView,
+    /// What caused it: the invoice, subscription, customer, session, charge, adjustment or day.
+    pub cause: String,
+    /// The plan of a period grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The end of a granted period, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
+    /// An adjustment's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The pack a purchase granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pack: Option<String>,
+    /// The Stripe PaymentIntent that paid it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_intent: Option<String>,
+}
+
+/// A charged message.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebitExport {
+    /// The message's debit id, as the chat service named it.
+    pub id: String,
+    /// Each balance it took from, and how much.
+    pub takes: Vec<TakeExport>,
+    /// Whether it was refunded.
+    pub refunded: bool,
+}
+
+/// What a debit took from one balance.
+#[derive(Debug, Clone, Serialize)]
+pub struct TakeExport {
+    /// `credits`, `purchased` or `free_messages`.
+    pub balance: &'static str,
+    /// How much.
+    pub amount: i64,
+}
+
+/// What one payment bought.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseExport {
+    /// The PaymentIntent (`pi_...`) of a pack, or the invoice (`in_...`).
+    pub payment: String,
+    /// `purchased` or `credits`.
+    pub balance: &'static str,
+    /// The credits it granted.
+    pub credits: i64,
+    /// When, RFC 3339.
+    pub at: String,
+    /// The credits its refunds accounted for.
+    pub refunded: i64,
+    /// Its dispute (`du_...`), if one was opened.
+    pub dispute: Option<String>,
+}
+
+/// An erasure under way.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureExport {
+    /// When it began, RFC 3339.
+    pub began_at: String,
+    /// `started`, or the last stage done: `stripe_closed`.
+    pub stage: &'static str,
+}
+
+/// The rules that applied to the account.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesExport {
+    /// The free messages a new signed-in account is given here.
+    pub free_messages_per_account: i64,
+    /// The plan's credits of the current period (the most granted in it); `null` before any.
+    pub plan_credits_per_period: Option<i64>,
+}
+
+/// How many items of one kind another service keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    /// The kind (the item's sort-key prefix).
+    pub kind: String,
+    /// How many.
+    pub count: usize,
+}
+
+/// Everything held of `user`, within `budget` ([`ANSWER_RESERVE`] of it kept to answer): 410
+/// once the erasure has removed the stored items; 503 `EXPORT_TOO_LARGE` for a partition of
+/// more than [`MAX_EXPORT_ITEMS`] of this service's items, or too slow to read in time. An
+/// account never seen here gets a document with no profile: nothing is created.
+pub async fn export<S>(
+    store: &S,
+    user: &UserId,
+    rules: &Rules,
+    budget: Duration,
+) -> Result<UserExport, ApiError>
+where
+    S: Holdings + Erasures + ?Sized,
+{
+    let tombstone = store.tombstone(user).await?;
+    if tombstone.is_some_and(|t| t.stage >= ErasureStage::StoredErased) {
+        return Err(ApiError::AccountDeleted);
+    }
+    let read = read_all(store, user);
+    let held = tokio::time::timeout(budget.saturating_sub(ANSWER_RESERVE), read)
+        .await
+        .map_err(|_| {
+            tracing::error!(user = %user.hash(), "export not read in time");
+            ApiError::ExportTooLarge
+        })??;
+    Ok(document(user, rules, tombstone, held))
+}
+
+/// Every item of the partition, page by page, up to [`MAX_EXPORT_ITEMS`] of this service's.
+async fn read_all<S: Holdings + ?Sized>(store: &S, user: &UserId) -> Result<Vec<Held>, ApiError> {
+    let (mut held, mut after, mut ours) = (Vec::new(), None::<HeldKey>, 0);
+    loop {
+        let (page, next) = store.holdings(user, after.as_ref(), PAGE_ITEMS).await?;
+        for item in page {
+            if !matches!(item, Held::Other { .. }) {
+                ours += 1;
+            }
+            held.push(item);
+        }
+        if ours > MAX_EXPORT_ITEMS {
+            tracing::error!(user = %user.hash(), items = ours, "export over its size limit");
+            return Err(ApiError::ExportTooLarge);
+        }
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(held),
+        }
+    }
+}
+
+/// The document of the items `held` of `user`.
+fn document(
+    user: &UserId,
+    rules: &Rules,
+    tombstone: Option<Tombstone>,
+    held: Vec<Held>,
+) -> UserExport {
+    let mut export = UserExport {
+        schema_version: SCHEMA_VERSION,
+        exported_at: rfc3339(crate::unix_now()),
+        user_id: user.as_str().to_owned(),
+        profile: None,
+        stripe_customers: Vec::new(),
+        ledger: Vec::new(),
+        debits: Vec::new(),
+        purchases: Vec::new(),
+        adjustment_ids: Vec::new(),
+        erasure: None,
+        rules: RulesExport {
+            free_messages_per_account: rules.free_messages,
+            plan_credits_per_period: None,
+        },
+        held_by_other_services: Vec::new(),
+    };
+    let mut others: BTreeMap<String, usize> = BTreeMap::new();
+    for item in held {
+        match item {
+            Held::Profile(record) => {
+                export.stripe_customers = record
+                    .stripe_customer_id
+                    .iter()
+                    .map(|id| LinkedCustomer {
+                        id: id.clone(),
+                        linked_at: record.customer_linked_at.map(rfc3339),
+                    })
+                    .collect();
+                export.rules.plan_credits_per_period = record.period_credits;
+                export.erasure = erasure_of(&record, tombstone);
+                export.profile = Some(profile_of(&record));
+            }
+            Held::Entry(entry) => export.ledger.push(entry_of(&entry)),
+            Held::Debit(debit) => export.debits.push(debit_of(debit)),
+            Held::Marker { id } => export.adjustment_ids.push(id),
+            Held::Purchase(purchase) => export.purchases.push(purchase_of(purchase)),
+            Held::Other { kind } => *others.entry(kind).or_default() += 1,
+        }
+    }
+    export.held_by_other_services = others
+        .into_iter()
+        .map(|(kind, count)| KindCount { kind, count })
+        .collect();
+    export
+}
+
+fn profile_of(record: &UserRecord) -> ProfileExport {
+    let pending = record
+        .pending_packs
+        .iter()
+        .map(|pending| PendingPackExport {
+            session_id: pending.session_id.clone(),
+            pack: pending.pack.as_str().to_owned(),
+            credits: pending.credits,
+            created_at: rfc3339(pending.created_at),
+        });
+    ProfileExport {
+        created_at: rfc3339(record.created_at),
+        plan: record.plan.clone(),
+        subscription_status: record.subscription_status.as_str().to_owned(),
+        subscription_id: record.subscription_id.clone(),
+        price_id: record.price_id.clone(),
+        current_period_end: record.current_period_end.map(rfc3339),
+        cancel_at_period_end: record.cancel_at_period_end,
+        plan_credits: record.credits_remaining,
+        purchased_credits: record.purchased_credits,
+        free_messages_total: record.free_messages_total,
+        free_messages_remaining: record.free_messages_remaining,
+        granted_invoices: record.granted_invoices.iter().cloned().collect(),
+        paid_period_start: record.granted_period_start.map(rfc3339),
+        paid_period_end: record.granted_period_end.map(rfc3339),
+        last_synced_at: (record.synced_at_ms > 0).then(|| rfc3339(record.synced_at_ms / 1000)),
+        next_check_at: record.next_check.map(rfc3339),
+        open_checkout_session: record.open_checkout.as_ref().map(|o| o.id.clone()),
+        pending_packs: pending.collect(),
+        refundable_until: record.refundable_until.map(rfc3339),
+    }
+}
+
+/// The erasure under way: begun on the record, perhaps advanced in the tombstone.
+fn erasure_of(record: &UserRecord, tombstone: Option<Tombstone>) -> Option<ErasureExport> {
+    let began_at = tombstone.map(|t| t.erased_at).or(record.erasing_since)?;
+    Some(ErasureExport {
+        began_at: rfc3339(began_at),
+        stage: tombstone.map_or("started", |t| t.stage.as_str()),
+    })
+}
+
+fn entry_of(entry: &Entry) -> EntryExport {
+    EntryExport {
+        entry: EntryView::from(entry),
+        cause: entry.cause.clone(),
+        plan: entry.plan.clone(),
+        period_end: entry.period_end.map(rfc3339),
+        reason: entry.reason.clone(),
+        pack: entry.pack.clone(),
+        payment_intent: entry.payment_intent.clone(),
+    }
+}
+
+fn debit_of(debit: HeldDebit) -> DebitExport {
+    let takes = debit.takes.into_iter().map(|(balance, amount)| TakeExport {
+        balance: balance.as_str(),
+        amount,
+    });
+    DebitExport {
+        id: debit.id,
+        takes: takes.collect(),
+        refunded: debit.refunded,
+    }
+}
+
+fn purchase_of(purchase: Purchase) -> PurchaseExport {
+    PurchaseExport {
+        payment: purchase.key,
+        balance: purchase.balance.as_str(),
+        credits: purchase.credits,
+        at: rfc3339(purchase.at),
+        refunded: purchase.refunded,
+        dispute: purchase.dispute.map(|hold| hold.id),
+    }
+}
