@@ -171,6 +171,8 @@ async fn every_route_and_documented_error_matches_openapi_yaml() {
         .call("GET", "/v1/user/credits?limit=2", Some(&user), 200)
         .await;
     assert_eq!(history["next_cursor"], Value::Null);
+    let export = api.call("GET", "/v1/user/export", Some(&user), 200).await;
+    assert_eq!(export["user_id"], user);
     for bad in ["limit=0", "limit=x", "cursor=forged"] {
         let path = format!("/v1/user/credits?{bad}");
         api.call("GET", &path, Some(&user), 400).await;
