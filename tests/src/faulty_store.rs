@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::domain::{
-    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome, Held,
-    HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor,
-    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
+    EventState, Held, HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase,
+    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 use common::store::{
     CallLimits, CustomerLinks, Erasures, Holdings, Ledger, Profiles, Reconciliation, Store,
@@ -228,6 +228,11 @@ impl WebhookEvents for FaultyStore {
     ) -> Result<(), StoreError> {
         let call = self.inner.finish_event(event_id, outcome, now);
         self.run("finish_event", call).await
+    }
+
+    async fn event_state(&self, event_id: &str) -> Result<Option<EventState>, StoreError> {
+        let call = self.inner.event_state(event_id);
+        self.run("event_state", call).await
     }
 }
 

@@ -183,6 +183,7 @@ impl StripeStub {
             ("POST", r"^/v1/refunds$"),
             ("GET", r"^/v1/charges(/[^/]+)?$"),
             ("GET", r"^/v1/disputes$"),
+            ("GET", r"^/v1/events/[^/]+$"),
             ("POST", r"^/v1/billing_portal/sessions$"),
             ("GET", r"^/v1/prices/[^/]+$"),
         ] {
@@ -321,6 +322,12 @@ impl StripeStub {
         let settled = stripe.settle_delayed_payment(id, succeeded);
         stripe.take_events();
         settled
+    }
+
+    /// Every event the stub's Stripe emitted of `kind` (delivered to no one: tests send their
+    /// own), oldest first: what Stripe's `GET /v1/events/{id}` answers.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        self.stripe.lock().unwrap().events_of(kind)
     }
 
     /// Checkout session `id` as Stripe answers it now.

@@ -4,6 +4,7 @@
 //! path, e.g. `./scripts/test store_conformance::`. `hostile_tokens.rs`, which reads the logs of
 //! its process, is a binary of its own (tests/Cargo.toml).
 
+mod admin;
 mod api_fuzzing;
 mod billing_endpoints;
 mod browser;

@@ -314,7 +314,8 @@ fn document(
     export
 }
 
-fn profile_of(record: &UserRecord) -> ProfileExport {
+/// The profile section of `record` (also the operator tool's view of it).
+pub fn profile_of(record: &UserRecord) -> ProfileExport {
     let pending = record
         .pending_packs
         .iter()
@@ -356,7 +357,8 @@ fn erasure_of(record: &UserRecord, tombstone: Option<Tombstone>) -> Option<Erasu
     })
 }
 
-fn entry_of(entry: &Entry) -> EntryExport {
+/// An entry with its cause (also the operator tool's view of it).
+pub fn entry_of(entry: &Entry) -> EntryExport {
     EntryExport {
         entry: EntryView::from(entry),
         cause: entry.cause.clone(),

@@ -1,4 +1,4 @@
-//! Logs: one JSON object per line on stdout (CloudWatch-friendly), at the level `RUST_LOG` names
+//! Logs: one JSON object per line on stdout (CloudWatch-friendly; a tool's on stderr), at the level `RUST_LOG` names
 //! (`error`, `warn`, `info`, `debug` or `trace`; default `info`). Lines written while serving a
 //! request carry its `span` (route, request id, user-id hash); each request ends with one access
 //! line (status, latency). Never log tokens, secrets or raw user ids: log
@@ -14,13 +14,29 @@ use tracing_subscriber::prelude::*;
 
 /// Installs the JSON log subscriber. Call once, first thing in `main`.
 pub fn init() {
+    let level = level(std::env::var("RUST_LOG").ok().as_deref(), LevelFilter::INFO);
+    install(level, std::io::stdout);
+}
+
+/// [`init`] for a command-line tool, whose stdout is its output: the lines go to stderr, at
+/// `RUST_LOG` or else `warn`.
+pub fn init_on_stderr() {
+    let level = level(std::env::var("RUST_LOG").ok().as_deref(), LevelFilter::WARN);
+    install(level, std::io::stderr);
+}
+
+fn install<W>(level: LevelFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let lines = tracing_subscriber::fmt::layer()
         .json()
         .with_target(false)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
-        .with_filter(level(std::env::var("RUST_LOG").ok().as_deref()))
+        .with_writer(writer)
+        .with_filter(level)
         .with_filter(filter_fn(never_a_raw_event));
     tracing_subscriber::registry().with(lines).init();
 }
@@ -47,11 +63,11 @@ fn never_a_raw_event(metadata: &Metadata<'_>) -> bool {
     !(*metadata.level() == Level::TRACE && raw)
 }
 
-/// The level `RUST_LOG` names; `info` when it is unset or names none.
-fn level(rust_log: Option<&str>) -> LevelFilter {
+/// The level `RUST_LOG` names; `default` when it is unset or names none.
+fn level(rust_log: Option<&str>, default: LevelFilter) -> LevelFilter {
     rust_log
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(LevelFilter::INFO)
+        .unwrap_or(default)
 }
 
 #[cfg(test)]
@@ -60,6 +76,7 @@ mod tests {
 
     #[test]
     fn rust_log_names_the_level_and_anything_else_is_info() {
+        let level = |value| level(value, LevelFilter::INFO);
         assert_eq!(level(Some("debug")), LevelFilter::DEBUG);
         assert_eq!(level(Some(" WARN ")), LevelFilter::WARN);
         assert_eq!(level(Some("off")), LevelFilter::OFF);

@@ -11,9 +11,13 @@ use std::time::Instant;
 
 use common::ApiError;
 use common::app::App;
-use common::domain::ErasureStage;
+use common::billing::Billing;
+use common::config::Rules;
+use common::domain::{ErasureStage, UserId};
 use common::endpoint::{access_logged, bearer_request, respond};
 use common::erasure::{advance, close_stripe, erase_stored};
+use common::login::LoginAdmin;
+use common::store::Store;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -37,35 +41,69 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
     let user = bearer_request(app, req, http::Method::DELETE).await?.user;
+    erase(
+        app.store.as_ref(),
+        app.billing(),
+        app.login(),
+        &app.config.rules,
+        &user,
+    )
+    .await?;
+    Ok(Deleted { deleted: true })
+}
+
+/// How far an erasure got, and what it removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    /// The stage an earlier attempt had reached, if this one resumed it.
+    pub resumed_from: Option<ErasureStage>,
+    /// The stage reached now.
+    pub stage: Option<ErasureStage>,
+    /// The Stripe customers closed now.
+    pub stripe_customers: usize,
+    /// The stored items deleted now.
+    pub items: usize,
+    /// What became of the login at the auth service.
+    pub login: &'static str,
+}
+
+/// Erases `user`, resuming where an earlier attempt stopped (the flow above, after the
+/// token): the endpoint's, and an operator's for a user who cannot sign in
+/// (`billing-admin erase`). Writes the audit line. `login` is `None` where logins are kept.
+pub async fn erase(
+    store: &dyn Store,
+    billing: Result<&Billing, ApiError>,
+    login: Option<&LoginAdmin>,
+    rules: &Rules,
+    user: &UserId,
+) -> Result<Erasure, ApiError> {
     let started = Instant::now();
-    let (store, rules) = (app.store.as_ref(), &app.config.rules);
-    let tombstone = store.tombstone(&user).await?;
+    let tombstone = store.tombstone(user).await?;
     let erased_at = tombstone.map_or_else(common::unix_now, |t| t.erased_at);
     let resumed_from = tombstone.map(|t| t.stage);
     let mut stage = resumed_from;
-    let (mut stripe_customers, mut items, mut login) = (0, 0, "not needed");
+    let (mut stripe_customers, mut items, mut login_outcome) = (0, 0, "not needed");
 
     if stage < Some(ErasureStage::StoredErased) {
-        store.mark_erasing(&user, erased_at).await?;
-        let profile = store.get_user(&user).await?;
+        store.mark_erasing(user, erased_at).await?;
+        let profile = store.get_user(user).await?;
         let resumed = stage.is_some();
-        let closed = close_stripe(app.billing(), &user, profile.as_ref(), resumed).await?;
+        let closed = close_stripe(billing, user, profile.as_ref(), resumed).await?;
         stripe_customers = closed.len();
         if !resumed {
-            advance(store, &user, ErasureStage::StripeClosed, erased_at, rules).await?;
+            advance(store, user, ErasureStage::StripeClosed, erased_at, rules).await?;
         }
-        items = erase_stored(store, &user, &closed).await?;
-        stage = Some(advance(store, &user, ErasureStage::StoredErased, erased_at, rules).await?);
+        items = erase_stored(store, user, &closed).await?;
+        stage = Some(advance(store, user, ErasureStage::StoredErased, erased_at, rules).await?);
     }
     if stage < Some(ErasureStage::LoginDeleted) {
-        login = "kept: AUTH_USER_DELETION is off";
-        if let Some(admin) = app.login() {
-            login = match admin.delete_user(&user).await? {
+        login_outcome = "kept: AUTH_USER_DELETION is off";
+        if let Some(admin) = login {
+            login_outcome = match admin.delete_user(user).await? {
                 common::login::LoginDeleted::Now => "deleted",
                 common::login::LoginDeleted::AlreadyGone => "already gone",
             };
-            stage =
-                Some(advance(store, &user, ErasureStage::LoginDeleted, erased_at, rules).await?);
+            stage = Some(advance(store, user, ErasureStage::LoginDeleted, erased_at, rules).await?);
         }
     }
 
@@ -76,9 +114,15 @@ async fn delete_account(app: &App, req: &Request) -> Result<Deleted, ApiError> {
         stage = stage.map_or("none", ErasureStage::as_str),
         stripe_customers,
         items,
-        login,
+        login = login_outcome,
         duration_ms = started.elapsed().as_millis() as u64,
         "account erased"
     );
-    Ok(Deleted { deleted: true })
+    Ok(Erasure {
+        resumed_from,
+        stage,
+        stripe_customers,
+        items,
+        login: login_outcome,
+    })
 }

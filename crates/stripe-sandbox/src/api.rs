@@ -130,6 +130,8 @@ pub struct Stripe {
     subscriptions: Vec<Value>,
     keys: Keys,
     outbox: Vec<Value>,
+    /// Every event emitted, by id, retrievable as Stripe keeps them (for 30 days there).
+    events: BTreeMap<String, Value>,
     /// The first refund of each payment intent refunded, by its id.
     refunds: BTreeMap<String, Value>,
     /// Every charge, newest first (one per successful payment).
@@ -164,6 +166,7 @@ impl Stripe {
             subscriptions: Vec::new(),
             keys: Keys::default(),
             outbox: Vec::new(),
+            events: BTreeMap::new(),
             refunds: BTreeMap::new(),
             charges: Vec::new(),
             disputes: Vec::new(),
@@ -311,6 +314,10 @@ impl Stripe {
             ("GET", ["v1", "charges"]) => (200, self.list_charges(p)),
             ("GET", ["v1", "charges", id]) => self.retrieve_charge(id),
             ("GET", ["v1", "disputes"]) => (200, self.list_disputes(p)),
+            ("GET", ["v1", "events", id]) => match self.events.get(*id) {
+                Some(event) => (200, event.clone()),
+                None => (404, objects::no_such("event", id, "id")),
+            },
             _ => {
                 let message = format!("Unrecognized request URL ({}: {}).", call.method, call.path);
                 (
@@ -319,6 +326,18 @@ impl Stripe {
                 )
             }
         }
+    }
+
+    /// Every event emitted of `kind`, oldest first, whether delivered or not.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let mut found: Vec<Value> = self
+            .events
+            .values()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| e["created"].as_i64());
+        found
     }
 
     /// The events emitted since the last call, oldest first, for delivery.
@@ -335,6 +354,8 @@ impl Stripe {
 
     fn emit(&mut self, kind: &str, object: Value) {
         let event = objects::event(&new_id("evt"), kind, object, self.now());
+        let id = event["id"].as_str().unwrap_or_default().to_owned();
+        self.events.insert(id, event.clone());
         self.outbox.push(event);
     }
 }

@@ -19,6 +19,7 @@ use common::domain::{EventClaim, EventOutcome};
 use common::endpoint::{access_logged, require_route, respond};
 use common::erasure;
 use common::metrics::{self, Metric};
+use common::store::Store;
 use common::sync::sync_customer;
 use common::webhook::event::Event;
 use common::webhook::{MAX_WEBHOOK_BYTES, signature};
@@ -69,7 +70,7 @@ async fn receive(app: &App, req: &Request) -> Result<Received, ApiError> {
         EventClaim::InProgress => return Err(ApiError::EventInProgress),
         EventClaim::Claimed => {}
     }
-    let outcome = process(app, billing, &event).await;
+    let outcome = process(store, billing, &event).await;
     let (finished, metric) = match outcome {
         Ok(()) => (EventOutcome::Done, Metric::WebhookEventsDone),
         Err(_) => (EventOutcome::Failed, Metric::WebhookEventsFailed),
@@ -96,8 +97,10 @@ const SYNCED: [&str; 9] = [
     "invoice.payment_failed",
 ];
 
-async fn process(app: &App, billing: &Billing, event: &Event) -> Result<(), ApiError> {
-    let store = app.store.as_ref();
+/// What an event changes, re-read from Stripe: the webhook's own processing, also what an
+/// operator's replay (`billing-admin event --replay`) runs. Idempotent: every change it makes
+/// is once per cause, so processing an event again changes nothing more.
+pub async fn process(store: &dyn Store, billing: &Billing, event: &Event) -> Result<(), ApiError> {
     if CHARGE_EVENTS.contains(&event.kind.as_str()) {
         // A refund or a dispute: the charge re-read decides what is taken back, if anything.
         return match event.charge() {

@@ -153,18 +153,8 @@ impl Config {
 
     /// Reads configuration through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars(lookup);
-        let storage = StorageConfig {
-            table_name: vars.required("TABLE_NAME")?,
-            region: vars.required("AWS_REGION")?,
-            endpoint: vars.http_url("DYNAMODB_ENDPOINT")?,
-            timeout_ms: vars.integer(
-                "DYNAMODB_TIMEOUT_MS",
-                DEFAULT_DYNAMODB_TIMEOUT_MS as i64,
-                100..=20_000,
-                "must be an integer between 100 and 20000",
-            )? as u64,
-        };
+        let storage = StorageConfig::from_lookup(&lookup)?;
+        let vars = Vars(&lookup);
         let keys = match (vars.get("JWT_HS256_SECRET"), vars.get("JWT_JWKS_URL")) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError {
@@ -194,6 +184,37 @@ impl Config {
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_owned()),
         };
+        Ok(Config {
+            storage,
+            jwt,
+            rules: Rules::from_lookup(&lookup)?,
+        })
+    }
+}
+
+impl StorageConfig {
+    /// The storage settings alone, read through `lookup` (an operator's tool needs no token
+    /// settings).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(lookup);
+        Ok(StorageConfig {
+            table_name: vars.required("TABLE_NAME")?,
+            region: vars.required("AWS_REGION")?,
+            endpoint: vars.http_url("DYNAMODB_ENDPOINT")?,
+            timeout_ms: vars.integer(
+                "DYNAMODB_TIMEOUT_MS",
+                DEFAULT_DYNAMODB_TIMEOUT_MS as i64,
+                100..=20_000,
+                "must be an integer between 100 and 20000",
+            )? as u64,
+        })
+    }
+}
+
+impl Rules {
+    /// The business rules alone, read through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(lookup);
         let free_messages = vars.integer(
             "FREE_MESSAGES",
             DEFAULT_FREE_MESSAGES,
@@ -230,16 +251,12 @@ impl Config {
                 });
             }
         };
-        Ok(Config {
-            storage,
-            jwt,
-            rules: Rules {
-                free_messages,
-                tombstone_days,
-                stripe_allowance,
-                anonymous_free_messages,
-                message_prices: plans::message_prices(&vars)?,
-            },
+        Ok(Rules {
+            free_messages,
+            tombstone_days,
+            stripe_allowance,
+            anonymous_free_messages,
+            message_prices: plans::message_prices(&vars)?,
         })
     }
 }

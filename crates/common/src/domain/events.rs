@@ -35,3 +35,17 @@ impl EventOutcome {
         }
     }
 }
+
+/// Where the processing of an event stands, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    /// A delivery claimed it and holds it until `lease_until` (Unix seconds).
+    Processing {
+        /// When the claim lapses.
+        lease_until: i64,
+    },
+    /// Done for good.
+    Done,
+    /// Its last processing failed; a redelivery may claim it.
+    Failed,
+}

@@ -35,7 +35,7 @@ pub mod user;
 pub use clawbacks::{ClawbackRefusal, DisputeStatus, MoneyBack, Purchase};
 pub use entries::{DailyStep, Entry, EntryKey, EntryKind};
 pub use erasure::{ErasureStage, Tombstone};
-pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
+pub use events::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome, EventState};
 pub use holdings::{Held, HeldDebit, HeldKey};
 pub use ledger::{
     Balance, Charge, CreditGrant, DEBIT_RETENTION_SECS, DebitId, DebitOutcome, InvalidDebitId,

@@ -20,9 +20,9 @@ mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome, Held,
-    HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase, ReconcileCursor,
-    RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
+    Charge, DebitId, DebitOutcome, DuePosition, Entry, EntryKey, EventClaim, EventOutcome,
+    EventState, Held, HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase,
+    ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
@@ -176,6 +176,10 @@ pub trait WebhookEvents: Send + Sync {
         outcome: EventOutcome,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// Where the processing of event `event_id` stands, or `None` if no delivery of it was
+    /// recorded (or its record expired): for operators asking "did this webhook arrive?".
+    async fn event_state(&self, event_id: &str) -> Result<Option<EventState>, StoreError>;
 }
 
 /// What erasure needs: the tombstone, and the deletion of every item of a user.

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::keys::{Item, TTL, event_key, n, s};
 use super::{DynamoStore, store_error};
-use crate::domain::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome};
+use crate::domain::{EVENT_LEASE_SECS, EVENT_RETENTION_SECS, EventClaim, EventOutcome, EventState};
 use crate::store::{StoreError, WebhookEvents};
 
 /// The state of an event being processed (the outcomes name the others).
@@ -77,5 +77,25 @@ impl WebhookEvents for DynamoStore {
             .await
             .map_err(|err| store_error("UpdateItem", err))?;
         Ok(())
+    }
+
+    async fn event_state(&self, event_id: &str) -> Result<Option<EventState>, StoreError> {
+        let Some(item) = self.get_item(event_key(event_id)).await? else {
+            return Ok(None);
+        };
+        let lease = item.get("lease_until").and_then(|v| v.as_n().ok());
+        let state = match item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+        {
+            Some(PROCESSING) => EventState::Processing {
+                lease_until: lease.and_then(|n| n.parse().ok()).unwrap_or(0),
+            },
+            Some(done) if done == EventOutcome::Done.as_str() => EventState::Done,
+            Some(failed) if failed == EventOutcome::Failed.as_str() => EventState::Failed,
+            _ => return Err(StoreError::Corrupt("event record without a state".into())),
+        };
+        Ok(Some(state))
     }
 }

@@ -14,8 +14,8 @@ use super::{CallLimits, CustomerLinks, Erasures, Reconciliation, StoreError, Web
 use crate::domain::reconcile::RECHECK_AFTER_SECS;
 use crate::domain::{
     Balance, DailyStep, DuePosition, EVENT_LEASE_SECS, Entry, EntryKey, EntryKind, EventClaim,
-    EventOutcome, Period, Purchase, ReconcileCursor, SubscriptionView, Tombstone, UserId,
-    UserRecord,
+    EventOutcome, EventState, Period, Purchase, ReconcileCursor, SubscriptionView, Tombstone,
+    UserId, UserRecord,
 };
 
 /// What one debit took, and whether it was refunded.
@@ -31,8 +31,8 @@ struct Taken {
 struct Tables {
     users: HashMap<UserId, UserRecord>,
     customers: HashMap<String, UserId>,
-    /// Webhook events: (done, lease_until). Failed events are removed, so they can be claimed.
-    events: HashMap<String, (bool, i64)>,
+    /// Webhook events, by id.
+    events: HashMap<String, EventState>,
     /// Charged debit ids per user (kept for the process's life: a local store needs no TTL).
     debits: HashMap<(UserId, String), Taken>,
     /// Tombstones of erased users, by the hash of their id.
@@ -168,12 +168,14 @@ impl WebhookEvents for MemoryStore {
     async fn begin_event(&self, event_id: &str, now: i64) -> Result<EventClaim, StoreError> {
         let mut tables = self.tables();
         match tables.events.get(event_id) {
-            Some((true, _)) => Ok(EventClaim::AlreadyDone),
-            Some((false, lease_until)) if *lease_until >= now => Ok(EventClaim::InProgress),
+            Some(EventState::Done) => Ok(EventClaim::AlreadyDone),
+            Some(EventState::Processing { lease_until }) if *lease_until >= now => {
+                Ok(EventClaim::InProgress)
+            }
             _ => {
-                tables
-                    .events
-                    .insert(event_id.to_owned(), (false, now + EVENT_LEASE_SECS));
+                let lease_until = now + EVENT_LEASE_SECS;
+                let processing = EventState::Processing { lease_until };
+                tables.events.insert(event_id.to_owned(), processing);
                 Ok(EventClaim::Claimed)
             }
         }
@@ -185,12 +187,16 @@ impl WebhookEvents for MemoryStore {
         outcome: EventOutcome,
         _now: i64,
     ) -> Result<(), StoreError> {
-        let mut tables = self.tables();
-        match outcome {
-            EventOutcome::Done => tables.events.insert(event_id.to_owned(), (true, 0)),
-            EventOutcome::Failed => tables.events.remove(event_id),
+        let state = match outcome {
+            EventOutcome::Done => EventState::Done,
+            EventOutcome::Failed => EventState::Failed,
         };
+        self.tables().events.insert(event_id.to_owned(), state);
         Ok(())
+    }
+
+    async fn event_state(&self, event_id: &str) -> Result<Option<EventState>, StoreError> {
+        Ok(self.tables().events.get(event_id).copied())
     }
 }
 
