@@ -23,6 +23,7 @@ pub mod binaries;
 pub mod conformance;
 pub mod emulator;
 pub mod faulty_store;
+pub mod holdings_conformance;
 pub mod iam;
 pub mod ledger_conformance;
 pub mod ledger_property;

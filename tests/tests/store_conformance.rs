@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use common::store::{MemoryStore, Store};
-use integration_tests::{conformance, emulator, ledger_conformance};
+use integration_tests::{conformance, emulator, holdings_conformance, ledger_conformance};
 
 macro_rules! suite {
     ($module:ident = $suite:ident: $($case:ident),* $(,)?) => {
@@ -66,4 +66,10 @@ suite!(
     nothing_is_posted_once_the_erasure_began,
     a_message_is_paid_from_the_plan_then_from_purchased_credits,
     purchased_credits_pay_free_users_and_outlive_the_subscription,
+);
+
+suite!(
+    holdings = holdings_conformance:
+    holdings_page_through_the_user_s_items_in_key_order,
+    an_event_s_state_reads_as_its_record_says,
 );
