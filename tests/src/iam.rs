@@ -9,7 +9,8 @@
 //! - `BatchWriteItem` and `BatchGetItem` are actions of their own, on each table they name;
 //! - a statement's `ForAllValues:StringLike` condition on `dynamodb:LeadingKeys` allows a call
 //!   only if every partition key value it names matches one of the patterns (a call naming none,
-//!   such as a `Scan`, satisfies `ForAllValues`, as AWS evaluates it).
+//!   such as a `Scan`, satisfies `ForAllValues`, as AWS evaluates it; a key call whose key this
+//!   stand-in cannot read, or a `Query` on an index, is refused rather than guessed).
 //!
 //! The proxy (`src/bin/iam_proxy.rs`) in front of the emulator knows the caller by the access key
 //! id of the request's SigV4 signature: a function signs with its binary's name (the tests give
@@ -43,9 +44,13 @@ struct Grant {
 }
 
 impl Grant {
-    /// Whether the condition, if any, holds for a call naming the partition keys `keys`.
-    fn admits(&self, keys: &[String]) -> bool {
-        self.leading_keys.as_ref().is_none_or(|prefixes| {
+    /// Whether the condition, if any, holds for a call naming the partition keys `keys`
+    /// (`None`: keys this stand-in could not read, which a condition never admits).
+    fn admits(&self, keys: Option<&[String]>) -> bool {
+        let Some(prefixes) = &self.leading_keys else {
+            return true;
+        };
+        keys.is_some_and(|keys| {
             keys.iter().all(|key| {
                 prefixes
                     .iter()
@@ -93,26 +98,31 @@ impl Policies {
         Policies::parse(&text)
     }
 
-    /// The policies of the SAM template `text`. A policy this stand-in cannot read (a SAM policy
-    /// template, a resource other than the users table) stops the tests: never guessed.
+    /// The policies of the SAM template `text`: each function's, by its binary's name, and each
+    /// managed policy's that names its holder (`Metadata.Principal`, e.g. `billing-admin`). A
+    /// policy this stand-in cannot read (a SAM policy template, a resource other than the users
+    /// table) stops the tests: never guessed.
     pub fn parse(text: &str) -> Policies {
         let doc: Yaml = serde_norway::from_str(text).expect("template.yaml is YAML");
         let mut by_function = BTreeMap::new();
         let resources = doc["Resources"].as_mapping().expect("Resources");
         for (name, resource) in resources {
-            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-                continue;
-            }
-            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name:?} names no Binary"))
+            let (holder, policies) = match resource["Type"].as_str() {
+                Some("AWS::Serverless::Function") => (
+                    resource["Metadata"]["BuildProperties"]["Binary"].as_str(),
+                    one_or_many(&resource["Properties"]["Policies"]),
+                ),
+                Some("AWS::IAM::ManagedPolicy") => (
+                    resource["Metadata"]["Principal"].as_str(),
+                    vec![resource["Properties"]["PolicyDocument"].clone()],
+                ),
+                _ => continue,
+            };
+            let binary = holder
+                .unwrap_or_else(|| panic!("{name:?} names no Binary or Principal"))
                 .to_owned();
             let mut grants = Vec::new();
-            for policy in resource["Properties"]["Policies"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-            {
+            for policy in policies.iter().filter(|p| !p.is_null()) {
                 let statements = policy["Statement"]
                     .as_sequence()
                     .unwrap_or_else(|| panic!("{binary}: only inline Statement policies are read"));
@@ -156,7 +166,7 @@ impl Policies {
 
     /// Whether `principal` may make `access`, naming the partition keys `keys` ([`leading_keys`]):
     /// the harness always; a function if a statement of its policy allows it; anyone else never.
-    pub fn allows(&self, principal: &str, access: &Access, keys: &[String]) -> bool {
+    pub fn allows(&self, principal: &str, access: &Access, keys: Option<&[String]>) -> bool {
         principal == HARNESS
             || self.by_function.get(principal).is_some_and(|grants| {
                 grants.iter().any(|grant| {
@@ -260,19 +270,24 @@ pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access
 
 /// The partition key values each access of [`accesses`] names, in the same order, as IAM's
 /// `dynamodb:LeadingKeys` reads them: an item call's key (or item), each item of a transaction
-/// or a batch, a `Query`'s partition key equality; none for a `Scan`.
-pub fn leading_keys(operation: &str, body: &Value) -> Vec<Vec<String>> {
+/// or a batch, a `Query`'s partition key equality; none for a `Scan`. `None` where a key call's
+/// key cannot be read here, and for a `Query` on an index.
+pub fn leading_keys(operation: &str, body: &Value) -> Vec<Option<Vec<String>>> {
     let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
+    let of_item = |part: &Value| {
+        pk(&part["Key"])
+            .or_else(|| pk(&part["Item"]))
+            .map(|k| vec![k])
+    };
     match operation {
         "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|item| {
-                let part = item.as_object().and_then(|o| o.values().next());
-                part.and_then(|p| pk(&p["Key"]).or_else(|| pk(&p["Item"])))
-                    .into_iter()
-                    .collect()
+                item.as_object()
+                    .and_then(|o| o.values().next())
+                    .and_then(of_item)
             })
             .collect(),
         "BatchWriteItem" | "BatchGetItem" => body["RequestItems"]
@@ -280,21 +295,17 @@ pub fn leading_keys(operation: &str, body: &Value) -> Vec<Vec<String>> {
             .into_iter()
             .flatten()
             .map(|(_, requests)| {
-                let each = requests.as_array().into_iter().flatten();
-                let keys = each
-                    .flat_map(|r| [pk(&r["DeleteRequest"]["Key"]), pk(&r["PutRequest"]["Item"])]);
+                let writes = requests.as_array().into_iter().flatten().map(|r| {
+                    pk(&r["DeleteRequest"]["Key"]).or_else(|| pk(&r["PutRequest"]["Item"]))
+                });
                 let gets = requests["Keys"].as_array().into_iter().flatten().map(pk);
-                keys.chain(gets).flatten().collect()
+                writes.chain(gets).collect::<Option<Vec<String>>>()
             })
             .collect(),
-        "Query" => vec![query_partition(body).into_iter().collect()],
-        "Scan" => vec![Vec::new()],
-        _ => vec![
-            pk(&body["Key"])
-                .or_else(|| pk(&body["Item"]))
-                .into_iter()
-                .collect(),
-        ],
+        "Query" if body["IndexName"].is_string() => vec![None],
+        "Query" => vec![query_partition(body).map(|key| vec![key])],
+        "Scan" => vec![Some(Vec::new())],
+        _ => vec![of_item(body)],
     }
 }
 
@@ -373,7 +384,7 @@ Resources:
     #[test]
     fn a_policy_grants_its_actions_on_its_resources_only() {
         let policies = Policies::parse(TEMPLATE);
-        let allows = |who, action, on| policies.allows(who, &access(action, on), &[]);
+        let allows = |who, action, on| policies.allows(who, &access(action, on), Some(&[]));
         assert!(allows("a", "GetItem", "table"));
         assert!(allows("a", "Query", "index/due"));
         assert!(!allows("a", "Query", "table"));
@@ -416,7 +427,7 @@ Resources:
             let got = accesses(operation, body, "t").unwrap();
             got.iter()
                 .zip(&keys)
-                .all(|(access, keys)| policies.allows("b", access, keys))
+                .all(|(access, keys)| policies.allows("b", access, keys.as_deref()))
         };
         assert!(allowed("GetItem", &get("USER#u1")));
         assert!(allowed("GetItem", &get("TOMBSTONE#ab")));
@@ -426,8 +437,15 @@ Resources:
         assert!(!allowed("Query", &query("RECONCILE")));
         assert_eq!(
             leading_keys("Query", &query("USER#u1")),
-            [vec!["USER#u1".to_owned()]]
+            [Some(vec!["USER#u1".to_owned()])]
         );
+        let unreadable = json!({"TableName": "t", "KeyConditionExpression": ":v = pk"});
+        assert!(
+            !allowed("Query", &unreadable),
+            "a key it cannot read is refused"
+        );
+        let on_index = json!({"TableName": "t", "IndexName": "due"});
+        assert_eq!(leading_keys("Query", &on_index), [None]);
     }
 
     #[test]

@@ -28,12 +28,14 @@ fn ops(store: Arc<dyn Store>, stub: &StripeStub) -> Ops {
     }
 }
 
-/// Runs `billing-admin <args>` on `ops`: its report or failure, and its audit lines.
+/// Runs `billing-admin <args>` on `ops`, its DynamoDB calls allowed only what the template's
+/// `BillingAdminPolicy` grants: its report or failure, and its audit lines.
 async fn admin(ops: &Ops, args: &[&str]) -> (Result<Report, Failure>, Vec<Value>) {
     let cli = Cli::try_parse_from(std::iter::once("billing-admin").chain(args.iter().copied()))
         .expect("valid arguments");
     let mut log = Vec::new();
-    let result = billing_admin::run(&cli, ops, &mut log).await;
+    let result =
+        emulator::as_function("billing-admin", billing_admin::run(&cli, ops, &mut log)).await;
     let lines = String::from_utf8(log).unwrap();
     let audit = lines
         .lines()
@@ -195,6 +197,18 @@ async fn sync_prints_what_changed_and_erase_needs_yes_then_removes_everything() 
     // Without --yes: nothing is done.
     emulator::seed_items(user.as_str(), "CONV", 3).await;
     let before = emulator::items_mentioning(user.as_str()).await;
+    let stranger = new_user();
+    let (unknown, _) = admin(
+        &ops,
+        &["--operator", OPERATOR, "erase", stranger.as_str(), "--yes"],
+    )
+    .await;
+    assert_eq!(
+        unknown.unwrap_err().exit,
+        Exit::NotFound,
+        "a mistyped id erases nothing"
+    );
+    assert!(store.tombstone(&stranger).await.unwrap().is_none());
     let (unsure, audit) = admin(&ops, &["--operator", OPERATOR, "erase", user.as_str()]).await;
     assert_eq!((unsure.unwrap_err().exit, audit.len()), (Exit::Usage, 0));
     assert_eq!(emulator::items_mentioning(user.as_str()).await, before);
@@ -347,6 +361,13 @@ async fn the_binary_helps_everywhere_and_refuses_a_mistyped_id_before_any_call()
         vec!["event", "in_123"],
         vec!["grant", &tokens::new_user(), "0", "--reason", "x"],
         vec!["reconcile"],
+        vec![
+            "grant",
+            &tokens::new_user(),
+            "5",
+            "--reason",
+            &"x".repeat(201),
+        ],
     ] {
         let out = std::process::Command::new(&bin)
             .args(&args)

@@ -84,8 +84,8 @@ pub struct Adjust {
     /// How many credits (or free messages).
     #[arg(value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub credits: i64,
-    /// Why, as the user's history shows it.
-    #[arg(long)]
+    /// Why, as the user's history shows it (at most 200 characters).
+    #[arg(long, value_parser = reason)]
     pub reason: String,
     /// Which balance.
     #[arg(long, value_enum, default_value_t = BalanceArg::Purchased)]
@@ -130,5 +130,15 @@ fn event_id(value: &str) -> Result<String, String> {
     match valid {
         true => Ok(value.to_owned()),
         false => Err("not an event id: one starts with evt_".to_owned()),
+    }
+}
+
+fn reason(value: &str) -> Result<String, String> {
+    match value.trim() {
+        "" => Err("a reason is needed: the user's history shows it".to_owned()),
+        reason if reason.chars().count() > 200 => {
+            Err("a reason is at most 200 characters".to_owned())
+        }
+        reason => Ok(reason.to_owned()),
     }
 }

@@ -23,6 +23,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// 6 MB response limit; read in about 2 s on the emulator, see `docs/api.md`). A larger
 /// partition answers 503 `EXPORT_TOO_LARGE` rather than a cut-off document.
 pub const MAX_EXPORT_ITEMS: usize = 10_000;
+/// The largest document answered: Lambda's response limit is 6 MB, and the JSON body is escaped
+/// once more inside the function's response.
+pub const MAX_EXPORT_BYTES: usize = 4_500_000;
 /// Items per query page.
 const PAGE_ITEMS: usize = 500;
 /// Time kept back from the request's budget to build and send the document.
@@ -213,7 +216,8 @@ pub struct KindCount {
 
 /// Everything held of `user`, within `budget` ([`ANSWER_RESERVE`] of it kept to answer): 410
 /// once the erasure has removed the stored items; 503 `EXPORT_TOO_LARGE` for a partition of
-/// more than [`MAX_EXPORT_ITEMS`] of this service's items, or too slow to read in time. An
+/// more than [`MAX_EXPORT_ITEMS`] of this service's items, a document over
+/// [`MAX_EXPORT_BYTES`], or a partition too slow to read in time. An
 /// account never seen here gets a document with no profile: nothing is created.
 pub async fn export<S>(
     store: &S,
@@ -235,7 +239,13 @@ where
             tracing::error!(user = %user.hash(), "export not read in time");
             ApiError::ExportTooLarge
         })??;
-    Ok(document(user, rules, tombstone, held))
+    let document = document(user, rules, tombstone, held);
+    let bytes = serde_json::to_vec(&document).map_or(usize::MAX, |body| body.len());
+    if bytes > MAX_EXPORT_BYTES {
+        tracing::error!(user = %user.hash(), bytes, "export over its size limit");
+        return Err(ApiError::ExportTooLarge);
+    }
+    Ok(document)
 }
 
 /// Every item of the partition, page by page, up to [`MAX_EXPORT_ITEMS`] of this service's.

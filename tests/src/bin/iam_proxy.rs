@@ -96,11 +96,10 @@ impl Proxy {
             }
         };
         let keys = iam::leading_keys(&operation, &json);
-        for (access, keys) in accesses
-            .iter()
-            .zip(keys.iter().chain(std::iter::repeat(&Vec::new())))
-        {
-            if !self.policies.allows(&principal, access, keys) {
+        // One entry per access; any access without one names keys this stand-in cannot read.
+        let unread = std::iter::repeat(&None);
+        for (access, keys) in accesses.iter().zip(keys.iter().chain(unread)) {
+            if !self.policies.allows(&principal, access, keys.as_deref()) {
                 eprintln!("iam-proxy: denied {principal} {access:?}");
                 return Ok(denied(&principal, access, &self.table));
             }

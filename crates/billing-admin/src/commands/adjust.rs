@@ -27,6 +27,13 @@ pub async fn adjust(
         .clone()
         .unwrap_or_else(|| format!("adm_{}", uuid::Uuid::new_v4().simple()));
     let amount = sign * args.credits;
+    let record = super::record_of(ops, &args.user).await?;
+    if record.erasing_since.is_some() {
+        return Err(Failure::new(
+            Exit::Refused,
+            "the user is being erased: nothing changed",
+        ));
+    }
     let store = ops.store.as_ref();
     let done = credits::adjust(
         store,
@@ -62,7 +69,15 @@ pub async fn adjust(
                 "no such user: nothing is stored for this id",
             )),
         ),
-        Err(AdjustError::Unavailable(err)) => ("failed", Err(Failure::from(err))),
+        Err(AdjustError::Unavailable(err)) => {
+            let failed = Failure::from(err);
+            let message = format!(
+                "{}: it may have been applied; run it again with --id {id} (never without: that \
+                 would adjust twice)",
+                failed.message
+            );
+            ("failed", Err(Failure::new(failed.exit, message)))
+        }
     };
     let detail = json!({
         "adjustment": id, "balance": balance.as_str(), "amount": amount,

@@ -22,13 +22,17 @@ pub async fn erase(
              for good: run it again with --yes",
         ));
     }
-    let login = ops.login()?;
-    let billing = ops
-        .billing
-        .as_ref()
-        .map_err(|_| common::ApiError::BillingNotConfigured);
+    // Every setting first: the erasure marks the record before it calls anyone, and an operator's
+    // shell without Stripe settings must not skip the customers Stripe holds.
+    let (login, billing) = (ops.login()?, ops.billing()?);
     let store = ops.store.as_ref();
-    let erased = delete_account::erase(store, billing, login, &ops.rules, user).await;
+    if store.get_user(user).await?.is_none() && store.tombstone(user).await?.is_none() {
+        return Err(Failure::new(
+            Exit::NotFound,
+            "no such user: nothing is stored for this id (check it: an erasure is for good)",
+        ));
+    }
+    let erased = delete_account::erase(store, Ok(billing), login, &ops.rules, user).await;
     let stage = |s: Option<ErasureStage>| s.map_or("none", ErasureStage::as_str);
     let detail = match &erased {
         Ok(e) => {

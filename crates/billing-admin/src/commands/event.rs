@@ -44,13 +44,6 @@ pub async fn replay(
         },
     };
     let processed = stripe_webhook::process(store, ops.billing()?, &event).await;
-    if claim == EventClaim::Claimed {
-        let outcome = match processed {
-            Ok(()) => EventOutcome::Done,
-            Err(_) => EventOutcome::Failed,
-        };
-        store.finish_event(id, outcome, common::unix_now()).await?;
-    }
     let detail = match &processed {
         Ok(()) => json!({"event": id, "type": found.kind, "outcome": "processed"}),
         Err(err) => {
@@ -58,6 +51,13 @@ pub async fn replay(
         }
     };
     audit(log, operator, "event replay", None, detail);
+    if claim == EventClaim::Claimed {
+        let outcome = match processed {
+            Ok(()) => EventOutcome::Done,
+            Err(_) => EventOutcome::Failed,
+        };
+        store.finish_event(id, outcome, common::unix_now()).await?;
+    }
     processed?;
     let state = store.event_state(id).await?;
     Ok(describe(&found, state, Some("processed again")))
@@ -78,9 +78,13 @@ fn describe(found: &StripeEvent, state: Option<EventState>, replayed: Option<&st
             .to_owned(),
         Some(EventState::Done) => "done".to_owned(),
         Some(EventState::Failed) => "failed (Stripe retries it)".to_owned(),
-        Some(EventState::Processing { lease_until }) => {
+        Some(EventState::Processing { lease_until }) if lease_until >= common::unix_now() => {
             format!("being processed (claimed until {})", rfc3339(lease_until))
         }
+        Some(EventState::Processing { lease_until }) => format!(
+            "claimed, but the claim lapsed at {} (the delivery stopped): the next delivery or a replay takes it over",
+            rfc3339(lease_until)
+        ),
     };
     let about = found.object["id"].as_str().unwrap_or("-");
     let mut text = format!(

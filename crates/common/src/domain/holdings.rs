@@ -24,7 +24,7 @@ pub enum Held {
     /// What one payment bought, kept to be taken back if its money goes back.
     Purchase(Purchase),
     /// An item this service did not write (another service's under the same partition), by its
-    /// kind: its sort key up to the first `#`.
+    /// kind ([`kind_of`]).
     Other {
         /// The kind, such as `CONV`.
         kind: String,
@@ -47,10 +47,12 @@ pub struct HeldDebit {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HeldKey(pub String);
 
-/// The kind of another service's item: its sort key up to the first `#` (the whole key if it
-/// has none).
+/// The kind of another service's item: the capitals (and `_`) its sort key begins with, up to
+/// the first `#`; `OTHER` for a key that begins otherwise, so no id in a key is ever copied.
 pub fn kind_of(sort_key: &str) -> &str {
-    sort_key.split('#').next().unwrap_or(sort_key)
+    let prefix = sort_key.split('#').next().unwrap_or_default();
+    let named = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    if named { prefix } else { "OTHER" }
 }
 
 #[cfg(test)]
@@ -62,6 +64,9 @@ mod tests {
         assert_eq!(kind_of("CONV#000017"), "CONV");
         assert_eq!(kind_of("KEY#a#b"), "KEY");
         assert_eq!(kind_of("SETTINGS"), "SETTINGS");
-        assert_eq!(kind_of(""), "");
+        assert_eq!(kind_of("DEVICE_KEY#1"), "DEVICE_KEY");
+        for unnamed in ["", "#x", "6f1c2a9e-3b7d-4e21#x", "conv#1", "A1#2"] {
+            assert_eq!(kind_of(unnamed), "OTHER", "{unnamed}");
+        }
     }
 }
