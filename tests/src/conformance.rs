@@ -133,6 +133,7 @@ fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
         current_period_end: Some(1_800_000_000),
         cancel_at_period_end: status == "active",
         observed_at_ms,
+        status_since: observed_at_ms / 1000,
         next_check: Some(observed_at_ms / 1000 + 3600),
     }
 }

@@ -81,6 +81,7 @@ pub(crate) fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
         current_period_end: Some(1_800_000_000),
         cancel_at_period_end: false,
         observed_at_ms,
+        status_since: observed_at_ms / 1000,
         next_check: None,
     }
 }

@@ -27,6 +27,7 @@ mod openapi_contract;
 mod packs;
 mod plans;
 mod reconcile;
+mod reconcile_sim;
 mod refunds;
 mod sandbox;
 mod storage_faults;

@@ -88,6 +88,7 @@ fn settings(concurrency: usize) -> ReconcileConfig {
     ReconcileConfig {
         concurrency,
         reserve: Duration::ZERO,
+        stripe_rps: std::num::NonZeroU32::new(100).unwrap(),
     }
 }
 
@@ -141,6 +142,9 @@ async fn a_renewal_whose_invoice_paid_never_came_is_repaired_once() {
     let mut now_settled = store.get_user(&settled).await.unwrap().unwrap();
     now_settled.next_check = None;
     now_settled.synced_at_ms = unchanged.synced_at_ms;
+    // A record from before `status_since` was kept gets it at its first sync.
+    assert!(now_settled.status_since.is_some());
+    now_settled.status_since = unchanged.status_since;
     assert_eq!(now_settled, unchanged, "nothing moved for the settled one");
     assert_eq!(store.reconcile_cursor().await.unwrap(), None, "pass ended");
 
@@ -217,6 +221,11 @@ async fn stripe_failures_for_some_users_are_counted_and_the_others_repaired() {
         ),
         (2, 2, 2, true)
     );
+    let pace = app.billing().unwrap().calls_per_second().unwrap();
+    assert!(
+        pace < 100,
+        "each 429 halved the run's pace: {pace} a second"
+    );
     for (user, _) in &users[2..] {
         assert!(renewed_once(&store, user).await);
     }
@@ -230,9 +239,10 @@ async fn stripe_failures_for_some_users_are_counted_and_the_others_repaired() {
         assert!(record.next_check < Some(common::unix_now()), "still due");
     }
 
-    // Stripe is back: the next pass repairs them.
+    // Stripe is back: the next pass, at its full pace again, repairs them.
     let next = run(&app, &settings(2), within(120)).await.unwrap();
     assert_eq!((next.checked, next.repaired, next.failed), (2, 2, 0));
+    assert_eq!(app.billing().unwrap().calls_per_second(), Some(100));
     for (user, _) in &users {
         assert!(renewed_once(&store, user).await);
     }
@@ -361,4 +371,50 @@ async fn a_run_reads_only_the_due_users_one_stripe_call_each() {
         let record = inner.get_user(user).await.unwrap().unwrap();
         assert_eq!(record.granted_invoices.len(), 1, "not due: left alone");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_quiet_for_ninety_days_leaves_the_index_until_anything_moves() {
+    let (stub, store, app, _) = setup().await;
+    let (user, customer) = apps::customer_of_new_user(&store).await;
+    let now = common::unix_now();
+    // Canceled 91 days ago, and due now.
+    let view = common::domain::SubscriptionView {
+        status: SubscriptionStatus::Canceled,
+        status_since: now - 91 * DAY,
+        next_check: Some(now - 60),
+        ..common::domain::SubscriptionView::none(common::unix_now_ms())
+    };
+    assert!(store.apply_subscription(&user, &view).await.unwrap());
+    let canceled = subscription(
+        &format!("sub_{customer}"),
+        &customer,
+        "canceled",
+        now - 200 * DAY,
+        now - 91 * DAY,
+    );
+    stub.subscriptions_of_each_customer(vec![canceled]).await;
+
+    let report = run(&app, &settings(2), within(120)).await.unwrap();
+    assert_eq!((report.checked, report.pass_complete), (1, true));
+    let left = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(left.next_check, None, "out of the due index");
+    let (due, _) = store.due_users(now + 400 * DAY, None, 100).await.unwrap();
+    assert!(due.iter().all(|d| d.user != user));
+    assert_eq!(
+        run(&app, &settings(2), within(120)).await.unwrap().checked,
+        0
+    );
+
+    // The user subscribes again: the webhook's (here the endpoint's) sync puts them back.
+    stub.subscriptions_of_each_customer(vec![renewed(&customer)])
+        .await;
+    let req = apps::request("sync-subscription.json", user.as_str());
+    let (status, _, body) =
+        apps::parts(Box::pin(apps::handle("sync-subscription", &app, req)).await);
+    assert_eq!(status, 200, "{body}");
+    let back = store.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(back.subscription_status, SubscriptionStatus::Active);
+    assert!(back.next_check.is_some(), "due again");
+    assert!(back.status_since.unwrap() >= now, "the new status's start");
 }

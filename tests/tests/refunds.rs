@@ -390,6 +390,7 @@ async fn a_lost_refund_event_is_healed_by_checkout_and_by_reconciliation() {
     let settings = common::config::ReconcileConfig {
         concurrency: 2,
         reserve: std::time::Duration::ZERO,
+        stripe_rps: std::num::NonZeroU32::new(100).unwrap(),
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let run = reconcile::reconcile(&app, &settings, deadline);

@@ -41,6 +41,9 @@ pub enum Metric {
     ReconcileFailed,
     /// A user reconciliation found subscribed (active or trialing).
     ReconcileSubscribers,
+    /// How long the reconciliation pass under way has run, seconds, after each run (0 once a
+    /// pass completes): a pass that never ends means renewals wait.
+    ReconcilePassAge,
     /// A paid invoice of a subscription that is not entitled and cannot become so: acknowledged,
     /// nothing granted.
     UnentitledPaidInvoices,
@@ -79,6 +82,7 @@ impl Metric {
             Metric::ErasedCustomersClosed => "ErasedCustomersClosed",
             Metric::StripeFailures => "StripeFailures",
             Metric::StorageFailures => "StorageFailures",
+            Metric::ReconcilePassAge => "ReconcilePassAge",
         }
     }
 }

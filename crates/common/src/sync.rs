@@ -28,7 +28,7 @@ use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
-use crate::domain::reconcile::{RECHECK_AFTER_SECS, next_check};
+use crate::domain::reconcile::{RECHECK_AFTER_SECS, Standing, next_check};
 use crate::domain::{
     Catalogue, CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord,
 };
@@ -51,7 +51,7 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let listed = billing.list_subscriptions(&customer).await?;
     let subscriptions = ours(listed, &billing.config, &record.user_id);
     let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
-    let view = decide(&subscriptions, &billing.config, observed_at_ms);
+    let view = decide(&subscriptions, &billing.config, observed_at_ms, &record);
     let entitled = pick(&subscriptions).filter(|_| view.status.is_entitled());
     let paid = match entitled {
         Some(subscription) => invoices_to_grant(billing, subscription, &record).await?,
@@ -80,7 +80,10 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     // A pack session that may still be paid keeps the user due within the hour.
     let soon = |check: Option<i64>| match record.pending_packs.is_empty() {
         true => check,
-        false => check.map(|at| at.min(observed_at_ms / 1000 + RECHECK_AFTER_SECS)),
+        false => {
+            let hour = observed_at_ms / 1000 + RECHECK_AFTER_SECS;
+            Some(check.map_or(hour, |at| at.min(hour)))
+        }
     };
     let first = SubscriptionView {
         next_check: soon(match owed {
@@ -105,9 +108,10 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         }
     }
     if owed {
+        // Granted: the period is paid, so the next check is the paid period's.
         let settled = SubscriptionView {
             observed_at_ms: view.observed_at_ms + 1,
-            next_check: soon(view.next_check),
+            next_check: soon(recheck(&view, true, &billing.config)),
             ..view.clone()
         };
         store.apply_subscription(&record.user_id, &settled).await?;
@@ -344,12 +348,14 @@ pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
         .min_by_key(|s| (status_of(s).rank(), std::cmp::Reverse(s.created)))
 }
 
-/// The state to store for a customer's `subscriptions`, observed at `observed_at_ms`, with
-/// when reconciliation should look again ([`next_check`]).
+/// The state to store for a customer's `subscriptions`, observed at `observed_at_ms`, over the
+/// record as it stood (`previous`: since when its status holds, whether its period is paid),
+/// with when reconciliation should look again ([`recheck`]).
 pub fn decide(
     subscriptions: &[Subscription],
     config: &StripeConfig,
     observed_at_ms: i64,
+    previous: &UserRecord,
 ) -> SubscriptionView {
     let mut view = match pick(subscriptions) {
         None => SubscriptionView::none(observed_at_ms),
@@ -373,15 +379,31 @@ pub fn decide(
                 cancel_at_period_end: subscription.cancel_at_period_end,
                 status,
                 observed_at_ms,
+                status_since: observed_at_ms / 1000,
                 next_check: None,
             }
         }
     };
-    view.next_check = Some(next_check(
-        &view.status,
-        view.current_period_end,
-        observed_at_ms / 1000,
-        config.max_sync_age_secs,
-    ));
+    view.status_since = match previous.subscription_status == view.status {
+        true => previous.status_since.unwrap_or(view.status_since),
+        false => view.status_since,
+    };
+    view.next_check = recheck(&view, previous.period_paid(view.current_period_end), config);
     view
+}
+
+/// When reconciliation should next re-sync the user of `view` ([`next_check`]), `paid` whether
+/// its current period's invoice is granted.
+pub fn recheck(view: &SubscriptionView, paid: bool, config: &StripeConfig) -> Option<i64> {
+    let standing = Standing {
+        status: view.status.clone(),
+        current_period_end: view.current_period_end,
+        renewal_unpaid: view.status.is_entitled() && !paid,
+        status_since: view.status_since,
+    };
+    next_check(
+        &standing,
+        view.observed_at_ms / 1000,
+        config.max_sync_age_secs,
+    )
 }

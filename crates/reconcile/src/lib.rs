@@ -47,6 +47,7 @@ pub async fn reconcile(
     deadline: Instant,
 ) -> Result<Report, ApiError> {
     let billing = app.billing()?;
+    billing.pace(settings.stripe_rps);
     let store = app.store.as_ref();
     let mut cursor = match store.reconcile_cursor().await? {
         Some(cursor) => cursor,
@@ -65,8 +66,10 @@ pub async fn reconcile(
                 break 'pass;
             }
             let syncs = join_all(batch.iter().map(|due| resync(billing, store, &due.user)));
-            let Ok(outcomes) = tokio::time::timeout(time_left(), syncs).await else {
-                break 'pass; // the deadline: the batch is left for the next run
+            // Bounded by the deadline less the reserve, so that the cursor is always stored.
+            let batch_time = time_left().saturating_sub(settings.reserve);
+            let Ok(outcomes) = tokio::time::timeout(batch_time, syncs).await else {
+                break 'pass; // the batch is left for the next run
             };
             let rate_limited = outcomes.contains(&Outcome::RateLimited);
             for outcome in outcomes {
@@ -87,12 +90,18 @@ pub async fn reconcile(
     tracing::info!(
         ?report,
         pass_started_at = cursor.pass_started_at,
+        stripe_calls_per_second = billing.calls_per_second(),
         "reconciliation run"
     );
     metrics::count(Metric::ReconcileChecked, report.checked as u64);
     metrics::count(Metric::ReconcileRepaired, report.repaired as u64);
     metrics::count(Metric::ReconcileFailed, report.failed as u64);
     metrics::count(Metric::ReconcileSubscribers, report.subscribers as u64);
+    let pass_age = match report.pass_complete {
+        true => 0,
+        false => common::unix_now() - cursor.pass_started_at,
+    };
+    metrics::count(Metric::ReconcilePassAge, pass_age.max(0) as u64);
     Ok(report)
 }
 

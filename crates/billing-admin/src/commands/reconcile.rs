@@ -57,7 +57,12 @@ pub async fn dry_run(
                 .iter()
                 .filter(|s| !common::billing::status_of(s).ends_paid_credits())
                 .count();
-            let view = decide(&subscriptions, &billing.config, common::unix_now_ms());
+            let view = decide(
+                &subscriptions,
+                &billing.config,
+                common::unix_now_ms(),
+                &record,
+            );
             let would = changes(&record, &record.clone().with_subscription(&view));
             let (lines, fields) = describe_changes(&would);
             let user = position.user.as_str();

@@ -40,6 +40,8 @@ pub struct Billing {
     pub config: StripeConfig,
     /// The plans' prices read from Stripe.
     pub(super) prices: super::prices::PriceCache,
+    /// The budget of calls per second, where one is set ([`Billing::pace`]).
+    pace: std::sync::OnceLock<super::pace::Pace>,
 }
 
 impl Billing {
@@ -60,7 +62,24 @@ impl Billing {
             client,
             config,
             prices: Default::default(),
+            pace: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Holds every later call to `per_second` calls a second (reconciliation's budget), from
+    /// now on: a 429 halves it, a new call of this sets it again.
+    pub fn pace(&self, per_second: std::num::NonZeroU32) {
+        match self.pace.get() {
+            Some(pace) => pace.reset(per_second),
+            None => {
+                let _ = self.pace.set(super::pace::Pace::new(per_second));
+            }
+        }
+    }
+
+    /// The calls per second allowed now, where a budget is set.
+    pub fn calls_per_second(&self) -> Option<u32> {
+        self.pace.get().map(super::pace::Pace::per_second)
     }
 
     /// Creates the Stripe customer of `user`. The idempotency key is derived from the user id
@@ -233,7 +252,10 @@ impl Billing {
         R: Sync,
         R::Output: miniserde::Deserialize + Send,
     {
-        match retrying(what, || request.customize().send(&self.client)).await {
+        match self
+            .retrying(what, || request.customize().send(&self.client))
+            .await
+        {
             Ok(output) => Ok(Some(output)),
             Err(StripeError::Stripe(_, 404)) => {
                 tracing::info!(call = what, "already gone at Stripe");
@@ -277,13 +299,14 @@ impl Billing {
         let strategy = key.map_or(RequestStrategy::Once, RequestStrategy::Idempotent);
         let mut waited = 0;
         loop {
-            let result = retrying(what, || {
-                request
-                    .customize()
-                    .request_strategy(strategy.clone())
-                    .send(&self.client)
-            })
-            .await;
+            let result = self
+                .retrying(what, || {
+                    request
+                        .customize()
+                        .request_strategy(strategy.clone())
+                        .send(&self.client)
+                })
+                .await;
             match result {
                 // A twin request with the same key is still executing at Stripe (a double tap):
                 // once it finishes, the same key replays its result.
@@ -315,25 +338,43 @@ fn is_idempotency_conflict(err: &StripeError) -> bool {
     matches!(err, StripeError::Stripe(api, 409) if api.type_ == ApiErrorsType::IdempotencyError)
 }
 
-/// Runs `attempt` up to [`crate::CALL_ATTEMPTS`] times while it fails transiently.
-/// Boxed: Stripe's objects nest so deeply (a session holds a customer holds a transfer...) that
-/// proving a caller's future `Send` through the unboxed request overflows the compiler's
-/// recursion limit; one allocation per call erases the type.
-pub(super) fn retrying<'a, T, F, Fut>(
-    what: &'static str,
-    attempt: F,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StripeError>> + Send + 'a>>
-where
-    F: FnMut() -> Fut + Send + 'a,
-    Fut: Future<Output = Result<T, StripeError>> + Send + 'a,
-    T: Send + 'a,
-{
-    Box::pin(
-        attempt
-            .retry(crate::call_backoff())
-            .when(is_transient)
-            .notify(move |err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying")),
-    )
+impl Billing {
+    /// Runs `attempt` up to [`crate::CALL_ATTEMPTS`] times while it fails transiently, each
+    /// attempt in its slot of the pace where one is set (a 429 slows it).
+    /// Boxed: Stripe's objects nest so deeply (a session holds a customer holds a transfer...)
+    /// that proving a caller's future `Send` through the unboxed request overflows the
+    /// compiler's recursion limit; one allocation per call erases the type.
+    pub(super) fn retrying<'a, T, F, Fut>(
+        &'a self,
+        what: &'static str,
+        mut attempt: F,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StripeError>> + Send + 'a>>
+    where
+        F: FnMut() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, StripeError>> + Send + 'a,
+        T: Send + 'a,
+    {
+        let pace = self.pace.get();
+        let paced = move || {
+            let call = attempt();
+            async move {
+                if let Some(pace) = pace {
+                    pace.ready().await;
+                }
+                let result = call.await;
+                if let (Some(pace), Err(StripeError::Stripe(_, 429))) = (pace, &result) {
+                    pace.slow_down();
+                }
+                result
+            }
+        };
+        Box::pin(
+            paced
+                .retry(crate::call_backoff())
+                .when(is_transient)
+                .notify(move |err, delay| tracing::warn!(call = what, error = %describe(err), ?delay, "Stripe call failed; retrying")),
+        )
+    }
 }
 
 /// Logs a final Stripe failure and maps it to ours.

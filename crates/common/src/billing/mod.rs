@@ -1,13 +1,15 @@
 //! Stripe, through `async-stripe`: the client, its retry policy and error mapping
 //! ([`client`]), Checkout and portal sessions ([`sessions`]), one customer per user
 //! ([`customers`]), the prices of the plans sold ([`prices`]), charges whose money went back
-//! ([`charges`]), and Stripe's copy of an event ([`events`]). The subscription sync that reads it
+//! ([`charges`]), Stripe's copy of an event ([`events`]), and a budget of calls per second
+//! ([`pace`]). The subscription sync that reads it
 //! is the `sync` module, a layer above.
 
 pub mod charges;
 pub mod client;
 pub mod customers;
 pub mod events;
+pub mod pace;
 pub mod prices;
 pub mod sessions;
 

@@ -17,7 +17,7 @@ use stripe_core::PaymentIntentStatus;
 use stripe_types::Expandable;
 
 use super::Billing;
-use super::client::{failed, is_missing_customer, new_key, retrying};
+use super::client::{failed, is_missing_customer, new_key};
 use crate::domain::{OpenCheckout, Pack, PendingPack, Plan, UserId};
 use crate::error::ApiError;
 
@@ -45,7 +45,10 @@ impl Billing {
     pub async fn expire_checkout_session(&self, id: &str) -> Result<(), ApiError> {
         let request = ExpireCheckoutSession::new(id);
         let what = "expire checkout session";
-        match retrying(what, || request.customize().send(&self.client)).await {
+        match self
+            .retrying(what, || request.customize().send(&self.client))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(StripeError::Stripe(_, 400 | 404)) => {
                 tracing::info!(call = what, "checkout session no longer open");

@@ -106,6 +106,8 @@ impl StripeConfig {
 
 /// Default number of users the reconciliation re-syncs at once (`RECONCILE_CONCURRENCY`).
 pub const DEFAULT_RECONCILE_CONCURRENCY: usize = 4;
+/// Default budget of a reconciliation run's Stripe calls per second (`RECONCILE_STRIPE_RPS`).
+pub const DEFAULT_RECONCILE_STRIPE_RPS: u32 = 20;
 /// Time a reconciliation run keeps back from its deadline: a batch started later could run past
 /// it (each re-sync may retry Stripe for several seconds).
 pub const RECONCILE_RESERVE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -116,8 +118,12 @@ pub struct ReconcileConfig {
     /// Users re-synced at once (`RECONCILE_CONCURRENCY`): each is one Stripe call, so this bounds
     /// the run's share of Stripe's rate limit.
     pub concurrency: usize,
-    /// Time kept back from the deadline: no batch starts within it.
+    /// Time kept back from the deadline to store the cursor: no batch starts within it, and a
+    /// batch still running when it begins is stopped.
     pub reserve: std::time::Duration,
+    /// The run's budget of Stripe calls per second (`RECONCILE_STRIPE_RPS`, default 20): every
+    /// function shares the account's rate limit (about 100 reads a second in live mode).
+    pub stripe_rps: std::num::NonZeroU32,
 }
 
 impl ReconcileConfig {
@@ -128,15 +134,23 @@ impl ReconcileConfig {
 
     /// Reads the reconciliation settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let concurrency = Vars(lookup).integer(
+        let concurrency = Vars(&lookup).integer(
             "RECONCILE_CONCURRENCY",
             DEFAULT_RECONCILE_CONCURRENCY as i64,
             1..=32,
             "must be an integer between 1 and 32",
         )? as usize;
+        let stripe_rps = Vars(&lookup).integer(
+            "RECONCILE_STRIPE_RPS",
+            DEFAULT_RECONCILE_STRIPE_RPS as i64,
+            1..=100,
+            "must be an integer between 1 and 100",
+        )?;
         Ok(ReconcileConfig {
             concurrency,
             reserve: RECONCILE_RESERVE,
+            stripe_rps: std::num::NonZeroU32::new(stripe_rps as u32)
+                .unwrap_or(std::num::NonZeroU32::MIN),
         })
     }
 }

@@ -14,28 +14,74 @@ pub const RENEWAL_GRACE_SECS: i64 = 3600;
 /// The default most time between two syncs of a linked user (`RECONCILE_MAX_AGE_HOURS`).
 pub const DEFAULT_MAX_SYNC_AGE_SECS: i64 = 24 * 3600;
 
-/// When reconciliation should next re-sync a state observed at `observed_at` (Unix seconds):
-/// at the end of an entitled period plus [`RENEWAL_GRACE_SECS`]; after [`RECHECK_AFTER_SECS`]
-/// for a past due, incomplete or trialing subscription; otherwise once `max_age_secs` old.
-/// Never sooner than [`RECHECK_AFTER_SECS`] after the observation, never later than `max_age_secs`.
-pub fn next_check(
-    status: &SubscriptionStatus,
-    current_period_end: Option<i64>,
-    observed_at: i64,
-    max_age_secs: i64,
-) -> i64 {
-    let latest = observed_at + max_age_secs;
+/// What the next check of a record depends on: its subscription's state as just observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The status of the subscription that matters ([`SubscriptionStatus::None`] without one).
+    pub status: SubscriptionStatus,
+    /// The end of its current period, Unix seconds.
+    pub current_period_end: Option<i64>,
+    /// Active, and the current period's invoice is not granted yet: Stripe finalises and
+    /// charges a renewal up to an hour after the period ends, and later on retries.
+    pub renewal_unpaid: bool,
+    /// Since when the status is what it is, Unix seconds.
+    pub status_since: i64,
+}
+
+/// How long a state that pays nothing (canceled, never subscribed, unpaid, paused, expired)
+/// waits between checks while it does not change: a day after the change, then a week, then a
+/// month.
+pub const QUIET_BACKOFF_SECS: [i64; 3] = [DAY_SECS, 7 * DAY_SECS, 30 * DAY_SECS];
+/// Such a state unchanged for this long leaves the due index: a checkout, a webhook or a
+/// manual sync puts the user back the moment anything moves.
+pub const LEAVE_INDEX_AFTER_SECS: i64 = 90 * DAY_SECS;
+const DAY_SECS: i64 = 24 * 3600;
+
+/// When reconciliation should next re-sync `standing`, observed at `observed_at` (Unix
+/// seconds), or `None` to leave the due index (`docs/data-model.md`, "When a user is due"):
+/// - past due or incomplete: within the hour, while it lasts;
+/// - active with its renewal not paid yet: within the hour, until it is paid or the
+///   subscription leaves `active`;
+/// - active and paid, or trialing: at the period's (the trial's) end plus
+///   [`RENEWAL_GRACE_SECS`], at most `max_age_secs` away;
+/// - anything else: after the [`QUIET_BACKOFF_SECS`] step its quiet time has reached, then
+///   out of the index once quiet for [`LEAVE_INDEX_AFTER_SECS`].
+///
+/// Never sooner than [`RECHECK_AFTER_SECS`] after the observation (a pass syncs a user once).
+pub fn next_check(standing: &Standing, observed_at: i64, max_age_secs: i64) -> Option<i64> {
     let soonest = observed_at + RECHECK_AFTER_SECS.min(max_age_secs);
-    let wanted = match status {
-        SubscriptionStatus::PastDue
-        | SubscriptionStatus::Incomplete
-        | SubscriptionStatus::Trialing => soonest,
-        entitled if entitled.is_entitled() => {
-            current_period_end.map_or(latest, |end| end + RENEWAL_GRACE_SECS)
-        }
-        _ => latest,
+    let latest = observed_at + max_age_secs;
+    let status = &standing.status;
+    let unsettled = matches!(
+        status,
+        SubscriptionStatus::PastDue | SubscriptionStatus::Incomplete
+    );
+    if unsettled || (*status == SubscriptionStatus::Active && standing.renewal_unpaid) {
+        return Some(soonest);
+    }
+    if status.is_entitled() {
+        let renewal = standing
+            .current_period_end
+            .map_or(latest, |end| end + RENEWAL_GRACE_SECS);
+        return Some(renewal.clamp(soonest, latest));
+    }
+    let quiet = observed_at - standing.status_since;
+    if quiet >= LEAVE_INDEX_AFTER_SECS {
+        return None;
+    }
+    let step = match quiet {
+        q if q < QUIET_BACKOFF_SECS[0] => QUIET_BACKOFF_SECS[0],
+        q if q < QUIET_BACKOFF_SECS[0] + QUIET_BACKOFF_SECS[1] => QUIET_BACKOFF_SECS[1],
+        _ => QUIET_BACKOFF_SECS[2],
     };
-    wanted.clamp(soonest, latest)
+    let last = standing.status_since + LEAVE_INDEX_AFTER_SECS;
+    Some((observed_at + step).min(last).max(soonest))
+}
+
+/// The most Stripe calls one reconciliation run makes: its budget of calls per second over the
+/// time it may sync (the function's timeout less the reserve that stores the cursor).
+pub fn calls_per_run(per_second: u32, timeout_secs: u64, reserve_secs: u64) -> u64 {
+    u64::from(per_second) * timeout_secs.saturating_sub(reserve_secs)
 }
 
 /// A user's place in the order reconciliation visits due users: by due time, then by id.
@@ -66,31 +112,74 @@ mod tests {
     const DAY: i64 = 24 * HOUR;
     const NOW: i64 = 1_700_000_000;
 
-    fn check(status: &str, period_end: Option<i64>) -> i64 {
-        next_check(&SubscriptionStatus::parse(status), period_end, NOW, DAY) - NOW
+    fn standing(status: &str, period_end: Option<i64>, unpaid: bool, since: i64) -> Standing {
+        Standing {
+            status: SubscriptionStatus::parse(status),
+            current_period_end: period_end,
+            renewal_unpaid: unpaid,
+            status_since: since,
+        }
+    }
+
+    /// Seconds from now to the next check of `status` observed now (`None`: out of the index).
+    fn check(status: &str, period_end: Option<i64>, unpaid: bool, since: i64) -> Option<i64> {
+        next_check(&standing(status, period_end, unpaid, since), NOW, DAY).map(|at| at - NOW)
     }
 
     #[test]
-    fn an_active_period_is_checked_after_its_end_within_the_max_age() {
-        assert_eq!(check("active", Some(NOW + 5 * HOUR)), 6 * HOUR);
-        assert_eq!(check("active", Some(NOW + 30 * DAY)), DAY);
+    fn a_paid_period_is_checked_after_its_end_within_the_max_age() {
+        assert_eq!(
+            check("active", Some(NOW + 5 * HOUR), false, NOW),
+            Some(6 * HOUR)
+        );
+        assert_eq!(check("active", Some(NOW + 30 * DAY), false, NOW), Some(DAY));
         // A period Stripe has not renewed yet: an hour later, never at once.
-        assert_eq!(check("active", Some(NOW - DAY)), HOUR);
+        assert_eq!(check("active", Some(NOW - DAY), false, NOW), Some(HOUR));
     }
 
     #[test]
-    fn unsettled_states_are_checked_within_the_hour_the_rest_once_a_day() {
-        for status in ["past_due", "incomplete", "trialing"] {
-            assert_eq!(check(status, Some(NOW + 10 * DAY)), HOUR, "{status}");
+    fn a_renewal_not_paid_yet_is_checked_hourly_until_it_is() {
+        let renewed = Some(NOW + 30 * DAY);
+        assert_eq!(check("active", renewed, true, NOW - 40 * DAY), Some(HOUR));
+        assert_eq!(check("active", renewed, false, NOW - 40 * DAY), Some(DAY));
+        // A trial pays nothing until it ends: checked as a paid period is.
+        assert_eq!(
+            check("trialing", Some(NOW + 5 * HOUR), true, NOW),
+            Some(6 * HOUR)
+        );
+    }
+
+    #[test]
+    fn unsettled_states_are_checked_hourly_while_they_last() {
+        for status in ["past_due", "incomplete"] {
+            let since = NOW - 20 * DAY;
+            assert_eq!(
+                check(status, Some(NOW + 10 * DAY), false, since),
+                Some(HOUR),
+                "{status}"
+            );
         }
+    }
+
+    #[test]
+    fn states_that_pay_nothing_back_off_a_day_a_week_a_month_then_leave_the_index() {
         for status in ["none", "canceled", "incomplete_expired", "unpaid", "paused"] {
-            assert_eq!(check(status, None), DAY, "{status}");
+            // Observed at each check the backoff makes, from the change on: a day, then a
+            // week, then a month twice, then the last check at 90 days, after which none.
+            let (since, mut at, mut checks) = (NOW, NOW, vec![]);
+            while let Some(next) = next_check(&standing(status, None, false, since), at, DAY) {
+                checks.push((next - since) / DAY);
+                at = next;
+            }
+            assert_eq!(checks, [1, 8, 38, 68, 90], "{status}");
         }
+        assert_eq!(check("canceled", None, false, NOW - 90 * DAY), None);
+        assert_eq!(check("canceled", None, false, NOW - 89 * DAY), Some(DAY));
     }
 
     #[test]
     fn a_max_age_under_an_hour_bounds_the_recheck_too() {
-        let status = SubscriptionStatus::PastDue;
-        assert_eq!(next_check(&status, None, NOW, 600), NOW + 600);
+        let past_due = standing("past_due", None, false, NOW);
+        assert_eq!(next_check(&past_due, NOW, 600), Some(NOW + 600));
     }
 }

@@ -155,9 +155,11 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     /// When Stripe was asked, Unix milliseconds: the view's version.
     pub observed_at_ms: i64,
+    /// Since when the status is what it is, Unix seconds (the observation that first saw it).
+    pub status_since: i64,
     /// When reconciliation should next re-sync the user, Unix seconds
     /// ([`super::reconcile::next_check`]); `None` takes the user out of reconciliation (no
-    /// Stripe customer).
+    /// Stripe customer, or nothing has moved for long: any sync puts the user back).
     pub next_check: Option<i64>,
 }
 
@@ -172,6 +174,7 @@ impl SubscriptionView {
             current_period_end: None,
             cancel_at_period_end: false,
             observed_at_ms,
+            status_since: observed_at_ms / 1000,
             next_check: None,
         }
     }

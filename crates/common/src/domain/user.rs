@@ -144,8 +144,12 @@ pub struct UserRecord {
     /// granted before it was recorded (no upgrade grants anything in that period).
     pub period_credits: Option<i64>,
     /// When reconciliation should next re-sync the user, Unix seconds; `None` while the user has
-    /// no Stripe customer (nothing to reconcile).
+    /// no Stripe customer (nothing to reconcile), or once nothing moved for long
+    /// ([`crate::domain::reconcile::next_check`]).
     pub next_check: Option<i64>,
+    /// Since when the subscription status is what it is, Unix seconds (`None` on records from
+    /// before it was kept): how long a state that pays nothing has been quiet.
+    pub status_since: Option<i64>,
     /// Whether a Stripe customer may exist for the user: set before one is first created, so an
     /// erasure asks Stripe only when there can be something to close. Records from before this
     /// flag read as `true`.
@@ -190,6 +194,7 @@ impl UserRecord {
             granted_period_end: None,
             period_credits: None,
             next_check: None,
+            status_since: None,
             stripe_customer_possible: false,
             open_checkout: None,
             pending_packs: Vec::new(),
@@ -289,7 +294,19 @@ impl UserRecord {
         self.cancel_at_period_end = view.cancel_at_period_end;
         self.synced_at_ms = view.observed_at_ms;
         self.next_check = view.next_check;
+        self.status_since = Some(view.status_since);
         self
+    }
+
+    /// Whether the paid period on record reaches `current_period_end` (a subscription's current
+    /// period): its invoice was granted. A record granted before periods were recorded counts
+    /// as paid (it cannot tell); one never granted, as unpaid.
+    pub fn period_paid(&self, current_period_end: Option<i64>) -> bool {
+        match (self.granted_period_end, current_period_end) {
+            (_, None) => true,
+            (Some(paid_until), Some(current)) => current <= paid_until,
+            (None, Some(_)) => self.last_grant_created > 0,
+        }
     }
 }
 

@@ -89,6 +89,7 @@ pub fn to_item(record: &UserRecord) -> Item {
             record.open_checkout.as_ref().map(|o| s(&o.price_id)),
         ),
         ("refundable_until", record.refundable_until.map(n)),
+        ("status_since", record.status_since.map(n)),
         ("erasing_since", record.erasing_since.map(n)),
     ];
     item.extend(
@@ -197,6 +198,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         granted_period_end: optional_n("granted_period_end")?,
         period_credits: optional_n("period_credits")?,
         next_check: optional_n(DUE_AT)?,
+        status_since: optional_n("status_since")?,
         // Absent on records from before the flag: a customer may exist.
         stripe_customer_possible: !matches!(
             item.get("stripe_customer_possible"),
@@ -253,6 +255,7 @@ mod tests {
         record.granted_period_start = Some(1_700_000_100);
         record.granted_period_end = Some(1_702_592_100);
         record.next_check = Some(1_702_595_600);
+        record.status_since = Some(1_700_000_000);
         record.stripe_customer_possible = true;
         record.open_checkout = Some(OpenCheckout {
             id: "cs_test_1".into(),

@@ -70,6 +70,7 @@ impl Profiles for DynamoStore {
                 Some(AttributeValue::Bool(view.cancel_at_period_end)),
             ),
             ("synced_at_ms", Some(n(view.observed_at_ms))),
+            ("status_since", Some(n(view.status_since))),
             ("subscription_id", view.subscription_id.as_deref().map(s)),
             ("price_id", view.price_id.as_deref().map(s)),
             ("current_period_end", view.current_period_end.map(n)),
