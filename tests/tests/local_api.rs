@@ -310,3 +310,84 @@ async fn tokens_are_minted_only_on_loopback_in_front_of_nothing_real() {
     assert!(printed.contains("STRIPE_SECRET_KEY"), "{printed}");
     assert!(!printed.contains(live_key), "the key is never printed");
 }
+
+#[test]
+fn help_exits_zero_and_a_bad_address_exits_two() {
+    let bin = integration_tests::binaries::path("local-api");
+    let help = std::process::Command::new(&bin)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--addr"));
+    let bad = std::process::Command::new(&bin)
+        .args(["--addr", "not-an-address"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn a_browser_origin_allowed_gets_its_preflight_and_others_get_no_cors_headers() {
+    let api = integration_tests::binaries::start_local_api(&[(
+        "ALLOWED_ORIGINS",
+        "http://localhost:5000, https://dev.chuk.chat",
+    )])
+    .await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/user/status", api.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("http://localhost:5000").await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:5000"
+    );
+    assert_eq!(headers["access-control-allow-methods"], "GET,POST,DELETE");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "authorization,content-type"
+    );
+    let stranger = preflight("https://evil.example").await.unwrap();
+    assert_eq!(stranger.status(), 204);
+    assert!(
+        !stranger
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+
+    // The request itself carries the origin back, its answer unchanged (401 without a token).
+    let get = client
+        .get(format!("{}/v1/user/status", api.base))
+        .header("origin", "https://dev.chuk.chat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 401);
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "https://dev.chuk.chat"
+    );
+    // Without the preflight's header, OPTIONS is an ordinary request: 405 with Allow.
+    let options = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/user/status", api.base),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 405);
+}

@@ -5,23 +5,27 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use clap::Parser;
 use common::App;
 use common::config::ConfigError;
 use common::store::{DynamoStore, MemoryStore, Store};
 use local_api::{dev, server};
 
-const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Serves every endpoint locally, through the Lambdas' own handlers: on the embedded store
+/// unless DYNAMODB_ENDPOINT and TABLE_NAME are set, billing on the embedded Stripe sandbox
+/// unless STRIPE_SECRET_KEY (test mode) is set. Settings as in the README, "Configuration".
+#[derive(Debug, Parser)]
+#[command(name = "local-api", version)]
+struct Args {
+    /// Where to listen (`0.0.0.0:8080` for other devices on the network).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     common::telemetry::init();
-    let addr = match parse_addr(std::env::args().skip(1)) {
-        Ok(addr) => addr,
-        Err(usage) => {
-            eprintln!("{usage}");
-            std::process::exit(2);
-        }
-    };
+    let addr = Args::parse().addr;
     let local = dev::LocalConfig::from_env();
     let config = or_exit(local.config());
     let store: Arc<dyn Store> = if local.uses_dynamodb() {
@@ -81,7 +85,8 @@ async fn main() {
     if let Some(login) = login {
         app = app.with_login(login);
     }
-    server::serve(listener, Arc::new(server::Served { app, tokens })).await;
+    let cors = local_api::cors::Cors::new(std::env::var("ALLOWED_ORIGINS").ok().as_deref());
+    server::serve(listener, Arc::new(server::Served { app, tokens, cors })).await;
 }
 
 /// A listener on `addr`, or one line naming the address and exit code 1.
@@ -101,14 +106,4 @@ fn or_exit<T>(result: Result<T, ConfigError>) -> T {
         tracing::error!(variable = err.variable, "{err}; refusing to start");
         std::process::exit(1);
     })
-}
-
-fn parse_addr(mut args: impl Iterator<Item = String>) -> Result<SocketAddr, String> {
-    let usage = format!("usage: local-api [--addr HOST:PORT]   (default {DEFAULT_ADDR})");
-    let addr = match (args.next().as_deref(), args.next(), args.next()) {
-        (None, _, _) => DEFAULT_ADDR.to_owned(),
-        (Some("--addr"), Some(addr), None) => addr,
-        _ => return Err(usage),
-    };
-    addr.parse().map_err(|_| usage)
 }

@@ -22,6 +22,8 @@ pub struct Served {
     pub app: App,
     /// Mints tokens for `GET /local/token`, when the development secret was generated.
     pub tokens: Option<Tokens>,
+    /// The browser origins allowed (`ALLOWED_ORIGINS`).
+    pub cors: crate::cors::Cors,
 }
 
 /// Serves `served` on `listener` until the process is stopped.
@@ -46,7 +48,13 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    if let Some(preflight) = served.cors.preflight(&parts.method, &parts.headers) {
+        let (parts, body) = preflight.into_parts();
+        let body = Full::new(Bytes::copy_from_slice(body.as_ref()));
+        return Ok(http::Response::from_parts(parts, body));
+    }
+    let request_headers = parts.headers.clone();
+    let mut response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             let body = if bytes.is_empty() {
@@ -64,6 +72,7 @@ async fn handle(
         }
         Err(_) => common::endpoint::error_response(&common::ApiError::PayloadTooLarge),
     };
+    served.cors.decorate(&request_headers, &mut response);
     let (parts, body) = response.into_parts();
     Ok(http::Response::from_parts(
         parts,
