@@ -215,9 +215,15 @@ impl LocalApi {
 
 /// Starts the local API (`local-api --addr 127.0.0.1:<free port>`) with exactly `env`.
 pub async fn start_local_api(env: &[(&str, &str)]) -> LocalApi {
+    start_local_api_with(&[], env).await
+}
+
+/// [`start_local_api`] with more arguments, `args`.
+pub async fn start_local_api_with(args: &[&str], env: &[(&str, &str)]) -> LocalApi {
     let port = free_port();
     let mut child = tokio::process::Command::new(path("local-api"))
         .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env_clear()
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())

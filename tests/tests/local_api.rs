@@ -391,3 +391,29 @@ async fn a_browser_origin_allowed_gets_its_preflight_and_others_get_no_cors_head
         .unwrap();
     assert_eq!(options.status(), 405);
 }
+
+#[tokio::test]
+async fn with_a_public_host_checkout_hands_out_urls_a_phone_can_open() {
+    let sandbox_port = integration_tests::binaries::free_port();
+    let port = sandbox_port.to_string();
+    let args = ["--public-host", "10.0.2.2", "--sandbox-port", &port];
+    let api = integration_tests::binaries::start_local_api_with(&args, &[]).await;
+    let public = format!("http://10.0.2.2:{sandbox_port}");
+    assert!(
+        api.banner
+            .iter()
+            .any(|l| l.contains(&format!("Stripe sandbox at {public}"))),
+        "{:?}",
+        api.banner
+    );
+    let (token, _) = parse_curl(api.curl().expect("a curl line"));
+    let (status, body) = get(
+        &format!("{}/v1/stripe/create-checkout-session", api.base),
+        Some(&token),
+        reqwest::Method::POST,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["checkout_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{public}/")), "{url}");
+}

@@ -284,7 +284,7 @@ async fn sandbox_delivering_to(endpoint: &str, attempts: usize) -> Sandbox {
         first_retry: Duration::from_millis(20),
         attempts,
     };
-    Sandbox::start(listener, vec![plan], Vec::new(), endpoint)
+    Sandbox::start(listener, None, vec![plan], Vec::new(), endpoint)
 }
 
 /// `pairs` as a form body.

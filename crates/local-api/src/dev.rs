@@ -98,20 +98,28 @@ impl LocalConfig {
     /// `api`, and its billing client: the sandbox's URL, key, price and signing secret;
     /// `PLAN_NAME`, `PLAN_CREDITS` and the return URLs from the environment when set, else
     /// the sandbox's pages. The plan the sandbox shows is the validated configuration's.
+    /// Its checkout and portal pages are handed out under `public_host` when one is named (the
+    /// host a phone or an emulator reaches this machine by), else under the listener's address.
+    /// The default return URLs stay on the listener's address: the configuration takes http
+    /// only to a loopback address, so on a device set `CHECKOUT_SUCCESS_URL`,
+    /// `CHECKOUT_CANCEL_URL` and `PORTAL_RETURN_URL` to https pages (or the app's links).
     pub fn sandbox(
         &self,
         listener: tokio::net::TcpListener,
         api: SocketAddr,
+        public_host: Option<&str>,
     ) -> Result<(Sandbox, Billing), ConfigError> {
         let address = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let base = format!("http://{address}");
+        let api_base = format!("http://{address}");
+        let base = api_base.clone();
+        let pages = public_host.map(|host| format!("http://{host}:{}", address.port()));
         let config = StripeConfig::from_lookup(|name| {
             let fixed = match name {
                 "STRIPE_SECRET_KEY" => Some(SANDBOX_SECRET_KEY.to_owned()),
                 "STRIPE_PRICE_ID" => Some(SANDBOX_PRICE.to_owned()),
-                "STRIPE_API_BASE" => Some(base.clone()),
+                "STRIPE_API_BASE" => Some(api_base.clone()),
                 "STRIPE_WEBHOOK_SECRET" => Some(self.sandbox_webhook_secret.clone()),
                 _ => None,
             };
@@ -157,7 +165,8 @@ impl LocalConfig {
             attempts: 5,
         };
         let billing = Billing::new(config)?;
-        Ok((Sandbox::start(listener, plans, packs, endpoint), billing))
+        let sandbox = Sandbox::start(listener, pages, plans, packs, endpoint);
+        Ok((sandbox, billing))
     }
 
     /// The auth service's admin API for erasure, when `SUPABASE_URL` is set (then with the

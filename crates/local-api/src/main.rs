@@ -20,12 +20,21 @@ struct Args {
     /// Where to listen (`0.0.0.0:8080` for other devices on the network).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// The host a phone or an emulator reaches this machine by (`192.168.1.20`; `10.0.2.2` from
+    /// the Android emulator): the sandbox's checkout and portal pages are handed out under it
+    /// instead of the address listened on (listen on `0.0.0.0` too).
+    #[arg(long)]
+    public_host: Option<String>,
+    /// The sandbox's port (default: any free one), to open it on a device as a fixed address.
+    #[arg(long, default_value_t = 0)]
+    sandbox_port: u16,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     common::telemetry::init();
-    let addr = Args::parse().addr;
+    let args = Args::parse();
+    let addr = args.addr;
     let local = dev::LocalConfig::from_env();
     let config = or_exit(local.config());
     let store: Arc<dyn Store> = if local.uses_dynamodb() {
@@ -64,8 +73,9 @@ async fn main() {
         }
         billing
     } else {
-        let listener = bind(SocketAddr::new(bound.ip(), 0)).await;
-        let (sandbox, billing) = or_exit(local.sandbox(listener, bound));
+        let listener = bind(SocketAddr::new(bound.ip(), args.sandbox_port)).await;
+        let public_host = args.public_host.as_deref();
+        let (sandbox, billing) = or_exit(local.sandbox(listener, bound, public_host));
         println!(
             "billing: Stripe sandbox at {} (no account needed; webhook deliveries listed there; set STRIPE_SECRET_KEY for Stripe's test mode)",
             sandbox.url()

@@ -46,9 +46,11 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Serves a sandbox selling `plans` and `packs` on `listener`, delivering events to
-    /// `endpoint`.
+    /// `endpoint`; its pages are handed out under `public` (e.g. `http://192.168.1.20:8090`, for
+    /// a phone), else under the listener's own address.
     pub fn start(
         listener: tokio::net::TcpListener,
+        public: Option<String>,
         plans: Vec<Plan>,
         packs: Vec<Pack>,
         endpoint: Endpoint,
@@ -56,7 +58,7 @@ impl Sandbox {
         let address = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let url = format!("http://{address}");
+        let url = public.unwrap_or_else(|| format!("http://{address}"));
         let shared = Arc::new(server::Shared {
             stripe: Mutex::new(Stripe::new(plans, &url, EXECUTION_TIME).with_packs(packs)),
             webhook_url: endpoint.url.clone(),
@@ -71,7 +73,7 @@ impl Sandbox {
         Sandbox { url, shared }
     }
 
-    /// The base URL: `STRIPE_API_BASE`, and the deliveries page.
+    /// The base URL its pages are handed out under, and the deliveries page.
     pub fn url(&self) -> &str {
         &self.url
     }
