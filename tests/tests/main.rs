@@ -32,6 +32,7 @@ mod refunds;
 mod sandbox;
 mod storage_faults;
 mod store_conformance;
+mod template_rules;
 mod trust;
 mod user_status;
 mod webhook;
