@@ -1,12 +1,14 @@
 //! Reconciliation sized for 100,000 customers, shown by a deterministic simulation: simulated
 //! time, no sleeping, no network. The due rule is the service's own
 //! (`common::domain::reconcile::next_check`, through `Standing`) and so is a run's budget
-//! (`calls_per_run`: `RECONCILE_STRIPE_RPS` over the function's 300 s less the 20 s reserve);
+//! (`calls_per_run`: `RECONCILE_STRIPE_RPS` over the function's 300 s less the 20 s reserve; 40
+//! here, what 100,000 customers need with today's calls per sync: `docs/data-model.md`,
+//! "Capacity", serves about 59,000 at the default 20);
 //! the due index is modelled as the table's `due` index orders it (due time, then user), a pass
 //! as the function walks it (the users due by its start, continued from a cursor), and Stripe
-//! as the state each sync would read: one call a sync (the subscription list, its latest
-//! invoice expanded), one more when it grants (`tests/tests/io_counts.rs` counts the real
-//! ones).
+//! as the state each sync would read, each sync costing the calls the real one makes: the
+//! subscription list (its latest invoice expanded), the customer's charges while a payment may
+//! still be refunded, the paid invoices while the latest is not granted.
 //!
 //! The population: 60 % active, 5 % trialing, 2 % past due, 23 % canceled (at any time in the
 //! last year), 10 % linked but never paid; renewals spread over the month. The events: 1 % of
@@ -28,11 +30,14 @@ const DAY: i64 = 24 * HOUR;
 const PERIOD: i64 = 30 * DAY;
 const CUSTOMERS: usize = 100_000;
 const DAYS: i64 = 60;
-/// The defaults: `RECONCILE_STRIPE_RPS`, the function's timeout, the reserve, the max age.
-const RPS: u32 = 20;
+/// `RECONCILE_STRIPE_RPS` (twice the default, see above), and the defaults: the function's
+/// timeout, the reserve, the max age.
+const RPS: u32 = 40;
 const TIMEOUT_SECS: u64 = 300;
 const RESERVE_SECS: u64 = 20;
 const MAX_AGE: i64 = DAY;
+/// How long a payment may be refunded or disputed (`domain::clawbacks`).
+const REFUNDABLE: i64 = 180 * DAY;
 
 /// One customer: what Stripe holds, and what the record says.
 #[derive(Debug, Clone)]
@@ -51,6 +56,8 @@ struct Customer {
     seen_since: i64,
     granted_until: i64,
     next_check: Option<i64>,
+    /// Until when its last payment may be refunded (180 days after it was granted).
+    refundable_until: i64,
 }
 
 /// What the simulation counted.
@@ -107,6 +114,13 @@ impl World {
                         None => period_end,
                     },
                     next_check: None,
+                    // Paid last at the current period's start (the canceled, when they ended;
+                    // the never paid, never).
+                    refundable_until: match roll {
+                        0..67 => period_end - PERIOD + REFUNDABLE,
+                        67..90 => since + REFUNDABLE,
+                        _ => i64::MIN,
+                    },
                 }
             })
             .collect();
@@ -133,6 +147,8 @@ impl World {
             current_period_end: Some(c.period_end),
             renewal_unpaid: c.seen.is_entitled() && c.granted_until < c.period_end,
             status_since: c.seen_since,
+            payment_pending: false,
+            refundable_until: Some(c.refundable_until),
         };
         let next = next_check(&standing, at, MAX_AGE);
         if let Some(old) = self.customers[id as usize].next_check {
@@ -153,9 +169,14 @@ impl World {
             c.seen_since = at;
         }
         let paid = c.paid_at.is_some_and(|paid| paid <= at);
-        let owed = c.status.is_entitled() && paid && c.granted_until < c.period_end;
+        let unpaid = c.status.is_entitled() && c.granted_until < c.period_end;
+        let owed = unpaid && paid;
+        // The subscription list (its latest invoice expanded); the customer's charges while a
+        // payment may be refunded; the paid invoices while the latest is not granted.
+        let calls = 1 + u64::from(c.refundable_until > at) + u64::from(unpaid);
         if owed {
             c.granted_until = c.period_end;
+            c.refundable_until = at + REFUNDABLE;
             if let Some(found) = self.unhealed.iter().position(|(u, _)| *u == id) {
                 let (_, paid_at) = self.unhealed.swap_remove(found);
                 self.counts.heals.push(at - paid_at);
@@ -163,7 +184,7 @@ impl World {
             }
         }
         self.schedule(id, at);
-        1 + u64::from(owed)
+        calls
     }
 
     /// What happens at Stripe during the hour before `now`, and the webhooks it sends.
@@ -325,7 +346,7 @@ fn report(counts: &Counts, budget: u64) {
     let text = format!(
         "# Reconciliation simulation\n\n\
          Written by `tests/tests/reconcile_sim.rs` (deterministic: seed 30). {CUSTOMERS} customers, \
-         {DAYS} days of hourly runs at the defaults: `RECONCILE_STRIPE_RPS` {RPS}, a 300 s run less \
+         {DAYS} days of hourly runs: `RECONCILE_STRIPE_RPS` {RPS} (twice the default), a 300 s run less \
          its 20 s reserve, so at most {budget} Stripe calls a run; `RECONCILE_MAX_AGE_HOURS` 24.\n\n\
          | figure | value |\n|---|---|\n\
          | reconciliation's Stripe calls a day, mean (from day 2) | {mean} |\n\

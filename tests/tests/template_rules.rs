@@ -41,10 +41,10 @@ fn refused(given: &[(&str, &str)]) -> Vec<String> {
                 refusals.push(format!("{name}: does not match {pattern}"));
             }
         }
-        if let Some(allowed) = parameter["AllowedValues"].as_sequence() {
-            if !allowed.iter().any(|v| v.as_str() == Some(value.as_str())) {
-                refusals.push(format!("{name}: not one of the allowed values"));
-            }
+        if let Some(allowed) = parameter["AllowedValues"].as_sequence()
+            && !allowed.iter().any(|v| v.as_str() == Some(value.as_str()))
+        {
+            refusals.push(format!("{name}: not one of the allowed values"));
         }
         values.insert(name.to_owned(), value);
     }

@@ -28,7 +28,7 @@ use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
-use crate::domain::reconcile::{RECHECK_AFTER_SECS, Standing, next_check};
+use crate::domain::reconcile::{Standing, next_check};
 use crate::domain::{
     Catalogue, CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord,
 };
@@ -77,19 +77,11 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let owed = grants.iter().any(|(invoice, plan)| {
         CreditGrant::of(invoice, plan).is_some_and(|grant| record.lacks_grant(&grant))
     });
-    // A pack session that may still be paid keeps the user due within the hour.
-    let soon = |check: Option<i64>| match record.pending_packs.is_empty() {
-        true => check,
-        false => {
-            let hour = observed_at_ms / 1000 + RECHECK_AFTER_SECS;
-            Some(check.map_or(hour, |at| at.min(hour)))
-        }
-    };
     let first = SubscriptionView {
-        next_check: soon(match owed {
+        next_check: match owed {
             true => record.next_check.or(view.next_check),
             false => view.next_check,
-        }),
+        },
         ..view.clone()
     };
     let applied = store.apply_subscription(&record.user_id, &first).await?;
@@ -111,7 +103,7 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         // Granted: the period is paid, so the next check is the paid period's.
         let settled = SubscriptionView {
             observed_at_ms: view.observed_at_ms + 1,
-            next_check: soon(recheck(&view, true, &billing.config)),
+            next_check: recheck(&view, &record, true, &billing.config),
             ..view.clone()
         };
         store.apply_subscription(&record.user_id, &settled).await?;
@@ -388,22 +380,32 @@ pub fn decide(
         true => previous.status_since.unwrap_or(view.status_since),
         false => view.status_since,
     };
-    view.next_check = recheck(&view, previous.period_paid(view.current_period_end), config);
+    let paid = previous.period_paid(view.current_period_end);
+    view.next_check = recheck(&view, previous, paid, config);
     view
 }
 
-/// When reconciliation should next re-sync the user of `view` ([`next_check`]), `paid` whether
-/// its current period's invoice is granted.
-pub fn recheck(view: &SubscriptionView, paid: bool, config: &StripeConfig) -> Option<i64> {
+/// When reconciliation should next re-sync the user of `view` over `record` ([`next_check`]):
+/// `paid` whether its current period's invoice is granted; a Checkout session of `record` that
+/// may still be paid, or a purchase that may still be refunded, keeps the user watched.
+pub fn recheck(
+    view: &SubscriptionView,
+    record: &UserRecord,
+    paid: bool,
+    config: &StripeConfig,
+) -> Option<i64> {
+    let now = view.observed_at_ms / 1000;
+    let checkout_open = record
+        .open_checkout
+        .as_ref()
+        .is_some_and(|o| o.payable_at(now));
     let standing = Standing {
         status: view.status.clone(),
         current_period_end: view.current_period_end,
         renewal_unpaid: view.status.is_entitled() && !paid,
         status_since: view.status_since,
+        payment_pending: !record.pending_packs.is_empty() || checkout_open,
+        refundable_until: record.refundable_until,
     };
-    next_check(
-        &standing,
-        view.observed_at_ms / 1000,
-        config.max_sync_age_secs,
-    )
+    next_check(&standing, now, config.max_sync_age_secs)
 }

@@ -26,7 +26,14 @@ pub struct Standing {
     pub renewal_unpaid: bool,
     /// Since when the status is what it is, Unix seconds.
     pub status_since: i64,
+    /// A Checkout session this service opened (a subscription's or a pack's) may still be paid.
+    pub payment_pending: bool,
+    /// Until when a purchase may still be refunded or disputed, Unix seconds.
+    pub refundable_until: Option<i64>,
 }
+
+/// The longest a user with a purchase that may still be refunded waits between checks.
+pub const REFUNDABLE_RECHECK_SECS: i64 = 7 * DAY_SECS;
 
 /// How long a state that pays nothing (canceled, never subscribed, unpaid, paused, expired)
 /// waits between checks while it does not change: a day after the change, then a week, then a
@@ -44,11 +51,37 @@ const DAY_SECS: i64 = 24 * 3600;
 ///   subscription leaves `active`;
 /// - active and paid, or trialing: at the period's (the trial's) end plus
 ///   [`RENEWAL_GRACE_SECS`], at most `max_age_secs` away;
-/// - anything else: after the [`QUIET_BACKOFF_SECS`] step its quiet time has reached, then
-///   out of the index once quiet for [`LEAVE_INDEX_AFTER_SECS`].
+/// - unpaid, paused or unknown (Stripe holds it open and may still charge it): at most
+///   `max_age_secs` away, never out of the index;
+/// - canceled, expired or never subscribed: after the [`QUIET_BACKOFF_SECS`] step its quiet
+///   time has reached, then out of the index once quiet for [`LEAVE_INDEX_AFTER_SECS`];
+/// - whatever the state: within the hour while a payment is pending (a Checkout session that
+///   may still be paid), and at most [`REFUNDABLE_RECHECK_SECS`] away, never out of the index,
+///   while a purchase may still be refunded.
 ///
 /// Never sooner than [`RECHECK_AFTER_SECS`] after the observation (a pass syncs a user once).
 pub fn next_check(standing: &Standing, observed_at: i64, max_age_secs: i64) -> Option<i64> {
+    let soonest = observed_at + RECHECK_AFTER_SECS.min(max_age_secs);
+    let by_state = next_check_of_state(standing, observed_at, max_age_secs);
+    let refundable = standing
+        .refundable_until
+        .is_some_and(|until| until > observed_at);
+    let watched = match refundable {
+        true => Some(
+            by_state.map_or(observed_at + REFUNDABLE_RECHECK_SECS, |at| {
+                at.min(observed_at + REFUNDABLE_RECHECK_SECS)
+            }),
+        ),
+        false => by_state,
+    };
+    match standing.payment_pending {
+        true => Some(watched.map_or(soonest, |at| at.min(soonest))),
+        false => watched,
+    }
+}
+
+/// [`next_check`] by the subscription's state alone.
+fn next_check_of_state(standing: &Standing, observed_at: i64, max_age_secs: i64) -> Option<i64> {
     let soonest = observed_at + RECHECK_AFTER_SECS.min(max_age_secs);
     let latest = observed_at + max_age_secs;
     let status = &standing.status;
@@ -64,6 +97,9 @@ pub fn next_check(standing: &Standing, observed_at: i64, max_age_secs: i64) -> O
             .current_period_end
             .map_or(latest, |end| end + RENEWAL_GRACE_SECS);
         return Some(renewal.clamp(soonest, latest));
+    }
+    if status.awaits_payment() {
+        return Some(latest);
     }
     let quiet = observed_at - standing.status_since;
     if quiet >= LEAVE_INDEX_AFTER_SECS {
@@ -118,6 +154,8 @@ mod tests {
             current_period_end: period_end,
             renewal_unpaid: unpaid,
             status_since: since,
+            payment_pending: false,
+            refundable_until: None,
         }
     }
 
@@ -163,7 +201,7 @@ mod tests {
 
     #[test]
     fn states_that_pay_nothing_back_off_a_day_a_week_a_month_then_leave_the_index() {
-        for status in ["none", "canceled", "incomplete_expired", "unpaid", "paused"] {
+        for status in ["none", "canceled", "incomplete_expired"] {
             // Observed at each check the backoff makes, from the change on: a day, then a
             // week, then a month twice, then the last check at 90 days, after which none.
             let (since, mut at, mut checks) = (NOW, NOW, vec![]);
@@ -175,6 +213,38 @@ mod tests {
         }
         assert_eq!(check("canceled", None, false, NOW - 90 * DAY), None);
         assert_eq!(check("canceled", None, false, NOW - 89 * DAY), Some(DAY));
+    }
+
+    #[test]
+    fn a_subscription_stripe_may_still_charge_is_checked_daily_and_never_leaves() {
+        for status in ["unpaid", "paused", "something_new"] {
+            assert_eq!(
+                check(status, None, false, NOW - 400 * DAY),
+                Some(DAY),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pending_payment_or_a_refundable_purchase_keeps_a_quiet_user_watched() {
+        let mut quiet = standing("canceled", None, false, NOW - 100 * DAY);
+        assert_eq!(next_check(&quiet, NOW, DAY), None);
+        quiet.refundable_until = Some(NOW + 170 * DAY);
+        assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + 7 * DAY));
+        quiet.payment_pending = true;
+        assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + HOUR));
+        quiet.refundable_until = Some(NOW - 1);
+        assert_eq!(
+            next_check(&quiet, NOW, DAY),
+            Some(NOW + HOUR),
+            "a checkout still open"
+        );
+        let paying = Standing {
+            payment_pending: true,
+            ..standing("active", Some(NOW + 20 * DAY), false, NOW)
+        };
+        assert_eq!(next_check(&paying, NOW, DAY), Some(NOW + HOUR));
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl CustomerLinks for DynamoStore {
                 .set_key(Some(profile_key(user)))
                 .update_expression(
                     "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
-                     cancel_at_period_end = :false, synced_at_ms = :now \
+                     cancel_at_period_end = :false, synced_at_ms = :now, status_since = :since \
                      REMOVE stripe_customer_id, customer_linked_at, subscription_id, price_id, \
                      current_period_end, due_shard, due_at",
                 )
@@ -131,6 +131,7 @@ impl CustomerLinks for DynamoStore {
                 .expression_attribute_values(":before", n(record.credits_remaining))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":now", n(crate::unix_now_ms()))
+                .expression_attribute_values(":since", n(crate::unix_now()))
                 .expression_attribute_values(":customer", s(customer))
                 .build()
                 .map_err(|_| StoreError::Unavailable("build Update".into()))?;

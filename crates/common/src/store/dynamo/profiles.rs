@@ -199,11 +199,16 @@ impl Profiles for DynamoStore {
             ),
         };
         let update = match session {
+            // A session that may be paid makes the user due within the hour, so a lost
+            // `checkout.session.completed` heals even for a user who had left the index.
             Some(session) => update
                 .update_expression(
                     "SET open_checkout_session = :id, open_checkout_url = :url, \
-                     open_checkout_expires = :expires, open_checkout_price = :price",
+                     open_checkout_expires = :expires, open_checkout_price = :price, \
+                     due_shard = :due, due_at = :soon",
                 )
+                .expression_attribute_values(":due", s(DUE))
+                .expression_attribute_values(":soon", n(crate::unix_now() + RECHECK_AFTER_SECS))
                 .expression_attribute_values(":price", s(&session.price_id))
                 .expression_attribute_values(":id", s(&session.id))
                 .expression_attribute_values(":url", s(&session.url))

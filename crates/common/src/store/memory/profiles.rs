@@ -69,6 +69,9 @@ impl Profiles for MemoryStore {
             return Ok(false);
         }
         record.open_checkout = session.cloned();
+        if session.is_some() {
+            record.next_check = Some(crate::unix_now() + RECHECK_AFTER_SECS);
+        }
         Ok(true)
     }
 
