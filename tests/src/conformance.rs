@@ -135,6 +135,7 @@ fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
         observed_at_ms,
         status_since: observed_at_ms / 1000,
         next_check: Some(observed_at_ms / 1000 + 3600),
+        charges_listed_at: Some(observed_at_ms / 1000),
     }
 }
 

@@ -83,6 +83,7 @@ pub(crate) fn view(status: &str, observed_at_ms: i64) -> SubscriptionView {
         observed_at_ms,
         status_since: observed_at_ms / 1000,
         next_check: None,
+        charges_listed_at: None,
     }
 }
 

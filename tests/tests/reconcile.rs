@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::App;
 use common::config::ReconcileConfig;
-use common::domain::{SubscriptionStatus, UserId, UserRecord};
+use common::domain::{ReconcileCursor, SubscriptionStatus, UserId, UserRecord};
 use common::store::Store;
 use integration_tests::faulty_store::{CallLog, FaultyStore};
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
@@ -194,6 +194,36 @@ async fn a_run_cut_by_its_deadline_leaves_a_cursor_and_the_next_run_continues() 
         "{first:?} {second:?}"
     );
     assert!(cursor.pass_started_at <= common::unix_now());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_pass_that_ends_early_begins_the_run_s_own_pass() {
+    let (stub, store, app, _) = setup().await;
+    let now = common::unix_now();
+    // A pass begun two hours ago was cut short before its last user; another user fell due
+    // after it began.
+    let (in_old_pass, old_customer) = subscriber_due_at(&store, now - 3 * HOUR).await;
+    let (due_since, new_customer) = subscriber_due_at(&store, now - HOUR).await;
+    let old_pass = ReconcileCursor {
+        pass_started_at: now - 2 * HOUR,
+        after: None,
+    };
+    store.save_reconcile_cursor(Some(&old_pass)).await.unwrap();
+    stub.subscriptions_of_each_customer(vec![renewed(&old_customer), renewed(&new_customer)])
+        .await;
+
+    let report = run(&app, &settings(2), within(120)).await.unwrap();
+    assert_eq!(
+        (report.checked, report.pass_complete),
+        (2, true),
+        "{report:?}"
+    );
+    assert_eq!(store.reconcile_cursor().await.unwrap(), None);
+    for user in [&in_old_pass, &due_since] {
+        assert!(renewed_once(&store, user).await, "{user:?}");
+    }
+    // Each synced once: the new pass does not visit the old pass's users again.
+    assert_eq!(stub.sent_to("GET /v1/subscriptions").await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

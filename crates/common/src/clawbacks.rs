@@ -57,22 +57,18 @@ where
         .map(drop)
 }
 
-/// For the sync: settles each charge of `record`'s customer whose money went back, while a
-/// purchase of the record may still be taken back ([`UserRecord::refundable_until`]). Returns
-/// whether a balance moved.
+/// For the sync, when it lists charges ([`crate::domain::clawbacks::charges_to_list`] at `now`):
+/// settles each charge of `record`'s customer of the last [`KEPT_SECS`] whose money went back.
+/// Returns whether a balance moved.
 pub async fn settle_charges<S: Profiles + Ledger + ?Sized>(
     billing: &Billing,
     store: &S,
     record: &UserRecord,
+    now: i64,
 ) -> Result<bool, ApiError> {
-    let now = crate::unix_now();
-    let (Some(customer), Some(until)) = (&record.stripe_customer_id, record.refundable_until)
-    else {
+    let Some(customer) = &record.stripe_customer_id else {
         return Ok(false);
     };
-    if until <= now {
-        return Ok(false);
-    }
     let charges = billing.charges_since(customer, now - KEPT_SECS).await?;
     let mut moved = false;
     for charge in charges.iter().filter(|charge| charge.money_went_back()) {
@@ -81,19 +77,21 @@ pub async fn settle_charges<S: Profiles + Ledger + ?Sized>(
     Ok(moved)
 }
 
-/// [`settle_charges`] as the sync runs it: best effort. A failure is logged and leaves the
-/// charges to the next sync (or their webhook): the subscription's state is answered all the
-/// same.
+/// [`settle_charges`] as the sync runs it: best effort. Returns whether a balance moved, or
+/// `None` when it failed: the failure is logged and leaves the charges to the next sync (which
+/// lists them again, since this listing is not recorded) or their webhook; the subscription's
+/// state is answered all the same.
 pub async fn settle_charges_in_sync<S: Profiles + Ledger + ?Sized>(
     billing: &Billing,
     store: &S,
     record: &UserRecord,
-) -> bool {
-    match settle_charges(billing, store, record).await {
-        Ok(moved) => moved,
+    now: i64,
+) -> Option<bool> {
+    match settle_charges(billing, store, record, now).await {
+        Ok(moved) => Some(moved),
         Err(err) => {
             tracing::warn!(user = %record.user_id.hash(), %err, "money that went back not settled now; the next sync tries again");
-            false
+            None
         }
     }
 }

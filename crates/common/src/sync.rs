@@ -10,8 +10,8 @@
 //!
 //! It also settles the credit packs: each pack Checkout session this service opened and has
 //! not granted is re-read by id, and granted once paid ([`settle_packs`]); and, while a purchase
-//! may still be refunded, the customer's charges whose money went back are settled
-//! ([`crate::clawbacks::settle_charges`]).
+//! may still be refunded, once a week, the customer's charges whose money went back are settled
+//! ([`crate::clawbacks::settle_charges`], [`crate::domain::clawbacks::charges_to_list`]).
 //!
 //! Only subscriptions to a price of this service's catalogue count ([`ours`]): any other
 //! subscription of the customer (sold elsewhere on the same Stripe account) is ignored for
@@ -51,7 +51,23 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
     let listed = billing.list_subscriptions(&customer).await?;
     let subscriptions = ours(listed, &billing.config, &record.user_id);
     let subscriptions = close_duplicates(billing, subscriptions, &record.user_id).await?;
-    let view = decide(&subscriptions, &billing.config, observed_at_ms, &record);
+    let mut view = decide(&subscriptions, &billing.config, observed_at_ms, &record);
+    // The charges are listed at most weekly: the view records a listing that succeeded.
+    let now = observed_at_ms / 1000;
+    let list_charges = crate::domain::clawbacks::charges_to_list(
+        record.refundable_until,
+        record.charges_listed_at,
+        now,
+    );
+    // On the record as read: a purchase granted by this very sync is looked after from the next
+    // listing (or by its charge's events), which keeps a grant's sync to its own calls.
+    let clawed = match list_charges {
+        true => crate::clawbacks::settle_charges_in_sync(billing, store, &record, now).await,
+        false => None,
+    };
+    if clawed.is_some() {
+        view.charges_listed_at = Some(now);
+    }
     let entitled = pick(&subscriptions).filter(|_| view.status.is_entitled());
     let paid = match entitled {
         Some(subscription) => invoices_to_grant(billing, subscription, &record).await?,
@@ -109,10 +125,7 @@ pub async fn sync_subscription<S: Profiles + Ledger + ?Sized>(
         store.apply_subscription(&record.user_id, &settled).await?;
     }
     let packs_moved = settle_packs(billing, store, &record).await?;
-    // On the record as read: a purchase granted by this very sync is looked after from the next
-    // one (or by its charge's events), which keeps a grant's sync to its own calls.
-    let clawed = crate::clawbacks::settle_charges_in_sync(billing, store, &record).await;
-    if applied && !granted && !owed && !packs_moved && !clawed {
+    if applied && !granted && !owed && !packs_moved && clawed != Some(true) {
         return Ok(record.with_subscription(&view));
     }
     // A grant, or a newer view written meanwhile: read what stands.
@@ -373,6 +386,7 @@ pub fn decide(
                 observed_at_ms,
                 status_since: observed_at_ms / 1000,
                 next_check: None,
+                charges_listed_at: None,
             }
         }
     };
@@ -380,6 +394,7 @@ pub fn decide(
         true => previous.status_since.unwrap_or(view.status_since),
         false => view.status_since,
     };
+    view.charges_listed_at = previous.charges_listed_at;
     let paid = previous.period_paid(view.current_period_end);
     view.next_check = recheck(&view, previous, paid, config);
     view
@@ -402,7 +417,8 @@ pub fn recheck(
     let standing = Standing {
         status: view.status.clone(),
         current_period_end: view.current_period_end,
-        renewal_unpaid: view.status.is_entitled() && !paid,
+        renewal_unpaid_since: (view.status.is_entitled() && !paid)
+            .then(|| record.granted_period_end.unwrap_or(view.status_since)),
         status_since: view.status_since,
         payment_pending: !record.pending_packs.is_empty() || checkout_open,
         refundable_until: record.refundable_until,

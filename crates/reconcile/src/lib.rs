@@ -1,8 +1,9 @@
 //! The scheduled reconciliation (EventBridge, hourly by default; no route): resume the pass under
 //! way or begin one → read the users due by the pass's start from the `due` index, a page at a
 //! time → re-sync them through the shared sync, a few at once (it grants a paid period that is
-//! owed, once per invoice) → stop before the deadline, leaving a cursor, or end the pass →
-//! report, and count it in the billing metrics.
+//! owed, once per invoice) → a resumed pass that ends with time left begins this run's own, so
+//! that a backlog never halves the runs → stop before the deadline, leaving a cursor, or end the
+//! pass → report, and count it in the billing metrics.
 //!
 //! A user's failure (Stripe or storage) is logged and counted, and never stops the run; the user
 //! stays due for the next pass. Every write is the sync's own: conditional, single-item.
@@ -49,13 +50,13 @@ pub async fn reconcile(
     let billing = app.billing()?;
     billing.pace(settings.stripe_rps);
     let store = app.store.as_ref();
-    let mut cursor = match store.reconcile_cursor().await? {
-        Some(cursor) => cursor,
-        None => ReconcileCursor {
-            pass_started_at: common::unix_now(),
-            after: None,
-        },
+    let fresh = || ReconcileCursor {
+        pass_started_at: common::unix_now(),
+        after: None,
     };
+    let resumed = store.reconcile_cursor().await?;
+    let mut resuming = resumed.is_some();
+    let mut cursor = resumed.unwrap_or_else(fresh);
     let mut report = Report::default();
     let time_left = || deadline.saturating_duration_since(Instant::now());
     'pass: loop {
@@ -79,6 +80,13 @@ pub async fn reconcile(
             if rate_limited {
                 tokio::time::sleep(RATE_LIMIT_PAUSE.min(time_left())).await;
             }
+        }
+        if !more && resuming && time_left() > settings.reserve {
+            // The users synced in the pass that ended are not due again within the hour
+            // (`RECHECK_AFTER_SECS`), so the new pass syncs none of them twice.
+            resuming = false;
+            cursor = fresh();
+            continue;
         }
         if !more {
             report.pass_complete = true;

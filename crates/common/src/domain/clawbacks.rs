@@ -16,6 +16,20 @@ use super::user::UserRecord;
 /// which card networks accept most disputes. A refund or dispute after it takes nothing.
 pub const KEPT_SECS: i64 = 180 * 86_400;
 
+/// How often, at most, a sync lists a customer's charges for money that went back (while a
+/// purchase may still be taken back): weekly. The charge's own events (`charge.refunded`,
+/// `charge.dispute.*`, which Stripe retries for three days) settle it at once; the listing only
+/// heals an event lost for good, so a weekly one keeps a sync of a paying subscriber to one call.
+pub const CHARGES_LISTED_EVERY_SECS: i64 = 7 * 86_400;
+
+/// Whether a sync at `now` lists the customer's charges: a purchase may still be taken back
+/// (`refundable_until` is ahead), and the last listing (`listed_at`) is
+/// [`CHARGES_LISTED_EVERY_SECS`] old, or there was none.
+pub fn charges_to_list(refundable_until: Option<i64>, listed_at: Option<i64>, now: i64) -> bool {
+    refundable_until.is_some_and(|until| until > now)
+        && listed_at.is_none_or(|at| now - at >= CHARGES_LISTED_EVERY_SECS)
+}
+
 /// What one payment bought, kept so that its money going back can take it back: the credits a
 /// pack granted (found by its PaymentIntent), or those a paid invoice granted in its period
 /// (found by the invoice, through Stripe's invoice payments).

@@ -11,6 +11,11 @@ pub const RECHECK_AFTER_SECS: i64 = 3600;
 /// Time after a paid period's end for Stripe to renew it: the renewal invoice is finalized
 /// about an hour after the period ends, and paid then.
 pub const RENEWAL_GRACE_SECS: i64 = 3600;
+/// How long after its period ended an unpaid renewal of an active subscription is looked at
+/// hourly: Stripe's automatic collection charges it within the hour and, failing, makes the
+/// subscription past due; one still active and unpaid after this is paid by invoice
+/// (`send_invoice`, days to pay), and is looked at daily.
+pub const RENEWAL_HOURLY_SECS: i64 = 3 * 24 * 3600;
 /// The default most time between two syncs of a linked user (`RECONCILE_MAX_AGE_HOURS`).
 pub const DEFAULT_MAX_SYNC_AGE_SECS: i64 = 24 * 3600;
 
@@ -21,9 +26,11 @@ pub struct Standing {
     pub status: SubscriptionStatus,
     /// The end of its current period, Unix seconds.
     pub current_period_end: Option<i64>,
-    /// Active, and the current period's invoice is not granted yet: Stripe finalises and
-    /// charges a renewal up to an hour after the period ends, and later on retries.
-    pub renewal_unpaid: bool,
+    /// Entitled, and the current period's invoice is not granted yet: since when that period
+    /// runs unpaid (the end of the period paid last, or the status's start when none was),
+    /// Unix seconds. Stripe finalises and charges a renewal up to an hour after the period
+    /// ends, and later on retries.
+    pub renewal_unpaid_since: Option<i64>,
     /// Since when the status is what it is, Unix seconds.
     pub status_since: i64,
     /// A Checkout session this service opened (a subscription's or a pack's) may still be paid.
@@ -32,8 +39,9 @@ pub struct Standing {
     pub refundable_until: Option<i64>,
 }
 
-/// The longest a user with a purchase that may still be refunded waits between checks.
-pub const REFUNDABLE_RECHECK_SECS: i64 = 7 * DAY_SECS;
+/// The longest a user with a purchase that may still be refunded waits between checks: as often
+/// as a sync lists the charges.
+pub const REFUNDABLE_RECHECK_SECS: i64 = super::clawbacks::CHARGES_LISTED_EVERY_SECS;
 
 /// How long a state that pays nothing (canceled, never subscribed, unpaid, paused, expired)
 /// waits between checks while it does not change: a day after the change, then a week, then a
@@ -48,7 +56,7 @@ const DAY_SECS: i64 = 24 * 3600;
 /// seconds), or `None` to leave the due index (`docs/data-model.md`, "When a user is due"):
 /// - past due or incomplete: within the hour, while it lasts;
 /// - active with its renewal not paid yet: within the hour, until it is paid or the
-///   subscription leaves `active`;
+///   subscription leaves `active`, and daily once the period ended [`RENEWAL_HOURLY_SECS`] ago;
 /// - active and paid, or trialing: at the period's (the trial's) end plus
 ///   [`RENEWAL_GRACE_SECS`], at most `max_age_secs` away;
 /// - unpaid, paused or unknown (Stripe holds it open and may still charge it): at most
@@ -89,8 +97,14 @@ fn next_check_of_state(standing: &Standing, observed_at: i64, max_age_secs: i64)
         status,
         SubscriptionStatus::PastDue | SubscriptionStatus::Incomplete
     );
-    if unsettled || (*status == SubscriptionStatus::Active && standing.renewal_unpaid) {
+    if unsettled {
         return Some(soonest);
+    }
+    if let Some(since) = standing.renewal_unpaid_since
+        && *status == SubscriptionStatus::Active
+    {
+        let by_invoice = observed_at - since >= RENEWAL_HOURLY_SECS;
+        return Some(if by_invoice { latest } else { soonest });
     }
     if status.is_entitled() {
         let renewal = standing
@@ -152,7 +166,8 @@ mod tests {
         Standing {
             status: SubscriptionStatus::parse(status),
             current_period_end: period_end,
-            renewal_unpaid: unpaid,
+            // A renewal unpaid since its period began, an hour ago.
+            renewal_unpaid_since: unpaid.then_some(NOW - HOUR),
             status_since: since,
             payment_pending: false,
             refundable_until: None,
@@ -180,6 +195,12 @@ mod tests {
         let renewed = Some(NOW + 30 * DAY);
         assert_eq!(check("active", renewed, true, NOW - 40 * DAY), Some(HOUR));
         assert_eq!(check("active", renewed, false, NOW - 40 * DAY), Some(DAY));
+        // Still unpaid three days after its period began: paid by invoice, checked daily.
+        let mut by_invoice = standing("active", renewed, true, NOW - 40 * DAY);
+        by_invoice.renewal_unpaid_since = Some(NOW - RENEWAL_HOURLY_SECS);
+        assert_eq!(next_check(&by_invoice, NOW, DAY), Some(NOW + DAY));
+        by_invoice.renewal_unpaid_since = Some(NOW - RENEWAL_HOURLY_SECS + 1);
+        assert_eq!(next_check(&by_invoice, NOW, DAY), Some(NOW + HOUR));
         // A trial pays nothing until it ends: checked as a paid period is.
         assert_eq!(
             check("trialing", Some(NOW + 5 * HOUR), true, NOW),

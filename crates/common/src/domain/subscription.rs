@@ -161,6 +161,10 @@ pub struct SubscriptionView {
     /// ([`super::reconcile::next_check`]); `None` takes the user out of reconciliation (no
     /// Stripe customer, or nothing has moved for long: any sync puts the user back).
     pub next_check: Option<i64>,
+    /// When the customer's charges were last listed for money that went back, Unix seconds
+    /// ([`super::clawbacks::charges_to_list`]); carried over from the record when this sync
+    /// does not list them.
+    pub charges_listed_at: Option<i64>,
 }
 
 impl SubscriptionView {
@@ -176,6 +180,7 @@ impl SubscriptionView {
             observed_at_ms,
             status_since: observed_at_ms / 1000,
             next_check: None,
+            charges_listed_at: None,
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct UserRecord {
     /// disputed, Unix seconds: until then the sync looks at the customer's charges for money
     /// that went back ([`crate::domain::clawbacks`]).
     pub refundable_until: Option<i64>,
+    /// When a sync last listed the customer's charges for money that went back, Unix seconds
+    /// ([`crate::domain::clawbacks::charges_to_list`]).
+    pub charges_listed_at: Option<i64>,
     /// When the user's erasure began, Unix seconds: from then on no endpoint but the erasure
     /// serves the user, and no customer can be linked.
     pub erasing_since: Option<i64>,
@@ -199,6 +202,7 @@ impl UserRecord {
             open_checkout: None,
             pending_packs: Vec::new(),
             refundable_until: None,
+            charges_listed_at: None,
             erasing_since: None,
         }
     }
@@ -295,6 +299,7 @@ impl UserRecord {
         self.synced_at_ms = view.observed_at_ms;
         self.next_check = view.next_check;
         self.status_since = Some(view.status_since);
+        self.charges_listed_at = view.charges_listed_at;
         self
     }
 

@@ -288,3 +288,19 @@ fn a_refund_made_while_a_dispute_stood_is_not_given_back_when_it_is_won() {
         "refunded in full meanwhile: nothing to give back"
     );
 }
+
+#[test]
+fn charges_are_listed_weekly_while_a_purchase_may_be_taken_back() {
+    let until = Some(NOW + KEPT_SECS);
+    // Never listed: the first sync lists.
+    assert!(charges_to_list(until, None, NOW));
+    // Listed less than a week ago: not again.
+    let listed = Some(NOW - CHARGES_LISTED_EVERY_SECS + 1);
+    assert!(!charges_to_list(until, listed, NOW));
+    // A week ago: again.
+    let listed = Some(NOW - CHARGES_LISTED_EVERY_SECS);
+    assert!(charges_to_list(until, listed, NOW));
+    // Nothing left to take back: never, however old the listing.
+    assert!(!charges_to_list(Some(NOW), None, NOW));
+    assert!(!charges_to_list(None, None, NOW));
+}

@@ -90,6 +90,7 @@ pub fn to_item(record: &UserRecord) -> Item {
         ),
         ("refundable_until", record.refundable_until.map(n)),
         ("status_since", record.status_since.map(n)),
+        ("charges_listed_at", record.charges_listed_at.map(n)),
         ("erasing_since", record.erasing_since.map(n)),
     ];
     item.extend(
@@ -222,6 +223,7 @@ pub fn from_item(user: &UserId, item: &Item) -> Result<UserRecord, StoreError> {
         },
         pending_packs: pending_packs(item)?,
         refundable_until: optional_n("refundable_until")?,
+        charges_listed_at: optional_n("charges_listed_at")?,
         erasing_since: optional_n("erasing_since")?,
     })
 }

@@ -76,6 +76,7 @@ impl Profiles for DynamoStore {
             ("current_period_end", view.current_period_end.map(n)),
             (DUE_SHARD, view.next_check.map(|_| s(DUE))),
             (DUE_AT, view.next_check.map(n)),
+            ("charges_listed_at", view.charges_listed_at.map(n)),
         ];
         // Every attribute goes through a `#name` placeholder: some (`plan`) are reserved words.
         let (mut set, mut remove) = (Vec::new(), Vec::new());
