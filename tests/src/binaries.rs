@@ -137,6 +137,18 @@ where
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(key, value)| {
+            let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+            (text(key.as_ref()), text(value.as_ref()))
+        })
+        .collect();
+    // The suite's secrets by id, read from Secrets Manager (the emulator's) at cold start.
+    let env = match std::env::var("TEST_DYNAMODB_ENDPOINT") {
+        Ok(endpoint) => crate::suite_secrets::by_id(env, &endpoint),
+        Err(_) => env,
+    };
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
@@ -148,13 +160,9 @@ where
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test-stream")
         .envs(env.into_iter().map(|(key, value)| {
             // The role's credentials: the function's own name, which the IAM proxy knows.
-            let own_role = key.as_ref() == "AWS_ACCESS_KEY_ID" && value.as_ref() == "test";
-            let value = if own_role {
-                std::ffi::OsString::from(name)
-            } else {
-                value.as_ref().to_owned()
-            };
-            (key.as_ref().to_owned(), value)
+            let own_role = key == "AWS_ACCESS_KEY_ID" && value == "test";
+            let value = if own_role { name.to_owned() } else { value };
+            (key, value)
         }))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,6 +1,8 @@
-//! IAM as deployed, for DynamoDB: each function's policy read from `template.yaml`, and each
-//! DynamoDB call reduced to what IAM authorizes, as AWS documents it ("DynamoDB API permissions:
-//! actions, resources, and conditions reference"):
+//! IAM as deployed, for DynamoDB and Secrets Manager: each function's policy read from
+//! `template.yaml` for the suite's stack (HS256 tokens and login deletion on: the conditions
+//! [`SUITE_CONDITIONS`] hold), and each call reduced to what IAM authorizes, as AWS documents it
+//! ("DynamoDB API permissions: actions, resources, and conditions reference"; Secrets Manager's
+//! `GetSecretValue` on the secret's ARN, which the template names `secret:<name>-??????`):
 //! - one action per API, `dynamodb:<Operation>`, on the table (`table/<name>`), or on the index
 //!   (`table/<name>/index/<index>`) for a `Query` or `Scan` with an `IndexName`;
 //! - `TransactWriteItems` is no action of its own: each item is authorized by its kind
@@ -24,6 +26,16 @@ use serde_norway::Value as Yaml;
 /// The access key id of the tests' own calls (set-up and inspection): every action, like the
 /// account's administrator.
 pub const HARNESS: &str = "test";
+
+/// The template's conditions that hold in the suite's stack: tokens are HS256
+/// (`JwtHs256SecretId` set) and erasure deletes logins (`AuthUserDeletion=on`).
+pub const SUITE_CONDITIONS: [&str; 2] = ["UseHs256", "DeleteLogins"];
+
+/// The ARN of a secret named by parameter `P`, as the template writes it.
+const SECRET_ARN: (&str, &str) = (
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${",
+    "}-??????",
+);
 
 /// What IAM checks of one call: an action on a resource of the table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,7 +134,8 @@ impl Policies {
                 .unwrap_or_else(|| panic!("{name:?} names no Binary or Principal"))
                 .to_owned();
             let mut grants = Vec::new();
-            for policy in policies.iter().filter(|p| !p.is_null()) {
+            let policies = policies.iter().filter_map(|p| in_suite_stack(&binary, p));
+            for policy in policies.filter(|p| !p.is_null()) {
                 let statements = policy["Statement"]
                     .as_sequence()
                     .unwrap_or_else(|| panic!("{binary}: only inline Statement policies are read"));
@@ -198,7 +211,35 @@ fn one_or_many(value: &Yaml) -> Vec<Yaml> {
     }
 }
 
-/// A policy's `Resource`, as `table` or `index/<name>` of the users table.
+/// A policy of the template as the suite's stack has it: an `!If` on a condition resolved by
+/// [`SUITE_CONDITIONS`] (`None`: `AWS::NoValue`), anything else as it is.
+fn in_suite_stack(function: &str, policy: &Yaml) -> Option<Yaml> {
+    let Yaml::Tagged(tagged) = policy else {
+        return Some(policy.clone());
+    };
+    assert_eq!(
+        tagged.tag.to_string(),
+        "!If",
+        "{function}: a policy this stand-in does not read"
+    );
+    let branches = tagged
+        .value
+        .as_sequence()
+        .expect("!If [condition, then, else]");
+    let condition = branches[0].as_str().expect("a condition's name");
+    let chosen = &branches[if SUITE_CONDITIONS.contains(&condition) {
+        1
+    } else {
+        2
+    }];
+    match chosen {
+        Yaml::Tagged(no_value) if no_value.value.as_str() == Some("AWS::NoValue") => None,
+        other => Some(other.clone()),
+    }
+}
+
+/// A policy's `Resource`, as `table` or `index/<name>` of the users table, or `secret/<P>`: the
+/// secret named by template parameter `P`.
 fn table_resource(function: &str, resource: &Yaml) -> String {
     if let Yaml::Tagged(tagged) = resource {
         let tag = tagged.tag.to_string();
@@ -206,6 +247,13 @@ fn table_resource(function: &str, resource: &Yaml) -> String {
         let value = tagged.value.as_str().unwrap_or_default();
         if tag == "GetAtt" && value == "UsersTable.Arn" {
             return "table".to_owned();
+        }
+        if tag == "Sub"
+            && let Some(parameter) = value
+                .strip_prefix(SECRET_ARN.0)
+                .and_then(|rest| rest.strip_suffix(SECRET_ARN.1))
+        {
+            return format!("secret/{parameter}");
         }
         if tag == "Sub"
             && let Some(index) = value.strip_prefix("${UsersTable.Arn}/index/")
@@ -235,6 +283,14 @@ pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access
             resource: index.map_or("table".to_owned(), |i| format!("index/{i}")),
         })
     };
+    if operation == "GetSecretValue" {
+        let name = body["SecretId"].as_str().unwrap_or_default();
+        let parameter = crate::suite_secrets::parameter_of(name).ok_or(format!("secret/{name}"))?;
+        return Ok(vec![Access {
+            action: "secretsmanager:GetSecretValue".to_owned(),
+            resource: format!("secret/{parameter}"),
+        }]);
+    }
     let table_name = body["TableName"].as_str();
     match operation {
         "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
@@ -335,14 +391,20 @@ pub fn access_key_id(authorization: &str) -> Option<&str> {
 /// action and the resource.
 pub fn denied_body(principal: &str, access: &Access, table: &str) -> Value {
     let resource = match access.resource.as_str() {
-        "table" => format!("table/{table}"),
-        index => format!("table/{table}/{index}"),
+        "table" => format!("dynamodb:us-east-1:123456789012:table/{table}"),
+        secret if secret.starts_with("secret/") => {
+            format!(
+                "secretsmanager:us-east-1:123456789012:{}",
+                secret.replace('/', ":")
+            )
+        }
+        index => format!("dynamodb:us-east-1:123456789012:table/{table}/{index}"),
     };
     serde_json::json!({
         "__type": "com.amazon.coral.service#AccessDeniedException",
         "Message": format!(
             "User: arn:aws:sts::123456789012:assumed-role/{principal}-role/{principal} is not \
-             authorized to perform: {action} on resource: arn:aws:dynamodb:us-east-1:123456789012:{resource} \
+             authorized to perform: {action} on resource: arn:aws:{resource} \
              because no identity-based policy allows the {action} action",
             action = access.action,
         ),

@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod runtime_api;
 pub mod storage_faults;
 pub mod stripe_stub;
+pub mod suite_secrets;
 pub mod tokens;
 
 /// The shortest `Timeout` of a function in `template.yaml` (user-status's 10 s). A test of a

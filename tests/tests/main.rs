@@ -30,6 +30,7 @@ mod reconcile;
 mod reconcile_sim;
 mod refunds;
 mod sandbox;
+mod secrets;
 mod storage_faults;
 mod store_conformance;
 mod template_rules;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::billing::Billing;
-use crate::config::{Config, ConfigError, StripeConfig};
+use crate::config::{Config, ConfigError, StripeConfig, env};
 use crate::error::ApiError;
 use crate::login::{LoginAdmin, LoginConfig};
+use crate::secrets::{Secret, Secrets};
 use crate::store::{DynamoStore, Store};
 
 /// Upper bound of one JWKS fetch.
@@ -34,9 +35,30 @@ pub enum Needs {
     Billing,
     /// Storage, Stripe and the webhook signing secret (the webhook takes no bearer token).
     Webhook,
+    /// Storage and Stripe, on a schedule: no bearer token.
+    Reconcile,
     /// Auth, storage, Stripe and the auth service's admin API (erasure deletes the login): its
     /// settings are required unless `AUTH_USER_DELETION=off` says otherwise.
     Erasure,
+}
+
+impl Needs {
+    /// The secrets a function with these needs reads: its token key (where it verifies tokens),
+    /// the Stripe key, the webhook's signing secret, erasure's service-role key.
+    pub fn secrets(self) -> &'static [Secret] {
+        match self {
+            Needs::Storage => &[Secret::JwtHs256],
+            Needs::Billing => &[Secret::JwtHs256, Secret::StripeKey],
+            Needs::Webhook => &[Secret::StripeKey, Secret::StripeWebhook],
+            Needs::Reconcile => &[Secret::StripeKey],
+            Needs::Erasure => &[Secret::JwtHs256, Secret::StripeKey, Secret::ServiceRoleKey],
+        }
+    }
+
+    /// Whether a function with these needs verifies bearer tokens.
+    fn verifies_tokens(self) -> bool {
+        self.secrets().contains(&Secret::JwtHs256)
+    }
 }
 
 impl App {
@@ -70,11 +92,17 @@ impl App {
         self.billing.as_ref().ok_or(ApiError::BillingNotConfigured)
     }
 
-    /// The app of a Lambda: configuration from the environment, records in DynamoDB.
+    /// The app of a Lambda: configuration from the environment and the secrets `needs` names
+    /// from Secrets Manager ([`Secrets`]), records in DynamoDB.
     pub async fn from_env(needs: Needs) -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        let secrets = Secrets::fetch(needs.secrets(), env).await?;
+        let lookup = |name: &str| secrets.get(name, env);
+        let config = match needs.verifies_tokens() {
+            true => Config::from_lookup(lookup)?,
+            false => Config::without_tokens(lookup)?,
+        };
         let store = DynamoStore::connect(&config.storage).await?;
-        App::from_env_with_store(needs, config, Arc::new(store))
+        App::from_lookup_with_store(needs, config, Arc::new(store), lookup)
     }
 
     /// The app of a function with `config`, storing in `store`, with the services `needs`
@@ -84,11 +112,23 @@ impl App {
         config: Config,
         store: Arc<dyn Store>,
     ) -> Result<Self, ConfigError> {
+        App::from_lookup_with_store(needs, config, store, env)
+    }
+
+    /// [`App::from_env_with_store`], the services' settings read through `lookup`.
+    fn from_lookup_with_store(
+        needs: Needs,
+        config: Config,
+        store: Arc<dyn Store>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let billing = match needs {
             Needs::Storage => None,
-            Needs::Billing | Needs::Erasure => Some(Billing::new(StripeConfig::from_env()?)?),
+            Needs::Billing | Needs::Erasure | Needs::Reconcile => {
+                Some(Billing::new(StripeConfig::from_lookup(&lookup)?)?)
+            }
             Needs::Webhook => {
-                let stripe = StripeConfig::from_env()?;
+                let stripe = StripeConfig::from_lookup(&lookup)?;
                 if stripe.webhook_secret.is_none() {
                     return Err(ConfigError {
                         variable: "STRIPE_WEBHOOK_SECRET",
@@ -99,7 +139,7 @@ impl App {
             }
         };
         let login = match needs {
-            Needs::Erasure => LoginConfig::from_env()?.map(LoginAdmin::new),
+            Needs::Erasure => LoginConfig::from_lookup(&lookup)?.map(LoginAdmin::new),
             _ => None,
         };
         let app = App::new(config, store, billing);

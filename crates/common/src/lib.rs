@@ -44,6 +44,7 @@ pub mod https;
 pub mod limits;
 pub mod login;
 pub mod metrics;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

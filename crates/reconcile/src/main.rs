@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     common::telemetry::init();
-    let app = App::from_env_or_exit(Needs::Billing).await;
+    let app = App::from_env_or_exit(Needs::Reconcile).await;
     let settings = ReconcileConfig::from_env().unwrap_or_else(|err| {
         tracing::error!(variable = err.variable, "{err}; refusing to start");
         std::process::exit(1);

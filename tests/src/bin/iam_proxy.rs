@@ -1,4 +1,5 @@
-//! IAM in front of the DynamoDB emulator, as the deployed stack has it: every call is authorized
+//! IAM in front of the emulator (DynamoDB, and Secrets Manager, whose suite secrets it creates
+//! at start: `integration_tests::suite_secrets`), as the deployed stack has it: every call is authorized
 //! against the policy in `template.yaml` of the function that signed it (`integration_tests::iam`
 //! says how), denied calls get DynamoDB's `AccessDeniedException`, and every access a function
 //! made is appended, once, to the usage file that `tests/tests/iam_least_privilege.rs` reads.
@@ -45,6 +46,8 @@ async fn main() {
         usage: Mutex::new((BTreeSet::new(), file)),
         client: reqwest::Client::new(),
     });
+    // The suite's stack holds its secrets before any function starts.
+    integration_tests::suite_secrets::seed(&proxy.client, upstream).await;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .expect("bind the listen address");
@@ -88,8 +91,12 @@ impl Proxy {
         let accesses = match iam::accesses(&operation, &json, &self.table) {
             Ok(accesses) => accesses,
             Err(resource) => {
+                let service = match operation.as_str() {
+                    "GetSecretValue" => "secretsmanager",
+                    _ => "dynamodb",
+                };
                 let access = Access {
-                    action: format!("dynamodb:{operation}"),
+                    action: format!("{service}:{operation}"),
                     resource,
                 };
                 return Ok(denied(&principal, &access, &self.table));

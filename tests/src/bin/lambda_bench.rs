@@ -211,6 +211,9 @@ async fn main() {
         })
         .collect();
     emulator::set_dummy_credentials();
+    // Each function reads its secrets from Secrets Manager at init, as deployed: measured too.
+    let endpoint = std::env::var("TEST_DYNAMODB_ENDPOINT").expect("TEST_DYNAMODB_ENDPOINT");
+    integration_tests::suite_secrets::seed(&reqwest::Client::new(), &endpoint).await;
     let stub = StripeStub::executing_for(Duration::ZERO).await;
     let auth = AuthAdminStub::start().await;
     let mut env = binaries::billing_lambda_env(&stub.uri());

@@ -56,6 +56,9 @@ pub enum JwtKeys {
     Hs256Secret(String),
     /// The provider's published JWKS for ES256/RS256 keys (`JWT_JWKS_URL`).
     JwksUrl(String),
+    /// None: a function that takes no bearer token (the webhook, reconciliation) holds no key,
+    /// and refuses every token.
+    NoTokens,
 }
 
 impl fmt::Debug for JwtKeys {
@@ -63,6 +66,7 @@ impl fmt::Debug for JwtKeys {
         match self {
             JwtKeys::Hs256Secret(_) => f.write_str("Hs256Secret(<redacted>)"),
             JwtKeys::JwksUrl(url) => write!(f, "JwksUrl({url})"),
+            JwtKeys::NoTokens => f.write_str("NoTokens"),
         }
     }
 }
@@ -149,6 +153,20 @@ impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(env)
+    }
+
+    /// The configuration of a function that takes no bearer token, read through `lookup`: no
+    /// token settings are read, and [`JwtKeys::NoTokens`] refuses every token.
+    pub fn without_tokens(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Config {
+            storage: StorageConfig::from_lookup(&lookup)?,
+            jwt: JwtConfig {
+                keys: JwtKeys::NoTokens,
+                issuer: String::new(),
+                audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+            },
+            rules: Rules::from_lookup(&lookup)?,
+        })
     }
 
     /// Reads configuration through `lookup` (the environment in production, a map in tests).
@@ -311,7 +329,7 @@ impl<L: Fn(&str) -> Option<String>> Vars<L> {
 
     /// The value of `name`, if set, which must be an endpoint URL ([`https_url`]): an override
     /// of where a service is reached carries our credentials, so plain http only to loopback.
-    fn http_url(&self, variable: &'static str) -> Result<Option<String>, ConfigError> {
+    pub(crate) fn http_url(&self, variable: &'static str) -> Result<Option<String>, ConfigError> {
         self.get(variable)
             .map(|url| https_url(variable, url))
             .transpose()

@@ -24,6 +24,7 @@ use crate::domain::{
     EventState, Held, HeldKey, OpenCheckout, PendingPack, PostOutcome, Posting, Purchase,
     ReconcileCursor, RefundOutcome, SubscriptionView, Tombstone, UserId, UserRecord,
 };
+pub(crate) use dynamo::env_credentials;
 pub use dynamo::{DynamoStore, https_client};
 pub use memory::MemoryStore;
 

@@ -34,7 +34,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use self::keys::Item;
 use super::StoreError;
-use crate::config::{ConfigError, StorageConfig};
+use crate::config::{ConfigError, StorageConfig, Vars};
 
 /// Retries of a transaction DynamoDB cancelled for a conflict, and the first delay (doubling,
 /// jittered): 6 attempts over about 1.3 s at most.
@@ -74,18 +74,7 @@ impl DynamoStore {
     /// consulted, and no credential chain is linked in (it held ~0.5 MiB of every binary: see
     /// `docs/performance-decisions.md`). Missing credentials stop the function at init.
     pub async fn connect(config: &StorageConfig) -> Result<Self, ConfigError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let missing = |variable| ConfigError {
-            variable,
-            problem: "is missing or empty (Lambda sets it; locally, export credentials)",
-        };
-        let credentials = Credentials::new(
-            var("AWS_ACCESS_KEY_ID").ok_or(missing("AWS_ACCESS_KEY_ID"))?,
-            var("AWS_SECRET_ACCESS_KEY").ok_or(missing("AWS_SECRET_ACCESS_KEY"))?,
-            var("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        );
+        let credentials = env_credentials(&Vars(crate::config::env))?;
         Ok(Self::connect_with(config, credentials))
     }
 
@@ -340,6 +329,27 @@ where
     } else {
         StoreError::Unavailable(operation.to_owned())
     }
+}
+
+/// The role's credentials, as Lambda sets them in the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`), read through `vars`: every AWS
+/// client here signs with them.
+pub(crate) fn env_credentials<L: Fn(&str) -> Option<String>>(
+    vars: &Vars<L>,
+) -> Result<Credentials, ConfigError> {
+    let missing = |variable| ConfigError {
+        variable,
+        problem: "is missing or empty (Lambda sets it; locally, export credentials)",
+    };
+    Ok(Credentials::new(
+        vars.get("AWS_ACCESS_KEY_ID")
+            .ok_or(missing("AWS_ACCESS_KEY_ID"))?,
+        vars.get("AWS_SECRET_ACCESS_KEY")
+            .ok_or(missing("AWS_SECRET_ACCESS_KEY"))?,
+        vars.get("AWS_SESSION_TOKEN"),
+        None,
+        "environment",
+    ))
 }
 
 /// The SDK's HTTPS client (rustls on ring, as every client here), trusting [`AWS_ROOTS`] only.

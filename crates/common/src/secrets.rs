@@ -1,0 +1,162 @@
+//! The secrets a function holds, read from AWS Secrets Manager at cold start: no secret value is
+//! in any function's environment (where `lambda:GetFunctionConfiguration` shows it), and a
+//! rotated secret reaches every new container without a redeploy.
+//!
+//! Each secret is named by a variable of its own, `<VARIABLE>_SECRET_ID` (the secret's name or
+//! ARN: `STRIPE_SECRET_KEY_SECRET_ID` for `STRIPE_SECRET_KEY`); a function fetches only those its
+//! [`crate::app::Needs`] use, all at once. The value itself in `<VARIABLE>` is still read where no
+//! id is set (the local API, the operators' tool, the tests); setting both is refused.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use futures_util::future::join_all;
+
+use crate::config::{ConfigError, Vars};
+
+/// One secret of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// The auth provider's legacy HS256 JWT secret (`JWT_HS256_SECRET`).
+    JwtHs256,
+    /// The Stripe secret or restricted key (`STRIPE_SECRET_KEY`).
+    StripeKey,
+    /// The Stripe webhook signing secret (`STRIPE_WEBHOOK_SECRET`).
+    StripeWebhook,
+    /// The auth project's service-role key (`SUPABASE_SERVICE_ROLE_KEY`).
+    ServiceRoleKey,
+}
+
+impl Secret {
+    /// The variable the configuration reads the value by.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Secret::JwtHs256 => "JWT_HS256_SECRET",
+            Secret::StripeKey => "STRIPE_SECRET_KEY",
+            Secret::StripeWebhook => "STRIPE_WEBHOOK_SECRET",
+            Secret::ServiceRoleKey => "SUPABASE_SERVICE_ROLE_KEY",
+        }
+    }
+
+    /// The variable naming the secret in Secrets Manager.
+    pub fn id_variable(self) -> &'static str {
+        match self {
+            Secret::JwtHs256 => "JWT_HS256_SECRET_SECRET_ID",
+            Secret::StripeKey => "STRIPE_SECRET_KEY_SECRET_ID",
+            Secret::StripeWebhook => "STRIPE_WEBHOOK_SECRET_SECRET_ID",
+            Secret::ServiceRoleKey => "SUPABASE_SERVICE_ROLE_KEY_SECRET_ID",
+        }
+    }
+}
+
+/// Upper bound of one `GetSecretValue` attempt, and of all of them: init must end well inside
+/// Lambda's 10 s init phase.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The values fetched, by the variable they stand for. Its `Debug` shows the names only.
+#[derive(Default)]
+pub struct Secrets(HashMap<&'static str, String>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// Fetches each of `wanted` whose id variable `lookup` sets, concurrently. Refuses a secret
+    /// set both ways, and one Secrets Manager does not answer with a non-empty string.
+    pub async fn fetch(
+        wanted: &[Secret],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secrets, ConfigError> {
+        let vars = Vars(&lookup);
+        let mut named = Vec::new();
+        for &secret in wanted {
+            let Some(id) = vars.get(secret.id_variable()) else {
+                continue;
+            };
+            if vars.get(secret.variable()).is_some() {
+                return Err(ConfigError {
+                    variable: secret.id_variable(),
+                    problem: "is set beside the value itself; set one",
+                });
+            }
+            named.push((secret, id));
+        }
+        if named.is_empty() {
+            return Ok(Secrets::default());
+        }
+        let client = client(&vars)?;
+        let fetches = named
+            .iter()
+            .map(|(secret, id)| fetch_one(&client, *secret, id));
+        let values = join_all(fetches).await;
+        let mut secrets = Secrets::default();
+        for ((secret, _), value) in named.iter().zip(values) {
+            secrets.0.insert(secret.variable(), value?);
+        }
+        Ok(secrets)
+    }
+
+    /// `name`'s value: the fetched secret, or else `lookup`'s (the environment).
+    pub fn get(&self, name: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.0.get(name).cloned().or_else(|| lookup(name))
+    }
+}
+
+/// The Secrets Manager client of the function's region and role (`SECRETS_MANAGER_ENDPOINT`
+/// points it elsewhere: the tests' loopback stand-in).
+fn client<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<Client, ConfigError> {
+    let region = vars.required("AWS_REGION")?;
+    let mut builder = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(crate::store::env_credentials(vars)?)
+        .region(Region::new(region))
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(FETCH_TIMEOUT)
+                .build(),
+        )
+        .http_client(crate::store::https_client());
+    if let Some(endpoint) = vars.http_url("SECRETS_MANAGER_ENDPOINT")? {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(Client::from_conf(builder.build()))
+}
+
+/// The current value of `secret`, named `id`. A failure is logged with Secrets Manager's error
+/// code (never a value) and refused as the id variable's.
+async fn fetch_one(client: &Client, secret: Secret, id: &str) -> Result<String, ConfigError> {
+    let refused = |problem| ConfigError {
+        variable: secret.id_variable(),
+        problem,
+    };
+    match client.get_secret_value().secret_id(id).send().await {
+        Ok(answer) => match answer.secret_string() {
+            Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            _ => Err(refused("names a secret without a string value")),
+        },
+        Err(err) => {
+            let code = err.code().unwrap_or("no answer");
+            tracing::error!(
+                variable = secret.id_variable(),
+                code,
+                "GetSecretValue failed"
+            );
+            Err(refused(
+                "names a secret this function could not read (see the GetSecretValue error logged before)",
+            ))
+        }
+    }
+}

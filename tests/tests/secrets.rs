@@ -1,0 +1,160 @@
+//! The secrets as deployed: no value in any function's environment, each read from Secrets
+//! Manager at cold start under the function's policy (the IAM proxy in front of moto refuses any
+//! other), and a rotated value reaching a new container with no redeploy.
+
+use std::collections::BTreeMap;
+
+use common::secrets::{Secret, Secrets};
+use integration_tests::iam::{Access, Policies};
+use integration_tests::suite_secrets::{self, SUITE_SECRETS};
+use integration_tests::{binaries, emulator};
+use serde_norway::Value as Yaml;
+
+fn template() -> Yaml {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// The emulator's endpoint (the IAM proxy's, in the suite).
+fn endpoint() -> String {
+    emulator::storage_config().endpoint.expect("the emulator")
+}
+
+#[test]
+fn no_function_holds_a_secret_value_and_each_may_read_the_secrets_it_names() {
+    let doc = template();
+    let globals = doc["Globals"]["Function"]["Environment"]["Variables"].clone();
+    let policies = Policies::from_template();
+    let mut checked = 0;
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let own = resource["Properties"]["Environment"]["Variables"].clone();
+        let mut env = BTreeMap::new();
+        for variables in [&globals, &own] {
+            for (key, value) in variables.as_mapping().into_iter().flatten() {
+                env.insert(key.as_str().unwrap().to_owned(), value.clone());
+            }
+        }
+        for (key, value) in &env {
+            let text = serde_norway::to_string(value).unwrap();
+            assert!(
+                !text.contains("resolve:secretsmanager"),
+                "{binary}: {key} resolves a secret into the environment"
+            );
+            for (secret, parameter, ..) in SUITE_SECRETS {
+                assert_ne!(key, secret.variable(), "{binary}: a secret's value");
+                if key != secret.id_variable() || !text.contains(parameter) {
+                    continue;
+                }
+                // Named: granted, unless the function does not read it (the token secret of a
+                // function that takes no token).
+                let access = Access {
+                    action: "secretsmanager:GetSecretValue".into(),
+                    resource: format!("secret/{parameter}"),
+                };
+                let reads_tokens = !matches!(binary, "stripe-webhook" | "reconcile");
+                if secret != Secret::JwtHs256 || reads_tokens {
+                    assert!(
+                        policies.granted(binary).contains(&access),
+                        "{binary}: names {parameter} but may not read it"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} secrets named");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_reaches_a_new_container_without_a_redeploy() {
+    let client = reqwest::Client::new();
+    let name = format!("rotation/{}", uuid::Uuid::new_v4());
+    let first = serde_json::json!({"Name": name, "SecretString": "sk_test_before_rotation"});
+    let (status, answer) =
+        suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", first).await;
+    assert_eq!(status, 200, "{answer}");
+    let env = |key: &str| match key {
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.clone()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => None,
+    };
+    // A cold start reads the value that stands...
+    let container = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap();
+    let key = container.get("STRIPE_SECRET_KEY", |_| None);
+    assert_eq!(key.as_deref(), Some("sk_test_before_rotation"));
+    // ...and after a rotation (a new version, nothing redeployed) the next one reads the new.
+    let rotated = serde_json::json!({"SecretId": name, "SecretString": "sk_test_after_rotation"});
+    let (status, answer) =
+        suite_secrets::call(&client, &endpoint(), "test", "PutSecretValue", rotated).await;
+    assert_eq!(status, 200, "{answer}");
+    let next = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap();
+    let key = next.get("STRIPE_SECRET_KEY", |_| None);
+    assert_eq!(key.as_deref(), Some("sk_test_after_rotation"));
+    // The warm container keeps what it read until it is recycled.
+    let warm = container.get("STRIPE_SECRET_KEY", |_| None);
+    assert_eq!(warm.as_deref(), Some("sk_test_before_rotation"));
+}
+
+#[tokio::test]
+async fn a_secret_outside_the_function_s_policy_stops_it_at_init_without_showing_a_value() {
+    // user-status may read the token secret; naming the Stripe key's secret instead is refused.
+    let mut env: Vec<(&str, String)> = binaries::lambda_env()
+        .into_iter()
+        .filter(|(key, _)| *key != "JWT_HS256_SECRET")
+        .collect();
+    env.push((
+        "JWT_HS256_SECRET_SECRET_ID",
+        "suite/stripe-secret-key".into(),
+    ));
+    env.push(("SECRETS_MANAGER_ENDPOINT", endpoint()));
+    let printed = binaries::failed_init_output("user-status", env).await;
+    assert!(
+        printed.contains("JWT_HS256_SECRET_SECRET_ID"),
+        "names the variable: {printed}"
+    );
+    assert!(printed.contains("AccessDeniedException"), "{printed}");
+    for (.., value) in SUITE_SECRETS {
+        assert!(
+            !printed.contains(value),
+            "a secret's value printed: {printed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_secret_set_both_ways_or_empty_is_refused() {
+    let both = |key: &str| match key {
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some("suite/stripe-secret-key".into()),
+        "STRIPE_SECRET_KEY" => Some("sk_test_also_here".into()),
+        _ => None,
+    };
+    let err = Secrets::fetch(&[Secret::StripeKey], both)
+        .await
+        .unwrap_err();
+    assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
+
+    let client = reqwest::Client::new();
+    let name = format!("empty/{}", uuid::Uuid::new_v4());
+    let blank = serde_json::json!({"Name": name, "SecretString": " "});
+    let (status, _) =
+        suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", blank).await;
+    assert_eq!(status, 200);
+    let env = |key: &str| match key {
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.clone()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => None,
+    };
+    let err = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap_err();
+    assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
+    assert!(err.problem.contains("without a string value"), "{err}");
+}
