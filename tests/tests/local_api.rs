@@ -417,3 +417,31 @@ async fn with_a_public_host_checkout_hands_out_urls_a_phone_can_open() {
     let url = body["checkout_url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{public}/")), "{url}");
 }
+
+#[tokio::test]
+async fn the_deploy_smoke_test_passes_on_a_stage_that_starts_and_fails_on_one_that_does_not() {
+    let smoke = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smoke");
+    let run = |base: String| {
+        let smoke = smoke.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(smoke)
+                .arg(base)
+                .env("SMOKE_RETRIES", "0")
+                .output()
+        })
+    };
+    // The same handlers as the deployed stage: every route answers the contract's JSON.
+    let api = start(&[]).await;
+    let passed = run(api.base.clone()).await.unwrap().unwrap();
+    let printed = String::from_utf8_lossy(&passed.stdout);
+    assert!(passed.status.success(), "{printed}");
+    assert_eq!(printed.lines().filter(|l| l.starts_with("ok ")).count(), 10);
+    // Nothing listening (a stage whose functions never start answers no JSON): it fails.
+    let port = integration_tests::binaries::free_port();
+    let failed = run(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("FAIL GET /v1/user/status"));
+}

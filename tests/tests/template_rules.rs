@@ -194,3 +194,110 @@ fn placeholders_and_plain_http_are_refused() {
         "the issuer is required"
     );
 }
+
+#[test]
+fn secrets_are_named_not_given_as_arns_and_alarms_mail_one_address() {
+    let arn = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:stripe-AbCdEf";
+    for (name, bad) in [
+        ("StripeSecretKeySecretId", arn),
+        ("StripeSecretKeySecretId", ""),
+        ("StripeWebhookSecretId", "chat billing/webhook"),
+        ("AlarmEmail", "ops-at-chuk.chat"),
+        ("AlarmEmail", "a@b.c, d@e.f"),
+        ("LogLevel", "trace"),
+        ("DeploymentType", "Immediately"),
+    ] {
+        let refusals = refused(&with(&[(name, bad)]));
+        assert_eq!(refusals.len(), 1, "{name}={bad}: {refusals:?}");
+        assert!(
+            refusals[0].starts_with(&format!("{name}: ")),
+            "{refusals:?}"
+        );
+    }
+    let mailed = with(&[("AlarmEmail", "ops@chuk.chat"), ("LogLevel", "debug")]);
+    assert_eq!(refused(&mailed), Vec::<String>::new());
+}
+
+/// The `!Ref` target of `value`, if it is one.
+fn reference(value: &Yaml) -> Option<&str> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_api_function_deploys_gradually_behind_its_alias_rolled_back_by_its_own_errors_alarm() {
+    let doc = template();
+    let globals = &doc["Globals"]["Function"];
+    assert_eq!(globals["AutoPublishAlias"].as_str(), Some("live"));
+    assert_eq!(
+        reference(&globals["Environment"]["Variables"]["RUST_LOG"]),
+        Some("LogLevel")
+    );
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let mut gradual = 0;
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap();
+        let properties = &resource["Properties"];
+        let routed = properties["Events"]
+            .as_mapping()
+            .is_some_and(|events| events.values().any(|e| e["Type"] == "HttpApi"));
+        if resource["Type"] != "AWS::Serverless::Function" || !routed {
+            continue;
+        }
+        let preference = &properties["DeploymentPreference"];
+        assert_eq!(
+            reference(&preference["Type"]),
+            Some("DeploymentType"),
+            "{name}"
+        );
+        let alarms = preference["Alarms"].as_sequence().expect(name);
+        assert_eq!(alarms.len(), 1, "{name}");
+        let alarm = &doc["Resources"][reference(&alarms[0]).unwrap()];
+        assert_eq!(
+            alarm["Properties"]["MetricName"].as_str(),
+            Some("Errors"),
+            "{name}"
+        );
+        let dimension = &alarm["Properties"]["Dimensions"][0]["Value"];
+        assert_eq!(
+            reference(dimension),
+            Some(name),
+            "{name}: another function's alarm"
+        );
+        gradual += 1;
+    }
+    assert_eq!(gradual, 10, "every routed function");
+}
+
+#[test]
+fn every_alarm_notifies_a_topic_and_the_table_outlives_the_stack() {
+    let doc = template();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let mut alarms = 0;
+    for (name, resource) in resources {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let actions = &resource["Properties"]["AlarmActions"];
+        let text = serde_norway::to_string(actions).unwrap();
+        assert!(
+            text.contains("OwnAlarmTopic") && text.contains("AlarmTopic"),
+            "{name:?}: {text}"
+        );
+        alarms += 1;
+    }
+    assert!(alarms >= 27, "{alarms} alarms");
+    let topic = &doc["Resources"]["AlarmTopic"];
+    assert_eq!(topic["Condition"].as_str(), Some("StackAlarmTopic"));
+    let mail = &doc["Resources"]["AlarmMail"]["Properties"];
+    assert_eq!(mail["Protocol"].as_str(), Some("email"));
+    assert_eq!(reference(&mail["Endpoint"]), Some("AlarmEmail"));
+    let table = &doc["Resources"]["UsersTable"];
+    assert_eq!(
+        table["DeletionPolicy"].as_str(),
+        Some("RetainExceptOnCreate")
+    );
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+}
