@@ -126,8 +126,17 @@ async fn paying_twice_an_unknown_or_an_expired_session_is_refused_and_changes_no
         "and sends no event"
     );
 
-    // Renewing the payer's subscription moves the account's clock a period on: the other
-    // user's session, open for 24 hours, has expired.
+    // The other user's next checkout expires their previous session: paying that one is refused.
+    let newer = session_url(&api, route, "checkout_url", &late).await;
+    let before = status(&api, &late).await;
+    let (code, _, page) = press(&format!("{late_checkout}/pay")).await;
+    assert_eq!(code, 409);
+    assert!(page.contains("expired"), "{page}");
+    assert_eq!(status(&api, &late).await, before);
+    assert_eq!(before["has_subscription"], false);
+
+    // Renewing the payer's subscription moves the payer's clock a period on, as a Stripe test
+    // clock does, and no one else's: the other user's open session still pays.
     let portal = session_url(
         &api,
         "/v1/stripe/create-portal-session",
@@ -136,12 +145,15 @@ async fn paying_twice_an_unknown_or_an_expired_session_is_refused_and_changes_no
     )
     .await;
     assert_eq!(press(&format!("{portal}/renew")).await.0, 303);
-    let before = status(&api, &late).await;
-    let (code, _, page) = press(&format!("{late_checkout}/pay")).await;
-    assert_eq!(code, 409);
-    assert!(page.contains("expired"), "{page}");
-    assert_eq!(status(&api, &late).await, before);
-    assert_eq!(before["has_subscription"], false);
+    assert_eq!(press(&format!("{newer}/pay")).await.0, 303);
+    let late_paid = status(&api, &late).await;
+    assert_eq!(late_paid["has_subscription"], true, "{late_paid}");
+    assert_eq!(late_paid["credits_remaining"], 1000);
+    // And a user who arrives after the renewal checks out too.
+    let third = token(&api).await;
+    let checkout = session_url(&api, route, "checkout_url", &third).await;
+    assert_eq!(press(&format!("{checkout}/pay")).await.0, 303);
+    assert_eq!(status(&api, &third).await["has_subscription"], true);
 }
 
 #[tokio::test]

@@ -98,8 +98,8 @@ pub enum PortalAction {
     CancelAtPeriodEnd,
     /// Cancel at once (`customer.subscription.deleted`).
     CancelNow,
-    /// Advance the clock one period: a new paid invoice (`subscription_cycle`), or the end of
-    /// a subscription set to cancel at period end.
+    /// Advance the customer's clock one period: a new paid invoice (`subscription_cycle`), or
+    /// the end of a subscription set to cancel at period end.
     Renew,
     /// Switch to the plan of the price at this index of the plans sold, prorations invoiced
     /// at once (`subscription_update`), as the portal does when configured to.
@@ -122,7 +122,10 @@ pub struct Stripe {
     packs: Vec<Pack>,
     pages_base: String,
     execution_time: Duration,
-    clock_offset: i64,
+    /// How far renewals advanced each customer's clock, seconds: as a Stripe test clock, a
+    /// renewal moves the time of its customer only (a new customer's checkout runs on the real
+    /// time).
+    clocks: BTreeMap<String, i64>,
     customers: BTreeMap<String, Value>,
     checkouts: BTreeMap<String, Checkout>,
     portals: BTreeMap<String, Value>,
@@ -159,7 +162,7 @@ impl Stripe {
             packs: Vec::new(),
             pages_base: pages_base.trim_end_matches('/').to_owned(),
             execution_time,
-            clock_offset: 0,
+            clocks: BTreeMap::new(),
             customers: BTreeMap::new(),
             checkouts: BTreeMap::new(),
             portals: BTreeMap::new(),
@@ -228,9 +231,12 @@ impl Stripe {
         (200, price)
     }
 
-    /// The account's clock (Unix seconds): the real time, advanced by each renewal.
-    pub fn now(&self) -> i64 {
-        unix_now() + self.clock_offset
+    /// The clock of `customer` (an id, an expanded customer, or null), Unix seconds: the real
+    /// time, advanced by that customer's renewals.
+    pub fn now_of(&self, customer: &Value) -> i64 {
+        let id = customer.as_str().or_else(|| customer["id"].as_str());
+        let advanced = id.and_then(|id| self.clocks.get(id)).copied();
+        unix_now() + advanced.unwrap_or(0)
     }
 
     /// Answers one API request received at `now`.
@@ -353,7 +359,8 @@ impl Stripe {
     }
 
     fn emit(&mut self, kind: &str, object: Value) {
-        let event = objects::event(&new_id("evt"), kind, object, self.now());
+        let at = self.now_of(&object["customer"]);
+        let event = objects::event(&new_id("evt"), kind, object, at);
         let id = event["id"].as_str().unwrap_or_default().to_owned();
         self.events.insert(id, event.clone());
         self.outbox.push(event);

@@ -171,7 +171,8 @@ async fn portal_page(State(shared): AppState, Path(id): Path<String>) -> Respons
     let stripe = shared.stripe.lock().unwrap();
     match stripe.portal(&id) {
         Ok((session, sub)) => {
-            let page = pages::portal(&session, sub.as_ref(), stripe.plans(), stripe.now());
+            let now = stripe.now_of(&session["customer"]);
+            let page = pages::portal(&session, sub.as_ref(), stripe.plans(), now);
             Html(page).into_response()
         }
         Err(refusal) => refused(refusal),

@@ -34,7 +34,7 @@ impl Stripe {
             ("status", json!("succeeded")),
             ("payment_intent", json!(intent)),
             ("customer", customer.clone()),
-            ("created", json!(self.now())),
+            ("created", json!(self.now_of(customer))),
         ] {
             charge[field] = value;
         }
@@ -139,7 +139,7 @@ impl Stripe {
         refund["amount"] = json!(asked);
         refund["currency"] = charged["currency"].clone();
         refund["status"] = json!("succeeded");
-        refund["created"] = json!(self.now());
+        refund["created"] = json!(self.now_of(&charged["customer"]));
         self.refunds.entry(intent).or_insert_with(|| refund.clone());
         self.emit("refund.created", refund.clone());
         self.emit("charge.refunded", charged);
@@ -175,7 +175,8 @@ impl Stripe {
     /// The cardholder disputes charge `id`: its funds are withdrawn and a dispute opens
     /// (`needs_response`). Returns the dispute's id; `None` for an unknown or disputed charge.
     pub fn dispute_charge(&mut self, id: &str) -> Option<String> {
-        let now = self.now();
+        let customer = self.charges.iter().find(|c| c["id"] == id);
+        let now = self.now_of(&customer.map(|c| c["customer"].clone()).unwrap_or_default());
         let charge = self
             .charge_mut(id)
             .filter(|charge| charge["disputed"] != true)?;

@@ -13,7 +13,8 @@ impl Stripe {
         key: Option<&str>,
     ) -> (u16, Value) {
         let id = key.map_or_else(|| new_id("cus"), objects::customer_for_key);
-        let customer = objects::customer(&id, metadata(params, "metadata"), self.now());
+        let customer =
+            objects::customer(&id, metadata(params, "metadata"), self.now_of(&Value::Null));
         self.remember_owner(&id, &customer["metadata"]);
         self.customers.insert(id, customer.clone());
         self.emit("customer.created", customer.clone());
@@ -95,7 +96,7 @@ impl Stripe {
     /// Adds customer `id` carrying `metadata`, as if created earlier (tests).
     pub fn add_customer(&mut self, id: &str, metadata: Value) {
         self.remember_owner(id, &metadata);
-        let customer = objects::customer(id, metadata, self.now());
+        let customer = objects::customer(id, metadata, self.now_of(&Value::Null));
         self.customers.insert(id.to_owned(), customer);
     }
 

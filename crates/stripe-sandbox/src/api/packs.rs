@@ -26,7 +26,7 @@ impl Stripe {
     /// at once by card, or unpaid while a delayed method processes
     /// ([`Stripe::settle_delayed_payment`] ends it). Returns the success URL.
     fn pay_once(&mut self, id: &str, method: PackPaymentMethod) -> String {
-        let now = self.now();
+        let now = self.now_of(&self.checkouts[id].session["customer"]);
         let checkout = self.checkouts.get_mut(id).expect("checked open");
         let intent_id = new_id("pi");
         let mut intent = crate::fixtures::fixture("payment_intent");

@@ -17,7 +17,7 @@ impl Stripe {
         session["url"] = json!(format!("{}/portal/{id}", self.pages_base));
         session["customer"] = json!(customer);
         session["return_url"] = json!(param(params, "return_url"));
-        session["created"] = json!(self.now());
+        session["created"] = json!(self.now_of(&json!(customer)));
         session["livemode"] = json!(false);
         session["flow"] = match param(params, "flow_data[type]") {
             Some(flow) => json!({"type": flow, "after_completion": {"type": "portal_homepage"}}),
@@ -66,7 +66,10 @@ impl Stripe {
                 );
             }
             PortalAction::Renew => {
-                self.clock_offset += (period_end - self.now()).max(0);
+                let customer = &managed["customer"];
+                let advance = (period_end - self.now_of(customer)).max(0);
+                let id = customer.as_str().unwrap_or_default().to_owned();
+                *self.clocks.entry(id).or_default() += advance;
                 if managed["cancel_at_period_end"] == json!(true) {
                     self.end_subscription(&sub_id);
                     return Ok(());

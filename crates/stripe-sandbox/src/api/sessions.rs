@@ -66,7 +66,7 @@ impl Stripe {
             );
             return (400, body);
         };
-        let now = self.now();
+        let now = self.now_of(&json!(param(params, "customer")));
         let expires_at = match param(params, "expires_at").map(str::parse::<i64>) {
             None => now + SESSION_LIFETIME_SECS,
             Some(Ok(at))
@@ -123,7 +123,11 @@ impl Stripe {
 
     /// Only an open session can be expired (Stripe answers 400 for a paid or expired one).
     pub(super) fn expire_checkout(&mut self, id: &str) -> (u16, Value) {
-        let now = self.now();
+        let customer = self
+            .checkouts
+            .get(id)
+            .map(|c| c.session["customer"].clone());
+        let now = self.now_of(&customer.unwrap_or_default());
         let Some(checkout) = self.checkouts.get_mut(id) else {
             return (404, objects::no_such("checkout.session", id, "session"));
         };
@@ -157,7 +161,8 @@ impl Stripe {
     /// The status of Checkout session `id` (`open`, `complete` or `expired`), if it exists.
     pub fn checkout_status(&self, id: &str) -> Option<String> {
         let session = &self.checkouts.get(id)?.session;
-        let lapsed = session["expires_at"].as_i64().unwrap_or(0) <= self.now();
+        let lapsed =
+            session["expires_at"].as_i64().unwrap_or(0) <= self.now_of(&session["customer"]);
         match session["status"].as_str() {
             Some("open") if lapsed => Some("expired".to_owned()),
             other => other.map(str::to_owned),
@@ -176,7 +181,7 @@ impl Stripe {
                 "This Checkout session is already paid.".into(),
             ));
         }
-        if session["expires_at"].as_i64().unwrap_or(0) <= self.now() {
+        if session["expires_at"].as_i64().unwrap_or(0) <= self.now_of(&session["customer"]) {
             return Err(Refusal::Conflict(
                 "This Checkout session has expired.".into(),
             ));
@@ -203,7 +208,7 @@ impl Stripe {
         if session["mode"] == "payment" {
             return Ok(self.pay_pack_by_card(id));
         }
-        let now = self.now();
+        let now = self.now_of(&session["customer"]);
         let sub_id = new_id("sub");
         let plan = self.checkout_plan(id).clone();
         let mut sub = objects::subscription(

@@ -124,7 +124,8 @@ impl Stripe {
 
     /// Ends subscription `id` now and emits `customer.subscription.deleted`.
     pub(super) fn end_subscription(&mut self, id: &str) -> Value {
-        let now = self.now();
+        let customer = self.subscriptions.iter().find(|s| s["id"] == id);
+        let now = self.now_of(&customer.map(|s| s["customer"].clone()).unwrap_or_default());
         let Some(sub) = self.subscription_mut(id) else {
             return Value::Null;
         };
@@ -194,7 +195,7 @@ impl Stripe {
         if sub["status"] == "canceled" || old.price_id == new.price_id {
             return false;
         }
-        let now = self.now();
+        let now = self.now_of(&sub["customer"]);
         let item = &sub["items"]["data"][0];
         let end = item["current_period_end"].as_i64().unwrap_or(now);
         let left = (end - now).clamp(0, old.period_secs);
