@@ -358,7 +358,12 @@ fn assert_valid_emf(line: &Value) {
     assert!(!metrics.is_empty() && metrics.len() <= 100, "{line}");
     for metric in metrics {
         assert!(line[metric["Name"].as_str().unwrap()].is_number(), "{line}");
-        assert_eq!(metric["Unit"], "Count");
+        // A pass's age is a time; every other metric a count.
+        let unit = match metric["Name"].as_str() {
+            Some("ReconcilePassAge") => "Seconds",
+            _ => "Count",
+        };
+        assert_eq!(metric["Unit"], unit, "{line}");
     }
 }
 

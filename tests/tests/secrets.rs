@@ -20,6 +20,18 @@ fn endpoint() -> String {
     emulator::storage_config().endpoint.expect("the emulator")
 }
 
+/// A cold start's environment (the harness's credentials, the emulator's Secrets Manager)
+/// naming the Stripe key's secret `name`.
+fn stripe_key_named(name: &str) -> impl Fn(&str) -> Option<String> + Copy + '_ {
+    move |key: &str| match key {
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.to_owned()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => None,
+    }
+}
+
 #[test]
 fn no_function_holds_a_secret_value_and_each_may_read_the_secrets_it_names() {
     let doc = template();
@@ -79,13 +91,7 @@ async fn a_rotated_secret_reaches_a_new_container_without_a_redeploy() {
     let (status, answer) =
         suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", first).await;
     assert_eq!(status, 200, "{answer}");
-    let env = |key: &str| match key {
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.clone()),
-        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
-        "AWS_REGION" => Some(emulator::REGION.into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        _ => None,
-    };
+    let env = stripe_key_named(&name);
     // A cold start reads the value that stands...
     let container = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap();
     let key = container.get("STRIPE_SECRET_KEY", |_| None);
@@ -147,13 +153,7 @@ async fn a_secret_set_both_ways_or_empty_is_refused() {
     let (status, _) =
         suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", blank).await;
     assert_eq!(status, 200);
-    let env = |key: &str| match key {
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.clone()),
-        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
-        "AWS_REGION" => Some(emulator::REGION.into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        _ => None,
-    };
+    let env = stripe_key_named(&name);
     let err = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap_err();
     assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
     assert!(err.problem.contains("without a string value"), "{err}");

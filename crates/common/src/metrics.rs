@@ -85,6 +85,14 @@ impl Metric {
             Metric::ReconcilePassAge => "ReconcilePassAge",
         }
     }
+
+    /// Its CloudWatch unit: a count of things, or (the pass's age) seconds.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::ReconcilePassAge => "Seconds",
+            _ => "Count",
+        }
+    }
 }
 
 /// The webhook event types with a dimension of their own; any other is `other`.
@@ -151,7 +159,7 @@ pub fn line(
         "CloudWatchMetrics": [{
             "Namespace": NAMESPACE,
             "Dimensions": dimensions,
-            "Metrics": [{"Name": metric.name(), "Unit": "Count"}],
+            "Metrics": [{"Name": metric.name(), "Unit": metric.unit()}],
         }],
     });
     document.to_string()
