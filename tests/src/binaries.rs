@@ -112,17 +112,31 @@ pub fn local_api_env(stub_uri: &str) -> Vec<(&'static str, String)> {
 }
 
 /// A command starting the Lambda binary `name` against the Runtime API at `runtime_api`, with
-/// the environment Lambda provides plus `env`. Its stdout and stderr are piped.
+/// the environment Lambda provides plus `env`, the suite's secrets in it named by id (read from
+/// the emulator's Secrets Manager at init, as deployed). Its stdout and stderr are piped.
 pub fn lambda<I, K, V>(name: &str, runtime_api: &str, env: I) -> tokio::process::Command
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<std::ffi::OsStr>,
     V: AsRef<std::ffi::OsStr>,
 {
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(key, value)| {
+            let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+            (text(key.as_ref()), text(value.as_ref()))
+        })
+        .collect();
+    // The suite's secrets by id, read from Secrets Manager (the emulator's) at cold start.
+    let env = match std::env::var("TEST_DYNAMODB_ENDPOINT") {
+        Ok(endpoint) => crate::suite_secrets::by_id(env, &endpoint),
+        Err(_) => env,
+    };
     lambda_at(&path(name), runtime_api, env)
 }
 
-/// [`lambda`] for the binary at `binary` (e.g. a release build).
+/// [`lambda`] for the binary at `binary` (e.g. a release build), its `env` as given: secrets
+/// by value unless the caller names them by id ([`crate::suite_secrets::by_id`]).
 pub fn lambda_at<I, K, V>(
     binary: &std::path::Path,
     runtime_api: &str,
@@ -144,11 +158,6 @@ where
             (text(key.as_ref()), text(value.as_ref()))
         })
         .collect();
-    // The suite's secrets by id, read from Secrets Manager (the emulator's) at cold start.
-    let env = match std::env::var("TEST_DYNAMODB_ENDPOINT") {
-        Ok(endpoint) => crate::suite_secrets::by_id(env, &endpoint),
-        Err(_) => env,
-    };
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()

@@ -120,7 +120,8 @@ impl World {
                     // Paid last at the current period's start (the canceled, when they ended;
                     // the never paid, never).
                     refundable_until: match roll {
-                        0..67 => period_end - PERIOD + REFUNDABLE,
+                        0..60 | 65..67 => period_end - PERIOD + REFUNDABLE,
+                        60..65 => i64::MIN, // trialing: nothing paid yet
                         67..90 => since + REFUNDABLE,
                         _ => i64::MIN,
                     },
@@ -264,6 +265,8 @@ impl World {
             synced.clear();
         }
         let mut calls = 0;
+        // No user twice in a run either (a pass begun after a resumed one, in the same run).
+        let mut in_run = HashSet::new();
         loop {
             let next = self
                 .due
@@ -291,6 +294,10 @@ impl World {
             assert!(
                 synced.insert(id),
                 "user {id} synced twice in the pass begun at {started}"
+            );
+            assert!(
+                in_run.insert(id),
+                "user {id} synced twice in the run at {now}"
             );
             calls += self.sync(id, now);
             self.counts.reconcile_syncs += 1;
@@ -342,6 +349,8 @@ fn a_hundred_thousand_customers_heal_within_two_hours_inside_the_budget() {
         "worst healing delay {} s",
         counts.worst_heal
     );
+    // A guard on the model: the stop rule keeps a run inside its budget only while no sync makes
+    // more than `MOST_CALLS_PER_SYNC` calls.
     assert!(
         counts.worst_run_calls <= budget,
         "a run made {} calls",

@@ -397,3 +397,63 @@ async fn a_lost_refund_event_is_healed_by_checkout_and_by_reconciliation() {
     emulator::as_function("reconcile", run).await.unwrap();
     assert_eq!(ledger_of(&store, &by_reconcile, &MONEY_BACK).await, healed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_lists_charges_weekly_and_again_after_a_listing_that_failed() {
+    let (stub, store, app) = setup().await;
+    let user = new_user();
+    bought(&app, &stub, &user, "small").await;
+    let listings = || async { stub.sent_to("GET /v1/charges").await.len() };
+    let listed_at = || async {
+        store
+            .get_user(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .charges_listed_at
+    };
+    // The purchase may be refunded: the next sync lists the charges, and records when.
+    let before = listings().await;
+    sync(&app, &user).await;
+    assert_eq!(listings().await, before + 1);
+    let first = listed_at().await.expect("recorded");
+    // Within the week: not again.
+    sync(&app, &user).await;
+    assert_eq!(listings().await, before + 1);
+    assert_eq!(listed_at().await, Some(first));
+
+    // A week on (the record's listing set back 8 days): listed again.
+    let set_back = |at: i64| {
+        let store = store.clone();
+        let user = user.clone();
+        async move {
+            let record = store.get_user(&user).await.unwrap().unwrap();
+            let view = common::domain::SubscriptionView {
+                next_check: record.next_check,
+                charges_listed_at: Some(at),
+                ..common::domain::SubscriptionView::none(record.synced_at_ms + 1)
+            };
+            assert!(store.apply_subscription(&user, &view).await.unwrap());
+        }
+    };
+    let week_ago = common::unix_now() - 8 * 86_400;
+    set_back(week_ago).await;
+    sync(&app, &user).await;
+    assert_eq!(listings().await, before + 2);
+    assert!(listed_at().await > Some(week_ago));
+
+    // A listing Stripe refuses is not recorded: the sync answers, and the next one lists.
+    set_back(week_ago).await;
+    stub.fail("GET", "/v1/charges", 400, Some(1)).await;
+    sync(&app, &user).await;
+    assert_eq!(
+        listed_at().await,
+        Some(week_ago),
+        "a failed listing left unrecorded"
+    );
+    sync(&app, &user).await;
+    assert!(
+        listed_at().await > Some(week_ago),
+        "listed by the next sync"
+    );
+}

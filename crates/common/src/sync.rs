@@ -417,8 +417,13 @@ pub fn recheck(
     let standing = Standing {
         status: view.status.clone(),
         current_period_end: view.current_period_end,
-        renewal_unpaid_since: (view.status.is_entitled() && !paid)
-            .then(|| record.granted_period_end.unwrap_or(view.status_since)),
+        // Since the period paid last ended, or the status began if later (a new subscription
+        // after an old one's grants).
+        renewal_unpaid_since: (view.status.is_entitled() && !paid).then(|| {
+            record
+                .granted_period_end
+                .map_or(view.status_since, |end| end.max(view.status_since))
+        }),
         status_since: view.status_since,
         payment_pending: !record.pending_packs.is_empty() || checkout_open,
         refundable_until: record.refundable_until,

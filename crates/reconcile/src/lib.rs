@@ -81,9 +81,11 @@ pub async fn reconcile(
                 tokio::time::sleep(RATE_LIMIT_PAUSE.min(time_left())).await;
             }
         }
-        if !more && resuming && time_left() > settings.reserve {
+        if !more && resuming && report.failed == 0 && time_left() > settings.reserve {
             // The users synced in the pass that ended are not due again within the hour
-            // (`RECHECK_AFTER_SECS`), so the new pass syncs none of them twice.
+            // (`RECHECK_AFTER_SECS`), so the new pass syncs none of them twice. A user whose sync
+            // failed keeps its due time: after a failure the new pass waits for the next run,
+            // so that a failing Stripe is not asked twice in one run.
             resuming = false;
             cursor = fresh();
             continue;

@@ -27,6 +27,7 @@ async fn main() -> Result<(), Error> {
         "user-status" | "credit-history" | "user-export" => Needs::Storage,
         "stripe-webhook" => Needs::Webhook,
         "delete-account" => Needs::Erasure,
+        "reconcile" => Needs::Reconcile,
         _ => Needs::Billing,
     };
     let config = Config::from_env().expect("valid configuration");

@@ -218,6 +218,10 @@ async fn main() {
     let auth = AuthAdminStub::start().await;
     let mut env = binaries::billing_lambda_env(&stub.uri());
     env.extend(binaries::login_env(&auth.uri()));
+    // The function reads its secrets by id, as deployed; its floor gets the values, so that the
+    // ratio shows what the fetch costs.
+    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let deployed = integration_tests::suite_secrets::by_id(env.clone(), &endpoint);
 
     let mut measured = Vec::new();
     for (name, file) in &selected {
@@ -225,7 +229,7 @@ async fn main() {
         for _ in 0..runs {
             let api = RuntimeApi::start().await;
             let command =
-                binaries::lambda_at(&functions_dir.join(name), api.address(), env.clone());
+                binaries::lambda_at(&functions_dir.join(name), api.address(), deployed.clone());
             function.push(run_once(command, &api, file, warm).await);
             let api = RuntimeApi::start().await;
             let embedded = bench_dir.join("embedded-lambda");

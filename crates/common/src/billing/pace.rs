@@ -2,7 +2,7 @@
 //! whole rate limit (Stripe allows about 100 reads a second in live mode, shared by every
 //! function): reconciliation's `RECONCILE_STRIPE_RPS`. Every attempt waits for its slot. A 429
 //! halves the pace (once per [`SETTLE`]: the calls in flight together are one signal), and each
-//! [`RECOVER_AFTER`] without one doubles it back toward the budget.
+//! [`RECOVER_AFTER`] without a 429 (and since the last change) doubles it back toward the budget.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// 429s this close together halve the pace once.
 pub const SETTLE: Duration = Duration::from_secs(1);
-/// Time without a 429 after which the pace doubles, up to the budget.
+/// Time without a 429, and since the pace last changed, after which it doubles, up to the budget.
 pub const RECOVER_AFTER: Duration = Duration::from_secs(30);
 
 /// The pace of one caller's Stripe calls.
@@ -20,13 +20,14 @@ pub struct Pace {
     now: Mutex<State>,
 }
 
-/// The budget, the calls per second allowed now and the limiter that holds them to it, and
-/// when the pace last changed.
+/// The budget, the calls per second allowed now and the limiter that holds them to it, when
+/// the pace last changed, and when Stripe last answered 429.
 struct State {
     budget: NonZeroU32,
     per_second: NonZeroU32,
     limiter: Arc<DefaultDirectRateLimiter>,
     changed_at: Instant,
+    limited_at: Option<Instant>,
 }
 
 impl State {
@@ -36,6 +37,15 @@ impl State {
             per_second,
             limiter: Arc::new(limiter(per_second)),
             changed_at,
+            limited_at: None,
+        }
+    }
+
+    /// This state at `per_second` from `at`, remembering its last 429.
+    fn changed(&self, per_second: NonZeroU32, at: Instant) -> State {
+        State {
+            limited_at: self.limited_at,
+            ..State::at(self.budget, per_second, at)
         }
     }
 }
@@ -63,9 +73,11 @@ impl Pace {
     /// came for [`RECOVER_AFTER`].
     fn recovered_at(&self, at: Instant) -> Arc<DefaultDirectRateLimiter> {
         let mut now = self.lock();
-        if now.per_second < now.budget && at.duration_since(now.changed_at) >= RECOVER_AFTER {
+        let quiet = |since: Instant| at.saturating_duration_since(since) >= RECOVER_AFTER;
+        let unlimited = now.limited_at.is_none_or(quiet);
+        if now.per_second < now.budget && quiet(now.changed_at) && unlimited {
             let doubled = now.per_second.saturating_mul(NonZeroU32::new(2).unwrap());
-            *now = State::at(now.budget, doubled.min(now.budget), at);
+            *now = now.changed(doubled.min(now.budget), at);
             tracing::info!(calls_per_second = now.per_second.get(), "speeding up again");
         }
         now.limiter.clone()
@@ -78,14 +90,15 @@ impl Pace {
 
     fn slow_down_at(&self, at: Instant) {
         let mut now = self.lock();
+        now.limited_at = Some(at);
         let half = NonZeroU32::new(now.per_second.get() / 2).unwrap_or(NonZeroU32::MIN);
-        let settled = at.duration_since(now.changed_at) >= SETTLE;
+        let settled = at.saturating_duration_since(now.changed_at) >= SETTLE;
         if half < now.per_second && (settled || now.per_second == now.budget) {
             tracing::warn!(
                 calls_per_second = half.get(),
                 "Stripe rate-limited us; slowing down"
             );
-            *now = State::at(now.budget, half, at);
+            *now = now.changed(half, at);
         }
     }
 
@@ -145,6 +158,20 @@ mod tests {
         pace.recovered_at(quiet + RECOVER_AFTER);
         pace.recovered_at(quiet + RECOVER_AFTER * 2);
         assert_eq!(pace.per_second(), 20, "never beyond the budget");
+    }
+
+    #[test]
+    fn a_429_that_changes_nothing_still_holds_the_recovery_back() {
+        let pace = Pace::new(NonZeroU32::new(2).unwrap());
+        let start = Instant::now();
+        pace.slow_down_at(start);
+        assert_eq!(pace.per_second(), 1);
+        // At the floor, 429s change nothing, yet they keep coming: no speeding up.
+        pace.slow_down_at(start + RECOVER_AFTER);
+        pace.recovered_at(start + RECOVER_AFTER + RECOVER_AFTER / 2);
+        assert_eq!(pace.per_second(), 1);
+        pace.recovered_at(start + RECOVER_AFTER * 2);
+        assert_eq!(pace.per_second(), 2);
     }
 
     #[tokio::test]

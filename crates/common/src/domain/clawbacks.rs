@@ -22,12 +22,25 @@ pub const KEPT_SECS: i64 = 180 * 86_400;
 /// heals an event lost for good, so a weekly one keeps a sync of a paying subscriber to one call.
 pub const CHARGES_LISTED_EVERY_SECS: i64 = 7 * 86_400;
 
+/// How long before the last purchase stops being taken back (`refundable_until`) the charges
+/// are listed a last time, so that the window's last week is looked at too.
+pub const LAST_LOOK_SECS: i64 = 3600;
+
+/// When the charges of a record refundable until `until` are listed a last time.
+pub fn last_look(until: i64) -> i64 {
+    until - LAST_LOOK_SECS
+}
+
 /// Whether a sync at `now` lists the customer's charges: a purchase may still be taken back
 /// (`refundable_until` is ahead), and the last listing (`listed_at`) is
-/// [`CHARGES_LISTED_EVERY_SECS`] old, or there was none.
+/// [`CHARGES_LISTED_EVERY_SECS`] old, or there was none, or it came before the [`last_look`]
+/// that `now` has reached.
 pub fn charges_to_list(refundable_until: Option<i64>, listed_at: Option<i64>, now: i64) -> bool {
-    refundable_until.is_some_and(|until| until > now)
-        && listed_at.is_none_or(|at| now - at >= CHARGES_LISTED_EVERY_SECS)
+    let Some(until) = refundable_until.filter(|until| *until > now) else {
+        return false;
+    };
+    let last = last_look(until);
+    listed_at.is_none_or(|at| now - at >= CHARGES_LISTED_EVERY_SECS || (now >= last && at < last))
 }
 
 /// What one payment bought, kept so that its money going back can take it back: the credits a

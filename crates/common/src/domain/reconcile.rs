@@ -65,7 +65,8 @@ const DAY_SECS: i64 = 24 * 3600;
 ///   time has reached, then out of the index once quiet for [`LEAVE_INDEX_AFTER_SECS`];
 /// - whatever the state: within the hour while a payment is pending (a Checkout session that
 ///   may still be paid), and at most [`REFUNDABLE_RECHECK_SECS`] away, never out of the index,
-///   while a purchase may still be refunded.
+///   while a purchase may still be refunded, with a last check at the refund window's
+///   [`super::clawbacks::last_look`].
 ///
 /// Never sooner than [`RECHECK_AFTER_SECS`] after the observation (a pass syncs a user once).
 pub fn next_check(standing: &Standing, observed_at: i64, max_age_secs: i64) -> Option<i64> {
@@ -73,14 +74,18 @@ pub fn next_check(standing: &Standing, observed_at: i64, max_age_secs: i64) -> O
     let by_state = next_check_of_state(standing, observed_at, max_age_secs);
     let refundable = standing
         .refundable_until
-        .is_some_and(|until| until > observed_at);
-    let watched = match refundable {
-        true => Some(
-            by_state.map_or(observed_at + REFUNDABLE_RECHECK_SECS, |at| {
-                at.min(observed_at + REFUNDABLE_RECHECK_SECS)
-            }),
-        ),
-        false => by_state,
+        .filter(|until| *until > observed_at);
+    // Weekly while refundable, and once more at the window's last look.
+    let watch = refundable.map(|until| {
+        let weekly = observed_at + REFUNDABLE_RECHECK_SECS;
+        match super::clawbacks::last_look(until) {
+            last if last > observed_at => weekly.min(last).max(soonest),
+            _ => weekly,
+        }
+    });
+    let watched = match watch {
+        Some(watch) => Some(by_state.map_or(watch, |at| at.min(watch))),
+        None => by_state,
     };
     match standing.payment_pending {
         true => Some(watched.map_or(soonest, |at| at.min(soonest))),
@@ -253,6 +258,13 @@ mod tests {
         assert_eq!(next_check(&quiet, NOW, DAY), None);
         quiet.refundable_until = Some(NOW + 170 * DAY);
         assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + 7 * DAY));
+        // The refund window's last week: a last check an hour before it closes.
+        quiet.refundable_until = Some(NOW + 3 * DAY);
+        assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + 3 * DAY - HOUR));
+        // Closing within the hour or two: an hour on, still inside the window.
+        quiet.refundable_until = Some(NOW + 90 * 60);
+        assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + HOUR));
+        quiet.refundable_until = Some(NOW + 170 * DAY);
         quiet.payment_pending = true;
         assert_eq!(next_check(&quiet, NOW, DAY), Some(NOW + HOUR));
         quiet.refundable_until = Some(NOW - 1);

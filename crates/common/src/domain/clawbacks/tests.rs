@@ -300,6 +300,11 @@ fn charges_are_listed_weekly_while_a_purchase_may_be_taken_back() {
     // A week ago: again.
     let listed = Some(NOW - CHARGES_LISTED_EVERY_SECS);
     assert!(charges_to_list(until, listed, NOW));
+    // The window's last hour: once more, even a day after the last listing...
+    let closing = Some(NOW + LAST_LOOK_SECS / 2);
+    assert!(charges_to_list(closing, Some(NOW - 86_400), NOW));
+    // ...but not twice.
+    assert!(!charges_to_list(closing, Some(NOW - 60), NOW));
     // Nothing left to take back: never, however old the listing.
     assert!(!charges_to_list(Some(NOW), None, NOW));
     assert!(!charges_to_list(None, None, NOW));

@@ -118,7 +118,7 @@ impl CustomerLinks for DynamoStore {
                     "SET subscription_status = :none, #plan = :free, credits_remaining = :zero, \
                      cancel_at_period_end = :false, synced_at_ms = :now, status_since = :since \
                      REMOVE stripe_customer_id, customer_linked_at, subscription_id, price_id, \
-                     current_period_end, due_shard, due_at",
+                     current_period_end, due_shard, due_at, charges_listed_at",
                 )
                 .condition_expression(
                     "stripe_customer_id = :customer AND credits_remaining = :before \
