@@ -111,6 +111,19 @@ pub fn local_api_env(stub_uri: &str) -> Vec<(&'static str, String)> {
     env
 }
 
+/// `env` as owned strings.
+fn as_strings<I, K, V>(env: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    env.into_iter()
+        .map(|(key, value)| (text(key.as_ref()), text(value.as_ref())))
+        .collect()
+}
+
 /// A command starting the Lambda binary `name` against the Runtime API at `runtime_api`, with
 /// the environment Lambda provides plus `env`, the suite's secrets in it named by id (read from
 /// the emulator's Secrets Manager at init, as deployed). Its stdout and stderr are piped.
@@ -120,13 +133,7 @@ where
     K: AsRef<std::ffi::OsStr>,
     V: AsRef<std::ffi::OsStr>,
 {
-    let env: Vec<(String, String)> = env
-        .into_iter()
-        .map(|(key, value)| {
-            let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
-            (text(key.as_ref()), text(value.as_ref()))
-        })
-        .collect();
+    let env = as_strings(env);
     // The suite's secrets by id, read from Secrets Manager (the emulator's) at cold start.
     let env = match std::env::var("TEST_DYNAMODB_ENDPOINT") {
         Ok(endpoint) => crate::suite_secrets::by_id(env, &endpoint),
@@ -151,13 +158,7 @@ where
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
-    let env: Vec<(String, String)> = env
-        .into_iter()
-        .map(|(key, value)| {
-            let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
-            (text(key.as_ref()), text(value.as_ref()))
-        })
-        .collect();
+    let env = as_strings(env);
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
