@@ -1,5 +1,5 @@
-//! Stripe, through `async-stripe`: the client, its retry policy and error mapping
-//! ([`client`]), Checkout and portal sessions ([`sessions`]), one customer per user
+//! Stripe, through `async-stripe`: the client ([`client`]), its retries and error mapping
+//! ([`failures`]), Checkout and portal sessions ([`sessions`]), one customer per user
 //! ([`customers`]), the prices of the plans sold ([`prices`]), charges whose money went back
 //! ([`charges`]), Stripe's copy of an event ([`events`]), and a budget of calls per second
 //! ([`pace`]). The subscription sync that reads it
@@ -9,6 +9,7 @@ pub mod charges;
 pub mod client;
 pub mod customers;
 pub mod events;
+pub mod failures;
 pub mod pace;
 pub mod prices;
 pub mod sessions;

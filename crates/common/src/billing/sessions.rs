@@ -17,7 +17,8 @@ use stripe_core::PaymentIntentStatus;
 use stripe_types::Expandable;
 
 use super::Billing;
-use super::client::{failed, is_missing_customer, new_key};
+use super::client::new_key;
+use super::failures::{failed, is_missing_customer};
 use crate::domain::{OpenCheckout, Pack, PendingPack, Plan, UserId};
 use crate::error::ApiError;
 

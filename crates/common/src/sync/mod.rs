@@ -20,18 +20,21 @@
 //! ours, one may be live: a second (opened through the dashboard or a race) is refunded and
 //! canceled at once, the older kept ([`close_duplicates`]).
 
-use stripe_billing::{Invoice, InvoiceLineItem, InvoiceStatus, Subscription};
-use stripe_types::Expandable;
+mod invoices;
+mod view;
 
+pub use invoices::paid_invoice;
+pub use view::{decide, pick, recheck};
+
+use stripe_billing::Subscription;
+
+use self::invoices::invoices_to_grant;
 use crate::billing::sessions::PackPayment;
 use crate::billing::{Billing, status_of};
 use crate::config::StripeConfig;
 use crate::credits::{GrantOutcome, grant_for_invoice, grant_pack};
 use crate::domain::UserId;
-use crate::domain::reconcile::{Standing, next_check};
-use crate::domain::{
-    Catalogue, CreditGrant, FREE_PLAN, PaidInvoice, Plan, SubscriptionView, UserRecord,
-};
+use crate::domain::{CreditGrant, PaidInvoice, Plan, SubscriptionView, UserRecord};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::store::{CustomerLinks, Ledger, Profiles};
@@ -215,115 +218,6 @@ pub async fn close_duplicates(
     Ok(subscriptions)
 }
 
-/// The paid invoices of `subscription` that may owe `record` credits, oldest period first and
-/// within a period its own invoice before its plan changes. When its latest invoice (expanded)
-/// was granted, nothing older can be owed: an older period's invoices are behind it, and a
-/// plan change within its period could not be granted before the period's own invoice. Without
-/// one, nothing is owed. Else the subscription's recent paid invoices are read too: a renewal
-/// still being finalised when the plan changed is paid after that change's invoice, which is
-/// then the latest.
-async fn invoices_to_grant(
-    billing: &Billing,
-    subscription: &Subscription,
-    record: &UserRecord,
-) -> Result<Vec<PaidInvoice>, ApiError> {
-    // Without an invoice, nothing was paid.
-    let Some(Expandable::Object(latest)) = &subscription.latest_invoice else {
-        return Ok(Vec::new());
-    };
-    let catalogue = &billing.config.catalogue;
-    let granted = latest.id.as_ref();
-    if granted.is_some_and(|id| record.granted_invoices.contains(id.as_str())) {
-        return Ok(paid_invoice(latest, catalogue).into_iter().collect());
-    }
-    let recent = billing.paid_invoices(subscription.id.as_str()).await?;
-    let mut paid: Vec<PaidInvoice> = recent
-        .iter()
-        .chain([latest.as_ref()])
-        .filter_map(|invoice| paid_invoice(invoice, catalogue))
-        .collect();
-    // As periods are ordered: by start (a change's is its time, after its period's own).
-    paid.sort_by_key(|invoice| {
-        let period = invoice.period_start.unwrap_or(invoice.created);
-        (period, !invoice.starts_a_period(), invoice.created)
-    });
-    paid.dedup_by(|a, b| a.id == b.id);
-    Ok(paid)
-}
-
-/// `invoice` as far as credits are concerned, if it is paid: read from its lines of a price of
-/// `catalogue` only (a line of another product on the same subscription, or a one-off fee,
-/// never names the plan, its period, or whether the invoice starts one).
-pub fn paid_invoice(invoice: &Invoice, catalogue: &Catalogue) -> Option<PaidInvoice> {
-    if invoice.status != Some(InvoiceStatus::Paid) {
-        return None;
-    }
-    let ours = |line: &&InvoiceLineItem| {
-        price_of(line).is_some_and(|price| catalogue.for_price(price).is_some())
-    };
-    let lines: Vec<&InvoiceLineItem> = invoice.lines.data.iter().filter(ours).collect();
-    let mut paid = PaidInvoice {
-        id: invoice.id.as_ref()?.to_string(),
-        created: invoice.created,
-        billing_reason: invoice
-            .billing_reason
-            .as_ref()
-            .map(|reason| reason.as_str().to_owned()),
-        price_id: None,
-        period_start: None,
-        period_end: None,
-        pays_a_whole_period: lines
-            .iter()
-            .any(|line| subscription_item(line) && !proration(line)),
-        credits_unused_time: lines.iter().any(|line| proration(line) && line.amount < 0),
-    };
-    if let Some(line) = paid_line(&lines, paid.starts_a_period()) {
-        paid.price_id = price_of(line).map(str::to_owned);
-        paid.period_start = Some(line.period.start);
-        paid.period_end = Some(line.period.end);
-    }
-    Some(paid)
-}
-
-/// The line of an invoice of `lines` that says what it paid for: of an invoice that starts a
-/// period, its largest line that is not a proration (the period's price: prorations left over
-/// from a change invoiced later never name the plan); of a plan change, its largest positive
-/// line (the new plan's remaining time; the old plan's unused time is a negative line).
-fn paid_line<'a>(
-    lines: &[&'a InvoiceLineItem],
-    starts_period: bool,
-) -> Option<&'a InvoiceLineItem> {
-    lines
-        .iter()
-        .copied()
-        .filter(|line| match starts_period {
-            true => !proration(line),
-            false => line.amount > 0,
-        })
-        .max_by_key(|line| line.amount)
-}
-
-/// The price `line` bills, if it names one.
-fn price_of(line: &InvoiceLineItem) -> Option<&str> {
-    let details = line.pricing.as_ref()?.price_details.as_ref()?;
-    Some(details.price.id().as_str())
-}
-
-/// Whether `line` is a proration (of a subscription item, or an invoice item).
-fn proration(line: &InvoiceLineItem) -> bool {
-    let parent = line.parent.as_ref();
-    let item = parent.and_then(|p| p.subscription_item_details.as_ref());
-    let invoice_item = parent.and_then(|p| p.invoice_item_details.as_ref());
-    item.is_some_and(|d| d.proration) || invoice_item.is_some_and(|d| d.proration)
-}
-
-/// Whether `line` bills a subscription item (not a one-off invoice item).
-fn subscription_item(line: &InvoiceLineItem) -> bool {
-    use stripe_billing::BillingBillResourceInvoicingLinesParentsInvoiceLineItemParentType as Parent;
-    let parent = line.parent.as_ref();
-    parent.is_some_and(|p| p.type_ == Parent::SubscriptionItemDetails)
-}
-
 /// [`sync_subscription`] for the user linked to `customer` (webhooks). A customer we don't know,
 /// or whose user is gone (erased), changes nothing: `Ok(None)`. Never creates a record.
 pub async fn sync_customer<S>(
@@ -343,90 +237,4 @@ where
         return Ok(None);
     };
     sync_subscription(billing, store, record).await.map(Some)
-}
-
-/// The subscription that matters among `subscriptions`: the best
-/// [`crate::domain::SubscriptionStatus::rank`], the newest first within a rank.
-pub fn pick(subscriptions: &[Subscription]) -> Option<&Subscription> {
-    subscriptions
-        .iter()
-        .min_by_key(|s| (status_of(s).rank(), std::cmp::Reverse(s.created)))
-}
-
-/// The state to store for a customer's `subscriptions`, observed at `observed_at_ms`, over the
-/// record as it stood (`previous`: since when its status holds, whether its period is paid),
-/// with when reconciliation should look again ([`recheck`]).
-pub fn decide(
-    subscriptions: &[Subscription],
-    config: &StripeConfig,
-    observed_at_ms: i64,
-    previous: &UserRecord,
-) -> SubscriptionView {
-    let mut view = match pick(subscriptions) {
-        None => SubscriptionView::none(observed_at_ms),
-        Some(subscription) => {
-            let status = status_of(subscription);
-            let items = &subscription.items.data;
-            // The item of a catalogue price ([`ours`] kept only subscriptions with one).
-            let plan = items
-                .iter()
-                .find_map(|item| config.catalogue.for_price(item.price.id.as_str()));
-            SubscriptionView {
-                plan: match plan {
-                    Some(plan) if status.is_entitled() => plan.id.to_string(),
-                    _ => FREE_PLAN.to_owned(),
-                },
-                subscription_id: Some(subscription.id.to_string()),
-                price_id: plan
-                    .map(|plan| plan.price_id.clone())
-                    .or_else(|| items.first().map(|item| item.price.id.to_string())),
-                current_period_end: items.iter().map(|item| item.current_period_end).max(),
-                cancel_at_period_end: subscription.cancel_at_period_end,
-                status,
-                observed_at_ms,
-                status_since: observed_at_ms / 1000,
-                next_check: None,
-                charges_listed_at: None,
-            }
-        }
-    };
-    view.status_since = match previous.subscription_status == view.status {
-        true => previous.status_since.unwrap_or(view.status_since),
-        false => view.status_since,
-    };
-    view.charges_listed_at = previous.charges_listed_at;
-    let paid = previous.period_paid(view.current_period_end);
-    view.next_check = recheck(&view, previous, paid, config);
-    view
-}
-
-/// When reconciliation should next re-sync the user of `view` over `record` ([`next_check`]):
-/// `paid` whether its current period's invoice is granted; a Checkout session of `record` that
-/// may still be paid, or a purchase that may still be refunded, keeps the user watched.
-pub fn recheck(
-    view: &SubscriptionView,
-    record: &UserRecord,
-    paid: bool,
-    config: &StripeConfig,
-) -> Option<i64> {
-    let now = view.observed_at_ms / 1000;
-    let checkout_open = record
-        .open_checkout
-        .as_ref()
-        .is_some_and(|o| o.payable_at(now));
-    let standing = Standing {
-        status: view.status.clone(),
-        current_period_end: view.current_period_end,
-        // Since the period paid last ended, or the status began if later (a new subscription
-        // after an old one's grants).
-        renewal_unpaid_since: (view.status.is_entitled() && !paid).then(|| {
-            record
-                .granted_period_end
-                .map_or(view.status_since, |end| end.max(view.status_since))
-        }),
-        status_since: view.status_since,
-        payment_pending: !record.pending_packs.is_empty() || checkout_open,
-        refundable_until: record.refundable_until,
-    };
-    next_check(&standing, now, config.max_sync_age_secs)
 }
