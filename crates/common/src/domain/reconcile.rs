@@ -11,8 +11,8 @@ pub const RECHECK_AFTER_SECS: i64 = 3600;
 /// Time after a paid period's end for Stripe to renew it: the renewal invoice is finalized
 /// about an hour after the period ends, and paid then.
 pub const RENEWAL_GRACE_SECS: i64 = 3600;
-/// How long after its period ended an unpaid renewal of an active subscription is looked at
-/// hourly: Stripe's automatic collection charges it within the hour and, failing, makes the
+/// How long after its period began (the paid one ended) an unpaid renewal of an active
+/// subscription is looked at hourly: Stripe's automatic collection charges it within the hour and, failing, makes the
 /// subscription past due; one still active and unpaid after this is paid by invoice
 /// (`send_invoice`, days to pay), and is looked at daily.
 pub const RENEWAL_HOURLY_SECS: i64 = 3 * 24 * 3600;
@@ -56,7 +56,7 @@ const DAY_SECS: i64 = 24 * 3600;
 /// seconds), or `None` to leave the due index (`docs/data-model.md`, "When a user is due"):
 /// - past due or incomplete: within the hour, while it lasts;
 /// - active with its renewal not paid yet: within the hour, until it is paid or the
-///   subscription leaves `active`, and daily once the period ended [`RENEWAL_HOURLY_SECS`] ago;
+///   subscription leaves `active`, and daily once it has run unpaid for [`RENEWAL_HOURLY_SECS`];
 /// - active and paid, or trialing: at the period's (the trial's) end plus
 ///   [`RENEWAL_GRACE_SECS`], at most `max_age_secs` away;
 /// - unpaid, paused or unknown (Stripe holds it open and may still charge it): at most
