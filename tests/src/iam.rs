@@ -37,6 +37,11 @@ const SECRET_ARN: (&str, &str) = (
     "}-??????",
 );
 
+/// `secretsmanager:BatchGetSecretValue`: an action of no resource type (granted on `*`), which
+/// reads no secret itself: each secret it names needs `GetSecretValue` on that secret, and one the
+/// caller may not read is answered in the answer's `Errors` ([`batch_secret_accesses`]).
+pub const BATCH_SECRETS: &str = "secretsmanager:BatchGetSecretValue";
+
 /// What IAM checks of one call: an action on a resource of the table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Access {
@@ -141,14 +146,22 @@ impl Policies {
                     .unwrap_or_else(|| panic!("{binary}: only inline Statement policies are read"));
                 for statement in statements {
                     assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}");
-                    grants.push(Grant {
+                    let grant = Grant {
                         actions: strings(&statement["Action"]).into_iter().collect(),
                         resources: one_or_many(&statement["Resource"])
                             .iter()
                             .map(|r| table_resource(&binary, r))
                             .collect(),
                         leading_keys: leading_key_condition(&binary, &statement["Condition"]),
-                    });
+                    };
+                    // `*` is read only where AWS requires it: an action of no resource type.
+                    assert!(
+                        !grant.resources.contains("*")
+                            || grant.actions.iter().all(|a| a == BATCH_SECRETS),
+                        "{binary}: Resource \"*\" for {:?}, which this stand-in does not read",
+                        grant.actions
+                    );
+                    grants.push(grant);
                 }
             }
             by_function.insert(binary, grants);
@@ -238,9 +251,12 @@ fn in_suite_stack(function: &str, policy: &Yaml) -> Option<Yaml> {
     }
 }
 
-/// A policy's `Resource`, as `table` or `index/<name>` of the users table, or `secret/<P>`: the
-/// secret named by template parameter `P`.
+/// A policy's `Resource`, as `table` or `index/<name>` of the users table, `secret/<P>`: the
+/// secret named by template parameter `P`, or `*` (see [`BATCH_SECRETS`]).
 fn table_resource(function: &str, resource: &Yaml) -> String {
+    if resource.as_str() == Some("*") {
+        return "*".to_owned();
+    }
     if let Yaml::Tagged(tagged) = resource {
         let tag = tagged.tag.to_string();
         let tag = tag.trim_start_matches('!');
@@ -284,12 +300,9 @@ pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access
         })
     };
     if operation == "GetSecretValue" {
-        let name = body["SecretId"].as_str().unwrap_or_default();
-        let parameter = crate::suite_secrets::parameter_of(name).ok_or(format!("secret/{name}"))?;
-        return Ok(vec![Access {
-            action: "secretsmanager:GetSecretValue".to_owned(),
-            resource: format!("secret/{parameter}"),
-        }]);
+        return Ok(vec![secret_access(
+            body["SecretId"].as_str().unwrap_or_default(),
+        )?]);
     }
     let table_name = body["TableName"].as_str();
     match operation {
@@ -322,6 +335,39 @@ pub fn accesses(operation: &str, body: &Value, table: &str) -> Result<Vec<Access
         "Query" | "Scan" => Ok(vec![on(operation, table_name, body["IndexName"].as_str())?]),
         _ => Ok(vec![on(operation, table_name, None)?]),
     }
+}
+
+/// `GetSecretValue` on the secret named `name`; `Err` names a secret that is not the suite's
+/// (which no policy here grants).
+fn secret_access(name: &str) -> Result<Access, String> {
+    let parameter = crate::suite_secrets::parameter_of(name).ok_or(format!("secret/{name}"))?;
+    Ok(Access {
+        action: "secretsmanager:GetSecretValue".to_owned(),
+        resource: format!("secret/{parameter}"),
+    })
+}
+
+/// What IAM authorizes for a `BatchGetSecretValue` with the JSON `body`: the batch itself on `*`,
+/// and each id of its `SecretIdList` with its own `GetSecretValue` (on `secret/<id>` for a
+/// secret that is not the suite's, which no policy here grants). `Filters` would need
+/// `ListSecrets` too, which no policy here grants either.
+pub fn batch_secret_accesses(body: &Value) -> (Access, Vec<(String, Access)>) {
+    let batch = Access {
+        action: BATCH_SECRETS.to_owned(),
+        resource: "*".to_owned(),
+    };
+    let ids = body["SecretIdList"].as_array().into_iter().flatten();
+    let each = ids
+        .filter_map(Value::as_str)
+        .map(|id| {
+            let access = secret_access(id).unwrap_or_else(|resource| Access {
+                action: "secretsmanager:GetSecretValue".to_owned(),
+                resource,
+            });
+            (id.to_owned(), access)
+        })
+        .collect();
+    (batch, each)
 }
 
 /// The partition key values each access of [`accesses`] names, in the same order, as IAM's
@@ -391,6 +437,17 @@ pub fn access_key_id(authorization: &str) -> Option<&str> {
 /// action and the resource.
 pub fn denied_body(principal: &str, access: &Access, table: &str) -> Value {
     let resource = match access.resource.as_str() {
+        "*" => {
+            return serde_json::json!({
+                "__type": "com.amazon.coral.service#AccessDeniedException",
+                "Message": format!(
+                    "User: arn:aws:sts::123456789012:assumed-role/{principal}-role/{principal} is \
+                     not authorized to perform: {action} because no identity-based policy \
+                     allows the {action} action",
+                    action = access.action,
+                ),
+            });
+        }
         "table" => format!("dynamodb:us-east-1:123456789012:table/{table}"),
         secret if secret.starts_with("secret/") => {
             format!(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use common::secrets::{Secret, Secrets};
-use integration_tests::iam::{Access, Policies};
+use integration_tests::iam::{Access, BATCH_SECRETS, Policies};
 use integration_tests::suite_secrets::{self, SUITE_SECRETS};
 use integration_tests::{binaries, emulator};
 use serde_norway::Value as Yaml;
@@ -77,6 +77,15 @@ fn no_function_holds_a_secret_value_and_each_may_read_the_secrets_it_names() {
                 assert!(
                     policies.granted(binary).contains(&access),
                     "{binary}: names {parameter} but may not read it"
+                );
+                // Read in one batch, which needs its own action.
+                let batch = Access {
+                    action: BATCH_SECRETS.into(),
+                    resource: "*".into(),
+                };
+                assert!(
+                    policies.granted(binary).contains(&batch),
+                    "{binary}: names {parameter} but may not read a batch"
                 );
                 checked += 1;
             }
@@ -161,4 +170,86 @@ async fn a_secret_set_both_ways_or_empty_is_refused() {
     let err = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap_err();
     assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
     assert!(err.problem.contains("without a string value"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cold_start_reads_all_its_secrets_in_one_call() {
+    // A stand-in that answers one BatchGetSecretValue with the three secrets of delete-account,
+    // and counts the calls.
+    let server = wiremock::MockServer::start().await;
+    let entry = |name: &str, value: &str| {
+        serde_json::json!({
+            "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+            "Name": name, "SecretString": value, "VersionId": uuid::Uuid::new_v4().to_string(),
+            "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9,
+        })
+    };
+    let answer = serde_json::json!({
+        "SecretValues": [
+            entry("one/jwt", "jwt-secret-value"),
+            entry("one/stripe", "sk_test_one_call"),
+            entry("one/role", "service-role-value"),
+        ],
+        "Errors": [],
+    });
+    wiremock::Mock::given(wiremock::matchers::header(
+        "x-amz-target",
+        "secretsmanager.BatchGetSecretValue",
+    ))
+    .respond_with(
+        wiremock::ResponseTemplate::new(200)
+            .insert_header("content-type", "application/x-amz-json-1.1")
+            .set_body_json(answer),
+    )
+    .mount(&server)
+    .await;
+    let uri = server.uri();
+    let env = |key: &str| match key {
+        "JWT_HS256_SECRET_SECRET_ID" => Some("one/jwt".to_owned()),
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some("one/stripe".to_owned()),
+        "SUPABASE_SERVICE_ROLE_KEY_SECRET_ID" => Some("one/role".to_owned()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => None,
+    };
+    let wanted = [Secret::JwtHs256, Secret::StripeKey, Secret::ServiceRoleKey];
+    let secrets = Secrets::fetch(&wanted, env).await.unwrap();
+    let got = |name| secrets.get(name, |_| None);
+    assert_eq!(got("JWT_HS256_SECRET").as_deref(), Some("jwt-secret-value"));
+    assert_eq!(
+        got("STRIPE_SECRET_KEY").as_deref(),
+        Some("sk_test_one_call")
+    );
+    let role = got("SUPABASE_SERVICE_ROLE_KEY");
+    assert_eq!(role.as_deref(), Some("service-role-value"));
+    let calls = server.received_requests().await.unwrap();
+    assert_eq!(calls.len(), 1, "one round trip at a cold start");
+    let asked: serde_json::Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!(
+        asked,
+        serde_json::json!({"SecretIdList": ["one/jwt", "one/stripe", "one/role"]})
+    );
+}
+
+#[tokio::test]
+async fn a_secret_that_does_not_exist_stops_init_naming_its_variable() {
+    // Secrets Manager answers a missing secret in the batch's Errors, beside the ones it read.
+    let client = reqwest::Client::new();
+    let name = format!("present/{}", uuid::Uuid::new_v4());
+    let present = serde_json::json!({"Name": name, "SecretString": "whsec_present"});
+    let (status, _) =
+        suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", present).await;
+    assert_eq!(status, 200);
+    let missing = format!("missing/{}", uuid::Uuid::new_v4());
+    let env = |key: &str| match key {
+        "STRIPE_WEBHOOK_SECRET_SECRET_ID" => Some(name.clone()),
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some(missing.clone()),
+        _ => stripe_key_named(&name)(key),
+    };
+    let wanted = [Secret::StripeKey, Secret::StripeWebhook];
+    let err = Secrets::fetch(&wanted, env).await.unwrap_err();
+    assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
+    assert!(err.problem.contains("could not read"), "{err}");
+    assert!(!err.to_string().contains("whsec_present"), "{err}");
 }

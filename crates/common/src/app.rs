@@ -95,24 +95,30 @@ impl App {
     /// The app of a Lambda: configuration from the environment and the secrets `needs` names
     /// from Secrets Manager ([`Secrets`]), records in DynamoDB.
     pub async fn from_env(needs: Needs) -> Result<Self, ConfigError> {
+        let (config, secrets) = App::settings(needs).await?;
+        let store = DynamoStore::connect(&config.storage).await?;
+        App::from_lookup_with_store(needs, config, Arc::new(store), |n| secrets.get(n, env))
+    }
+
+    /// [`App::from_env`] storing in `store`: the same configuration and secrets, read the same
+    /// way (the bench measures handlers on the embedded store so).
+    pub async fn from_env_with_store(
+        needs: Needs,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ConfigError> {
+        let (config, secrets) = App::settings(needs).await?;
+        App::from_lookup_with_store(needs, config, store, |n| secrets.get(n, env))
+    }
+
+    /// The configuration of a function with `needs`, and the secrets it reads.
+    async fn settings(needs: Needs) -> Result<(Config, Secrets), ConfigError> {
         let secrets = Secrets::fetch(needs.secrets(), env).await?;
         let lookup = |name: &str| secrets.get(name, env);
         let config = match needs.verifies_tokens() {
             true => Config::from_lookup(lookup)?,
             false => Config::without_tokens(lookup)?,
         };
-        let store = DynamoStore::connect(&config.storage).await?;
-        App::from_lookup_with_store(needs, config, Arc::new(store), lookup)
-    }
-
-    /// The app of a function with `config`, storing in `store`, with the services `needs`
-    /// names read from the environment (the bench measures handlers on the embedded store so).
-    pub fn from_env_with_store(
-        needs: Needs,
-        config: Config,
-        store: Arc<dyn Store>,
-    ) -> Result<Self, ConfigError> {
-        App::from_lookup_with_store(needs, config, store, env)
+        Ok((config, secrets))
     }
 
     /// [`App::from_env_with_store`], the services' settings read through `lookup`.

@@ -4,7 +4,8 @@
 //!
 //! Each secret is named by a variable of its own, `<VARIABLE>_SECRET_ID` (the secret's name or
 //! ARN: `STRIPE_SECRET_KEY_SECRET_ID` for `STRIPE_SECRET_KEY`); a function fetches only those its
-//! [`crate::app::Needs`] use, all at once. The value itself in `<VARIABLE>` is still read where no
+//! [`crate::app::Needs`] use, in one `BatchGetSecretValue` call (one round trip, and one TLS
+//! handshake, at cold start, however many it reads). The value itself in `<VARIABLE>` is still read where no
 //! id is set (the local API, the operators' tool, the tests); setting both is refused.
 
 use std::collections::HashMap;
@@ -16,7 +17,6 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use futures_util::future::join_all;
 
 use crate::config::{ConfigError, Vars};
 
@@ -55,7 +55,7 @@ impl Secret {
     }
 }
 
-/// Upper bound of one `GetSecretValue` attempt, and of all of them: init must end well inside
+/// Upper bound of one `BatchGetSecretValue` attempt, and of all of them: init must end well inside
 /// Lambda's 10 s init phase.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,8 +71,9 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Fetches each of `wanted` whose id variable `lookup` sets, concurrently. Refuses a secret
-    /// set both ways, and one Secrets Manager does not answer with a non-empty string.
+    /// Fetches each of `wanted` whose id variable `lookup` sets (a secret's name or full ARN), in
+    /// one call. Refuses a secret set both ways, and one Secrets Manager does not answer with a
+    /// non-empty string.
     pub async fn fetch(
         wanted: &[Secret],
         lookup: impl Fn(&str) -> Option<String>,
@@ -95,15 +96,7 @@ impl Secrets {
             return Ok(Secrets::default());
         }
         let client = client(&vars)?;
-        let fetches = named
-            .iter()
-            .map(|(secret, id)| fetch_one(&client, *secret, id));
-        let values = join_all(fetches).await;
-        let mut secrets = Secrets::default();
-        for ((secret, _), value) in named.iter().zip(values) {
-            secrets.0.insert(secret.variable(), value?);
-        }
-        Ok(secrets)
+        read_all(&client, &named).await
     }
 
     /// `name`'s value: the fetched secret, or else `lookup`'s (the environment).
@@ -135,28 +128,65 @@ fn client<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<Client, Confi
     Ok(Client::from_conf(builder.build()))
 }
 
-/// The current value of `secret`, named `id`. A failure is logged with Secrets Manager's error
-/// code (never a value) and refused as the id variable's.
-async fn fetch_one(client: &Client, secret: Secret, id: &str) -> Result<String, ConfigError> {
-    let refused = |problem| ConfigError {
-        variable: secret.id_variable(),
-        problem,
-    };
-    match client.get_secret_value().secret_id(id).send().await {
-        Ok(answer) => match answer.secret_string() {
-            Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
-            _ => Err(refused("names a secret without a string value")),
-        },
+/// The current values of `named` (each secret with its id), from one `BatchGetSecretValue`.
+/// Secrets Manager answers a secret it could not read (not found, not allowed) in the answer's
+/// `Errors`, and refuses the whole call only when the batch itself is not allowed or fails: either
+/// is logged with its error code (never a value) and refused as the id variable's.
+async fn read_all(client: &Client, named: &[(Secret, String)]) -> Result<Secrets, ConfigError> {
+    let ids = named.iter().map(|(_, id)| id.clone()).collect();
+    let answer = match client
+        .batch_get_secret_value()
+        .set_secret_id_list(Some(ids))
+        .send()
+        .await
+    {
+        Ok(answer) => answer,
         Err(err) => {
+            let (secret, _) = named[0];
             let code = err.code().unwrap_or("no answer");
-            tracing::error!(
-                variable = secret.id_variable(),
-                code,
-                "GetSecretValue failed"
-            );
-            Err(refused(
-                "names a secret this function could not read (see the GetSecretValue error logged before)",
-            ))
+            tracing::error!(code, "BatchGetSecretValue failed");
+            return Err(ConfigError {
+                variable: secret.id_variable(),
+                problem: "names a secret this function could not read (see the BatchGetSecretValue error logged before)",
+            });
         }
+    };
+    let mut secrets = Secrets::default();
+    for (secret, id) in named {
+        let refused = |problem| ConfigError {
+            variable: secret.id_variable(),
+            problem,
+        };
+        let is_it = |name: Option<&str>, arn: Option<&str>| {
+            name == Some(id.as_str()) || arn == Some(id.as_str())
+        };
+        let entry = answer
+            .secret_values()
+            .iter()
+            .find(|entry| is_it(entry.name(), entry.arn()));
+        if let Some(entry) = entry {
+            match entry.secret_string() {
+                Some(value) if !value.trim().is_empty() => {
+                    secrets.0.insert(secret.variable(), value.trim().to_owned());
+                }
+                _ => return Err(refused("names a secret without a string value")),
+            }
+            continue;
+        }
+        let code = answer
+            .errors()
+            .iter()
+            .find(|error| error.secret_id() == Some(id.as_str()))
+            .and_then(|error| error.error_code())
+            .unwrap_or("not in the answer");
+        tracing::error!(
+            variable = secret.id_variable(),
+            code,
+            "BatchGetSecretValue did not return the secret"
+        );
+        return Err(refused(
+            "names a secret this function could not read (see the BatchGetSecretValue error logged before)",
+        ));
     }
+    Ok(secrets)
 }

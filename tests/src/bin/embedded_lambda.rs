@@ -1,7 +1,7 @@
 //! `embedded-lambda FUNCTION`: one function's handler as a Lambda on the embedded store, the
 //! floor `./scripts/bench` measures each function against: at init it builds what the
-//! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API; its JSON
-//! logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage
+//! function's own `main` builds (its `Needs`: Stripe, the auth service's admin API; its secrets,
+//! read as the environment names them; its JSON logs), but no DynamoDB client; the handler's and the runtime's own cost, with no storage
 //! emulator in the path. `reconcile`, which no route reaches, runs on its schedule's event as its
 //! own `main` does. Never deployed: the Lambdas always use DynamoDB.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::App;
 use common::app::Needs;
-use common::config::{Config, ReconcileConfig};
+use common::config::ReconcileConfig;
 use common::store::MemoryStore;
 use integration_tests::apps;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
@@ -30,9 +30,10 @@ async fn main() -> Result<(), Error> {
         "reconcile" => Needs::Reconcile,
         _ => Needs::Billing,
     };
-    let config = Config::from_env().expect("valid configuration");
     let store = Arc::new(MemoryStore::new());
-    let app = App::from_env_with_store(needs, config, store).expect("valid configuration");
+    let app = App::from_env_with_store(needs, store)
+        .await
+        .expect("valid configuration");
     if function == "reconcile" {
         let settings = ReconcileConfig::from_env().expect("valid configuration");
         let (app, settings) = (&app, &settings);

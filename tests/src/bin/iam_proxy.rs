@@ -88,6 +88,9 @@ impl Proxy {
             return self.forward(&parts.headers, body).await;
         }
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if operation == "BatchGetSecretValue" {
+            return self.batch_secrets(&principal, &parts.headers, json).await;
+        }
         let accesses = match iam::accesses(&operation, &json, &self.table) {
             Ok(accesses) => accesses,
             Err(resource) => {
@@ -113,6 +116,54 @@ impl Proxy {
         }
         self.record(&principal, accesses);
         self.forward(&parts.headers, body).await
+    }
+
+    /// A `BatchGetSecretValue`, as Secrets Manager authorizes it: denied whole without the batch
+    /// action or with `Filters` (which need `ListSecrets`); otherwise the secrets `principal` may
+    /// read are fetched, and each other one is answered in `Errors` as `AccessDeniedException`.
+    async fn batch_secrets(
+        &self,
+        principal: &str,
+        headers: &http::HeaderMap,
+        mut json: serde_json::Value,
+    ) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
+        let (batch, each) = iam::batch_secret_accesses(&json);
+        if !self.policies.allows(principal, &batch, None) || !json["Filters"].is_null() {
+            return Ok(denied(principal, &batch, &self.table));
+        }
+        let (mut allowed, mut errors, mut used) = (Vec::new(), Vec::new(), vec![batch]);
+        for (id, access) in each {
+            if self.policies.allows(principal, &access, None) {
+                allowed.push(id);
+                used.push(access);
+            } else {
+                eprintln!("iam-proxy: denied {principal} {access:?}");
+                let denial = iam::denied_body(principal, &access, &self.table);
+                errors.push(serde_json::json!({
+                    "SecretId": id, "ErrorCode": "AccessDeniedException",
+                    "Message": denial["Message"],
+                }));
+            }
+        }
+        self.record(principal, used);
+        json["SecretIdList"] = serde_json::json!(allowed);
+        let answer = self.forward(headers, Bytes::from(json.to_string())).await?;
+        if errors.is_empty() || !answer.status().is_success() {
+            return Ok(answer);
+        }
+        let (parts, body) = answer.into_parts();
+        let bytes = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        match value["Errors"].as_array_mut() {
+            Some(list) => list.extend(errors),
+            None => value["Errors"] = serde_json::Value::Array(errors),
+        }
+        let body = Full::new(Bytes::from(value.to_string()));
+        Ok(http::Response::from_parts(parts, body))
     }
 
     /// Appends each access of `principal` not seen before to the usage file.

@@ -218,14 +218,15 @@ async fn main() {
     let auth = AuthAdminStub::start().await;
     let mut env = binaries::billing_lambda_env(&stub.uri());
     env.extend(binaries::login_env(&auth.uri()));
-    // The function reads its secrets by id, as deployed; its floor gets the values, so that the
-    // ratio shows what the fetch costs.
+    // The function and its floor read their secrets by id, as deployed: the fetch is work both
+    // must do. What it costs shows beside them: the function's init with the values given in its
+    // environment (as the local API runs), in the same run.
     let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let deployed = integration_tests::suite_secrets::by_id(env.clone(), &endpoint);
 
     let mut measured = Vec::new();
     for (name, file) in &selected {
-        let (mut function, mut floor) = (Vec::new(), Vec::new());
+        let (mut function, mut floor, mut given) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let api = RuntimeApi::start().await;
             let command =
@@ -233,34 +234,51 @@ async fn main() {
             function.push(run_once(command, &api, file, warm).await);
             let api = RuntimeApi::start().await;
             let embedded = bench_dir.join("embedded-lambda");
-            let mut command = binaries::lambda_at(&embedded, api.address(), env.clone());
+            let mut command = binaries::lambda_at(&embedded, api.address(), deployed.clone());
             command.arg(name);
             floor.push(run_once(command, &api, file, warm).await);
+            let api = RuntimeApi::start().await;
+            let command =
+                binaries::lambda_at(&functions_dir.join(name), api.address(), env.clone());
+            given.push(run_once(command, &api, file, 0).await.init);
         }
         let size = size_mib(&functions_dir.join(name));
-        measured.push((*name, size, Summary::of(&function), Summary::of(&floor)));
+        given.sort();
+        let fetch =
+            Summary::of(&function).init.as_secs_f64() - percentile(&given, 0.5).as_secs_f64();
+        let (function, floor) = (Summary::of(&function), Summary::of(&floor));
+        measured.push((*name, size, function, floor, fetch));
     }
 
     let worst_init = measured
         .iter()
-        .map(|(name, _, f, e)| (ratio(f.init, e.init), *name))
+        .map(|(name, _, f, e, _)| (ratio(f.init, e.init), *name))
         .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
     let worst_rss = measured
         .iter()
-        .map(|(name, _, f, _)| (f.peak_rss_mib, *name))
+        .map(|(name, _, f, ..)| (f.peak_rss_mib, *name))
         .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
     let growth = measured
         .iter()
-        .map(|(_, _, f, _)| f.growth_kib)
+        .map(|(_, _, f, ..)| f.growth_kib)
         .max()
         .unwrap_or(0);
     println!("| goal | figure | |");
     println!("|---|---|---|");
     println!(
-        "| init ≤ {INIT_GOAL_RATIO}× its floor, every function | worst {:.2}× ({}) | {} |",
+        "| init ≤ {INIT_GOAL_RATIO}× its floor, every function (both read their secrets from Secrets Manager) | worst {:.2}× ({}) | {} |",
         worst_init.0,
         worst_init.1,
         verdict(worst_init.0 <= INIT_GOAL_RATIO)
+    );
+    let worst_fetch = measured
+        .iter()
+        .map(|(name, .., fetch)| (*fetch, *name))
+        .fold((f64::MIN, ""), |a, b| if b.0 > a.0 { b } else { a });
+    println!(
+        "| the secrets in one Secrets Manager call per cold start (the suite counts it) | what it costs at init: worst {:.2} ms ({}) | measured |",
+        worst_fetch.0 * 1000.0,
+        worst_fetch.1,
     );
     println!(
         "| peak RSS ≤ {RSS_GOAL_MIB} MiB, every function, no growth over the warm runs | worst {:.1} MiB ({}); largest growth over the second half of {warm} invocations {growth} KiB (tolerance {RSS_GROWTH_TOLERANCE_KIB}) | {} |",
@@ -268,7 +286,7 @@ async fn main() {
         worst_rss.1,
         verdict(worst_rss.0 <= RSS_GOAL_MIB && growth <= RSS_GROWTH_TOLERANCE_KIB)
     );
-    for (name, size, _, _) in measured
+    for (name, size, ..) in measured
         .iter()
         .filter(|(name, ..)| NO_STRIPE.contains(name))
     {
@@ -279,15 +297,16 @@ async fn main() {
     }
     println!();
     println!(
-        "| function | stripped MiB | init ms | floor init ms | **init ÷ floor** | first invocation ms | floor first ms | first ÷ floor | warm p50 / p99 µs | floor warm p50 / p99 µs | peak RSS MiB | floor RSS MiB | RSS growth KiB |"
+        "| function | stripped MiB | init ms | floor init ms | **init ÷ floor** | secrets read ms | first invocation ms | floor first ms | first ÷ floor | warm p50 / p99 µs | floor warm p50 / p99 µs | peak RSS MiB | floor RSS MiB | RSS growth KiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, size, f, e) in &measured {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, size, f, e, fetch) in &measured {
         println!(
-            "| {name} | {size:.2} | {} | {} | **{:.2}** | {} | {} | {:.2} | {} / {} | {} / {} | {:.1} | {:.1} | {} |",
+            "| {name} | {size:.2} | {} | {} | **{:.2}** | {:.2} | {} | {} | {:.2} | {} / {} | {} / {} | {:.1} | {:.1} | {} |",
             ms(f.init),
             ms(e.init),
             ratio(f.init, e.init),
+            fetch * 1000.0,
             ms(f.first),
             ms(e.first),
             ratio(f.first, e.first),
