@@ -233,6 +233,76 @@ async fn a_cold_start_reads_all_its_secrets_in_one_call() {
 }
 
 #[tokio::test]
+async fn a_throttled_batch_reads_each_secret_on_its_own_without_retrying_the_batch() {
+    // BatchGetSecretValue's quota is 100 calls per second per account and Region, not
+    // adjustable; Secrets Manager refuses the call over it with 400 ThrottlingException. A burst
+    // of cold starts then reads each secret with GetSecretValue (10,000 per second).
+    let server = wiremock::MockServer::start().await;
+    let target = |operation: &str| {
+        wiremock::matchers::header("x-amz-target", format!("secretsmanager.{operation}"))
+    };
+    let aws_json = |status, body| {
+        wiremock::ResponseTemplate::new(status)
+            .insert_header("content-type", "application/x-amz-json-1.1")
+            .set_body_json(body)
+    };
+    let throttled =
+        serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
+    wiremock::Mock::given(target("BatchGetSecretValue"))
+        .respond_with(aws_json(400, throttled))
+        .mount(&server)
+        .await;
+    for (name, value) in [
+        ("one/stripe", "sk_test_each"),
+        ("one/webhook", "whsec_each"),
+    ] {
+        let secret = serde_json::json!({
+            "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+            "Name": name, "SecretString": value, "VersionId": uuid::Uuid::new_v4().to_string(),
+            "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9,
+        });
+        wiremock::Mock::given(target("GetSecretValue"))
+            .and(wiremock::matchers::body_json(
+                serde_json::json!({"SecretId": name}),
+            ))
+            .respond_with(aws_json(200, secret))
+            .mount(&server)
+            .await;
+    }
+    let uri = server.uri();
+    let env = |key: &str| match key {
+        "STRIPE_SECRET_KEY_SECRET_ID" => Some("one/stripe".to_owned()),
+        "STRIPE_WEBHOOK_SECRET_SECRET_ID" => Some("one/webhook".to_owned()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => None,
+    };
+    let wanted = [Secret::StripeKey, Secret::StripeWebhook];
+    let secrets = Secrets::fetch(&wanted, env).await.unwrap();
+    let got = |name| secrets.get(name, |_| None);
+    assert_eq!(got("STRIPE_SECRET_KEY").as_deref(), Some("sk_test_each"));
+    assert_eq!(got("STRIPE_WEBHOOK_SECRET").as_deref(), Some("whsec_each"));
+    let calls = server.received_requests().await.unwrap();
+    let operations: Vec<_> = calls
+        .iter()
+        .map(|call| call.headers["x-amz-target"].to_str().unwrap().to_owned())
+        .collect();
+    let batches = operations
+        .iter()
+        .filter(|op| op.ends_with(".BatchGetSecretValue"));
+    assert_eq!(
+        batches.count(),
+        1,
+        "the batch is not retried: {operations:?}"
+    );
+    let each = operations
+        .iter()
+        .filter(|op| op.ends_with(".GetSecretValue"));
+    assert_eq!(each.count(), 2, "one call per secret: {operations:?}");
+}
+
+#[tokio::test]
 async fn a_secret_that_does_not_exist_stops_init_naming_its_variable() {
     // Secrets Manager answers a missing secret in the batch's Errors, beside the ones it read.
     let client = reqwest::Client::new();

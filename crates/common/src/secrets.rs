@@ -5,8 +5,9 @@
 //! Each secret is named by a variable of its own, `<VARIABLE>_SECRET_ID` (the secret's name or
 //! ARN: `STRIPE_SECRET_KEY_SECRET_ID` for `STRIPE_SECRET_KEY`); a function fetches only those its
 //! [`crate::app::Needs`] use, in one `BatchGetSecretValue` call (one round trip, and one TLS
-//! handshake, at cold start, however many it reads). The value itself in `<VARIABLE>` is still read where no
-//! id is set (the local API, the operators' tool, the tests); setting both is refused.
+//! handshake, at cold start, however many it reads), or one call per secret when the batch
+//! fails. The value itself in `<VARIABLE>` is still read where no id is set (the local API, the
+//! operators' tool, the tests); setting both is refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +18,8 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+use futures_util::future::join_all;
 
 use crate::config::{ConfigError, Vars};
 
@@ -55,8 +58,10 @@ impl Secret {
     }
 }
 
-/// Upper bound of one `BatchGetSecretValue` attempt, and of all of them: init must end well inside
-/// Lambda's 10 s init phase.
+/// Upper bound of the one `BatchGetSecretValue` attempt, then of one `GetSecretValue` attempt and
+/// of all of a secret's attempts: init, at most 6 s of reading, ends inside Lambda's 10 s init
+/// phase.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -103,6 +108,20 @@ impl Secrets {
     pub fn get(&self, name: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
         self.0.get(name).cloned().or_else(|| lookup(name))
     }
+
+    /// Keeps `value` as `secret`'s; refuses one that is not a non-empty string.
+    fn insert(&mut self, secret: Secret, value: Option<&str>) -> Result<(), ConfigError> {
+        match value.map(str::trim) {
+            Some(value) if !value.is_empty() => {
+                self.0.insert(secret.variable(), value.to_owned());
+                Ok(())
+            }
+            _ => Err(ConfigError {
+                variable: secret.id_variable(),
+                problem: "names a secret without a string value",
+            }),
+        }
+    }
 }
 
 /// The Secrets Manager client of the function's region and role (`SECRETS_MANAGER_ENDPOINT`
@@ -128,35 +147,50 @@ fn client<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<Client, Confi
     Ok(Client::from_conf(builder.build()))
 }
 
-/// The current values of `named` (each secret with its id), from one `BatchGetSecretValue`.
-/// Secrets Manager answers a secret it could not read (not found, not allowed) in the answer's
-/// `Errors`, and refuses the whole call only when the batch itself is not allowed or fails: either
-/// is logged with its error code (never a value) and refused as the id variable's.
+/// The current values of `named` (each secret with its id): one `BatchGetSecretValue`, or, when
+/// that call fails as a whole, one `GetSecretValue` per secret, concurrently. The batch has a
+/// fixed quota of 100 calls per second per account and Region (`GetSecretValue`: 10,000), which a
+/// burst of cold starts can exhaust; it is tried once, within [`BATCH_TIMEOUT`], and a throttled,
+/// failed or denied batch falls back at once to the per-secret calls and their retries.
 async fn read_all(client: &Client, named: &[(Secret, String)]) -> Result<Secrets, ConfigError> {
     let ids = named.iter().map(|(_, id)| id.clone()).collect();
-    let answer = match client
+    let once = aws_sdk_secretsmanager::Config::builder()
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(BATCH_TIMEOUT)
+                .operation_timeout(BATCH_TIMEOUT)
+                .build(),
+        );
+    let batch = client
         .batch_get_secret_value()
         .set_secret_id_list(Some(ids))
+        .customize()
+        .config_override(once)
         .send()
-        .await
-    {
-        Ok(answer) => answer,
+        .await;
+    match batch {
+        Ok(answer) => from_batch(&answer, named),
         Err(err) => {
-            let (secret, _) = named[0];
             let code = err.code().unwrap_or("no answer");
-            tracing::error!(code, "BatchGetSecretValue failed");
-            return Err(ConfigError {
-                variable: secret.id_variable(),
-                problem: "names a secret this function could not read (see the BatchGetSecretValue error logged before)",
-            });
+            tracing::warn!(
+                code,
+                "BatchGetSecretValue failed; reading each secret on its own"
+            );
+            read_each(client, named).await
         }
-    };
+    }
+}
+
+/// The values of a batch's answer. Secrets Manager answers a secret it could not read (not found,
+/// not allowed) in the answer's `Errors`: logged with its error code (never a value) and refused
+/// as the id variable's.
+fn from_batch(
+    answer: &BatchGetSecretValueOutput,
+    named: &[(Secret, String)],
+) -> Result<Secrets, ConfigError> {
     let mut secrets = Secrets::default();
     for (secret, id) in named {
-        let refused = |problem| ConfigError {
-            variable: secret.id_variable(),
-            problem,
-        };
         let is_it = |name: Option<&str>, arn: Option<&str>| {
             name == Some(id.as_str()) || arn == Some(id.as_str())
         };
@@ -165,12 +199,7 @@ async fn read_all(client: &Client, named: &[(Secret, String)]) -> Result<Secrets
             .iter()
             .find(|entry| is_it(entry.name(), entry.arn()));
         if let Some(entry) = entry {
-            match entry.secret_string() {
-                Some(value) if !value.trim().is_empty() => {
-                    secrets.0.insert(secret.variable(), value.trim().to_owned());
-                }
-                _ => return Err(refused("names a secret without a string value")),
-            }
+            secrets.insert(*secret, entry.secret_string())?;
             continue;
         }
         let code = answer
@@ -179,14 +208,44 @@ async fn read_all(client: &Client, named: &[(Secret, String)]) -> Result<Secrets
             .find(|error| error.secret_id() == Some(id.as_str()))
             .and_then(|error| error.error_code())
             .unwrap_or("not in the answer");
-        tracing::error!(
-            variable = secret.id_variable(),
-            code,
-            "BatchGetSecretValue did not return the secret"
-        );
-        return Err(refused(
-            "names a secret this function could not read (see the BatchGetSecretValue error logged before)",
-        ));
+        return Err(unreadable(*secret, code));
     }
     Ok(secrets)
+}
+
+/// The values of `named`, one `GetSecretValue` each, concurrently (with the client's retries).
+/// Every secret that could not be read is logged; the first is refused.
+async fn read_each(client: &Client, named: &[(Secret, String)]) -> Result<Secrets, ConfigError> {
+    let reads = named.iter().map(|(secret, id)| async move {
+        (
+            *secret,
+            client.get_secret_value().secret_id(id).send().await,
+        )
+    });
+    let mut secrets = Secrets::default();
+    let mut first_error = None;
+    for (secret, answer) in join_all(reads).await {
+        let read = match answer {
+            Ok(answer) => secrets.insert(secret, answer.secret_string()),
+            Err(err) => Err(unreadable(secret, err.code().unwrap_or("no answer"))),
+        };
+        if let Err(err) = read {
+            first_error.get_or_insert(err);
+        }
+    }
+    first_error.map_or(Ok(secrets), Err)
+}
+
+/// Logs that Secrets Manager did not give `secret` (its error `code`, never a message or a
+/// value), and refuses its id variable.
+fn unreadable(secret: Secret, code: &str) -> ConfigError {
+    tracing::error!(
+        variable = secret.id_variable(),
+        code,
+        "Secrets Manager did not return the secret"
+    );
+    ConfigError {
+        variable: secret.id_variable(),
+        problem: "names a secret this function could not read (see the Secrets Manager error logged before)",
+    }
 }
