@@ -32,6 +32,44 @@ fn stripe_key_named(name: &str) -> impl Fn(&str) -> Option<String> + Copy + '_ {
     }
 }
 
+/// A Secrets Manager answer in AWS's JSON protocol, from a wiremock stand-in.
+fn aws_json(status: u16, body: serde_json::Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status)
+        .insert_header("content-type", "application/x-amz-json-1.1")
+        .set_body_json(body)
+}
+
+/// Matches the requests of one Secrets Manager operation.
+fn operation(name: &str) -> wiremock::matchers::HeaderExactMatcher {
+    wiremock::matchers::header("x-amz-target", format!("secretsmanager.{name}"))
+}
+
+/// A secret's current value as Secrets Manager answers it.
+fn secret_value(name: &str, value: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+        "Name": name, "SecretString": value, "VersionId": uuid::Uuid::new_v4().to_string(),
+        "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9,
+    })
+}
+
+/// A cold start's environment naming each `(id variable, secret id)` of `ids`, on the stand-in
+/// at `uri`.
+fn on_stand_in(
+    uri: String,
+    ids: Vec<(&'static str, &'static str)>,
+) -> impl Fn(&str) -> Option<String> {
+    move |key: &str| match key {
+        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
+        "AWS_REGION" => Some(emulator::REGION.into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        _ => ids
+            .iter()
+            .find(|(var, _)| *var == key)
+            .map(|(_, id)| (*id).to_owned()),
+    }
+}
+
 #[test]
 fn no_function_holds_a_secret_value_and_each_may_read_the_secrets_it_names() {
     let doc = template();
@@ -177,42 +215,26 @@ async fn a_cold_start_reads_all_its_secrets_in_one_call() {
     // A stand-in that answers one BatchGetSecretValue with the three secrets of delete-account,
     // and counts the calls.
     let server = wiremock::MockServer::start().await;
-    let entry = |name: &str, value: &str| {
-        serde_json::json!({
-            "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
-            "Name": name, "SecretString": value, "VersionId": uuid::Uuid::new_v4().to_string(),
-            "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9,
-        })
-    };
     let answer = serde_json::json!({
         "SecretValues": [
-            entry("one/jwt", "jwt-secret-value"),
-            entry("one/stripe", "sk_test_one_call"),
-            entry("one/role", "service-role-value"),
+            secret_value("one/jwt", "jwt-secret-value"),
+            secret_value("one/stripe", "sk_test_one_call"),
+            secret_value("one/role", "service-role-value"),
         ],
         "Errors": [],
     });
-    wiremock::Mock::given(wiremock::matchers::header(
-        "x-amz-target",
-        "secretsmanager.BatchGetSecretValue",
-    ))
-    .respond_with(
-        wiremock::ResponseTemplate::new(200)
-            .insert_header("content-type", "application/x-amz-json-1.1")
-            .set_body_json(answer),
-    )
-    .mount(&server)
-    .await;
-    let uri = server.uri();
-    let env = |key: &str| match key {
-        "JWT_HS256_SECRET_SECRET_ID" => Some("one/jwt".to_owned()),
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some("one/stripe".to_owned()),
-        "SUPABASE_SERVICE_ROLE_KEY_SECRET_ID" => Some("one/role".to_owned()),
-        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
-        "AWS_REGION" => Some(emulator::REGION.into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        _ => None,
-    };
+    wiremock::Mock::given(operation("BatchGetSecretValue"))
+        .respond_with(aws_json(200, answer))
+        .mount(&server)
+        .await;
+    let env = on_stand_in(
+        server.uri(),
+        vec![
+            ("JWT_HS256_SECRET_SECRET_ID", "one/jwt"),
+            ("STRIPE_SECRET_KEY_SECRET_ID", "one/stripe"),
+            ("SUPABASE_SERVICE_ROLE_KEY_SECRET_ID", "one/role"),
+        ],
+    );
     let wanted = [Secret::JwtHs256, Secret::StripeKey, Secret::ServiceRoleKey];
     let secrets = Secrets::fetch(&wanted, env).await.unwrap();
     let got = |name| secrets.get(name, |_| None);
@@ -238,17 +260,9 @@ async fn a_throttled_batch_reads_each_secret_on_its_own_without_retrying_the_bat
     // adjustable; Secrets Manager refuses the call over it with 400 ThrottlingException. A burst
     // of cold starts then reads each secret with GetSecretValue (10,000 per second).
     let server = wiremock::MockServer::start().await;
-    let target = |operation: &str| {
-        wiremock::matchers::header("x-amz-target", format!("secretsmanager.{operation}"))
-    };
-    let aws_json = |status, body| {
-        wiremock::ResponseTemplate::new(status)
-            .insert_header("content-type", "application/x-amz-json-1.1")
-            .set_body_json(body)
-    };
     let throttled =
         serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
-    wiremock::Mock::given(target("BatchGetSecretValue"))
+    wiremock::Mock::given(operation("BatchGetSecretValue"))
         .respond_with(aws_json(400, throttled))
         .mount(&server)
         .await;
@@ -256,28 +270,21 @@ async fn a_throttled_batch_reads_each_secret_on_its_own_without_retrying_the_bat
         ("one/stripe", "sk_test_each"),
         ("one/webhook", "whsec_each"),
     ] {
-        let secret = serde_json::json!({
-            "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
-            "Name": name, "SecretString": value, "VersionId": uuid::Uuid::new_v4().to_string(),
-            "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9,
-        });
-        wiremock::Mock::given(target("GetSecretValue"))
+        wiremock::Mock::given(operation("GetSecretValue"))
             .and(wiremock::matchers::body_json(
                 serde_json::json!({"SecretId": name}),
             ))
-            .respond_with(aws_json(200, secret))
+            .respond_with(aws_json(200, secret_value(name, value)))
             .mount(&server)
             .await;
     }
-    let uri = server.uri();
-    let env = |key: &str| match key {
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some("one/stripe".to_owned()),
-        "STRIPE_WEBHOOK_SECRET_SECRET_ID" => Some("one/webhook".to_owned()),
-        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
-        "AWS_REGION" => Some(emulator::REGION.into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        _ => None,
-    };
+    let env = on_stand_in(
+        server.uri(),
+        vec![
+            ("STRIPE_SECRET_KEY_SECRET_ID", "one/stripe"),
+            ("STRIPE_WEBHOOK_SECRET_SECRET_ID", "one/webhook"),
+        ],
+    );
     let wanted = [Secret::StripeKey, Secret::StripeWebhook];
     let secrets = Secrets::fetch(&wanted, env).await.unwrap();
     let got = |name| secrets.get(name, |_| None);
