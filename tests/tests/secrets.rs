@@ -22,14 +22,8 @@ fn endpoint() -> String {
 
 /// A cold start's environment (the harness's credentials, the emulator's Secrets Manager)
 /// naming the Stripe key's secret `name`.
-fn stripe_key_named(name: &str) -> impl Fn(&str) -> Option<String> + Copy + '_ {
-    move |key: &str| match key {
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some(name.to_owned()),
-        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint()),
-        "AWS_REGION" => Some(emulator::REGION.into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        _ => None,
-    }
+fn stripe_key_named(name: &str) -> impl Fn(&str) -> Option<String> + use<> {
+    cold_start(endpoint(), &[("STRIPE_SECRET_KEY_SECRET_ID", name)])
 }
 
 /// A Secrets Manager answer in AWS's JSON protocol, from a wiremock stand-in.
@@ -53,20 +47,24 @@ fn secret_value(name: &str, value: &str) -> serde_json::Value {
     })
 }
 
-/// A cold start's environment naming each `(id variable, secret id)` of `ids`, on the stand-in
-/// at `uri`.
-fn on_stand_in(
-    uri: String,
-    ids: Vec<(&'static str, &'static str)>,
-) -> impl Fn(&str) -> Option<String> {
+/// A cold start's environment (the harness's credentials) on the Secrets Manager at `endpoint`,
+/// naming each `(id variable, secret id)` of `ids`.
+fn cold_start(
+    endpoint: String,
+    ids: &[(&'static str, &str)],
+) -> impl Fn(&str) -> Option<String> + use<> {
+    let ids: Vec<(&'static str, String)> = ids
+        .iter()
+        .map(|(var, id)| (*var, (*id).to_owned()))
+        .collect();
     move |key: &str| match key {
-        "SECRETS_MANAGER_ENDPOINT" => Some(uri.clone()),
+        "SECRETS_MANAGER_ENDPOINT" => Some(endpoint.clone()),
         "AWS_REGION" => Some(emulator::REGION.into()),
         "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
         _ => ids
             .iter()
             .find(|(var, _)| *var == key)
-            .map(|(_, id)| (*id).to_owned()),
+            .map(|(_, id)| id.clone()),
     }
 }
 
@@ -144,7 +142,7 @@ async fn a_rotated_secret_reaches_a_new_container_without_a_redeploy() {
     assert_eq!(status, 200, "{answer}");
     let env = stripe_key_named(&name);
     // A cold start reads the value that stands...
-    let container = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap();
+    let container = Secrets::fetch(&[Secret::StripeKey], &env).await.unwrap();
     let key = container.get("STRIPE_SECRET_KEY", |_| None);
     assert_eq!(key.as_deref(), Some("sk_test_before_rotation"));
     // ...and after a rotation (a new version, nothing redeployed) the next one reads the new.
@@ -152,7 +150,7 @@ async fn a_rotated_secret_reaches_a_new_container_without_a_redeploy() {
     let (status, answer) =
         suite_secrets::call(&client, &endpoint(), "test", "PutSecretValue", rotated).await;
     assert_eq!(status, 200, "{answer}");
-    let next = Secrets::fetch(&[Secret::StripeKey], env).await.unwrap();
+    let next = Secrets::fetch(&[Secret::StripeKey], &env).await.unwrap();
     let key = next.get("STRIPE_SECRET_KEY", |_| None);
     assert_eq!(key.as_deref(), Some("sk_test_after_rotation"));
     // The warm container keeps what it read until it is recycled.
@@ -227,9 +225,9 @@ async fn a_cold_start_reads_all_its_secrets_in_one_call() {
         .respond_with(aws_json(200, answer))
         .mount(&server)
         .await;
-    let env = on_stand_in(
+    let env = cold_start(
         server.uri(),
-        vec![
+        &[
             ("JWT_HS256_SECRET_SECRET_ID", "one/jwt"),
             ("STRIPE_SECRET_KEY_SECRET_ID", "one/stripe"),
             ("SUPABASE_SERVICE_ROLE_KEY_SECRET_ID", "one/role"),
@@ -278,9 +276,9 @@ async fn a_throttled_batch_reads_each_secret_on_its_own_without_retrying_the_bat
             .mount(&server)
             .await;
     }
-    let env = on_stand_in(
+    let env = cold_start(
         server.uri(),
-        vec![
+        &[
             ("STRIPE_SECRET_KEY_SECRET_ID", "one/stripe"),
             ("STRIPE_WEBHOOK_SECRET_SECRET_ID", "one/webhook"),
         ],
@@ -319,11 +317,13 @@ async fn a_secret_that_does_not_exist_stops_init_naming_its_variable() {
         suite_secrets::call(&client, &endpoint(), "test", "CreateSecret", present).await;
     assert_eq!(status, 200);
     let missing = format!("missing/{}", uuid::Uuid::new_v4());
-    let env = |key: &str| match key {
-        "STRIPE_WEBHOOK_SECRET_SECRET_ID" => Some(name.clone()),
-        "STRIPE_SECRET_KEY_SECRET_ID" => Some(missing.clone()),
-        _ => stripe_key_named(&name)(key),
-    };
+    let env = cold_start(
+        endpoint(),
+        &[
+            ("STRIPE_WEBHOOK_SECRET_SECRET_ID", &name),
+            ("STRIPE_SECRET_KEY_SECRET_ID", &missing),
+        ],
+    );
     let wanted = [Secret::StripeKey, Secret::StripeWebhook];
     let err = Secrets::fetch(&wanted, env).await.unwrap_err();
     assert_eq!(err.variable, "STRIPE_SECRET_KEY_SECRET_ID");
